@@ -1,0 +1,111 @@
+"""Comment sentiment and the satisfaction category of a turn.
+
+A `SentimentScorer` takes a batch of texts and returns one score per text in [-1, 1]
+(negative … positive). Batches let a remote backend (Amazon Bedrock) make one call per
+micro-batch instead of one per comment. `VaderScorer` is the offline default: VADER's
+compound score, whose lexicon ships inside the `vaderSentiment` package.
+
+Satisfaction rule (`satisfaction_of`):
+
+1. The rating decides when there is one: thumbs up or score >= 4 → satisfied; thumbs down or
+   score <= 2 → dissatisfied; a score strictly between 2 and 4 → neutral. An explicit rating is
+   the user's own verdict, so a sarcastic or mixed comment does not override it.
+2. Without a rating, a non-blank comment decides by its score: >= +0.05 satisfied,
+   <= -0.05 dissatisfied, otherwise neutral (VADER's published thresholds).
+3. Neither a rating nor a comment → unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from rag_assets.feedback.events import FeedbackEvent
+
+
+class Satisfaction(StrEnum):
+    SATISFIED = "satisfied"
+    NEUTRAL = "neutral"
+    DISSATISFIED = "dissatisfied"
+    UNKNOWN = "unknown"
+
+
+class SentimentScorer(Protocol):
+    def score(self, texts: Sequence[str]) -> list[float]:
+        """One score in [-1, 1] per text, in the same order."""
+        ...
+
+
+class VaderScorer:
+    """VADER compound score, offline."""
+
+    def __init__(self) -> None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self._analyzer = SentimentIntensityAnalyzer()
+
+    def score(self, texts: Sequence[str]) -> list[float]:
+        return [float(self._analyzer.polarity_scores(text)["compound"]) for text in texts]
+
+
+@dataclass(frozen=True)
+class SatisfactionThresholds:
+    satisfied_at: float = 0.05
+    dissatisfied_at: float = -0.05
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.dissatisfied_at < self.satisfied_at <= 1.0:
+            raise ValueError("need -1 <= dissatisfied_at < satisfied_at <= 1")
+
+
+def has_comment(comment: str | None) -> bool:
+    return comment is not None and comment.strip() != ""
+
+
+def satisfaction_of(
+    rating_up: bool | None,
+    rating_score: float | None,
+    comment_sentiment: float | None,
+    thresholds: SatisfactionThresholds = SatisfactionThresholds(),
+) -> Satisfaction:
+    """The satisfaction category of one turn (see the module docstring for the rule)."""
+    if rating_up is True:
+        return Satisfaction.SATISFIED
+    if rating_up is False:
+        return Satisfaction.DISSATISFIED
+    if rating_score is not None:
+        return Satisfaction.NEUTRAL
+    if comment_sentiment is None:
+        return Satisfaction.UNKNOWN
+    if comment_sentiment >= thresholds.satisfied_at:
+        return Satisfaction.SATISFIED
+    if comment_sentiment <= thresholds.dissatisfied_at:
+        return Satisfaction.DISSATISFIED
+    return Satisfaction.NEUTRAL
+
+
+def comment_sentiments(events: Sequence[FeedbackEvent], scorer: SentimentScorer) -> list[float | None]:
+    """The comment score of each event (None without a comment), in one scorer call."""
+    commented = [index for index, event in enumerate(events) if has_comment(event.comment)]
+    scores = scorer.score([events[index].comment for index in commented]) if commented else []
+    if len(scores) != len(commented):
+        raise ValueError(f"scorer returned {len(scores)} scores for {len(commented)} texts")
+    sentiments: list[float | None] = [None] * len(events)
+    for index, score in zip(commented, scores):
+        sentiments[index] = score
+    return sentiments
+
+
+def classify_satisfaction(
+    events: Sequence[FeedbackEvent],
+    scorer: SentimentScorer,
+    thresholds: SatisfactionThresholds = SatisfactionThresholds(),
+) -> list[Satisfaction]:
+    """The satisfaction of each event; comments are scored in a single batch."""
+    sentiments = comment_sentiments(events, scorer)
+    return [
+        satisfaction_of(event.rating_up, event.rating_score, sentiment, thresholds)
+        for event, sentiment in zip(events, sentiments)
+    ]
