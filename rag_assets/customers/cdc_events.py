@@ -1,0 +1,353 @@
+"""Parsing CDC records from Kafka into `ChangeEvent`s.
+
+Accepted value formats:
+
+* Debezium JSON envelope (`before`, `after`, `source`, `op`, `ts_ms`), with or without the
+  `{"schema": ..., "payload": ...}` wrapper that the JSON converter adds when schemas are enabled.
+* AWS DMS Kafka messages (`{"data": {...}, "metadata": {"operation": ..., ...}}`).
+* Tombstones (a null value after a delete): returned as a `ChangeEvent` with op "tombstone", a
+  no-op that confirms the delete.
+
+System and table always come from the topic name `cdc.<system>.<table>`. Anything unusable is
+returned as a `DeadLetter(source="cdc")` with a specific reason; nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+from rag_assets.platform.dead_letters import DeadLetter
+
+DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
+DEFAULT_PK_COLUMNS: tuple[str, ...] = ("id",)
+
+DEBEZIUM_OPS = frozenset({"c", "u", "d", "r", "t"})
+TOMBSTONE = "tombstone"
+DMS_OPERATIONS = {"load": "r", "insert": "c", "update": "u", "delete": "d", "truncate": "t"}
+
+
+class KafkaPosition(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """One row change of a source table.
+
+    `row` is the after image for c/u/r, the before image for d (possibly only its key), and None
+    for t and tombstones. `pk` is canonical: the bare value for a one-column key, else
+    `col=value` pairs sorted by column and joined with "|". `pk` is "" for a truncate.
+    """
+
+    system: str
+    table: str
+    pk: str
+    op: str
+    row: dict[str, Any] | None
+    source_ts_ms: int | None
+    tx_id: int | str | None
+    lsn: int | str | None
+    position: KafkaPosition
+
+
+@dataclass(frozen=True)
+class CdcParserConfig:
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    # None accepts any (system, table) named by a well-formed topic.
+    known_tables: Collection[tuple[str, str]] | None = None
+    pk_columns: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    # Debezium routing transforms can rename topics; switch off if the topic table is an alias.
+    check_source_table: bool = True
+
+    def pk_columns_for(self, system: str, table: str) -> tuple[str, ...]:
+        return tuple(self.pk_columns.get((system, table), DEFAULT_PK_COLUMNS))
+
+
+class _Rejected(Exception):
+    """Internal: the record is unusable; the message is the dead-letter reason."""
+
+
+def parse_cdc_record(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    config: CdcParserConfig | None = None,
+) -> ChangeEvent | DeadLetter:
+    """Parse one Kafka record of a `cdc.<system>.<table>` topic."""
+    config = config or CdcParserConfig()
+    position = KafkaPosition(topic, partition, offset)
+    try:
+        return _parse(position, key, value, config)
+    except _Rejected as rejected:
+        oversized = value is not None and len(value) > config.max_value_bytes
+        return DeadLetter(
+            source="cdc",
+            reason=str(rejected),
+            payload=None if oversized else value,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+        )
+
+
+def _parse(
+    position: KafkaPosition, key: bytes | None, value: bytes | None, config: CdcParserConfig
+) -> ChangeEvent:
+    system, table = _system_and_table(position.topic, config)
+    key_fields = _parse_key(key)
+    if value is None:
+        return _tombstone(position, system, table, key_fields)
+    if len(value) > config.max_value_bytes:
+        raise _Rejected(
+            f"value of {len(value)} bytes exceeds the limit of {config.max_value_bytes} bytes"
+        )
+    document = _decode_json(value, "value")
+    if not isinstance(document, dict):
+        raise _Rejected(f"value is JSON {_json_type(document)}, expected an object")
+    document = _unwrap_schema(document, "value")
+    if document is None:
+        return _tombstone(position, system, table, key_fields)
+    if "metadata" in document and "data" in document:
+        return _from_dms(position, system, table, key_fields, document, config)
+    if "op" in document:
+        return _from_debezium(position, system, table, key_fields, document, config)
+    raise _Rejected("value is neither a Debezium envelope (no 'op') nor a DMS message")
+
+
+def _system_and_table(topic: str, config: CdcParserConfig) -> tuple[str, str]:
+    parts = topic.split(".")
+    if len(parts) != 3 or parts[0] != "cdc" or not all(parts):
+        raise _Rejected(f"topic {topic!r} is not of the form cdc.<system>.<table>")
+    system, table = parts[1], parts[2]
+    if config.known_tables is not None and (system, table) not in config.known_tables:
+        raise _Rejected(f"table {system}.{table} is not a known source table")
+    return system, table
+
+
+def _decode_json(raw: bytes, what: str) -> Any:
+    if not raw:
+        raise _Rejected(f"{what} is empty (zero bytes)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _Rejected(f"{what} is not valid UTF-8 (byte {error.start})") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise _Rejected(f"{what} is malformed JSON: {error.msg} at char {error.pos}") from None
+    except RecursionError:
+        raise _Rejected(f"{what} JSON is nested too deeply") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise _Rejected(f"JSON contains the non-standard constant {name}")
+
+
+def _json_type(document: Any) -> str:
+    if isinstance(document, list):
+        return "an array"
+    if isinstance(document, str):
+        return "a string"
+    if isinstance(document, bool):
+        return "a boolean"
+    if isinstance(document, (int, float)):
+        return "a number"
+    if isinstance(document, dict):
+        return "an object"
+    return "null" if document is None else type(document).__name__
+
+
+def _unwrap_schema(document: dict[str, Any], what: str) -> dict[str, Any] | None:
+    if set(document) != {"schema", "payload"}:
+        return document
+    payload = document["payload"]
+    if payload is not None and not isinstance(payload, dict):
+        raise _Rejected(f"{what} 'payload' is {_json_type(payload)}, expected an object")
+    return payload
+
+
+def _parse_key(key: bytes | None) -> dict[str, Any] | None:
+    if key is None:
+        return None
+    document = _decode_json(key, "key")
+    if isinstance(document, dict):
+        document = _unwrap_schema(document, "key")
+        return document or None
+    if isinstance(document, (str, int)) and not isinstance(document, bool):
+        return {"": document}
+    raise _Rejected(f"key is JSON {_json_type(document)}, expected an object or a scalar")
+
+
+def _tombstone(
+    position: KafkaPosition, system: str, table: str, key_fields: dict[str, Any] | None
+) -> ChangeEvent:
+    if key_fields is None:
+        raise _Rejected("tombstone (null value) without a key")
+    return ChangeEvent(
+        system=system,
+        table=table,
+        pk=_canonical_pk(key_fields),
+        op=TOMBSTONE,
+        row=None,
+        source_ts_ms=None,
+        tx_id=None,
+        lsn=None,
+        position=position,
+    )
+
+
+def _from_debezium(
+    position: KafkaPosition,
+    system: str,
+    table: str,
+    key_fields: dict[str, Any] | None,
+    envelope: dict[str, Any],
+    config: CdcParserConfig,
+) -> ChangeEvent:
+    op = envelope["op"]
+    if op not in DEBEZIUM_OPS:
+        raise _Rejected(f"unknown op {op!r}; expected one of c, u, d, r, t")
+    before = _optional_object(envelope, "before")
+    after = _optional_object(envelope, "after")
+    source = _optional_object(envelope, "source") or {}
+    if config.check_source_table and "table" in source and source["table"] != table:
+        raise _Rejected(f"source.table {source['table']!r} does not match topic table {table!r}")
+    ts_ms = _optional_int(source, "ts_ms", "source.ts_ms")
+    if ts_ms is None:
+        ts_ms = _optional_int(envelope, "ts_ms", "ts_ms")
+    tx_id = _optional_scalar(source, "txId", "source.txId")
+    lsn = _optional_scalar(source, "lsn", "source.lsn")
+    if op == "t":
+        pk, row = "", None
+    else:
+        row = before if op == "d" else after
+        if row is None:
+            if op != "d":
+                raise _Rejected(f"op {op!r} without an 'after' image")
+            if key_fields is None:
+                raise _Rejected("op 'd' without a 'before' image or a Kafka key")
+            row = {}
+        pk = _resolve_pk(key_fields, row, config.pk_columns_for(system, table), prefer="key")
+        if op == "d" and not row and key_fields:
+            row = {name: v for name, v in key_fields.items() if name}
+    return ChangeEvent(system, table, pk, op, row, ts_ms, tx_id, lsn, position)
+
+
+def _from_dms(
+    position: KafkaPosition,
+    system: str,
+    table: str,
+    key_fields: dict[str, Any] | None,
+    message: dict[str, Any],
+    config: CdcParserConfig,
+) -> ChangeEvent:
+    metadata = message["metadata"]
+    if not isinstance(metadata, dict):
+        raise _Rejected(f"DMS 'metadata' is {_json_type(metadata)}, expected an object")
+    record_type = metadata.get("record-type", "data")
+    operation = metadata.get("operation")
+    if record_type != "data" and operation != "truncate":
+        raise _Rejected(f"DMS {record_type} record ({operation!r}) carries no row change")
+    if operation not in DMS_OPERATIONS:
+        raise _Rejected(f"unknown DMS operation {operation!r}")
+    op = DMS_OPERATIONS[operation]
+    table_name = metadata.get("table-name")
+    if config.check_source_table and table_name is not None and table_name != table:
+        raise _Rejected(f"DMS table-name {table_name!r} does not match topic table {table!r}")
+    ts_ms = _dms_timestamp_ms(metadata.get("timestamp"))
+    tx_id = _optional_scalar(metadata, "transaction-id", "metadata.transaction-id")
+    if op == "t":
+        return ChangeEvent(system, table, "", op, None, ts_ms, tx_id, None, position)
+    data = message["data"]
+    if not isinstance(data, dict):
+        raise _Rejected(f"DMS 'data' is {_json_type(data)}, expected an object")
+    # A DMS Kafka key is often the partition key ("schema.table"), not the primary key.
+    pk = _resolve_pk(key_fields, data, config.pk_columns_for(system, table), prefer="row")
+    return ChangeEvent(system, table, pk, op, data, ts_ms, tx_id, None, position)
+
+
+def _dms_timestamp_ms(raw: Any) -> int | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise _Rejected(f"DMS metadata.timestamp is {_json_type(raw)}, expected an ISO string")
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Rejected(f"DMS metadata.timestamp {raw!r} is not an ISO-8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)  # DMS writes UTC
+    return math.floor(moment.timestamp() * 1000)
+
+
+def _optional_object(container: dict[str, Any], name: str) -> dict[str, Any] | None:
+    value = container.get(name)
+    if value is None or isinstance(value, dict):
+        return value
+    raise _Rejected(f"'{name}' is {_json_type(value)}, expected an object or null")
+
+
+def _optional_int(container: dict[str, Any], name: str, label: str) -> int | None:
+    value = container.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Rejected(f"{label} is {_json_type(value)}, expected an integer")
+    return value
+
+
+def _optional_scalar(container: dict[str, Any], name: str, label: str) -> int | str | None:
+    value = container.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise _Rejected(f"{label} is {_json_type(value)}, expected an integer or a string")
+    return value
+
+
+def _resolve_pk(
+    key_fields: dict[str, Any] | None,
+    row: dict[str, Any],
+    pk_columns: tuple[str, ...],
+    prefer: str,
+) -> str:
+    from_row = _pk_from_row(row, pk_columns)
+    from_key = _canonical_pk(key_fields) if key_fields else None
+    if prefer == "row":
+        pk = from_row or from_key
+    else:
+        pk = from_key or from_row
+        if from_key and from_row and from_key != from_row:
+            raise _Rejected(f"key {from_key!r} does not match the row's primary key {from_row!r}")
+    if pk is None:
+        raise _Rejected(f"missing key: no Kafka key and no {'/'.join(pk_columns)} in the row")
+    return pk
+
+
+def _pk_from_row(row: dict[str, Any], pk_columns: tuple[str, ...]) -> str | None:
+    if not all(column in row for column in pk_columns):
+        return None
+    return _canonical_pk({column: row[column] for column in pk_columns})
+
+
+def _canonical_pk(key_fields: Mapping[str, Any]) -> str:
+    """The canonical string of a primary key: `1001` or `a=1|b=x` for a composite key."""
+    for name, value in key_fields.items():
+        if value is None:
+            raise _Rejected(f"key column {name or 'value'!r} is null")
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise _Rejected(
+                f"key column {name or 'value'!r} is {_json_type(value)}, expected an integer or a string"
+            )
+    if len(key_fields) == 1:
+        return str(next(iter(key_fields.values())))
+    return "|".join(f"{name}={key_fields[name]}" for name in sorted(key_fields))
