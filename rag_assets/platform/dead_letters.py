@@ -26,3 +26,30 @@ class DeadLetter:
     offset: int | None = None
     object_key: str | None = None
     object_version: str | None = None
+
+
+def store_dead_letters(cur, letters: list[DeadLetter], run_id: str | None = None) -> int:
+    """Insert dead letters; one already stored for the same position is kept, not duplicated."""
+    stored = 0
+    for letter in letters:
+        cur.execute(
+            "INSERT INTO dead_letters (source, reason, topic, partition, \"offset\", object_key,"
+            " object_version, payload, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (letter.source, letter.reason, letter.topic, letter.partition, letter.offset,
+             letter.object_key, letter.object_version,
+             None if letter.payload is None else bytes(letter.payload), run_id),
+        )
+        stored += cur.rowcount
+    return stored
+
+
+def pending_dead_letters(cur, source: str | None = None) -> list[dict]:
+    cur.execute(
+        "SELECT id, source, reason, topic, partition, \"offset\", object_key, object_version,"
+        " payload, created_at FROM dead_letters WHERE replayed_at IS NULL"
+        " AND (%s::text IS NULL OR source = %s) ORDER BY id",
+        (source, source),
+    )
+    columns = [c.name for c in cur.description]
+    return [dict(zip(columns, row)) for row in cur.fetchall()]

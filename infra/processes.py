@@ -1,0 +1,113 @@
+"""Start a server in the background, remember its pid, and stop exactly that process group.
+
+A pid file holds the pid and the process's start time; a pid whose start time no longer matches
+was reused by the system and is treated as gone. Nothing is ever stopped by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ManagedProcess:
+    name: str
+    pid_file: Path
+    log_file: Path
+
+    def running_pid(self) -> int | None:
+        if not self.pid_file.exists():
+            return None
+        record = json.loads(self.pid_file.read_text())
+        pid = record["pid"]
+        if not _alive(pid) or _start_time(pid) != record.get("start_time"):
+            return None  # gone, or the pid now belongs to another process
+        return pid
+
+    def start(self, argv: Sequence[str], env: dict[str, str] | None = None,
+              cwd: Path | None = None, user: str | None = None) -> int:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            proc = subprocess.Popen(
+                list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})}, cwd=cwd, user=user,
+                start_new_session=True,  # own process group, so stop() reaches its children
+            )
+        record = {"pid": proc.pid, "start_time": _start_time(proc.pid), "argv": list(argv)}
+        self.pid_file.write_text(json.dumps(record))
+        return proc.pid
+
+    def stop(self, timeout: float = 20.0, first_signal: int = signal.SIGTERM) -> bool:
+        """Stop the process group we started; True if something was running."""
+        pid = self.running_pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        _signal_group(pid, first_signal)
+        if not _wait(lambda: not _alive(pid), timeout):
+            _signal_group(pid, signal.SIGKILL)
+            _wait(lambda: not _alive(pid), 5.0)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_file.exists():
+            return ""
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(os.getpgid(pid), sig)
+    except ProcessLookupError:
+        pass
+
+
+def _stat_fields(pid: int) -> list[str]:
+    # The command name in /proc/<pid>/stat may hold spaces; fields after its ")" do not.
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        return int(_stat_fields(pid)[19])  # field 22 of stat(5): start time in clock ticks
+    except OSError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return _stat_fields(pid)[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait(condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str,
+               process: ManagedProcess | None = None) -> None:
+    if _wait(condition, timeout, interval=0.3):
+        return
+    detail = f"\n--- last lines of {process.log_file} ---\n{process.log_tail()}" if process else ""
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s{detail}")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0

@@ -1,0 +1,96 @@
+"""Where the local services live and how they are reached.
+
+Every port and the state directory can be changed through environment variables, so two
+checkouts (or a test run beside a demo) can run side by side. Credentials for the local
+services are generated once per state directory and kept in `<state>/secrets.env`, never in
+the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class InfraSettings:
+    state_dir: Path
+    kafka_port: int
+    kafka_controller_port: int
+    s3_port: int
+    s3_first_internal_port: int
+    postgres_port: int
+    dagster_port: int
+
+    @classmethod
+    def from_env(cls) -> "InfraSettings":
+        state = Path(os.environ.get("RAG_STATE_DIR", REPO_ROOT / ".state")).resolve()
+        return cls(
+            state_dir=state,
+            kafka_port=_port("RAG_KAFKA_PORT", 19092),
+            kafka_controller_port=_port("RAG_KAFKA_CONTROLLER_PORT", 19093),
+            s3_port=_port("RAG_S3_PORT", 18333),
+            s3_first_internal_port=_port("RAG_S3_INTERNAL_PORT_BASE", 18400),
+            postgres_port=_port("RAG_PG_PORT", 15432),
+            dagster_port=_port("RAG_DAGSTER_PORT", 3000),
+        )
+
+    def service_dir(self, name: str) -> Path:
+        path = self.state_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def lancedb_uri(self) -> str:
+        return str(self.state_dir / "lancedb")
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.state_dir / "dagster_home"
+
+
+SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "PGPASSWORD")
+
+
+def local_secrets(settings: InfraSettings) -> dict[str, str]:
+    """The generated credentials of this state directory, created on first use."""
+    path = settings.state_dir / "secrets.env"
+    if not path.exists():
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        lines = [f"{name}={secrets.token_urlsafe(24)}" for name in SECRET_NAMES]
+        path.touch(mode=0o600)
+        path.write_text("\n".join(lines) + "\n")
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {name: value for name, value in pairs}
+
+
+def connection_env(settings: InfraSettings) -> dict[str, str]:
+    """Every variable the project reads to reach the local services."""
+    generated = local_secrets(settings)
+    return {
+        "RAG_STATE_DIR": str(settings.state_dir),
+        "DAGSTER_HOME": str(settings.dagster_home),
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{settings.kafka_port}",
+        "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+        "S3_ENDPOINT_URL": f"http://127.0.0.1:{settings.s3_port}",
+        "AWS_ACCESS_KEY_ID": "rag-local",
+        "AWS_SECRET_ACCESS_KEY": generated["AWS_SECRET_ACCESS_KEY"],
+        "AWS_REGION": "us-east-1",
+        "RAG_KB_BUCKET": "rag-knowledge",
+        "RAG_LAKE_BUCKET": "rag-lake",
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(settings.postgres_port),
+        "PGUSER": "rag",
+        "PGPASSWORD": generated["PGPASSWORD"],
+        "PGDATABASE": "rag",
+        "DAGSTER_PG_DB": "dagster",
+        "LANCEDB_URI": settings.lancedb_uri,
+    }

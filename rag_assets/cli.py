@@ -1,0 +1,119 @@
+"""`rag-assets`: the project's command line.
+
+    rag-assets infra up|down|status|env     local Kafka, S3 and PostgreSQL
+    rag-assets dagster up|down              the Dagster UI and daemon (sensors running)
+    rag-assets demo                         everything above plus demo data flowing; Ctrl-C stops
+    rag-assets demo-data [--continuous]     write demo CDC events, documents and feedback
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from infra import services
+from infra.dagster import DagsterService
+from infra.settings import InfraSettings, connection_env
+
+
+def use_local_services_by_default() -> None:
+    """Commands that talk to services fall back to the local ones for unset variables."""
+    for name, value in connection_env(InfraSettings.from_env()).items():
+        os.environ.setdefault(name, value)
+
+
+def _infra(args: argparse.Namespace) -> int:
+    settings = InfraSettings.from_env()
+    if args.action == "up":
+        started = services.up(settings)
+        print(f"started: {', '.join(started) or 'nothing (all were running)'}")
+        _print_status(settings)
+    elif args.action == "down":
+        stopped = [DagsterService(settings).name] if DagsterService(settings).down() else []
+        stopped += services.down(settings)
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    elif args.action == "status":
+        return 0 if _print_status(settings) else 1
+    elif args.action == "env":
+        print(services.export_lines(settings))
+    return 0
+
+
+def _print_status(settings: InfraSettings) -> bool:
+    env = connection_env(settings)
+    where = {
+        "postgres": f"postgresql://{env['PGUSER']}@{env['PGHOST']}:{env['PGPORT']}/{env['PGDATABASE']}",
+        "s3": env["S3_ENDPOINT_URL"],
+        "kafka": env["KAFKA_BOOTSTRAP_SERVERS"],
+    }
+    report = services.status(settings)
+    for name, state in report.items():
+        health = "healthy" if state["healthy"] else "down"
+        print(f"  {name:<9} {health:<8} pid={state['pid'] or '-':<8} {where[name]}")
+    print("  (connection variables: eval \"$(rag-assets infra env)\")")
+    return all(state["healthy"] for state in report.values())
+
+
+def _dagster(args: argparse.Namespace) -> int:
+    service = DagsterService(InfraSettings.from_env())
+    if args.action == "up":
+        service.up()
+        print(f"Dagster UI: {service.url}")
+    else:
+        service.down()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from rag_assets.demo.run import run_demo
+
+    return run_demo(duration_s=args.duration)
+
+
+def _demo_data(args: argparse.Namespace) -> int:
+    use_local_services_by_default()
+    from rag_assets.demo.publisher import publish_demo_data
+
+    summary = publish_demo_data(
+        continuous=args.continuous, rate=args.rate, duration_s=args.duration, seed=args.seed
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag-assets", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    infra = commands.add_parser("infra", help="local Kafka, S3 and PostgreSQL")
+    infra.add_argument("action", choices=["up", "down", "status", "env"])
+    infra.set_defaults(handler=_infra)
+
+    dagster = commands.add_parser("dagster", help="the Dagster webserver and daemon")
+    dagster.add_argument("action", choices=["up", "down"])
+    dagster.set_defaults(handler=_dagster)
+
+    demo = commands.add_parser("demo", help="services, Dagster UI and demo data; Ctrl-C stops")
+    demo.add_argument("--duration", type=float, default=None,
+                      help="stop after this many seconds (default: run until Ctrl-C)")
+    demo.set_defaults(handler=_demo)
+
+    data = commands.add_parser("demo-data", help="write demo CDC events, documents, feedback")
+    data.add_argument("--continuous", action="store_true", help="keep producing changes")
+    data.add_argument("--rate", type=float, default=2.0, help="changes per second when continuous")
+    data.add_argument("--duration", type=float, default=None, help="seconds to run when continuous")
+    data.add_argument("--seed", type=int, default=7)
+    data.set_defaults(handler=_demo_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Creating the project's PostgreSQL schema: each domain ships an idempotent `schema.sql`."""
+
+from __future__ import annotations
+
+from importlib import resources as package_files
+
+from psycopg2 import sql
+
+SCHEMA_FILES = (
+    ("rag_assets.platform", "schema.sql"),
+)
+
+
+def ensure_schema(cur, schema_name: str, extra_files: tuple = ()) -> None:
+    """Create `schema_name` and every table in it; safe to call on every run."""
+    # Serialises concurrent first runs, which would otherwise race on CREATE TABLE.
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"schema:{schema_name}",))
+    cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema_name)))
+    cur.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(schema_name)))
+    for package, name in (*SCHEMA_FILES, *extra_files):
+        cur.execute(package_files.files(package).joinpath(name).read_text())

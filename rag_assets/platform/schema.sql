@@ -1,0 +1,33 @@
+-- Tables shared by every pipeline. Statements are idempotent; run by rag_assets.platform.db.
+
+CREATE TABLE IF NOT EXISTS applied_offsets (
+    consumer     text    NOT NULL,   -- which pipeline applied the range, e.g. 'source_records'
+    topic        text    NOT NULL,
+    partition    integer NOT NULL,
+    start_offset bigint  NOT NULL,
+    end_offset   bigint  NOT NULL,   -- exclusive
+    applied_at   timestamptz NOT NULL DEFAULT now(),
+    run_id       text,
+    PRIMARY KEY (consumer, topic, partition, start_offset)
+);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id             bigserial PRIMARY KEY,
+    source         text NOT NULL,
+    reason         text NOT NULL,
+    topic          text,
+    partition      integer,
+    "offset"       bigint,
+    object_key     text,
+    object_version text,
+    payload        bytea,
+    run_id         text,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    replayed_at    timestamptz,
+    replay_result  text
+);
+-- A redelivered bad record is one dead letter, not two.
+CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_kafka_position
+    ON dead_letters (source, topic, partition, "offset") WHERE topic IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_object_version
+    ON dead_letters (source, object_key, object_version) WHERE object_key IS NOT NULL;

@@ -1,0 +1,50 @@
+"""The resources of a deployment, every setting read from the environment."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import EnvVar
+
+from resources.kafka import KafkaResource
+from resources.lancedb import LanceDBResource
+from resources.postgres import PostgresResource
+from resources.s3 import S3Storage
+
+
+def _optional(name: str) -> EnvVar | None:
+    """An EnvVar for a setting that may be absent (Dagster fails on an unset EnvVar)."""
+    return EnvVar(name) if os.environ.get(name) else None
+
+
+def production_resources() -> dict:
+    return {
+        "kafka": KafkaResource(
+            bootstrap_servers=EnvVar("KAFKA_BOOTSTRAP_SERVERS"),
+            security_protocol=EnvVar("KAFKA_SECURITY_PROTOCOL"),
+            sasl_mechanism=_optional("KAFKA_SASL_MECHANISM"),
+            sasl_username=_optional("KAFKA_SASL_USERNAME"),
+            sasl_password=_optional("KAFKA_SASL_PASSWORD"),
+        ),
+        "s3": S3Storage(
+            endpoint_url=_optional("S3_ENDPOINT_URL"),
+            region_name=EnvVar("AWS_REGION"),
+            aws_access_key_id=EnvVar("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=EnvVar("AWS_SECRET_ACCESS_KEY"),
+            knowledge_bucket=EnvVar("RAG_KB_BUCKET"),
+            lake_bucket=EnvVar("RAG_LAKE_BUCKET"),
+        ),
+        "postgres": PostgresResource(
+            host=EnvVar("PGHOST"),
+            port=EnvVar.int("PGPORT"),
+            user=EnvVar("PGUSER"),
+            password=EnvVar("PGPASSWORD"),
+            database=EnvVar("PGDATABASE"),
+        ),
+        "lancedb": LanceDBResource(
+            uri=EnvVar("LANCEDB_URI"),
+            s3_endpoint_url=_optional("S3_ENDPOINT_URL"),
+            aws_access_key_id=EnvVar("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=EnvVar("AWS_SECRET_ACCESS_KEY"),
+        ),
+    }

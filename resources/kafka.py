@@ -1,0 +1,106 @@
+"""Kafka access for sensors and runs: explicit partition assignment, no consumer groups.
+
+Sensors and runs read exact offset ranges, so nothing here commits offsets to Kafka; the
+applied offsets live in PostgreSQL beside the data they produced (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dagster import ConfigurableResource
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+from pydantic import Field
+
+
+class KafkaResource(ConfigurableResource):
+    """Connection settings for the Kafka cluster; SASL and TLS settings are passed through."""
+
+    bootstrap_servers: str = Field(description="Comma-separated host:port list.")
+    security_protocol: str = Field(default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
+    sasl_mechanism: str | None = Field(default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+
+    def client_config(self) -> dict:
+        config = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "security_protocol": self.security_protocol,
+        }
+        optional = {
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.sasl_username,
+            "sasl_plain_password": self.sasl_password,
+            "ssl_cafile": self.ssl_cafile,
+        }
+        config.update({key: value for key, value in optional.items() if value})
+        return config
+
+    @contextmanager
+    def consumer(self, **overrides) -> Iterator[KafkaConsumer]:
+        consumer = KafkaConsumer(
+            **self.client_config(), group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", consumer_timeout_ms=1000, **overrides,
+        )
+        try:
+            yield consumer
+        finally:
+            consumer.close()
+
+    def producer(self, **overrides) -> KafkaProducer:
+        options = {"acks": "all", "linger_ms": 5, **overrides}
+        return KafkaProducer(**self.client_config(), **options)
+
+    def create_topics(self, topics: list[str], partitions: int = 4) -> None:
+        admin = KafkaAdminClient(**self.client_config())
+        try:
+            existing = set(admin.list_topics())
+            missing = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
+            if missing:
+                try:
+                    admin.create_topics(missing)
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            admin.close()
+
+    def list_topics(self) -> list[str]:
+        with self.consumer() as consumer:
+            return sorted(consumer.topics())
+
+    def offset_bounds(self, topics: list[str]) -> dict[TopicPartition, tuple[int, int]]:
+        """(earliest retained, end) offsets of every partition of the given topics."""
+        with self.consumer() as consumer:
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in topics
+                for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            if not partitions:
+                return {}
+            begin = consumer.beginning_offsets(partitions)
+            end = consumer.end_offsets(partitions)
+        return {tp: (begin[tp], end[tp]) for tp in partitions}
+
+    def read_range(self, topic: str, partition: int, start: int, end: int,
+                   timeout_s: float = 30.0) -> list:
+        """Every record of `topic/partition` with start <= offset < end, in offset order."""
+        if end <= start:
+            return []
+        tp = TopicPartition(topic, partition)
+        records = []
+        with self.consumer(max_partition_fetch_bytes=8 * 1024 * 1024) as consumer:
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            deadline = time.monotonic() + timeout_s
+            while consumer.position(tp) < end:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{topic}/{partition}: could not read up to offset {end}")
+                batch = consumer.poll(timeout_ms=500, max_records=5000).get(tp, [])
+                records.extend(r for r in batch if start <= r.offset < end)
+        return records

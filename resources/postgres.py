@@ -1,0 +1,41 @@
+"""PostgreSQL access for the Customer 360, KPI, dead-letter and offset tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg2
+import psycopg2.extensions
+from dagster import ConfigurableResource
+from pydantic import Field
+
+
+class PostgresResource(ConfigurableResource):
+    """One database; `db_schema` keeps each deployment's (or each test's) tables apart."""
+
+    host: str
+    port: int = 5432
+    user: str
+    password: str = Field(default="", repr=False)
+    database: str
+    db_schema: str = Field(default="rag", description="Schema holding the project's tables.")
+    sslmode: str = "prefer"
+
+    def _connect(self) -> psycopg2.extensions.connection:
+        return psycopg2.connect(
+            host=self.host, port=self.port, user=self.user, password=self.password,
+            dbname=self.database, sslmode=self.sslmode, connect_timeout=10,
+            options=f"-c search_path={self.db_schema},public",
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg2.extensions.cursor]:
+        """A cursor inside one transaction: committed on success, rolled back on error."""
+        conn = self._connect()
+        try:
+            with conn:
+                with conn.cursor() as cur:
+                    yield cur
+        finally:
+            conn.close()
