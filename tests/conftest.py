@@ -1,0 +1,98 @@
+"""Shared fixtures: the real local services, started once per test run, and per-test isolation.
+
+The services are the project's own (`infra/`); ones already running are reused and left
+running, ones this test run started are stopped at its end, by pid.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from infra import services
+from infra.settings import InfraSettings, connection_env
+
+
+@pytest.fixture(scope="session")
+def infra_settings() -> InfraSettings:
+    return InfraSettings.from_env()
+
+
+@pytest.fixture(scope="session")
+def local_services(infra_settings: InfraSettings) -> Iterator[dict[str, str]]:
+    """Kafka, S3 and PostgreSQL up and healthy; yields the connection variables."""
+    started = services.up(infra_settings)
+    env = connection_env(infra_settings)
+    previous = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    yield env
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    services.down(infra_settings, only=set(started))
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def kafka(local_services):
+    from resources.kafka import KafkaResource
+
+    return KafkaResource(bootstrap_servers=local_services["KAFKA_BOOTSTRAP_SERVERS"])
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """Topics of one test: `<prefix>.<name>`; never shared with another test."""
+    return unique_name("t").replace("-", "_")
+
+
+@pytest.fixture
+def postgres(local_services) -> Iterator:
+    """A PostgresResource on a schema of its own, dropped after the test."""
+    from resources.postgres import PostgresResource
+
+    resource = PostgresResource(
+        host=local_services["PGHOST"], port=int(local_services["PGPORT"]),
+        user=local_services["PGUSER"], password=local_services["PGPASSWORD"],
+        database=local_services["PGDATABASE"], db_schema=unique_name("test").replace("-", "_"),
+    )
+    yield resource
+    with resource.transaction() as cur:
+        cur.execute(f'DROP SCHEMA IF EXISTS "{resource.db_schema}" CASCADE')
+
+
+@pytest.fixture
+def s3(local_services) -> Iterator:
+    """An S3Storage whose knowledge and lake buckets belong to this test alone."""
+    from resources.s3 import S3Storage
+
+    bucket = unique_name("test")
+    resource = S3Storage(
+        endpoint_url=local_services["S3_ENDPOINT_URL"], region_name=local_services["AWS_REGION"],
+        aws_access_key_id=local_services["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=local_services["AWS_SECRET_ACCESS_KEY"],
+        knowledge_bucket=bucket, lake_bucket=bucket,
+    )
+    client = resource.get_client()
+    client.create_bucket(Bucket=bucket)
+    yield resource
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=item["Key"])
+    client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def lancedb(tmp_path):
+    from resources.lancedb import LanceDBResource
+
+    return LanceDBResource(uri=str(tmp_path / "lancedb"))
