@@ -1,0 +1,300 @@
+"""Match rules between two person identities: deterministic identifiers and a fuzzy score.
+
+Deterministic rules: two records that share a normalised email, E.164 phone, loyalty number,
+national id or passport are linked with score 1.0 (one edge per rule). An identifier value shared
+by more than `max_identifier_group` records (a shared family inbox, a placeholder like
+`noreply@...`) stops being identifying and links nothing.
+
+Fuzzy rule (`fuzzy_person`): a weighted mean of field similarities over the fields both records
+have, so a missing field neither helps nor hurts:
+
+| field | weight | similarity |
+|---|---|---|
+| surname | 2.0 | Jaro-Winkler |
+| given name | 1.5 | Jaro-Winkler; 1.0 when both are the same formal name (`bill` = `william`) |
+| date of birth | 2.0 | 1.0 equal; 0.8 day and month swapped; 0.6 one digit wrong; else 0 |
+| address line | 1.5 | best of token-sort ratio and ratio without spaces |
+| postcode | 1.0 | 1.0 equal; 0.5 one character wrong; else 0 |
+| city | 0.5 | Jaro-Winkler |
+| national id | 1.5 | 1.0 equal; 0.5 one edit apart; else 0 |
+
+
+
+Blocking keeps this fast: a record is compared only with records sharing one of its blocking
+keys (see `blocking_keys`: Soundex of names with an initial or the birth date or year, initials +
+birth date, postcode + surname initial or birth date, house number + Soundex of the street).
+Several keys per record tolerate errors in any one or two fields. A block larger than `max_block_size` is too
+unspecific to help and is ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from rapidfuzz import fuzz
+from rapidfuzz.distance import JaroWinkler, Levenshtein
+
+from rag_assets.customers.identifiers import (
+    EMAIL,
+    LOYALTY_NUMBER,
+    NATIONAL_ID,
+    PASSPORT,
+    PHONE,
+    PersonIdentity,
+    canonical_given_name,
+)
+
+DETERMINISTIC_RULES = {
+    EMAIL: "same_email",
+    PHONE: "same_phone",
+    LOYALTY_NUMBER: "same_loyalty_number",
+    NATIONAL_ID: "same_national_id",
+    PASSPORT: "same_passport",
+}
+FUZZY_RULE = "fuzzy_person"
+
+
+@dataclass(frozen=True)
+class FieldEvidence:
+    """Fellegi-Sunter m and u probabilities of one field (agreement among matches/non-matches)."""
+
+    m: float
+    u: float
+
+    @property
+    def agree_bits(self) -> float:
+        return math.log2(self.m / self.u)
+
+    @property
+    def disagree_bits(self) -> float:
+        return math.log2((1 - self.m) / (1 - self.u))
+
+    def bits(self, agreement: float) -> float:
+        """Evidence for an agreement level in [0, 1] (partial agreement interpolates)."""
+        return self.disagree_bits + (self.agree_bits - self.disagree_bits) * agreement
+
+
+# Generic priors for person data, not fitted to any data set: m says how often a field agrees
+# for the same person (typos, moves), u how often it agrees by chance for two different people.
+FIELD_EVIDENCE: dict[str, FieldEvidence] = {
+    "surname": FieldEvidence(m=0.9, u=0.01),
+    "given_name": FieldEvidence(m=0.9, u=0.01),
+    "date_of_birth": FieldEvidence(m=0.9, u=1 / 20_000),
+    "national_id": FieldEvidence(m=0.9, u=1e-6),
+    "address_line": FieldEvidence(m=0.85, u=1 / 2_000),
+    "postcode": FieldEvidence(m=0.9, u=1 / 200),
+    "city": FieldEvidence(m=0.85, u=1 / 100),
+}
+_LOCATION_FIELDS = ("address_line", "postcode", "city")
+
+
+@dataclass(frozen=True)
+class MatchRules:
+    # Evidence (bits) at which the match probability reaches 0.5; also the link threshold.
+    fuzzy_threshold_bits: float = 16.0
+    max_block_size: int = 500
+    max_identifier_group: int = 50
+    evidence: dict[str, FieldEvidence] = field(default_factory=lambda: dict(FIELD_EVIDENCE))
+
+
+DEFAULT_RULES = MatchRules()
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    rule: str
+    score: float
+
+
+def deterministic_matches(a: PersonIdentity, b: PersonIdentity) -> list[RuleMatch]:
+    shared_kinds = {kind for kind, value in a.identifiers & b.identifiers}
+    return [RuleMatch(DETERMINISTIC_RULES[k], 1.0) for k in sorted(shared_kinds)
+            if k in DETERMINISTIC_RULES]
+
+
+def fuzzy_match(
+    a: PersonIdentity, b: PersonIdentity, rules: MatchRules = DEFAULT_RULES
+) -> RuleMatch | None:
+    bits = match_evidence(a, b, rules)
+    if bits is None or bits < rules.fuzzy_threshold_bits:
+        return None
+    return RuleMatch(FUZZY_RULE, round(match_probability(bits, rules), 4))
+
+
+def match_probability(bits: float, rules: MatchRules = DEFAULT_RULES) -> float:
+    return 1.0 / (1.0 + 2.0 ** (rules.fuzzy_threshold_bits - bits))
+
+
+def match_evidence(
+    a: PersonIdentity, b: PersonIdentity, rules: MatchRules = DEFAULT_RULES
+) -> float | None:
+    """Total evidence in bits that a and b are one person; None when no name can be compared."""
+    fa, fb = _fields(a), _fields(b)
+    evidence = rules.evidence
+    names = _names_bits(fa, fb, evidence)
+    if names is None:
+        return None
+    total = names
+    for name in ("date_of_birth", "national_id"):
+        if fa.get(name) and fb.get(name):
+            total += evidence[name].bits(_AGREEMENT[name](fa[name], fb[name]))
+    # Address, postcode and city are not independent (one follows from another): count the
+    # strongest of them once.
+    location = [evidence[n].bits(_AGREEMENT[n](fa[n], fb[n]))
+                for n in _LOCATION_FIELDS if fa.get(n) and fb.get(n)]
+    if location:
+        total += max(location)
+    return total
+
+
+def _names_bits(fa: dict, fb: dict, evidence: dict[str, FieldEvidence]) -> float | None:
+    """Evidence from the names, as written or with given name and surname swapped."""
+    swapped = {**fb, "given_name": fb.get("surname"), "surname": fb.get("given_name")}
+    options = [bits for bits in (_aligned_names_bits(fa, fb, evidence),
+                                 _aligned_names_bits(fa, swapped, evidence)) if bits is not None]
+    return max(options) if options else None
+
+
+def _aligned_names_bits(fa: dict, fb: dict, evidence: dict[str, FieldEvidence]) -> float | None:
+    bits, compared = 0.0, False
+    if fa.get("surname") and fb.get("surname"):
+        bits += evidence["surname"].bits(_jaro_winkler_agreement(fa["surname"], fb["surname"]))
+        compared = True
+    if fa.get("given_name") and fb.get("given_name"):
+        agreement = _given_name_agreement(fa["given_name"], fb["given_name"])
+        bits += evidence["given_name"].bits(agreement)
+        compared = True
+    return bits if compared else None
+
+
+def _fields(identity: PersonIdentity) -> dict[str, str | None]:
+    national_ids = identity.values_of(NATIONAL_ID)
+    return {
+        "surname": identity.surname,
+        "given_name": identity.given_name,
+        "date_of_birth": identity.date_of_birth,
+        "address_line": identity.address_line,
+        "postcode": identity.postcode,
+        "city": identity.city,
+        "national_id": national_ids[0] if national_ids else None,
+    }
+
+
+def _ramp(similarity: float, floor: float) -> float:
+    """Similarity below `floor` is no agreement; from there it rises linearly to 1."""
+    return max(0.0, (similarity - floor) / (1.0 - floor))
+
+
+def _jaro_winkler_agreement(a: str, b: str) -> float:
+    return _ramp(JaroWinkler.normalized_similarity(a, b), 0.75)
+
+
+def _given_name_agreement(a: str, b: str) -> float:
+    if canonical_given_name(a) == canonical_given_name(b):
+        return 1.0
+    return _jaro_winkler_agreement(a, b)
+
+
+def _date_agreement(a: str, b: str) -> float:
+    if a == b:
+        return 1.0
+    ya, ma, da = a.split("-")
+    yb, mb, db = b.split("-")
+    if ya == yb and ma == db and da == mb:
+        return 0.7
+    if _one_character_off(a, b) or Levenshtein.distance(a, b) == 1:
+        return 0.6
+    return 0.0
+
+
+def _one_character_off(a: str, b: str) -> bool:
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b)) == 1
+
+
+def _address_agreement(a: str, b: str) -> float:
+    squashed = fuzz.ratio(a.replace(" ", ""), b.replace(" ", ""))
+    return _ramp(max(fuzz.token_sort_ratio(a, b), squashed) / 100.0, 0.7)
+
+
+def _code_agreement(a: str, b: str) -> float:
+    if a == b:
+        return 1.0
+    return 0.6 if Levenshtein.distance(a, b) == 1 else 0.0
+
+
+_AGREEMENT: dict[str, Callable[[str, str], float]] = {
+    "date_of_birth": _date_agreement,
+    "national_id": _code_agreement,
+    "address_line": _address_agreement,
+    "postcode": _code_agreement,
+    "city": _jaro_winkler_agreement,
+}
+
+
+# --- blocking ------------------------------------------------------------------------------
+
+def blocking_keys(identity: PersonIdentity) -> frozenset[str]:
+    """Keys under which a record is filed; fuzzy candidates share at least one of them.
+
+    Name keys are built for given name and surname alike, so swapped names still meet.
+    """
+    names = [n for n in (_squashed(identity.given_name), _squashed(identity.surname)) if n]
+    dob = identity.date_of_birth
+    postcode = identity.postcode
+    street = _street_key(identity.address_line)
+    keys = set()
+    if len(names) == 2:
+        keys.add("nn:" + ":".join(sorted(soundex(n) for n in names)))
+    for name in names:
+        initial = name[0]
+        for code in {soundex(name), soundex(canonical_given_name(name) or name)}:
+            if dob:
+                keys.add(f"nd:{code}:{dob}")
+                keys.add(f"ny:{code}:{dob[:4]}")
+        if postcode:
+            keys.add(f"pn:{postcode}:{initial}")
+        if street:
+            keys.add(f"sn:{street}:{initial}")
+    if dob and postcode:
+        keys.add(f"pd:{postcode}:{dob}")
+    if dob and street:
+        keys.add(f"sy:{street}:{dob[:4]}")
+    if dob and identity.city:
+        keys.add(f"cd:{soundex(identity.city)}:{dob}")
+    return frozenset(keys)
+
+
+def _squashed(name: str | None) -> str | None:
+    return name.replace(" ", "") if name else None
+
+
+def _street_key(address: str | None) -> str | None:
+    """House number and Soundex of the first street word: `12 baker st` -> `12:B260`."""
+    if not address:
+        return None
+    words = address.split()
+    number = next((w for w in words if w.isdigit()), None)
+    word = next((w for w in words if w.isalpha() and len(w) > 2), None)
+    return f"{number}:{soundex(word)}" if number and word else None
+
+
+_SOUNDEX_CODES = {c: d for d, letters in {
+    "1": "bfpv", "2": "cgjkqsxz", "3": "dt", "4": "l", "5": "mn", "6": "r"}.items()
+    for c in letters}
+
+
+def soundex(word: str) -> str:
+    """American Soundex: `robert` and `rupert` -> `R163`."""
+    letters = [c for c in word.lower() if c.isalpha()]
+    if not letters:
+        return "0000"
+    code, previous = letters[0].upper(), _SOUNDEX_CODES.get(letters[0], "")
+    for c in letters[1:]:
+        digit = _SOUNDEX_CODES.get(c, "")
+        if digit and digit != previous:
+            code += digit
+        if c not in "hw":  # h and w do not separate equal codes
+            previous = digit
+    return (code + "000")[:4]
