@@ -1,0 +1,196 @@
+"""Masking personal data in free text.
+
+`PiiMasker(names).mask(text)` replaces, in this order:
+
+* e-mail addresses → `[EMAIL]`: `local@domain.tld` (Unicode letters allowed, full-width `＠`),
+  the bracketed obfuscations `john [at] example [dot] com` / `(at)` / `{at}`, and the spoken
+  form `john at example dot com` — the spoken form needs a spelled-out final "dot", so ordinary
+  prose such as "manage your booking at ba.com" is left alone.
+* card numbers → `[CARD]`: 13–19 digits, optionally in groups separated by a space or dash,
+  that pass the Luhn check. Long digit runs that fail Luhn (order, ticket and booking numbers)
+  are kept: masking them would destroy what support conversations are about. A mistyped card
+  number therefore survives; a valid one cannot hide behind extra groups around it (the check
+  runs on every run of consecutive groups, e.g. a card followed by its CVV).
+* phone numbers → `[PHONE]`: digits in groups separated by a space, dot, dash or slash, with
+  optional parentheses, that are either international (leading `+` or `00`, 8–15 digits after
+  it), national with a trunk zero (leading `0`, 9–12 digits), or North-American shaped
+  (`(415) 555-2671`, `415.555.2671`, optionally `+1`). A bare run of digits without a leading
+  `0`/`+` is not treated as a phone: that is what order numbers look like.
+* names → `[NAME]`: each given name or surname in the provided list (customer profile names),
+  case-insensitive, on word boundaries, straight or curly apostrophes alike. Names shorter than
+  two characters are ignored (initials would mask every lone letter). Common words that are also
+  names ("May", "Will") are masked too: leaking a name costs more than over-masking a word.
+
+Numeric dates (`2024-03-15`, `15/03/2024`, `15.03.2024`) are never read as card or phone digits,
+so "15.03.2024 0930" stays a date and a time. Times, prices and flight numbers (`BA123`) do not
+match any pattern above. Zero-width characters and soft hyphens are removed first so they
+cannot split a value to slip it past the patterns.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+
+EMAIL_TOKEN = "[EMAIL]"
+CARD_TOKEN = "[CARD]"
+PHONE_TOKEN = "[PHONE]"
+NAME_TOKEN = "[NAME]"
+
+_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+
+_LOCAL_PART = r"[\w.!#$%&'*+/=?^`{|}~-]+"
+_LABEL = r"[\w-]+"
+_TLD = r"[^\W\d_]{2,63}(?![\w-])"
+
+
+def _bracketed(word: str) -> str:
+    return r"\s*[\[({]\s*(?i:" + word + r")\s*[\])}]\s*"
+
+
+_AT = rf"(?:\s*[@＠﹫]\s*|{_bracketed('at')})"
+_SPELLED_DOT = rf"(?:{_bracketed('dot')}|\s+(?i:dot)\s+)"
+_ANY_DOT = rf"(?:\.|{_SPELLED_DOT})"
+# Starting only where a local part can start keeps a failed match linear, not quadratic.
+_EMAIL = re.compile(
+    rf"(?<![\w.!#$%&'*+/=?^`{{|}}~-])"
+    rf"(?:{_LOCAL_PART}{_AT}{_LABEL}(?:{_ANY_DOT}{_LABEL})*{_ANY_DOT}{_TLD}"
+    rf"|[\w.+-]+(?:{_SPELLED_DOT}[\w+-]+)*\s+(?i:at)\s+{_LABEL}(?:{_ANY_DOT}{_LABEL})*{_SPELLED_DOT}{_TLD})"
+)
+
+_DATE = re.compile(
+    r"(?<!\d)(?:(?P<y1>\d{4})[-/.](?P<m1>\d{1,2})[-/.](?P<d1>\d{1,2})"
+    r"|(?P<a2>\d{1,2})[-/.](?P<b2>\d{1,2})[-/.](?P<y2>\d{4}|\d{2}))(?!\d)"
+)
+
+_SPACE = r"[^\S\r\n]"
+_DASH = r"[-\u2010\u2011\u2012\u2013]"
+_DIGIT_GROUPS = re.compile(rf"(?<![\w+])\d+(?:(?:{_SPACE}|{_DASH})\d+)*(?!\w)")
+_PHONE_SEPARATOR = rf"(?:{_SPACE}{{1,3}}|{_SPACE}?[./]{_SPACE}?|{_SPACE}?{_DASH}{_SPACE}?)"
+_PAREN_GROUP = r"\(\s*\+?\d{1,5}\s*\)"
+_PHONE = re.compile(
+    rf"(?<![\w+])(?<!\d[./-])(?:\+{_SPACE}?)?(?:{_PAREN_GROUP}|\d+)"
+    rf"(?:{_PHONE_SEPARATOR}?{_PAREN_GROUP}|{_PHONE_SEPARATOR}\d+|(?<=\))\d+)*(?![\w])"
+)
+_NORTH_AMERICAN = re.compile(
+    rf"(?:\+?1{_PHONE_SEPARATOR})?(?:\(\d{{3}}\){_SPACE}?|\d{{3}}{_PHONE_SEPARATOR})\d{{3}}{_PHONE_SEPARATOR}\d{{4}}"
+)
+
+
+class PiiMasker:
+    """Masks e-mails, card numbers, phone numbers and the given names in free text."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self._names = _name_pattern(names)
+
+    def mask(self, text: str) -> str:
+        text = _INVISIBLE.sub("", text)
+        text = _EMAIL.sub(EMAIL_TOKEN, text)
+        text = _outside_dates(text, _mask_cards)
+        text = _outside_dates(text, _mask_phones)
+        if self._names is not None:
+            text = self._names.sub(NAME_TOKEN, text)
+        return text
+
+
+def mask_pii(text: str, names: Iterable[str] = ()) -> str:
+    """One-off masking; build a `PiiMasker` once to mask many texts with the same names."""
+    return PiiMasker(names).mask(text)
+
+
+def luhn_valid(digits: str) -> bool:
+    return _luhn_valid_ascii(_ascii_digits(digits))
+
+
+def _luhn_valid_ascii(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if position % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _name_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
+    cleaned = sorted({name.strip() for name in names if len(name.strip()) >= 2}, key=lambda n: (-len(n), n))
+    if not cleaned:
+        return None
+    alternatives = "|".join(_name_alternative(name) for name in cleaned)
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+def _name_alternative(name: str) -> str:
+    parts = [re.escape(part) for part in name.split()]
+    return re.sub("['’]", "['’]", r"\s+".join(parts))
+
+
+def _outside_dates(text: str, mask: Callable[[str], str]) -> str:
+    """Apply `mask` to the text between numeric dates, leaving the dates untouched."""
+    pieces, position = [], 0
+    for date in _DATE.finditer(text):
+        if _plausible_date(date):
+            pieces += [mask(text[position : date.start()]), date.group()]
+            position = date.end()
+    pieces.append(mask(text[position:]))
+    return "".join(pieces)
+
+
+def _plausible_date(match: re.Match[str]) -> bool:
+    if match.group("y1"):
+        return 1 <= int(match.group("m1")) <= 12 and 1 <= int(match.group("d1")) <= 31
+    first, second = int(match.group("a2")), int(match.group("b2"))
+    return 1 <= first <= 31 and 1 <= second <= 31 and min(first, second) <= 12
+
+
+def _mask_cards(text: str) -> str:
+    return _DIGIT_GROUPS.sub(lambda match: _mask_card_groups(match.group()), text)
+
+
+def _mask_card_groups(candidate: str) -> str:
+    groups = list(re.finditer(r"\d+", candidate))
+    group_digits = [_ascii_digits(group.group()) for group in groups]
+    pieces, position, first = [], 0, 0
+    while first < len(groups):
+        last = _card_ending_at(group_digits, first)
+        if last is None:
+            first += 1
+            continue
+        pieces += [candidate[position : groups[first].start()], CARD_TOKEN]
+        position, first = groups[last].end(), last + 1
+    pieces.append(candidate[position:])
+    return "".join(pieces)
+
+
+def _card_ending_at(group_digits: list[str], first: int) -> int | None:
+    """The last group of the longest Luhn-valid 13–19 digit run starting at `first`."""
+    digits, best = "", None
+    for last in range(first, len(group_digits)):
+        digits += group_digits[last]
+        if len(digits) > 19:
+            break
+        if len(digits) >= 13 and _luhn_valid_ascii(digits):
+            best = last
+    return best
+
+
+def _ascii_digits(text: str) -> str:
+    """The decimal digits of `text` as ASCII, so full-width digits count like any others."""
+    return "".join(str(unicodedata.decimal(char)) for char in text if char.isdecimal())
+
+
+def _mask_phones(text: str) -> str:
+    return _PHONE.sub(lambda match: PHONE_TOKEN if _is_phone(match.group()) else match.group(), text)
+
+
+def _is_phone(candidate: str) -> bool:
+    digits = _ascii_digits(candidate)
+    opening = candidate.lstrip("( ")
+    if opening.startswith("+"):
+        return 8 <= len(digits) <= 15
+    if digits.startswith("00"):
+        return 8 <= len(digits) - 2 <= 15
+    if digits.startswith("0"):
+        return 9 <= len(digits) <= 12
+    return _NORTH_AMERICAN.fullmatch(candidate) is not None
