@@ -118,6 +118,9 @@ class StateChanges:
     records: dict[RecordKey, SourceRecord] = field(default_factory=dict)
     watermarks: dict[TableKey, RecordVersion] = field(default_factory=dict)
     outcomes: list[tuple[ChangeEvent, Outcome]] = field(default_factory=list)
+    # Every state a record passed through, in order (a truncate adds one per deleted record):
+    # consumers that must not depend on batch boundaries replay these instead of `records`.
+    transitions: list[SourceRecord] = field(default_factory=list)
 
     @property
     def applied(self) -> list[ChangeEvent]:
@@ -207,6 +210,7 @@ def _apply_one(
         same_version = False
     updated = _next_state(key, stored, event, version, identity, same_version)
     records[key] = changes.records[key] = updated
+    changes.transitions.append(updated)
     return Outcome.APPLIED
 
 
@@ -253,6 +257,7 @@ def _apply_truncate(
             deleted = replace(record, row=None, version=version, position=position,
                               applied_at_version=frozenset({f"t|{version}"}))
             records[key] = changes.records[key] = deleted
+            changes.transitions.append(deleted)
     return Outcome.APPLIED
 
 

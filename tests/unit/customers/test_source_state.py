@@ -250,3 +250,10 @@ def test_every_redelivered_copy_is_skipped(seed):
     stream = delivered(rng, history, redeliver=True)
     changes = SourceState().apply(stream)
     assert len(changes.applied) == len(history)
+
+
+def test_transitions_list_every_intermediate_state_in_order(make_change):
+    changes = SourceState().apply([make_change("1", "c", ts=100), make_change("1", "u", ts=200),
+                                   make_change("1", "u", ts=150), make_change("1", "d", ts=300)])
+    assert [(t.version.ts_ms, t.deleted) for t in changes.transitions] == [
+        (100, False), (200, False), (300, True)]
