@@ -98,10 +98,10 @@ class PostgresService:
             os.unlink(pwfile.name)
 
     def _connect(self, database: str):
-        import psycopg2
+        import psycopg
 
         env = connection_env(self.settings)
-        return psycopg2.connect(host="127.0.0.1", port=self.settings.postgres_port,
+        return psycopg.connect(host="127.0.0.1", port=self.settings.postgres_port,
                                 user=env["PGUSER"], password=env["PGPASSWORD"],
                                 dbname=database, connect_timeout=3)
 
@@ -116,14 +116,12 @@ class PostgresService:
 
     def _ensure_databases(self) -> None:
         env = connection_env(self.settings)
-        conn = self._connect("postgres")
-        conn.autocommit = True
-        with conn.cursor() as cur:
+        with self._connect("postgres") as conn, conn.cursor() as cur:
+            conn.autocommit = True
             for name in (env["PGDATABASE"], env["DAGSTER_PG_DB"]):
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
                 if cur.fetchone() is None:
                     cur.execute(f'CREATE DATABASE "{name}"')
-        conn.close()
 
     def up(self) -> bool:
         if self.process.running_pid() is not None and self.healthy():

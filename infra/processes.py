@@ -101,10 +101,13 @@ def _wait(condition: Callable[[], bool], timeout: float, interval: float = 0.2) 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str,
                process: ManagedProcess | None = None) -> None:
-    if _wait(condition, timeout, interval=0.3):
+    def ready_or_dead() -> bool:
+        return condition() or (process is not None and process.running_pid() is None)
+
+    if _wait(ready_or_dead, timeout, interval=0.3) and condition():
         return
     detail = f"\n--- last lines of {process.log_file} ---\n{process.log_tail()}" if process else ""
-    raise TimeoutError(f"{what} not ready after {timeout:.0f}s{detail}")
+    raise TimeoutError(f"{what} not ready (exited, or not up after {timeout:.0f}s){detail}")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -25,6 +25,7 @@ def production_resources() -> dict:
             sasl_mechanism=_optional("KAFKA_SASL_MECHANISM"),
             sasl_username=_optional("KAFKA_SASL_USERNAME"),
             sasl_password=_optional("KAFKA_SASL_PASSWORD"),
+            topic_prefix=_optional("RAG_TOPIC_PREFIX") or "",
         ),
         "s3": S3Storage(
             endpoint_url=_optional("S3_ENDPOINT_URL"),

@@ -6,6 +6,7 @@ applied offsets live in PostgreSQL beside the data they produced (DESIGN §5).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,24 @@ class KafkaResource(ConfigurableResource):
     sasl_username: str | None = None
     sasl_password: str | None = None
     ssl_cafile: str | None = None
+    topic_prefix: str = Field(
+        default="", description="Prepended to every topic name; keeps deployments (and tests) apart."
+    )
+
+    def topic(self, logical_name: str) -> str:
+        """The real topic of a logical name such as `app.feedback`."""
+        return f"{self.topic_prefix}{logical_name}"
+
+    def logical_topic(self, topic: str) -> str:
+        return topic[len(self.topic_prefix):] if topic.startswith(self.topic_prefix) else topic
+
+    def topics_matching(self, logical_pattern: str) -> list[str]:
+        """Existing topics whose logical name matches the regular expression."""
+        pattern = re.compile(logical_pattern)
+        return [
+            t for t in self.list_topics()
+            if t.startswith(self.topic_prefix) and pattern.fullmatch(self.logical_topic(t))
+        ]
 
     def client_config(self) -> dict:
         config = {

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg2
-import psycopg2.extensions
+import psycopg
 from dagster import ConfigurableResource
 from pydantic import Field
 
@@ -22,20 +21,15 @@ class PostgresResource(ConfigurableResource):
     db_schema: str = Field(default="rag", description="Schema holding the project's tables.")
     sslmode: str = "prefer"
 
-    def _connect(self) -> psycopg2.extensions.connection:
-        return psycopg2.connect(
+    def _connect(self) -> psycopg.Connection:
+        return psycopg.connect(
             host=self.host, port=self.port, user=self.user, password=self.password,
             dbname=self.database, sslmode=self.sslmode, connect_timeout=10,
             options=f"-c search_path={self.db_schema},public",
         )
 
     @contextmanager
-    def transaction(self) -> Iterator[psycopg2.extensions.cursor]:
+    def transaction(self) -> Iterator[psycopg.Cursor]:
         """A cursor inside one transaction: committed on success, rolled back on error."""
-        conn = self._connect()
-        try:
-            with conn:
-                with conn.cursor() as cur:
-                    yield cur
-        finally:
-            conn.close()
+        with self._connect() as conn, conn.cursor() as cur:
+            yield cur

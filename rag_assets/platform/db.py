@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources as package_files
 
-from psycopg2 import sql
+from psycopg import sql
 
 SCHEMA_FILES = (
     ("rag_assets.platform", "schema.sql"),
