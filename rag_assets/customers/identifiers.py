@@ -283,6 +283,11 @@ def normalize_date_of_birth(raw: Any, day_first: bool = True, today: date | None
     return parsed.isoformat()
 
 
+def parse_date(raw: Any, day_first: bool = True) -> date | None:
+    """A calendar date from the same inputs as `normalize_date_of_birth`, without plausibility."""
+    return _parse_date(raw, day_first)
+
+
 def _parse_date(raw: Any, day_first: bool) -> date | None:
     if isinstance(raw, datetime):
         return raw.date()
