@@ -148,7 +148,8 @@ def _decode_document(value: bytes | None) -> dict[str, Any]:
         raise _Rejected(RejectReason.TOMBSTONE, "record has a null value")
     if len(value) > MAX_RECORD_BYTES:
         raise _Rejected(
-            RejectReason.OVERSIZED, f"{len(value)} bytes exceeds the {MAX_RECORD_BYTES}-byte limit"
+            RejectReason.OVERSIZED,
+            f"{len(value)} bytes exceeds the {MAX_RECORD_BYTES}-byte limit",
         )
     try:
         text = bytes(value).decode("utf-8")
@@ -156,7 +157,9 @@ def _decode_document(value: bytes | None) -> dict[str, Any]:
         raise _Rejected(RejectReason.NOT_UTF8, f"invalid byte at position {error.start}") from None
     try:
         document = json.loads(
-            text, object_pairs_hook=_object_without_duplicate_keys, parse_constant=_reject_constant
+            text,
+            object_pairs_hook=_object_without_duplicate_keys,
+            parse_constant=_reject_constant,
         )
     except _Rejected:
         raise
@@ -223,7 +226,10 @@ def _optional_identifier(document: dict[str, Any], field: str) -> str | None:
 
 def _checked_identifier(field: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise _Rejected(RejectReason.WRONG_TYPE, f"{field} must be a string, got {_json_type(value)}")
+        raise _Rejected(
+            RejectReason.WRONG_TYPE,
+            f"{field} must be a string, got {_json_type(value)}",
+        )
     if not value.strip():
         raise _Rejected(RejectReason.EMPTY_FIELD, field)
     if len(value) > MAX_ID_CHARS:
@@ -252,7 +258,10 @@ def _optional_free_text(document: dict[str, Any], field: str) -> str | None:
 
 def _checked_free_text(field: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise _Rejected(RejectReason.WRONG_TYPE, f"{field} must be a string, got {_json_type(value)}")
+        raise _Rejected(
+            RejectReason.WRONG_TYPE,
+            f"{field} must be a string, got {_json_type(value)}",
+        )
     _check_characters(field, value, allowed_controls=_FREE_TEXT_CONTROLS_ALLOWED)
     return value
 
@@ -262,12 +271,15 @@ def _check_characters(field: str, value: str, allowed_controls: frozenset[str]) 
     for position, char in enumerate(value):
         category = unicodedata.category(char)
         if category == "Cs":
-            raise _Rejected(RejectReason.INVALID_UNICODE, f"lone surrogate in {field} at {position}")
+            raise _Rejected(
+                RejectReason.INVALID_UNICODE, f"lone surrogate in {field} at {position}"
+            )
         if char in allowed_controls:
             continue
         if category == "Cc" or (identifier and category == "Cf"):
             raise _Rejected(
-                RejectReason.CONTROL_CHARACTER, f"U+{ord(char):04X} in {field} at {position}"
+                RejectReason.CONTROL_CHARACTER,
+                f"U+{ord(char):04X} in {field} at {position}",
             )
 
 
@@ -280,10 +292,13 @@ def _event_time(value: Any) -> datetime:
         moment = _from_iso(value)
     else:
         raise _Rejected(
-            RejectReason.BAD_TIMESTAMP, f"ts must be an ISO-8601 string or epoch ms, got {_json_type(value)}"
+            RejectReason.BAD_TIMESTAMP,
+            f"ts must be an ISO-8601 string or epoch ms, got {_json_type(value)}",
         )
     if not EARLIEST_EVENT_TIME <= moment < LATEST_EVENT_TIME:
-        raise _Rejected(RejectReason.BAD_TIMESTAMP, f"ts {moment.isoformat()} is outside 2000..2100")
+        raise _Rejected(
+            RejectReason.BAD_TIMESTAMP, f"ts {moment.isoformat()} is outside 2000..2100"
+        )
     return moment
 
 
@@ -308,7 +323,10 @@ def _from_iso(value: str) -> datetime:
 
 def _latency(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _Rejected(RejectReason.WRONG_TYPE, f"latency_ms must be a number, got {_json_type(value)}")
+        raise _Rejected(
+            RejectReason.WRONG_TYPE,
+            f"latency_ms must be a number, got {_json_type(value)}",
+        )
     if not 0 <= value <= MAX_LATENCY_MS:
         raise _Rejected(RejectReason.LATENCY_OUT_OF_RANGE, f"latency_ms {value}")
     return float(value)
@@ -317,9 +335,12 @@ def _latency(value: Any) -> float:
 def _retrieved_ids(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise _Rejected(
-            RejectReason.WRONG_TYPE, f"retrieved_ids must be a list, got {_json_type(value)}"
+            RejectReason.WRONG_TYPE,
+            f"retrieved_ids must be a list, got {_json_type(value)}",
         )
-    return tuple(_checked_identifier(f"retrieved_ids[{index}]", item) for index, item in enumerate(value))
+    return tuple(
+        _checked_identifier(f"retrieved_ids[{index}]", item) for index, item in enumerate(value)
+    )
 
 
 def _rating(value: Any) -> tuple[bool | None, float | None]:
@@ -333,7 +354,10 @@ def _rating(value: Any) -> tuple[bool | None, float | None]:
             return False, None
         raise _Rejected(RejectReason.BAD_RATING, f"rating {_short(value)!r} is not up/down or 1..5")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _Rejected(RejectReason.BAD_RATING, f"rating must be up/down or 1..5, got {_json_type(value)}")
+        raise _Rejected(
+            RejectReason.BAD_RATING,
+            f"rating must be up/down or 1..5, got {_json_type(value)}",
+        )
     score = float(value)
     if not (math.isfinite(score) and MIN_SCORE <= score <= MAX_SCORE):
         raise _Rejected(RejectReason.RATING_OUT_OF_RANGE, f"rating {value} is outside 1..5")

@@ -84,12 +84,16 @@ def build_finetune_dataset(
         else:
             filtered[reason] += 1
 
-    dropped = near_duplicates([_dedup_text(example) for example in selected], config.near_duplicates)
+    dropped = near_duplicates(
+        [_dedup_text(example) for example in selected], config.near_duplicates
+    )
     examples = tuple(example for index, example in enumerate(selected) if index not in dropped)
     filtered[FilterReason.NEAR_DUPLICATE] = len(dropped)
 
     content = _jsonl(examples)
-    manifest = _manifest(ordered, examples, filtered, content, erased_customers, flagged_turns, config)
+    manifest = _manifest(
+        ordered, examples, filtered, content, erased_customers, flagged_turns, config
+    )
     return FinetuneDataset(examples, manifest)
 
 
@@ -137,7 +141,9 @@ def _dedup_text(example: dict[str, Any]) -> str:
 
 
 def _jsonl(examples: Iterable[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(example, ensure_ascii=False) + "\n" for example in examples).encode("utf-8")
+    return "".join(json.dumps(example, ensure_ascii=False) + "\n" for example in examples).encode(
+        "utf-8"
+    )
 
 
 def _manifest(
@@ -180,8 +186,16 @@ def _offset_ranges(events: list[FeedbackEvent]) -> list[dict[str, Any]]:
     ranges: dict[tuple[str, int], list[int]] = {}
     for event in events:
         bounds = ranges.setdefault((event.topic, event.partition), [event.offset, event.offset])
-        bounds[0], bounds[1] = min(bounds[0], event.offset), max(bounds[1], event.offset)
+        bounds[0], bounds[1] = (
+            min(bounds[0], event.offset),
+            max(bounds[1], event.offset),
+        )
     return [
-        {"topic": topic, "partition": partition, "first_offset": first, "last_offset": last}
+        {
+            "topic": topic,
+            "partition": partition,
+            "first_offset": first,
+            "last_offset": last,
+        }
         for (topic, partition), (first, last) in sorted(ranges.items())
     ]

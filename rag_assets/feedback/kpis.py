@@ -35,7 +35,12 @@ from datetime import datetime
 
 from rag_assets.feedback.events import FeedbackEvent
 from rag_assets.feedback.sentiment import Satisfaction
-from rag_assets.feedback.windows import ALL_GRANULARITIES, Granularity, Window, window_of
+from rag_assets.feedback.windows import (
+    ALL_GRANULARITIES,
+    Granularity,
+    Window,
+    window_of,
+)
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,9 @@ def compute_kpis(
     for granularity in granularities:
         for fact in facts:
             groups[(window_of(fact.event_time, granularity), fact.model_id)].append(fact)
-    return [_kpi_row(window, model_id, group) for (window, model_id), group in sorted(groups.items())]
+    return [
+        _kpi_row(window, model_id, group) for (window, model_id), group in sorted(groups.items())
+    ]
 
 
 def kpis_for_windows(facts: Iterable[TurnFact], windows: Iterable[Window]) -> list[KpiRow]:

@@ -66,7 +66,9 @@ def jaccard(left: frozenset[int], right: frozenset[int]) -> float:
     return len(left & right) / len(left | right)
 
 
-def near_duplicates(texts: Sequence[str], config: NearDuplicateConfig = NearDuplicateConfig()) -> dict[int, int]:
+def near_duplicates(
+    texts: Sequence[str], config: NearDuplicateConfig = NearDuplicateConfig()
+) -> dict[int, int]:
     """Map the index of each dropped text to the index of the kept text it nearly repeats."""
     coefficients = _hash_coefficients(config.permutations)
     rows = config.permutations // config.bands
@@ -76,7 +78,10 @@ def near_duplicates(texts: Sequence[str], config: NearDuplicateConfig = NearDupl
     for index, text in enumerate(texts):
         shingle_set = shingles(text, config.shingle_chars)
         signature = _minhash(shingle_set, coefficients)
-        band_keys = [(band, signature[band * rows : (band + 1) * rows].tobytes()) for band in range(config.bands)]
+        band_keys = [
+            (band, signature[band * rows : (band + 1) * rows].tobytes())
+            for band in range(config.bands)
+        ]
         original = _first_similar(band_keys, buckets, kept_shingles, shingle_set, config.threshold)
         if original is not None:
             dropped[index] = original
@@ -106,7 +111,9 @@ def _hash_coefficients(count: int) -> tuple[np.ndarray, np.ndarray]:
     return multipliers, offsets
 
 
-def _minhash(shingle_set: frozenset[int], coefficients: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def _minhash(
+    shingle_set: frozenset[int], coefficients: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
     multipliers, offsets = coefficients
     values = np.fromiter(shingle_set, dtype=np.uint64, count=len(shingle_set))
     # a, b and x are below 2^32, so a·x + b stays below 2^64: no uint64 wrap-around.

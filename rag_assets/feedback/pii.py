@@ -114,7 +114,10 @@ def _luhn_valid_ascii(digits: str) -> bool:
 
 
 def _name_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
-    cleaned = sorted({name.strip() for name in names if len(name.strip()) >= 2}, key=lambda n: (-len(n), n))
+    cleaned = sorted(
+        {name.strip() for name in names if len(name.strip()) >= 2},
+        key=lambda n: (-len(n), n),
+    )
     if not cleaned:
         return None
     alternatives = "|".join(_name_alternative(name) for name in cleaned)
@@ -181,7 +184,9 @@ def _ascii_digits(text: str) -> str:
 
 
 def _mask_phones(text: str) -> str:
-    return _PHONE.sub(lambda match: PHONE_TOKEN if _is_phone(match.group()) else match.group(), text)
+    return _PHONE.sub(
+        lambda match: PHONE_TOKEN if _is_phone(match.group()) else match.group(), text
+    )
 
 
 def _is_phone(candidate: str) -> bool:

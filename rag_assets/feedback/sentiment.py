@@ -86,14 +86,16 @@ def satisfaction_of(
     return Satisfaction.NEUTRAL
 
 
-def comment_sentiments(events: Sequence[FeedbackEvent], scorer: SentimentScorer) -> list[float | None]:
+def comment_sentiments(
+    events: Sequence[FeedbackEvent], scorer: SentimentScorer
+) -> list[float | None]:
     """The comment score of each event (None without a comment), in one scorer call."""
     commented = [index for index, event in enumerate(events) if has_comment(event.comment)]
     scores = scorer.score([events[index].comment for index in commented]) if commented else []
     if len(scores) != len(commented):
         raise ValueError(f"scorer returned {len(scores)} scores for {len(commented)} texts")
     sentiments: list[float | None] = [None] * len(events)
-    for index, score in zip(commented, scores):
+    for index, score in zip(commented, scores, strict=True):
         sentiments[index] = score
     return sentiments
 
@@ -107,5 +109,5 @@ def classify_satisfaction(
     sentiments = comment_sentiments(events, scorer)
     return [
         satisfaction_of(event.rating_up, event.rating_score, sentiment, thresholds)
-        for event, sentiment in zip(events, sentiments)
+        for event, sentiment in zip(events, sentiments, strict=True)
     ]

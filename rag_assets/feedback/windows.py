@@ -75,7 +75,9 @@ def window_of(moment: datetime, granularity: Granularity) -> Window:
     return Window(granularity, start)
 
 
-def windows_of(moment: datetime, granularities: Iterable[Granularity] = ALL_GRANULARITIES) -> list[Window]:
+def windows_of(
+    moment: datetime, granularities: Iterable[Granularity] = ALL_GRANULARITIES
+) -> list[Window]:
     return [window_of(moment, granularity) for granularity in granularities]
 
 
@@ -139,14 +141,22 @@ class BatchOutcome:
         tally = Counter(item.arrival for item in self.classified)
         return {arrival: tally.get(arrival, 0) for arrival in Arrival}
 
-    def touched_windows(self, granularities: Iterable[Granularity] = ALL_GRANULARITIES) -> set[Window]:
+    def touched_windows(
+        self, granularities: Iterable[Granularity] = ALL_GRANULARITIES
+    ) -> set[Window]:
         """The windows whose KPIs this batch changes: those of its accepted events."""
         kinds = tuple(granularities)
         return {window for event in self.accepted for window in windows_of(event.ts, kinds)}
 
-    def too_late_by_window(self, granularities: Iterable[Granularity] = ALL_GRANULARITIES) -> dict[Window, int]:
+    def too_late_by_window(
+        self, granularities: Iterable[Granularity] = ALL_GRANULARITIES
+    ) -> dict[Window, int]:
         kinds = tuple(granularities)
-        return dict(Counter(w for event in self.events(Arrival.TOO_LATE) for w in windows_of(event.ts, kinds)))
+        return dict(
+            Counter(
+                w for event in self.events(Arrival.TOO_LATE) for w in windows_of(event.ts, kinds)
+            )
+        )
 
 
 def classify_batch(

@@ -58,7 +58,9 @@ def test_event_is_immutable(record_value):
         (None, None, None),
     ],
 )
-def test_rating_is_normalised_into_polarity_and_score(record_value, rating, rating_up, rating_score):
+def test_rating_is_normalised_into_polarity_and_score(
+    record_value, rating, rating_up, rating_score
+):
     event = parse(record_value(rating=rating))
 
     assert isinstance(event, FeedbackEvent)
@@ -74,7 +76,12 @@ def test_optional_fields_may_be_absent(make_document):
     event = parse(json.dumps(document).encode())
 
     assert isinstance(event, FeedbackEvent)
-    assert (event.rating_up, event.rating_score, event.comment, event.customer_ref) == (None, None, None, None)
+    assert (event.rating_up, event.rating_score, event.comment, event.customer_ref) == (
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def test_integer_turn_id_is_kept_as_text(record_value):
@@ -90,8 +97,14 @@ def test_unknown_fields_are_ignored(record_value):
     ("ts", "expected"),
     [
         ("2024-03-15T10:15:00Z", datetime(2024, 3, 15, 10, 15, tzinfo=timezone.utc)),
-        ("2024-03-15T11:15:00+01:00", datetime(2024, 3, 15, 10, 15, tzinfo=timezone.utc)),
-        ("2024-03-15T05:15:00.250-05:00", datetime(2024, 3, 15, 10, 15, 0, 250000, tzinfo=timezone.utc)),
+        (
+            "2024-03-15T11:15:00+01:00",
+            datetime(2024, 3, 15, 10, 15, tzinfo=timezone.utc),
+        ),
+        (
+            "2024-03-15T05:15:00.250-05:00",
+            datetime(2024, 3, 15, 10, 15, 0, 250000, tzinfo=timezone.utc),
+        ),
         (1710497700000, datetime(2024, 3, 15, 10, 15, tzinfo=timezone.utc)),
     ],
 )
@@ -109,7 +122,10 @@ def test_timestamps_are_converted_to_utc(record_value, ts, expected):
         ("15/03/2024 10:15", RejectReason.BAD_TIMESTAMP),
         ("yesterday", RejectReason.BAD_TIMESTAMP),
         ("", RejectReason.BAD_TIMESTAMP),
-        (1710497700, RejectReason.BAD_TIMESTAMP),  # epoch seconds sent as milliseconds: 1970
+        (
+            1710497700,
+            RejectReason.BAD_TIMESTAMP,
+        ),  # epoch seconds sent as milliseconds: 1970
         (1710497700000.5, RejectReason.BAD_TIMESTAMP),
         (True, RejectReason.BAD_TIMESTAMP),
         (10**30, RejectReason.BAD_TIMESTAMP),
@@ -139,7 +155,17 @@ def test_bad_ratings_are_dead_lettered(record_value, rating, code):
 
 
 @pytest.mark.parametrize(
-    "field", ["conversation_id", "turn_id", "ts", "question", "answer", "model_id", "latency_ms", "retrieved_ids"]
+    "field",
+    [
+        "conversation_id",
+        "turn_id",
+        "ts",
+        "question",
+        "answer",
+        "model_id",
+        "latency_ms",
+        "retrieved_ids",
+    ],
 )
 def test_missing_required_field_is_dead_lettered(make_document, field):
     document = make_document()
@@ -206,8 +232,10 @@ def test_free_text_keeps_newlines_tabs_and_emoji_sequences(record_value):
 
 
 def test_lone_surrogate_is_dead_lettered():
-    value = b'{"conversation_id":"c","turn_id":"t","ts":"2024-03-15T10:15:00Z","question":"\\ud800",' \
-            b'"answer":"a","model_id":"m","latency_ms":1,"retrieved_ids":[]}'
+    value = (
+        b'{"conversation_id":"c","turn_id":"t","ts":"2024-03-15T10:15:00Z","question":"\\ud800",'
+        b'"answer":"a","model_id":"m","latency_ms":1,"retrieved_ids":[]}'
+    )
     assert rejected_code(value) == RejectReason.INVALID_UNICODE
 
 

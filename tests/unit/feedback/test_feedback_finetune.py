@@ -3,7 +3,11 @@ from __future__ import annotations
 import hashlib
 import json
 
-from rag_assets.feedback.finetune import FinetuneConfig, build_finetune_dataset, is_well_rated
+from rag_assets.feedback.finetune import (
+    FinetuneConfig,
+    build_finetune_dataset,
+    is_well_rated,
+)
 from rag_assets.feedback.pii import PiiMasker
 
 
@@ -35,8 +39,14 @@ def test_example_is_chat_formatted_and_masked(make_event):
         {
             "messages": [
                 {"role": "system", "content": FinetuneConfig().system_prompt},
-                {"role": "user", "content": "I'm [NAME] [NAME], [EMAIL] — can I move my flight?"},
-                {"role": "assistant", "content": "Yes [NAME], call [PHONE] or use Manage Booking."},
+                {
+                    "role": "user",
+                    "content": "I'm [NAME] [NAME], [EMAIL] — can I move my flight?",
+                },
+                {
+                    "role": "assistant",
+                    "content": "Yes [NAME], call [PHONE] or use Manage Booking.",
+                },
             ]
         },
     )
@@ -63,7 +73,12 @@ def test_selection_rule_and_filter_reasons(make_event):
     )
 
     kept_questions = [example["messages"][1]["content"] for example in dataset.examples]
-    assert [q.split(":")[0] for q in kept_questions] == ["Question 0", "Question 1", "Question 2", "Question 11"]
+    assert [q.split(":")[0] for q in kept_questions] == [
+        "Question 0",
+        "Question 1",
+        "Question 2",
+        "Question 11",
+    ]
     assert dataset.manifest["records_in"] == 12
     assert dataset.manifest["records_out"] == 4
     assert dataset.manifest["filtered"] == {
@@ -79,7 +94,9 @@ def test_selection_rule_and_filter_reasons(make_event):
 
 def test_min_score_is_configurable(make_event):
     strict = FinetuneConfig(min_score=5.0)
-    assert not is_well_rated(turn(make_event, 0, rating_up=True, rating_score=4.0), strict.min_score)
+    assert not is_well_rated(
+        turn(make_event, 0, rating_up=True, rating_score=4.0), strict.min_score
+    )
     assert is_well_rated(turn(make_event, 0, rating_up=True, rating_score=5.0), strict.min_score)
     assert is_well_rated(turn(make_event, 0, rating_up=True, rating_score=None), strict.min_score)
 
@@ -90,7 +107,12 @@ def test_near_duplicates_are_removed_keeping_the_earliest(make_event):
     events = [
         turn(make_event, 5, question=question, answer=answer),
         turn(make_event, 2, question=question.upper(), answer=answer.replace(".", "!")),
-        turn(make_event, 9, question="Where is my refund?", answer="Refunds take up to 7 working days."),
+        turn(
+            make_event,
+            9,
+            question="Where is my refund?",
+            answer="Refunds take up to 7 working days.",
+        ),
     ]
 
     dataset = build_finetune_dataset(events)
@@ -124,7 +146,11 @@ def test_same_events_in_any_order_give_the_same_version(make_event):
 
 
 def test_manifest_records_source_offsets_and_filters_without_customer_refs(make_event):
-    events = [turn(make_event, 3), turn(make_event, 8), turn(make_event, 4, partition=1, customer_ref="erased-9")]
+    events = [
+        turn(make_event, 3),
+        turn(make_event, 8),
+        turn(make_event, 4, partition=1, customer_ref="erased-9"),
+    ]
 
     manifest = build_finetune_dataset(events, erased_customers={"erased-9"}).manifest
 
@@ -139,7 +165,7 @@ def test_manifest_records_source_offsets_and_filters_without_customer_refs(make_
 
 def test_unicode_is_written_as_utf8_not_escaped(make_event):
     dataset = build_finetune_dataset([turn(make_event, 1, answer="Oui, à Zürich — 2 bagages 😊")])
-    assert "Zürich — 2 bagages 😊".encode("utf-8") in dataset.to_jsonl()
+    assert "Zürich — 2 bagages 😊".encode() in dataset.to_jsonl()
 
 
 def test_empty_input_gives_an_empty_dataset(make_event):

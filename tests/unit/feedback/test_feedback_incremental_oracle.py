@@ -19,7 +19,13 @@ import pytest
 from rag_assets.feedback.events import FeedbackEvent
 from rag_assets.feedback.kpis import KpiRow, TurnFact, compute_kpis, kpis_for_windows
 from rag_assets.feedback.sentiment import classify_satisfaction
-from rag_assets.feedback.windows import Arrival, LatenessPolicy, WatermarkState, Window, classify_batch
+from rag_assets.feedback.windows import (
+    Arrival,
+    LatenessPolicy,
+    WatermarkState,
+    Window,
+    classify_batch,
+)
 
 POLICY = LatenessPolicy(allowed_lateness=timedelta(hours=6))
 START = datetime(2024, 3, 15, tzinfo=timezone.utc)
@@ -51,7 +57,9 @@ def random_stream(rng: random.Random, build_event, turns: int) -> dict[int, list
             partition=conversation % PARTITIONS,
         )
         event = _with_random_rating(rng, event)
-        delay = timedelta(minutes=rng.expovariate(1 / 20) if rng.random() < 0.9 else rng.uniform(60, 24 * 60))
+        delay = timedelta(
+            minutes=rng.expovariate(1 / 20) if rng.random() < 0.9 else rng.uniform(60, 24 * 60)
+        )
         arrivals.append((event_time + delay, event))
         if rng.random() < 0.12:  # at-least-once delivery: the same record again, later
             arrivals.append((event_time + delay + timedelta(minutes=rng.uniform(0, 600)), event))
@@ -71,11 +79,17 @@ def _with_random_rating(rng: random.Random, event: FeedbackEvent) -> FeedbackEve
         return replace(event, rating_up=False)
     if kind == "score":
         score = float(rng.randint(1, 5))
-        return replace(event, rating_score=score, rating_up=True if score >= 4 else False if score <= 2 else None)
+        return replace(
+            event,
+            rating_score=score,
+            rating_up=True if score >= 4 else False if score <= 2 else None,
+        )
     return event
 
 
-def random_batches(rng: random.Random, streams: dict[int, list[FeedbackEvent]]) -> list[list[FeedbackEvent]]:
+def random_batches(
+    rng: random.Random, streams: dict[int, list[FeedbackEvent]]
+) -> list[list[FeedbackEvent]]:
     """Contiguous offset ranges per partition, interleaved at random; some runs take two ranges."""
     pending = {p: list(events) for p, events in streams.items() if events}
     chunks = []
@@ -94,7 +108,9 @@ def random_batches(rng: random.Random, streams: dict[int, list[FeedbackEvent]]) 
     return batches
 
 
-def reference_accepted(streams: dict[int, list[FeedbackEvent]]) -> set[tuple[str, int, int]]:
+def reference_accepted(
+    streams: dict[int, list[FeedbackEvent]],
+) -> set[tuple[str, int, int]]:
     """The acceptance rule restated naively: per partition, in offset order."""
     accepted = set()
     seen: set[tuple[str, str]] = set()
@@ -113,10 +129,15 @@ def reference_accepted(streams: dict[int, list[FeedbackEvent]]) -> set[tuple[str
 
 def to_facts(events: list[FeedbackEvent]) -> list[TurnFact]:
     satisfaction = classify_satisfaction(events, KeywordScorer())
-    return [TurnFact.from_event(event, category) for event, category in zip(events, satisfaction)]
+    return [
+        TurnFact.from_event(event, category)
+        for event, category in zip(events, satisfaction, strict=True)
+    ]
 
 
-def process_incrementally(batches, rng) -> tuple[list[FeedbackEvent], dict[tuple[Window, str], KpiRow], dict]:
+def process_incrementally(
+    batches, rng
+) -> tuple[list[FeedbackEvent], dict[tuple[Window, str], KpiRow], dict]:
     state = WatermarkState()
     stored: dict[tuple[str, str], TurnFact] = {}
     kpi_table: dict[tuple[Window, str], KpiRow] = {}
@@ -134,7 +155,9 @@ def process_incrementally(batches, rng) -> tuple[list[FeedbackEvent], dict[tuple
             arrivals[arrival] += count
 
         touched = outcome.touched_windows()
-        facts_of_touched = [f for f in stored.values() if any(w.contains(f.event_time) for w in touched)]
+        facts_of_touched = [
+            f for f in stored.values() if any(w.contains(f.event_time) for w in touched)
+        ]
         for key in [key for key in kpi_table if key[0] in touched]:
             del kpi_table[key]
         for row in kpis_for_windows(facts_of_touched, touched):
@@ -149,7 +172,11 @@ def test_incremental_kpis_equal_the_oracle_over_accepted_events(seed, make_event
 
     accepted, kpi_table, arrivals = process_incrementally(random_batches(rng, streams), rng)
 
-    assert arrivals[Arrival.TOO_LATE] > 0 and arrivals[Arrival.LATE_ACCEPTED] > 0 and arrivals[Arrival.DUPLICATE] > 0
+    assert (
+        arrivals[Arrival.TOO_LATE] > 0
+        and arrivals[Arrival.LATE_ACCEPTED] > 0
+        and arrivals[Arrival.DUPLICATE] > 0
+    )
     assert sum(arrivals.values()) == sum(len(stream) for stream in streams.values())
     assert {(e.topic, e.partition, e.offset) for e in accepted} == reference_accepted(streams)
     oracle = compute_kpis(to_facts(accepted))

@@ -7,7 +7,12 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from rag_assets.feedback.kpis import TurnFact, compute_kpis, kpis_for_windows, percentile_cont
+from rag_assets.feedback.kpis import (
+    TurnFact,
+    compute_kpis,
+    kpis_for_windows,
+    percentile_cont,
+)
 from rag_assets.feedback.sentiment import Satisfaction
 from rag_assets.feedback.windows import Granularity, Window
 
@@ -49,7 +54,9 @@ def test_percentile_cont_agrees_with_numpy_linear():
     for _ in range(200):
         values = [rng.uniform(0, 5000) for _ in range(rng.randint(1, 60))]
         for fraction in (0.5, 0.95, 0.99):
-            assert percentile_cont(values, fraction) == pytest.approx(np.percentile(values, fraction * 100))
+            assert percentile_cont(values, fraction) == pytest.approx(
+                np.percentile(values, fraction * 100)
+            )
 
 
 def test_percentile_of_nothing_is_an_error():
@@ -60,9 +67,26 @@ def test_percentile_of_nothing_is_an_error():
 def test_kpis_of_one_model_in_one_hour():
     facts = [
         fact("1", rating_up=True, satisfaction=Satisfaction.SATISFIED, latency_ms=100.0),
-        fact("2", rating_up=False, satisfaction=Satisfaction.DISSATISFIED, latency_ms=200.0),
-        fact("3", rating_up=True, rating_score=5.0, satisfaction=Satisfaction.SATISFIED, latency_ms=300.0),
-        fact("4", rating_score=3.0, satisfaction=Satisfaction.NEUTRAL, latency_ms=400.0, has_context=False),
+        fact(
+            "2",
+            rating_up=False,
+            satisfaction=Satisfaction.DISSATISFIED,
+            latency_ms=200.0,
+        ),
+        fact(
+            "3",
+            rating_up=True,
+            rating_score=5.0,
+            satisfaction=Satisfaction.SATISFIED,
+            latency_ms=300.0,
+        ),
+        fact(
+            "4",
+            rating_score=3.0,
+            satisfaction=Satisfaction.NEUTRAL,
+            latency_ms=400.0,
+            has_context=False,
+        ),
         fact("5", conversation_id="c2", latency_ms=1000.0, has_context=False),
     ]
 
@@ -90,15 +114,25 @@ def test_rates_are_none_without_ratings():
 
 def test_rows_are_split_by_window_and_model():
     facts = [
-        fact("1", model_id="model-a", event_time=datetime(2024, 3, 15, 10, 59, tzinfo=UTC)),
+        fact(
+            "1",
+            model_id="model-a",
+            event_time=datetime(2024, 3, 15, 10, 59, tzinfo=UTC),
+        ),
         fact("2", model_id="model-a", event_time=datetime(2024, 3, 15, 11, 0, tzinfo=UTC)),
-        fact("3", model_id="model-b", event_time=datetime(2024, 3, 15, 11, 30, tzinfo=UTC)),
+        fact(
+            "3",
+            model_id="model-b",
+            event_time=datetime(2024, 3, 15, 11, 30, tzinfo=UTC),
+        ),
         fact("4", model_id="model-b", event_time=datetime(2024, 3, 16, 0, 0, tzinfo=UTC)),
     ]
 
     rows = compute_kpis(facts)
 
-    assert sorted((row.granularity, row.window_start.isoformat(), row.model_id, row.turns) for row in rows) == [
+    assert sorted(
+        (row.granularity, row.window_start.isoformat(), row.model_id, row.turns) for row in rows
+    ) == [
         ("day", "2024-03-15T00:00:00+00:00", "model-a", 2),
         ("day", "2024-03-15T00:00:00+00:00", "model-b", 1),
         ("day", "2024-03-16T00:00:00+00:00", "model-b", 1),
@@ -127,7 +161,11 @@ def test_duplicated_turns_are_refused():
 def test_result_does_not_depend_on_fact_order():
     rng = random.Random(3)
     facts = [
-        fact(str(i), latency_ms=rng.uniform(1, 3000), rating_score=float(rng.randint(1, 5)))
+        fact(
+            str(i),
+            latency_ms=rng.uniform(1, 3000),
+            rating_score=float(rng.randint(1, 5)),
+        )
         for i in range(500)
     ]
     shuffled = facts[:]

@@ -16,7 +16,11 @@ from rag_assets.feedback.near_duplicates import (
 
 
 def test_normalise_ignores_case_punctuation_spacing_and_width():
-    assert normalise("  Can I   bring a PET?! ") == normalise("can i bring a pet") == "can i bring a pet"
+    assert (
+        normalise("  Can I   bring a PET?! ")
+        == normalise("can i bring a pet")
+        == "can i bring a pet"
+    )
     assert normalise("ＦＬＩＧＨＴ") == "flight"
 
 
@@ -31,9 +35,15 @@ def test_exact_and_cosmetic_repeats_are_duplicates_of_the_first():
 
 
 def test_small_edits_are_near_duplicates_and_different_answers_are_not():
-    base = "How do I change my flight?\nOpen Manage Booking, choose the flight, pick a new date and pay any fare difference."
+    base = (
+        "How do I change my flight?\n"
+        "Open Manage Booking, choose the flight, pick a new date and pay any fare difference."
+    )
     edited = base.replace("pick a new date", "pick the new date")
-    different = "How do I change my flight?\nCall our contact centre; changes within 24 hours of departure are not possible online."
+    different = (
+        "How do I change my flight?\n"
+        "Call our contact centre; changes within 24 hours of departure are not possible online."
+    )
 
     assert jaccard(shingles(base, 5), shingles(edited, 5)) >= 0.8
     assert near_duplicates([base, edited, different]) == {1: 0}
@@ -73,7 +83,13 @@ def test_short_texts_are_one_shingle():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"threshold": 0.0}, {"threshold": 1.5}, {"shingle_chars": 0}, {"permutations": 100, "bands": 32}]
+    "kwargs",
+    [
+        {"threshold": 0.0},
+        {"threshold": 1.5},
+        {"shingle_chars": 0},
+        {"permutations": 100, "bands": 32},
+    ],
 )
 def test_invalid_configuration_is_refused(kwargs):
     with pytest.raises(ValueError):

@@ -102,7 +102,11 @@ def test_classify_satisfaction_combines_ratings_and_comments(make_event):
 
 def test_vader_scores_clear_praise_and_complaints():
     praise, complaint, neutral = VaderScorer().score(
-        ["Great answer, thank you so much!", "Useless. The gate info was wrong and I missed my flight.", "Flight BA123"]
+        [
+            "Great answer, thank you so much!",
+            "Useless. The gate info was wrong and I missed my flight.",
+            "Flight BA123",
+        ]
     )
     assert praise >= 0.5
     assert complaint <= -0.5

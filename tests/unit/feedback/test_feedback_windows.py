@@ -24,7 +24,9 @@ def at(hour: int, minute: int = 0, day: int = 15) -> datetime:
 
 
 def test_windows_are_utc_aligned_hours_and_days():
-    moment = datetime(2024, 3, 15, 0, 30, tzinfo=timezone(timedelta(hours=2)))  # 22:30 UTC on the 14th
+    moment = datetime(
+        2024, 3, 15, 0, 30, tzinfo=timezone(timedelta(hours=2))
+    )  # 22:30 UTC on the 14th
 
     hour, day = windows_of(moment)
 
@@ -108,11 +110,19 @@ def test_watermark_is_per_partition(make_event):
     outcome = classify_batch([event], state, POLICY)
 
     assert outcome.classified[0].arrival is Arrival.ON_TIME
-    assert outcome.state.frontiers == {("app.feedback", 0): at(20), ("app.feedback", 1): at(9)}
+    assert outcome.state.frontiers == {
+        ("app.feedback", 0): at(20),
+        ("app.feedback", 1): at(9),
+    }
 
 
 def test_turns_applied_before_the_batch_are_duplicates(make_event):
-    outcome = classify_batch([make_event(conversation_id="c", turn_id="1")], WatermarkState(), POLICY, {("c", "1")})
+    outcome = classify_batch(
+        [make_event(conversation_id="c", turn_id="1")],
+        WatermarkState(),
+        POLICY,
+        {("c", "1")},
+    )
     assert outcome.classified[0].arrival is Arrival.DUPLICATE
     assert outcome.state == WatermarkState()
 
