@@ -345,8 +345,9 @@ def _canonical_pk(key_fields: Mapping[str, Any]) -> str:
         if value is None:
             raise _Rejected(f"key column {name or 'value'!r} is null")
         if isinstance(value, bool) or not isinstance(value, (int, str)):
+            label = name or "value"
             raise _Rejected(
-                f"key column {name or 'value'!r} is {_json_type(value)}, expected an integer or a string"
+                f"key column {label!r} is {_json_type(value)}, expected an integer or a string"
             )
     if len(key_fields) == 1:
         return str(next(iter(key_fields.values())))

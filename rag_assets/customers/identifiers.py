@@ -171,7 +171,7 @@ def normalize_email(raw: Any) -> str | None:
         return None
     email = raw.strip()
     if email.lower().startswith("mailto:"):
-        email = email[len("mailto:"):]
+        email = email[len("mailto:") :]
     email = email.strip().lower()
     return email if _EMAIL.match(email) else None
 
@@ -207,20 +207,67 @@ def normalize_document_number(raw: Any) -> str | None:
 
 # Letters that Unicode decomposition does not reduce to ASCII.
 _SPECIAL_LETTERS = str.maketrans(
-    {"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ł": "l", "Ł": "L",
-     "đ": "d", "Đ": "D", "þ": "th", "Þ": "TH", "ð": "d", "ß": "ss", "ı": "i"}
+    {
+        "ø": "o",
+        "Ø": "O",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "þ": "th",
+        "Þ": "TH",
+        "ð": "d",
+        "ß": "ss",
+        "ı": "i",
+    }
 )
 _TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "rev"})
 _NICKNAMES = {
-    "bill": "william", "will": "william", "billy": "william", "liz": "elizabeth",
-    "beth": "elizabeth", "lizzie": "elizabeth", "bob": "robert", "rob": "robert",
-    "bobby": "robert", "jim": "james", "jimmy": "james", "mike": "michael", "tom": "thomas",
-    "tommy": "thomas", "kate": "katherine", "katie": "katherine", "cathy": "catherine",
-    "dave": "david", "dan": "daniel", "danny": "daniel", "chris": "christopher",
-    "alex": "alexander", "sam": "samuel", "ben": "benjamin", "joe": "joseph", "jon": "jonathan",
-    "nick": "nicholas", "matt": "matthew", "andy": "andrew", "tony": "anthony", "steve": "stephen",
-    "jen": "jennifer", "jenny": "jennifer", "sue": "susan", "peggy": "margaret", "meg": "margaret",
-    "dick": "richard", "rick": "richard", "ted": "edward", "ed": "edward", "pat": "patricia",
+    "bill": "william",
+    "will": "william",
+    "billy": "william",
+    "liz": "elizabeth",
+    "beth": "elizabeth",
+    "lizzie": "elizabeth",
+    "bob": "robert",
+    "rob": "robert",
+    "bobby": "robert",
+    "jim": "james",
+    "jimmy": "james",
+    "mike": "michael",
+    "tom": "thomas",
+    "tommy": "thomas",
+    "kate": "katherine",
+    "katie": "katherine",
+    "cathy": "catherine",
+    "dave": "david",
+    "dan": "daniel",
+    "danny": "daniel",
+    "chris": "christopher",
+    "alex": "alexander",
+    "sam": "samuel",
+    "ben": "benjamin",
+    "joe": "joseph",
+    "jon": "jonathan",
+    "nick": "nicholas",
+    "matt": "matthew",
+    "andy": "andrew",
+    "tony": "anthony",
+    "steve": "stephen",
+    "jen": "jennifer",
+    "jenny": "jennifer",
+    "sue": "susan",
+    "peggy": "margaret",
+    "meg": "margaret",
+    "dick": "richard",
+    "rick": "richard",
+    "ted": "edward",
+    "ed": "edward",
+    "pat": "patricia",
 }
 
 
@@ -268,12 +315,18 @@ def canonical_given_name(name: str | None) -> str | None:
 
 # --- dates ---------------------------------------------------------------------------------
 
-_MONTHS = {m: i for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+    )
+}
 _EPOCH = date(1970, 1, 1)
 
 
-def normalize_date_of_birth(raw: Any, day_first: bool = True, today: date | None = None) -> str | None:
+def normalize_date_of_birth(
+    raw: Any, day_first: bool = True, today: date | None = None
+) -> str | None:
     """ISO date, or None when the value is not a plausible birth date (1900 up to today)."""
     parsed = _parse_date(raw, day_first)
     if parsed is None:
@@ -343,17 +396,52 @@ def _named_month_date(text: str, _: bool) -> date | None:
 # --- addresses -----------------------------------------------------------------------------
 
 _STREET_TYPES = {
-    "street": "st", "str": "st", "road": "rd", "avenue": "ave", "av": "ave", "lane": "ln",
-    "drive": "dr", "court": "ct", "crescent": "cres", "place": "pl", "terrace": "tce",
-    "boulevard": "blvd", "square": "sq", "close": "cl", "gardens": "gdns", "highway": "hwy",
-    "parade": "pde", "circuit": "cct", "grove": "gr", "way": "way", "apartment": "apt",
-    "flat": "flat", "north": "n", "south": "s", "east": "e", "west": "w",
+    "street": "st",
+    "str": "st",
+    "road": "rd",
+    "avenue": "ave",
+    "av": "ave",
+    "lane": "ln",
+    "drive": "dr",
+    "court": "ct",
+    "crescent": "cres",
+    "place": "pl",
+    "terrace": "tce",
+    "boulevard": "blvd",
+    "square": "sq",
+    "close": "cl",
+    "gardens": "gdns",
+    "highway": "hwy",
+    "parade": "pde",
+    "circuit": "cct",
+    "grove": "gr",
+    "way": "way",
+    "apartment": "apt",
+    "flat": "flat",
+    "north": "n",
+    "south": "s",
+    "east": "e",
+    "west": "w",
 }
 _COUNTRIES = {
-    "uk": "GB", "united kingdom": "GB", "great britain": "GB", "england": "GB", "scotland": "GB",
-    "wales": "GB", "northern ireland": "GB", "usa": "US", "united states": "US",
-    "united states of america": "US", "ireland": "IE", "france": "FR", "germany": "DE",
-    "spain": "ES", "italy": "IT", "australia": "AU", "canada": "CA", "netherlands": "NL",
+    "uk": "GB",
+    "united kingdom": "GB",
+    "great britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northern ireland": "GB",
+    "usa": "US",
+    "united states": "US",
+    "united states of america": "US",
+    "ireland": "IE",
+    "france": "FR",
+    "germany": "DE",
+    "spain": "ES",
+    "italy": "IT",
+    "australia": "AU",
+    "canada": "CA",
+    "netherlands": "NL",
 }
 
 

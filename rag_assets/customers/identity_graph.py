@@ -182,7 +182,9 @@ class _Overlay:
 
     def keys_with_identifier(self, kind: str, value: str, limit: int) -> set[RecordKey]:
         stored = self.store.keys_with_identifier(kind, value, limit)
-        found = stored | {k for k, n in self.nodes.items() if n and (kind, value) in n.identity.identifiers}
+        found = stored | {
+            k for k, n in self.nodes.items() if n and (kind, value) in n.identity.identifiers
+        }
         return {k for k in found if (n := self.node(k)) and (kind, value) in n.identity.identifiers}
 
     def keys_with_blocking_key(self, block: str, limit: int) -> set[RecordKey]:
@@ -203,7 +205,9 @@ class _Overlay:
                 self.customer_id(key)
             # Records already moved in this batch are no longer members.
             self.member_sets[customer_id] = {k for k in stored if self.assigned[k] == customer_id}
-            self.member_sets[customer_id] |= {k for k, c in self.assigned.items() if c == customer_id}
+            self.member_sets[customer_id] |= {
+                k for k, c in self.assigned.items() if c == customer_id
+            }
         return self.member_sets[customer_id]
 
     def assign(self, key: RecordKey, customer_id: str | None) -> None:

@@ -1,30 +1,37 @@
-"""Match rules between two person identities: deterministic identifiers and a fuzzy score.
+"""Match rules between two person identities: deterministic identifiers and fuzzy evidence.
 
 Deterministic rules: two records that share a normalised email, E.164 phone, loyalty number,
 national id or passport are linked with score 1.0 (one edge per rule). An identifier value shared
-by more than `max_identifier_group` records (a shared family inbox, a placeholder like
+by more than `max_identifier_group` records (a shared family inbox, a placeholder such as
 `noreply@...`) stops being identifying and links nothing.
 
-Fuzzy rule (`fuzzy_person`): a weighted mean of field similarities over the fields both records
-have, so a missing field neither helps nor hurts:
+Fuzzy rule (`fuzzy_person`), Fellegi-Sunter style: each field both records have adds evidence
+in bits, log2(m/u) when it agrees and log2((1-m)/(1-u)) when it does not, interpolated by the
+field's agreement level in [0, 1]; a missing field adds nothing. m and u (`FIELD_EVIDENCE`) are
+generic priors for person data, not fitted to a data set:
 
-| field | weight | similarity |
-|---|---|---|
-| surname | 2.0 | Jaro-Winkler |
-| given name | 1.5 | Jaro-Winkler; 1.0 when both are the same formal name (`bill` = `william`) |
-| date of birth | 2.0 | 1.0 equal; 0.8 day and month swapped; 0.6 one digit wrong; else 0 |
-| address line | 1.5 | best of token-sort ratio and ratio without spaces |
-| postcode | 1.0 | 1.0 equal; 0.5 one character wrong; else 0 |
-| city | 0.5 | Jaro-Winkler |
-| national id | 1.5 | 1.0 equal; 0.5 one edit apart; else 0 |
+| field | m | u | agreement level |
+|---|---|---|---|
+| surname | 0.9 | 1/100 | Jaro-Winkler, ramped from 0.75 (below: 0) to 1 |
+| given name | 0.9 | 1/100 | as surname; 1 when both are the same formal name (bill = william) |
+| date of birth | 0.9 | 1/20,000 | 1 equal; 0.7 day and month swapped; 0.6 one character off |
+| national id | 0.9 | 1/1,000,000 | 1 equal; 0.6 one edit apart |
+| address line | 0.85 | 1/2,000 | best of token-sort and space-free ratio, ramped from 0.7 |
+| postcode | 0.9 | 1/200 | 1 equal; 0.6 one edit apart |
+| city | 0.85 | 1/100 | Jaro-Winkler, ramped from 0.75 |
 
-
+Names are compared as written and with given name and surname swapped (the better counts), and
+at least one name must be comparable. Address, postcode and city are not independent, so only the
+strongest of the three counts. A pair links when the evidence reaches `fuzzy_threshold_bits`
+(16 bits by default: two agreeing names give 13 bits, so names alone never link, while names plus
+an agreeing birth date or address do). The edge score is the match probability
+1 / (1 + 2^(threshold - bits)), 0.5 at the threshold.
 
 Blocking keeps this fast: a record is compared only with records sharing one of its blocking
-keys (see `blocking_keys`: Soundex of names with an initial or the birth date or year, initials +
-birth date, postcode + surname initial or birth date, house number + Soundex of the street).
-Several keys per record tolerate errors in any one or two fields. A block larger than `max_block_size` is too
-unspecific to help and is ignored.
+keys (see `blocking_keys`: Soundex of either name with the birth date or year, both names'
+Soundex codes, postcode or house number + street Soundex with a name initial, postcode or street
+or city with the birth date). Several keys per record tolerate errors in one or two fields. A
+block of more than `max_block_size` records is too unspecific to help and is ignored.
 """
 
 from __future__ import annotations
@@ -110,8 +117,11 @@ class RuleMatch:
 
 def deterministic_matches(a: PersonIdentity, b: PersonIdentity) -> list[RuleMatch]:
     shared_kinds = {kind for kind, value in a.identifiers & b.identifiers}
-    return [RuleMatch(DETERMINISTIC_RULES[k], 1.0) for k in sorted(shared_kinds)
-            if k in DETERMINISTIC_RULES]
+    return [
+        RuleMatch(DETERMINISTIC_RULES[k], 1.0)
+        for k in sorted(shared_kinds)
+        if k in DETERMINISTIC_RULES
+    ]
 
 
 def fuzzy_match(
@@ -142,8 +152,11 @@ def match_evidence(
             total += evidence[name].bits(_AGREEMENT[name](fa[name], fb[name]))
     # Address, postcode and city are not independent (one follows from another): count the
     # strongest of them once.
-    location = [evidence[n].bits(_AGREEMENT[n](fa[n], fb[n]))
-                for n in _LOCATION_FIELDS if fa.get(n) and fb.get(n)]
+    location = [
+        evidence[n].bits(_AGREEMENT[n](fa[n], fb[n]))
+        for n in _LOCATION_FIELDS
+        if fa.get(n) and fb.get(n)
+    ]
     if location:
         total += max(location)
     return total
@@ -152,8 +165,14 @@ def match_evidence(
 def _names_bits(fa: dict, fb: dict, evidence: dict[str, FieldEvidence]) -> float | None:
     """Evidence from the names, as written or with given name and surname swapped."""
     swapped = {**fb, "given_name": fb.get("surname"), "surname": fb.get("given_name")}
-    options = [bits for bits in (_aligned_names_bits(fa, fb, evidence),
-                                 _aligned_names_bits(fa, swapped, evidence)) if bits is not None]
+    options = [
+        bits
+        for bits in (
+            _aligned_names_bits(fa, fb, evidence),
+            _aligned_names_bits(fa, swapped, evidence),
+        )
+        if bits is not None
+    ]
     return max(options) if options else None
 
 
@@ -210,7 +229,7 @@ def _date_agreement(a: str, b: str) -> float:
 
 
 def _one_character_off(a: str, b: str) -> bool:
-    return len(a) == len(b) and sum(x != y for x, y in zip(a, b)) == 1
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
 
 
 def _address_agreement(a: str, b: str) -> float:
@@ -234,6 +253,7 @@ _AGREEMENT: dict[str, Callable[[str, str], float]] = {
 
 
 # --- blocking ------------------------------------------------------------------------------
+
 
 def blocking_keys(identity: PersonIdentity) -> frozenset[str]:
     """Keys under which a record is filed; fuzzy candidates share at least one of them.
@@ -280,9 +300,18 @@ def _street_key(address: str | None) -> str | None:
     return f"{number}:{soundex(word)}" if number and word else None
 
 
-_SOUNDEX_CODES = {c: d for d, letters in {
-    "1": "bfpv", "2": "cgjkqsxz", "3": "dt", "4": "l", "5": "mn", "6": "r"}.items()
-    for c in letters}
+_SOUNDEX_CODES = {
+    c: d
+    for d, letters in {
+        "1": "bfpv",
+        "2": "cgjkqsxz",
+        "3": "dt",
+        "4": "l",
+        "5": "mn",
+        "6": "r",
+    }.items()
+    for c in letters
+}
 
 
 def soundex(word: str) -> str:

@@ -81,8 +81,9 @@ def build_profile(
 ) -> dict[str, Any]:
     """The profile of one customer from the live source records of its cluster."""
     live = sorted((r for r in records if not r.deleted), key=lambda r: str(r.key))
-    values = {name: [] for name in ("given_name", "surname", "date_of_birth", "address",
-                                    "email", "phone")}
+    values = {
+        name: [] for name in ("given_name", "surname", "date_of_birth", "address", "email", "phone")
+    }
     for record in live:
         mapping = columns.get((record.key.system, record.key.table))
         if mapping is not None:
@@ -136,7 +137,9 @@ def _field_values(
     given, surname = _display_names(row, mapping)
     dob = normalize_date_of_birth(row.get(mapping.date_of_birth)) if mapping.date_of_birth else None
     emails = [e for c in mapping.email if (e := normalize_email(row.get(c)))]
-    phones = [p for c in mapping.phone if (p := normalize_phone(row.get(c), country or default_region))]
+    phones = [
+        p for c in mapping.phone if (p := normalize_phone(row.get(c), country or default_region))
+    ]
     return {
         "given_name": [given] if given else [],
         "surname": [surname] if surname else [],
@@ -147,7 +150,9 @@ def _field_values(
     }
 
 
-def _display_names(row: Mapping[str, Any], mapping: IdentityColumns) -> tuple[str | None, str | None]:
+def _display_names(
+    row: Mapping[str, Any], mapping: IdentityColumns
+) -> tuple[str | None, str | None]:
     """Names as the customer wrote them (trimmed), not the folded matching form."""
     given = _text(row.get(mapping.given_name)) if mapping.given_name else None
     surname = _text(row.get(mapping.surname)) if mapping.surname else None
@@ -170,7 +175,9 @@ def _address(row: Mapping[str, Any], mapping: IdentityColumns, country: str | No
     return {
         "line": line,
         "city": _text(row.get(mapping.city)) if mapping.city else None,
-        "postcode": normalize_postcode(row.get(mapping.postcode), country) if mapping.postcode else None,
+        "postcode": normalize_postcode(row.get(mapping.postcode), country)
+        if mapping.postcode
+        else None,
         "country": country,
     }
 
@@ -242,14 +249,16 @@ def _upcoming_bookings(
         status = (_text(row.get("status")) or "").lower()
         if departure is None or departure < today or status in CANCELLED_BOOKING_STATUSES:
             continue
-        upcoming.append({
-            "flight_no": _text(row.get("flight_no")),
-            "origin": _text(row.get("origin")),
-            "destination": _text(row.get("destination")),
-            "departure_date": departure.isoformat(),
-            "status": status or None,
-            **provenance(record),
-        })
+        upcoming.append(
+            {
+                "flight_no": _text(row.get("flight_no")),
+                "origin": _text(row.get("origin")),
+                "destination": _text(row.get("destination")),
+                "departure_date": departure.isoformat(),
+                "status": status or None,
+                **provenance(record),
+            }
+        )
     return sorted(upcoming, key=lambda b: (b["departure_date"], b["source"]))
 
 
@@ -259,13 +268,15 @@ def _open_tickets(records: list[SourceRecord], policy: SurvivorshipPolicy) -> li
         status = (_text(record.row.get("status")) or "").lower()
         if status in CLOSED_TICKET_STATUSES:
             continue
-        tickets.append({
-            "subject": _text(record.row.get("subject")),
-            "status": status or None,
-            "opened_at": _iso(record.row.get("opened_at")),
-            "updated_at": _iso(record.row.get("updated_at")),
-            **provenance(record),
-        })
+        tickets.append(
+            {
+                "subject": _text(record.row.get("subject")),
+                "status": status or None,
+                "opened_at": _iso(record.row.get("opened_at")),
+                "updated_at": _iso(record.row.get("updated_at")),
+                **provenance(record),
+            }
+        )
     return tickets
 
 
@@ -278,8 +289,13 @@ def _last_interactions(
 ) -> list[dict[str, Any]]:
     interactions = []
     for record in _newest_first(records)[: policy.last_interactions]:
-        interactions.append({"kind": _kind(record, policy), "summary": _summary(record, policy),
-                             **provenance(record)})
+        interactions.append(
+            {
+                "kind": _kind(record, policy),
+                "summary": _summary(record, policy),
+                **provenance(record),
+            }
+        )
     return interactions
 
 

@@ -253,9 +253,18 @@ def _apply_truncate(
         return Outcome.DUPLICATE if version.compare(previous) == 0 else Outcome.STALE
     marks[table] = changes.watermarks[table] = version
     for key, record in list(records.items()):
-        if (key.system, key.table) == table and not record.deleted and is_truncated(record, version):
-            deleted = replace(record, row=None, version=version, position=position,
-                              applied_at_version=frozenset({f"t|{version}"}))
+        if (
+            (key.system, key.table) == table
+            and not record.deleted
+            and is_truncated(record, version)
+        ):
+            deleted = replace(
+                record,
+                row=None,
+                version=version,
+                position=position,
+                applied_at_version=frozenset({f"t|{version}"}),
+            )
             records[key] = changes.records[key] = deleted
             changes.transitions.append(deleted)
     return Outcome.APPLIED

@@ -84,17 +84,24 @@ def test_tombstone_confirms_a_delete(dbz_key):
 
 def test_composite_key_is_canonical_whatever_the_field_order(dbz_value):
     row = {"booking_ref": "ABC123", "leg": 2, "status": "OK"}
-    a = parse(dbz_value("c", after=row, table="bookings"), key=b'{"leg":2,"booking_ref":"ABC123"}',
-              topic="cdc.booking.bookings")
-    b = parse(dbz_value("c", after=row, table="bookings"), key=b'{"booking_ref":"ABC123","leg":2}',
-              topic="cdc.booking.bookings")
+    a = parse(
+        dbz_value("c", after=row, table="bookings"),
+        key=b'{"leg":2,"booking_ref":"ABC123"}',
+        topic="cdc.booking.bookings",
+    )
+    b = parse(
+        dbz_value("c", after=row, table="bookings"),
+        key=b'{"booking_ref":"ABC123","leg":2}',
+        topic="cdc.booking.bookings",
+    )
     assert a.pk == b.pk == "booking_ref=ABC123|leg=2"
 
 
 def test_string_and_integer_ids_give_the_same_pk(dbz_value):
-    assert parse(dbz_value("c", after={"id": "1001"}), key=None).pk == parse(
-        dbz_value("c", after={"id": 1001}), key=None
-    ).pk
+    assert (
+        parse(dbz_value("c", after={"id": "1001"}), key=None).pk
+        == parse(dbz_value("c", after={"id": 1001}), key=None).pk
+    )
 
 
 def test_configured_primary_key_columns(dbz_value):
@@ -147,32 +154,94 @@ BAD_INPUTS = {
     "array value": (TOPIC, None, b'[{"op":"c"}]', "value is JSON an array, expected an object"),
     "number value": (TOPIC, None, b"42", "expected an object"),
     "nan constant": (TOPIC, None, b'{"op":"c","after":{"id":1,"score":NaN}}', "NaN"),
-    "bad topic shape": ("crm-customers", None, b'{"op":"c","after":{"id":1}}', "cdc.<system>.<table>"),
-    "topic too deep": ("cdc.crm.public.customers", None, b'{"op":"c","after":{"id":1}}', "cdc.<system>.<table>"),
+    "bad topic shape": (
+        "crm-customers",
+        None,
+        b'{"op":"c","after":{"id":1}}',
+        "cdc.<system>.<table>",
+    ),
+    "topic too deep": (
+        "cdc.crm.public.customers",
+        None,
+        b'{"op":"c","after":{"id":1}}',
+        "cdc.<system>.<table>",
+    ),
     "unknown op": (TOPIC, None, b'{"op":"x","after":{"id":1}}', "unknown op 'x'"),
     "neither format": (TOPIC, None, b'{"after":{"id":1}}', "neither a Debezium envelope"),
     "after is a list": (TOPIC, None, b'{"op":"c","after":[1,2]}', "'after' is an array"),
     "before is a string": (TOPIC, None, b'{"op":"d","before":"1001"}', "'before' is a string"),
-    "update without after": (TOPIC, None, b'{"op":"u","after":null}', "op 'u' without an 'after' image"),
+    "update without after": (
+        TOPIC,
+        None,
+        b'{"op":"u","after":null}',
+        "op 'u' without an 'after' image",
+    ),
     "missing key": (TOPIC, None, b'{"op":"c","after":{"name":"x"}}', "missing key"),
     "delete without key": (TOPIC, None, b'{"op":"d","before":null}', "without a 'before' image"),
     "tombstone without key": (TOPIC, None, None, "tombstone (null value) without a key"),
-    "key disagrees with row": (TOPIC, b'{"id":2}', b'{"op":"u","after":{"id":1}}', "does not match"),
-    "null key column": (TOPIC, b'{"id":null}', b'{"op":"u","after":{"id":1}}', "key column 'id' is null"),
-    "object id": (TOPIC, None, b'{"op":"c","after":{"id":{"a":1}}}', "key column 'id' is an object"),
+    "key disagrees with row": (
+        TOPIC,
+        b'{"id":2}',
+        b'{"op":"u","after":{"id":1}}',
+        "does not match",
+    ),
+    "null key column": (
+        TOPIC,
+        b'{"id":null}',
+        b'{"op":"u","after":{"id":1}}',
+        "key column 'id' is null",
+    ),
+    "object id": (
+        TOPIC,
+        None,
+        b'{"op":"c","after":{"id":{"a":1}}}',
+        "key column 'id' is an object",
+    ),
     "boolean id": (TOPIC, None, b'{"op":"c","after":{"id":true}}', "key column 'id' is a boolean"),
-    "source not object": (TOPIC, None, b'{"op":"c","after":{"id":1},"source":[]}', "'source' is an array"),
-    "ts_ms is a string": (TOPIC, None, b'{"op":"c","after":{"id":1},"source":{"ts_ms":"yesterday"}}',
-                          "source.ts_ms is a string, expected an integer"),
-    "table mismatch": (TOPIC, None, b'{"op":"c","after":{"id":1},"source":{"table":"orders"}}',
-                       "does not match topic table"),
-    "schema payload not object": (TOPIC, None, b'{"schema":{},"payload":[1]}', "'payload' is an array"),
+    "source not object": (
+        TOPIC,
+        None,
+        b'{"op":"c","after":{"id":1},"source":[]}',
+        "'source' is an array",
+    ),
+    "ts_ms is a string": (
+        TOPIC,
+        None,
+        b'{"op":"c","after":{"id":1},"source":{"ts_ms":"yesterday"}}',
+        "source.ts_ms is a string, expected an integer",
+    ),
+    "table mismatch": (
+        TOPIC,
+        None,
+        b'{"op":"c","after":{"id":1},"source":{"table":"orders"}}',
+        "does not match topic table",
+    ),
+    "schema payload not object": (
+        TOPIC,
+        None,
+        b'{"schema":{},"payload":[1]}',
+        "'payload' is an array",
+    ),
     "dms unknown operation": (TOPIC, None, dms("upsert", SALLY), "unknown DMS operation 'upsert'"),
     "dms data not object": (TOPIC, None, dms("insert", [1]), "DMS 'data' is an array"),
-    "dms control record": (TOPIC, None, dms("create-table", {}, **{"record-type": "control"}),
-                           "carries no row change"),
-    "dms bad timestamp": (TOPIC, None, dms("insert", SALLY, timestamp="last tuesday"), "not an ISO-8601"),
-    "dms metadata not object": (TOPIC, None, b'{"data":{},"metadata":"x"}', "'metadata' is a string"),
+    "dms control record": (
+        TOPIC,
+        None,
+        dms("create-table", {}, **{"record-type": "control"}),
+        "carries no row change",
+    ),
+    "dms bad timestamp": (
+        TOPIC,
+        None,
+        dms("insert", SALLY, timestamp="last tuesday"),
+        "not an ISO-8601",
+    ),
+    "dms metadata not object": (
+        TOPIC,
+        None,
+        b'{"data":{},"metadata":"x"}',
+        "'metadata' is a string",
+    ),
 }
 
 

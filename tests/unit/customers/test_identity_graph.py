@@ -16,21 +16,57 @@ from rag_assets.customers.identity_graph import (
 )
 from rag_assets.customers.source_state import RecordKey, SourceState
 
-SALLY_CRM = {"id": 1, "first_name": "Sally", "last_name": "Thomas", "email": "sally@acme.com",
-             "phone": "020 7946 0018", "date_of_birth": "1985-03-12",
-             "address_line1": "12 Baker Street", "city": "London", "postcode": "NW1 6XE",
-             "country": "GB", "national_id": None}
-SALLY_BOOKING = {"id": 7, "customer_email": "SALLY@acme.com", "passenger_first_name": "Sally",
-                 "passenger_last_name": "Thomas", "phone": None, "flight_no": "BA117"}
-SALLY_LOYALTY = {"id": 3, "member_number": "LX-1", "full_name": "Sally Thomas",
-                 "email": "s.thomas@home.net", "phone": "+44 20 7946 0018", "tier": "gold",
-                 "date_of_birth": "12/03/1985"}
-SALLY_TICKET = {"id": 9, "customer_email": "sally.t@work.example", "customer_phone": None,
-                "customer_name": "Sally Thomas", "subject": "refund", "status": "open"}
-BOB_CRM = {"id": 2, "first_name": "Bob", "last_name": "Jones", "email": "bob@jones.org",
-           "phone": "020 7946 0999", "date_of_birth": "1970-01-01",
-           "address_line1": "1 High Street", "city": "Leeds", "postcode": "LS1 1AA",
-           "country": "GB", "national_id": "QQ123456C"}
+SALLY_CRM = {
+    "id": 1,
+    "first_name": "Sally",
+    "last_name": "Thomas",
+    "email": "sally@acme.com",
+    "phone": "020 7946 0018",
+    "date_of_birth": "1985-03-12",
+    "address_line1": "12 Baker Street",
+    "city": "London",
+    "postcode": "NW1 6XE",
+    "country": "GB",
+    "national_id": None,
+}
+SALLY_BOOKING = {
+    "id": 7,
+    "customer_email": "SALLY@acme.com",
+    "passenger_first_name": "Sally",
+    "passenger_last_name": "Thomas",
+    "phone": None,
+    "flight_no": "BA117",
+}
+SALLY_LOYALTY = {
+    "id": 3,
+    "member_number": "LX-1",
+    "full_name": "Sally Thomas",
+    "email": "s.thomas@home.net",
+    "phone": "+44 20 7946 0018",
+    "tier": "gold",
+    "date_of_birth": "12/03/1985",
+}
+SALLY_TICKET = {
+    "id": 9,
+    "customer_email": "sally.t@work.example",
+    "customer_phone": None,
+    "customer_name": "Sally Thomas",
+    "subject": "refund",
+    "status": "open",
+}
+BOB_CRM = {
+    "id": 2,
+    "first_name": "Bob",
+    "last_name": "Jones",
+    "email": "bob@jones.org",
+    "phone": "020 7946 0999",
+    "date_of_birth": "1970-01-01",
+    "address_line1": "1 High Street",
+    "city": "Leeds",
+    "postcode": "LS1 1AA",
+    "country": "GB",
+    "national_id": "QQ123456C",
+}
 
 TABLES = {"crm": "customers", "booking": "bookings", "loyalty": "members", "support": "tickets"}
 
@@ -61,14 +97,28 @@ _clock = iter(range(1_000, 10**9, 10))
 
 def event(system, row, op="u", ts=None):
     ts = ts if ts is not None else next(_clock)
-    return ChangeEvent(system, TABLES[system], str(row["id"]), op, row, ts, ts, ts,
-                       KafkaPosition(f"cdc.{system}.{TABLES[system]}", 0, 0))
+    return ChangeEvent(
+        system,
+        TABLES[system],
+        str(row["id"]),
+        op,
+        row,
+        ts,
+        ts,
+        ts,
+        KafkaPosition(f"cdc.{system}.{TABLES[system]}", 0, 0),
+    )
 
 
 def test_records_sharing_an_email_are_one_customer():
     p = Pipeline()
-    p.apply([event("crm", SALLY_CRM, "c"), event("booking", SALLY_BOOKING, "c"),
-             event("crm", BOB_CRM, "c")])
+    p.apply(
+        [
+            event("crm", SALLY_CRM, "c"),
+            event("booking", SALLY_BOOKING, "c"),
+            event("crm", BOB_CRM, "c"),
+        ]
+    )
     assert p.customer("crm", 1) == p.customer("booking", 7)
     assert p.customer("crm", 2) != p.customer("crm", 1)
     edges = {(e.rule, e.score) for e in p.store.edges()}
@@ -112,9 +162,13 @@ def test_merge_keeps_the_oldest_id_and_records_the_other_as_merged():
     delta = p.apply([event("booking", bridge, "c")])
     assert {p.customer("crm", 1), p.customer("support", 9), p.customer("booking", 7)} == {crm_id}
     assert ClusterEvent("merged", ticket_id, crm_id) in delta.events
-    assert p.store.clusters() == {crm_id: {RecordKey("crm", "customers", "1"),
-                                           RecordKey("support", "tickets", "9"),
-                                           RecordKey("booking", "bookings", "7")}}
+    assert p.store.clusters() == {
+        crm_id: {
+            RecordKey("crm", "customers", "1"),
+            RecordKey("support", "tickets", "9"),
+            RecordKey("booking", "bookings", "7"),
+        }
+    }
 
 
 def test_removing_the_only_link_splits_and_the_oldest_part_keeps_the_id():
@@ -172,16 +226,30 @@ def test_unchanged_redelivery_changes_nothing():
     p.apply(events)
     before = (dict(p.store.assignments), p.store.edges())
     delta = p.apply(events)
-    assert (delta.assignments, delta.edges_added, delta.edges_removed, delta.events) == ({}, set(), set(), [])
+    assert (delta.assignments, delta.edges_added, delta.edges_removed, delta.events) == (
+        {},
+        set(),
+        set(),
+        [],
+    )
     assert (dict(p.store.assignments), p.store.edges()) == before
 
 
 def test_an_identifier_shared_by_too_many_records_links_nothing():
     from rag_assets.customers.matching import MatchRules
+
     p = Pipeline()
     p.graph = IdentityGraph(p.store, MatchRules(max_identifier_group=3))
-    rows = [{"id": n, "customer_email": "noreply@airline.example", "passenger_first_name": f"P{n}",
-             "passenger_last_name": f"Person{n}", "phone": None} for n in range(5)]
+    rows = [
+        {
+            "id": n,
+            "customer_email": "noreply@airline.example",
+            "passenger_first_name": f"P{n}",
+            "passenger_last_name": f"Person{n}",
+            "phone": None,
+        }
+        for n in range(5)
+    ]
     p.apply([event("booking", row, "c") for row in rows])
     assert len(set(p.store.assignments.values())) >= 3
 
@@ -195,6 +263,7 @@ def test_delta_touches_only_the_neighbourhood():
 
 
 # --- property-style: ids do not depend on batching ------------------------------------------
+
 
 def random_people_events(rng: random.Random, n_events: int):
     """Records of a few people across systems, with updates that add and remove links."""
@@ -212,11 +281,28 @@ def random_people_events(rng: random.Random, n_events: int):
             del live[key]
             continue
         email, phone = rng.choice(emails + [None]), rng.choice(phones + [None])
-        row = {"crm": {"id": pk, "first_name": "A", "last_name": f"N{pk}", "email": email, "phone": phone},
-               "booking": {"id": pk, "customer_email": email, "phone": phone,
-                           "passenger_first_name": "A", "passenger_last_name": f"B{pk}"},
-               "support": {"id": pk, "customer_email": email, "customer_phone": phone,
-                           "customer_name": f"C {pk}"}}[system]
+        row = {
+            "crm": {
+                "id": pk,
+                "first_name": "A",
+                "last_name": f"N{pk}",
+                "email": email,
+                "phone": phone,
+            },
+            "booking": {
+                "id": pk,
+                "customer_email": email,
+                "phone": phone,
+                "passenger_first_name": "A",
+                "passenger_last_name": f"B{pk}",
+            },
+            "support": {
+                "id": pk,
+                "customer_email": email,
+                "customer_phone": phone,
+                "customer_name": f"C {pk}",
+            },
+        }[system]
         events.append(event(system, row, "u" if key in live else "c", ts))
         live[key] = row
     return events
@@ -238,7 +324,7 @@ def test_customer_ids_do_not_depend_on_batching(seed):
     batched, i = Pipeline(), 0
     while i < len(events):
         size = rng.randint(2, 9)
-        batched.apply(events[i:i + size])
+        batched.apply(events[i : i + size])
         i += size
     assert final_ids(one_by_one) == final_ids(all_at_once) == final_ids(batched)
     assert one_by_one.store.edges() == all_at_once.store.edges() == batched.store.edges()
@@ -250,7 +336,7 @@ def test_clusters_are_the_connected_components_of_the_edges(seed):
     p = Pipeline()
     events = random_people_events(rng, 80)
     for i in range(0, len(events), 7):
-        p.apply(events[i:i + 7])
+        p.apply(events[i : i + 7])
     parent = {k: k for k in p.store.assignments}
 
     def find(k):

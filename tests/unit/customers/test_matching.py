@@ -16,49 +16,94 @@ from rag_assets.customers.matching import (
 )
 
 
-def person(given="sally", surname="thomas", dob="1985-03-12", address="12 baker st",
-           postcode="NW1 6XE", city="london", identifiers=()):
-    return PersonIdentity(identifiers=frozenset(identifiers), given_name=given, surname=surname,
-                          date_of_birth=dob, address_line=address, city=city, postcode=postcode)
+def person(
+    given="sally",
+    surname="thomas",
+    dob="1985-03-12",
+    address="12 baker st",
+    postcode="NW1 6XE",
+    city="london",
+    identifiers=(),
+):
+    return PersonIdentity(
+        identifiers=frozenset(identifiers),
+        given_name=given,
+        surname=surname,
+        date_of_birth=dob,
+        address_line=address,
+        city=city,
+        postcode=postcode,
+    )
 
 
-@pytest.mark.parametrize("word, code", [
-    ("robert", "R163"), ("rupert", "R163"), ("ashcraft", "A261"), ("tymczak", "T522"),
-    ("pfister", "P236"), ("lee", "L000"), ("", "0000"),
-])
+@pytest.mark.parametrize(
+    "word, code",
+    [
+        ("robert", "R163"),
+        ("rupert", "R163"),
+        ("ashcraft", "A261"),
+        ("tymczak", "T522"),
+        ("pfister", "P236"),
+        ("lee", "L000"),
+        ("", "0000"),
+    ],
+)
 def test_soundex(word, code):
     assert soundex(word) == code
 
 
 def test_shared_identifiers_give_one_rule_each():
     a = person(identifiers={("email", "s@x.com"), ("phone", "+442079460018")})
-    b = person(identifiers={("email", "s@x.com"), ("phone", "+442079460018"), ("national_id", "X1")})
+    b = person(
+        identifiers={("email", "s@x.com"), ("phone", "+442079460018"), ("national_id", "X1")}
+    )
     assert [(m.rule, m.score) for m in deterministic_matches(a, b)] == [
-        ("same_email", 1.0), ("same_phone", 1.0)]
+        ("same_email", 1.0),
+        ("same_phone", 1.0),
+    ]
     assert deterministic_matches(a, person()) == []
 
 
-@pytest.mark.parametrize("variant", [
-    person(),
-    person(given="sallly"),                                   # typo
-    person(surname="tomas", postcode="NW1 6XF"),              # two typos
-    person(given="thomas", surname="sally"),                  # swapped names
-    person(dob="1985-12-03"),                                 # day and month swapped
-    person(address="12 bakerst", city=None),                  # squashed street, no city
-    person(given=None, address=None),                         # missing fields
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        person(),
+        person(given="sallly"),  # typo
+        person(surname="tomas", postcode="NW1 6XF"),  # two typos
+        person(given="thomas", surname="sally"),  # swapped names
+        person(dob="1985-12-03"),  # day and month swapped
+        person(address="12 bakerst", city=None),  # squashed street, no city
+        person(given=None, address=None),  # missing fields
+    ],
+)
 def test_same_person_with_typical_errors_matches(variant):
     match = fuzzy_match(person(), variant)
     assert match is not None and match.rule == "fuzzy_person" and 0.5 <= match.score <= 1.0
 
 
-@pytest.mark.parametrize("other", [
-    person(given="james", dob="2012-07-01"),                  # family member at the same address
-    person(given="sally", surname="thomas", dob="1990-01-01", address="3 high st",
-           postcode="LS1 1AA", city="leeds"),                 # namesake elsewhere
-    person(given="sally", surname="thomas", dob=None, address=None, postcode=None, city=None),
-    person(given="peter", surname="walker", dob="1985-03-12", address=None, postcode=None, city=None),
-])
+@pytest.mark.parametrize(
+    "other",
+    [
+        person(given="james", dob="2012-07-01"),  # family member at the same address
+        person(
+            given="sally",
+            surname="thomas",
+            dob="1990-01-01",
+            address="3 high st",
+            postcode="LS1 1AA",
+            city="leeds",
+        ),  # namesake elsewhere
+        person(given="sally", surname="thomas", dob=None, address=None, postcode=None, city=None),
+        person(
+            given="peter",
+            surname="walker",
+            dob="1985-03-12",
+            address=None,
+            postcode=None,
+            city=None,
+        ),
+    ],
+)
 def test_different_people_do_not_match(other):
     assert fuzzy_match(person(), other) is None
 
@@ -86,15 +131,27 @@ def test_threshold_is_configurable():
     assert fuzzy_match(*pair, MatchRules(fuzzy_threshold_bits=bits - 1)) is not None
 
 
-@pytest.mark.parametrize("variant", [
-    person(given="sallly"), person(surname="tomas"), person(given="thomas", surname="sally"),
-    person(dob="1985-03-13"), person(postcode="NW1 6XF", dob="1986-01-01"),
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        person(given="sallly"),
+        person(surname="tomas"),
+        person(given="thomas", surname="sally"),
+        person(dob="1985-03-13"),
+        person(postcode="NW1 6XF", dob="1986-01-01"),
+    ],
+)
 def test_records_with_one_error_still_share_a_blocking_key(variant):
     assert blocking_keys(person()) & blocking_keys(variant)
 
 
 def test_unrelated_people_share_no_blocking_key():
-    other = person(given="peter", surname="walker", dob="1970-01-01", address="1 high st",
-                   postcode="LS1 1AA", city="leeds")
+    other = person(
+        given="peter",
+        surname="walker",
+        dob="1970-01-01",
+        address="1 high st",
+        postcode="LS1 1AA",
+        city="leeds",
+    )
     assert not blocking_keys(person()) & blocking_keys(other)

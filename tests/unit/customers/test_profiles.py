@@ -15,31 +15,102 @@ TABLES = {"crm": "customers", "booking": "bookings", "loyalty": "members", "supp
 def record(system, pk, row, ts, offset=0, deleted=False):
     key = RecordKey(system, TABLES[system], str(pk))
     version = RecordVersion(ts, ts)
-    return SourceRecord(key, None if deleted else {"id": pk, **row}, version, version,
-                        KafkaPosition(f"cdc.{system}.{TABLES[system]}", 0, offset))
+    return SourceRecord(
+        key,
+        None if deleted else {"id": pk, **row},
+        version,
+        version,
+        KafkaPosition(f"cdc.{system}.{TABLES[system]}", 0, offset),
+    )
 
 
-CRM = record("crm", 1, {"first_name": "Sally", "last_name": "Thomas", "email": "sally@acme.com",
-                        "phone": "020 7946 0018", "date_of_birth": "1985-03-12",
-                        "address_line1": "12 Baker Street", "city": "London",
-                        "postcode": "nw16xe", "country": "GB"}, ts=1000, offset=11)
-LOYALTY = record("loyalty", 3, {"member_number": "LX-1", "full_name": "Sal Thomas-Smith",
-                                "email": "s.thomas@home.net", "phone": "+44 7700 900123",
-                                "tier": "gold", "points": 1200, "date_of_birth": "1985-03-21"},
-                 ts=3000, offset=4)
-FUTURE = record("booking", 7, {"customer_email": "sally@acme.com", "passenger_first_name": "Sally",
-                               "passenger_last_name": "Thomas", "flight_no": "BA117",
-                               "origin": "LHR", "destination": "JFK",
-                               "departure_date": "2025-06-10", "status": "confirmed"}, ts=2000)
-PAST = record("booking", 8, {"customer_email": "sally@acme.com", "flight_no": "BA9",
-                             "departure_date": "2025-05-01", "status": "flown"}, ts=1500)
-CANCELLED = record("booking", 9, {"customer_email": "sally@acme.com", "flight_no": "BA5",
-                                  "departure_date": "2025-07-01", "status": "Cancelled"}, ts=1600)
-OPEN = record("support", 20, {"customer_email": "sally@acme.com", "customer_name": "Sally Thomas",
-                              "subject": "Refund", "status": "open", "opened_at": "2025-05-30"},
-              ts=4000)
-CLOSED = record("support", 21, {"customer_email": "sally@acme.com", "subject": "Seat",
-                                "status": "resolved"}, ts=3500)
+CRM = record(
+    "crm",
+    1,
+    {
+        "first_name": "Sally",
+        "last_name": "Thomas",
+        "email": "sally@acme.com",
+        "phone": "020 7946 0018",
+        "date_of_birth": "1985-03-12",
+        "address_line1": "12 Baker Street",
+        "city": "London",
+        "postcode": "nw16xe",
+        "country": "GB",
+    },
+    ts=1000,
+    offset=11,
+)
+LOYALTY = record(
+    "loyalty",
+    3,
+    {
+        "member_number": "LX-1",
+        "full_name": "Sal Thomas-Smith",
+        "email": "s.thomas@home.net",
+        "phone": "+44 7700 900123",
+        "tier": "gold",
+        "points": 1200,
+        "date_of_birth": "1985-03-21",
+    },
+    ts=3000,
+    offset=4,
+)
+FUTURE = record(
+    "booking",
+    7,
+    {
+        "customer_email": "sally@acme.com",
+        "passenger_first_name": "Sally",
+        "passenger_last_name": "Thomas",
+        "flight_no": "BA117",
+        "origin": "LHR",
+        "destination": "JFK",
+        "departure_date": "2025-06-10",
+        "status": "confirmed",
+    },
+    ts=2000,
+)
+PAST = record(
+    "booking",
+    8,
+    {
+        "customer_email": "sally@acme.com",
+        "flight_no": "BA9",
+        "departure_date": "2025-05-01",
+        "status": "flown",
+    },
+    ts=1500,
+)
+CANCELLED = record(
+    "booking",
+    9,
+    {
+        "customer_email": "sally@acme.com",
+        "flight_no": "BA5",
+        "departure_date": "2025-07-01",
+        "status": "Cancelled",
+    },
+    ts=1600,
+)
+OPEN = record(
+    "support",
+    20,
+    {
+        "customer_email": "sally@acme.com",
+        "customer_name": "Sally Thomas",
+        "subject": "Refund",
+        "status": "open",
+        "opened_at": "2025-05-30",
+    },
+    ts=4000,
+)
+CLOSED = record(
+    "support",
+    21,
+    {"customer_email": "sally@acme.com", "subject": "Seat", "status": "resolved"},
+    ts=3500,
+)
 ALL = [CRM, LOYALTY, FUTURE, PAST, CANCELLED, OPEN, CLOSED]
 
 
@@ -47,8 +118,12 @@ def test_names_dob_and_address_come_from_the_highest_priority_source():
     golden = build_profile("cus_1", ALL, TODAY)["golden"]
     assert (golden["given_name"]["value"], golden["surname"]["value"]) == ("Sally", "Thomas")
     assert golden["date_of_birth"]["value"] == "1985-03-12"  # crm beats the newer loyalty typo
-    assert golden["address"]["value"] == {"line": "12 Baker Street", "city": "London",
-                                          "postcode": "NW1 6XE", "country": "GB"}
+    assert golden["address"]["value"] == {
+        "line": "12 Baker Street",
+        "city": "London",
+        "postcode": "NW1 6XE",
+        "country": "GB",
+    }
     assert golden["surname"]["source"] == "crm.customers:1"
 
 
@@ -69,7 +144,9 @@ def test_priority_is_configurable():
 def test_every_golden_field_has_provenance():
     golden = build_profile("cus_1", ALL, TODAY)["golden"]
     for name, field in golden.items():
-        assert {"value", "source", "version_ts_ms", "cdc_position"} <= set(field) or name == "loyalty"
+        assert {"value", "source", "version_ts_ms", "cdc_position"} <= set(
+            field
+        ) or name == "loyalty"
     assert golden["given_name"]["cdc_position"] == "cdc.crm.customers/0/11"
     assert golden["given_name"]["version_ts_ms"] == 1000
 
@@ -102,8 +179,12 @@ def test_today_decides_what_is_upcoming():
 def test_last_interactions_are_newest_first_and_bounded():
     interactions = build_profile("cus_1", ALL, TODAY)["last_interactions"]
     assert [i["source"] for i in interactions] == [
-        "support.tickets:20", "support.tickets:21", "loyalty.members:3",
-        "booking.bookings:7", "booking.bookings:9"]
+        "support.tickets:20",
+        "support.tickets:21",
+        "loyalty.members:3",
+        "booking.bookings:7",
+        "booking.bookings:9",
+    ]
     assert interactions[0]["kind"] == "support_ticket"
     assert interactions[3]["summary"] == "booking BA117 LHR-JFK (confirmed)"
 
@@ -125,5 +206,6 @@ def test_content_hash_is_stable_and_tracks_content():
 
 def test_profile_is_plain_json():
     import json
+
     profile = build_profile("cus_1", ALL, TODAY)
     assert json.loads(json.dumps(profile)) == profile

@@ -24,8 +24,12 @@ def outcomes(changes):
 
 def test_create_then_update_keeps_the_latest_row(make_change):
     state = SourceState()
-    state.apply([make_change("1", "c", ts=100, row={"id": 1, "email": "a@x"}),
-                 make_change("1", "u", ts=200, row={"id": 1, "email": "b@x"})])
+    state.apply(
+        [
+            make_change("1", "c", ts=100, row={"id": 1, "email": "a@x"}),
+            make_change("1", "u", ts=200, row={"id": 1, "email": "b@x"}),
+        ]
+    )
     assert state.live_rows() == {K1: {"id": 1, "email": "b@x"}}
     assert state.records[K1].version == RecordVersion(200, 2000)
     assert state.records[K1].first_version == RecordVersion(100, 1000)
@@ -49,8 +53,12 @@ def test_older_update_never_overwrites_a_newer_one(make_change):
 def test_lsn_is_not_trusted_across_commit_times(make_change):
     # Later commit with a smaller LSN (LSNs are not monotonic in emit order) still wins.
     state = SourceState()
-    state.apply([make_change("1", "u", ts=100, lsn=900, row={"id": 1, "v": "first"}),
-                 make_change("1", "u", ts=101, lsn=500, row={"id": 1, "v": "second"})])
+    state.apply(
+        [
+            make_change("1", "u", ts=100, lsn=900, row={"id": 1, "v": "first"}),
+            make_change("1", "u", ts=101, lsn=500, row={"id": 1, "v": "second"}),
+        ]
+    )
     assert state.live_rows()[K1]["v"] == "second"
 
 
@@ -65,10 +73,28 @@ def test_lsn_breaks_ties_within_the_same_millisecond(make_change):
 
 def test_same_version_without_lsn_applies_in_kafka_order_and_dedupes(make_change):
     # DMS gives no LSN: two changes in the same millisecond are told apart by content.
-    a = ChangeEvent("crm", "customers", "1", "u", {"id": 1, "v": "a"}, 100, 7, None,
-                    KafkaPosition("cdc.crm.customers", 0, 1))
-    b = ChangeEvent("crm", "customers", "1", "u", {"id": 1, "v": "b"}, 100, 7, None,
-                    KafkaPosition("cdc.crm.customers", 0, 2))
+    a = ChangeEvent(
+        "crm",
+        "customers",
+        "1",
+        "u",
+        {"id": 1, "v": "a"},
+        100,
+        7,
+        None,
+        KafkaPosition("cdc.crm.customers", 0, 1),
+    )
+    b = ChangeEvent(
+        "crm",
+        "customers",
+        "1",
+        "u",
+        {"id": 1, "v": "b"},
+        100,
+        7,
+        None,
+        KafkaPosition("cdc.crm.customers", 0, 2),
+    )
     state = SourceState()
     assert outcomes(state.apply([a, b, a])) == [Outcome.APPLIED, Outcome.APPLIED, Outcome.DUPLICATE]
     assert state.live_rows()[K1]["v"] == "b"
@@ -85,8 +111,13 @@ def test_delete_leaves_a_tombstone_that_blocks_a_late_older_update(make_change):
 
 def test_recreate_after_delete_starts_a_new_incarnation(make_change):
     state = SourceState()
-    state.apply([make_change("1", "c", ts=100), make_change("1", "d", ts=200),
-                 make_change("1", "c", ts=300)])
+    state.apply(
+        [
+            make_change("1", "c", ts=100),
+            make_change("1", "d", ts=200),
+            make_change("1", "c", ts=300),
+        ]
+    )
     assert K1 in state.live_rows()
     assert state.records[K1].first_version.ts_ms == 300
 
@@ -101,8 +132,17 @@ def test_delete_of_an_unknown_key_is_remembered(make_change):
 def test_kafka_tombstone_only_confirms(make_change):
     state = SourceState()
     state.apply([make_change("1", "c", ts=100), make_change("1", "d", ts=200)])
-    tombstone = ChangeEvent("crm", "customers", "1", "tombstone", None, None, None, None,
-                            KafkaPosition("cdc.crm.customers", 0, 9))
+    tombstone = ChangeEvent(
+        "crm",
+        "customers",
+        "1",
+        "tombstone",
+        None,
+        None,
+        None,
+        None,
+        KafkaPosition("cdc.crm.customers", 0, 9),
+    )
     changes = state.apply([tombstone])
     assert outcomes(changes) == [Outcome.CONFIRMATION]
     assert changes.records == {}
@@ -110,12 +150,19 @@ def test_kafka_tombstone_only_confirms(make_change):
 
 def test_truncate_deletes_older_records_of_that_table_only(make_change):
     state = SourceState()
-    state.apply([make_change("1", "c", ts=100), make_change("2", "c", ts=300),
-                 make_change("1", "c", ts=100, table="bookings", system="booking")])
+    state.apply(
+        [
+            make_change("1", "c", ts=100),
+            make_change("2", "c", ts=300),
+            make_change("1", "c", ts=100, table="bookings", system="booking"),
+        ]
+    )
     changes = state.apply([make_change("", "t", ts=200)])
     assert set(changes.records) == {K1}
-    assert set(state.live_rows()) == {RecordKey("crm", "customers", "2"),
-                                      RecordKey("booking", "bookings", "1")}
+    assert set(state.live_rows()) == {
+        RecordKey("crm", "customers", "2"),
+        RecordKey("booking", "bookings", "1"),
+    }
     assert changes.watermarks == {("crm", "customers"): RecordVersion(200, 2000)}
 
 
@@ -157,8 +204,19 @@ def source_history(rng: random.Random, length: int) -> list[ChangeEvent]:
         ts += rng.choice([0, 0, 1, 5])  # same-millisecond commits happen
         lsn += 1
         if rng.random() < 0.04:
-            events.append(ChangeEvent("crm", "customers", "", "t", None, ts, lsn, lsn,
-                                      KafkaPosition("cdc.crm.customers", 0, 0)))
+            events.append(
+                ChangeEvent(
+                    "crm",
+                    "customers",
+                    "",
+                    "t",
+                    None,
+                    ts,
+                    lsn,
+                    lsn,
+                    KafkaPosition("cdc.crm.customers", 0, 0),
+                )
+            )
             live.clear()
             continue
         pk = rng.choice(KEYS)
@@ -172,8 +230,19 @@ def source_history(rng: random.Random, length: int) -> list[ChangeEvent]:
             op = "u"
         row = {"id": pk} if op == "d" else {"id": pk, "n": lsn}
         partition = int(pk) % PARTITIONS
-        events.append(ChangeEvent("crm", "customers", pk, op, row, ts, lsn, lsn,
-                                  KafkaPosition("cdc.crm.customers", partition, 0)))
+        events.append(
+            ChangeEvent(
+                "crm",
+                "customers",
+                pk,
+                op,
+                row,
+                ts,
+                lsn,
+                lsn,
+                KafkaPosition("cdc.crm.customers", partition, 0),
+            )
+        )
     return events
 
 
@@ -188,7 +257,7 @@ def delivered(rng: random.Random, events, redeliver: bool):
     """Interleave partitions at random (order kept within each), optionally replaying ranges."""
     queues = {p: list(evs) for p, evs in by_partition(events).items()}
     if redeliver:
-        for p, queue in queues.items():
+        for queue in queues.values():
             for _ in range(rng.randint(1, 3)):  # at-least-once: rewind and replay a range
                 cut = rng.randint(0, len(queue))
                 start = rng.randint(0, cut)
@@ -205,13 +274,15 @@ def in_batches(rng: random.Random, stream):
     state, i = SourceState(), 0
     while i < len(stream):
         size = rng.choice([1, 2, 5, 17, len(stream)])
-        state.apply(stream[i:i + size])
+        state.apply(stream[i : i + size])
         i += size
     return state
 
 
 def final_state(state: SourceState):
-    return {k: (r.row, r.version, r.first_version) for k, r in state.records.items() if not r.deleted}
+    return {
+        k: (r.row, r.version, r.first_version) for k, r in state.records.items() if not r.deleted
+    }
 
 
 def truth(events):
@@ -253,7 +324,16 @@ def test_every_redelivered_copy_is_skipped(seed):
 
 
 def test_transitions_list_every_intermediate_state_in_order(make_change):
-    changes = SourceState().apply([make_change("1", "c", ts=100), make_change("1", "u", ts=200),
-                                   make_change("1", "u", ts=150), make_change("1", "d", ts=300)])
+    changes = SourceState().apply(
+        [
+            make_change("1", "c", ts=100),
+            make_change("1", "u", ts=200),
+            make_change("1", "u", ts=150),
+            make_change("1", "d", ts=300),
+        ]
+    )
     assert [(t.version.ts_ms, t.deleted) for t in changes.transitions] == [
-        (100, False), (200, False), (300, True)]
+        (100, False),
+        (200, False),
+        (300, True),
+    ]
