@@ -152,11 +152,15 @@ class MiniLMEmbedder:
         self._eps = float(config["layer_norm_eps"])
         self._dimension = int(config["hidden_size"])
 
-        self._tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        tokenizer_file = str(self.model_dir / "tokenizer.json")
+        self._tokenizer = Tokenizer.from_file(tokenizer_file)
         # tokenizer.json ships fixed padding to 128; padding left in place would be counted as
         # content by the mean pooling, so it is replaced with our own truncation and no padding.
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=max_tokens)
+        self._counting_tokenizer = Tokenizer.from_file(tokenizer_file)
+        self._counting_tokenizer.no_padding()
+        self._counting_tokenizer.no_truncation()
 
         weights = load_file(str(self.model_dir / "model.safetensors"))
         self._load_weights(weights, int(config["num_hidden_layers"]))
@@ -171,7 +175,7 @@ class MiniLMEmbedder:
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in `text`, without the [CLS]/[SEP] the model adds (and before truncation)."""
-        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        return len(self._counting_tokenizer.encode(text, add_special_tokens=False).ids)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
