@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -58,7 +59,9 @@ LATEST_EVENT_TIME = datetime(2100, 1, 1, tzinfo=timezone.utc)
 MIN_SCORE = 1.0
 MAX_SCORE = 5.0
 
-_FREE_TEXT_CONTROLS_ALLOWED = frozenset("\t\n\r")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_FREE_TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, LF, CR allowed
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -234,7 +237,7 @@ def _checked_identifier(field: str, value: Any) -> str:
         raise _Rejected(RejectReason.EMPTY_FIELD, field)
     if len(value) > MAX_ID_CHARS:
         raise _Rejected(RejectReason.FIELD_TOO_LONG, f"{field} has {len(value)} characters")
-    _check_characters(field, value, allowed_controls=frozenset())
+    _check_characters(field, value, identifier=True)
     return value
 
 
@@ -262,25 +265,25 @@ def _checked_free_text(field: str, value: Any) -> str:
             RejectReason.WRONG_TYPE,
             f"{field} must be a string, got {_json_type(value)}",
         )
-    _check_characters(field, value, allowed_controls=_FREE_TEXT_CONTROLS_ALLOWED)
+    _check_characters(field, value, identifier=False)
     return value
 
 
-def _check_characters(field: str, value: str, allowed_controls: frozenset[str]) -> None:
-    identifier = not allowed_controls
-    for position, char in enumerate(value):
-        category = unicodedata.category(char)
-        if category == "Cs":
-            raise _Rejected(
-                RejectReason.INVALID_UNICODE, f"lone surrogate in {field} at {position}"
-            )
-        if char in allowed_controls:
-            continue
-        if category == "Cc" or (identifier and category == "Cf"):
-            raise _Rejected(
-                RejectReason.CONTROL_CHARACTER,
-                f"U+{ord(char):04X} in {field} at {position}",
-            )
+def _check_characters(field: str, value: str, *, identifier: bool) -> None:
+    if surrogate := _SURROGATE.search(value):
+        raise _Rejected(
+            RejectReason.INVALID_UNICODE, f"lone surrogate in {field} at {surrogate.start()}"
+        )
+    control = (_CONTROL if identifier else _FREE_TEXT_CONTROL).search(value)
+    position = control.start() if control else None
+    if position is None and identifier:
+        position = next(
+            (i for i, char in enumerate(value) if unicodedata.category(char) == "Cf"), None
+        )
+    if position is not None:
+        raise _Rejected(
+            RejectReason.CONTROL_CHARACTER, f"U+{ord(value[position]):04X} in {field} at {position}"
+        )
 
 
 def _event_time(value: Any) -> datetime:
