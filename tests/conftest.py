@@ -43,15 +43,11 @@ def unique_name(prefix: str) -> str:
 
 @pytest.fixture
 def kafka(local_services):
+    """A KafkaResource whose topics (`kafka.topic("app.feedback")`) belong to this test alone."""
     from resources.kafka import KafkaResource
 
-    return KafkaResource(bootstrap_servers=local_services["KAFKA_BOOTSTRAP_SERVERS"])
-
-
-@pytest.fixture
-def topic_prefix() -> str:
-    """Topics of one test: `<prefix>.<name>`; never shared with another test."""
-    return unique_name("t").replace("-", "_")
+    return KafkaResource(bootstrap_servers=local_services["KAFKA_BOOTSTRAP_SERVERS"],
+                         topic_prefix=unique_name("t").replace("-", "_") + ".")
 
 
 @pytest.fixture

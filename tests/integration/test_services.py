@@ -14,8 +14,8 @@ from resources.postgres import PostgresResource
 pytestmark = pytest.mark.integration
 
 
-def test_kafka_produce_and_read_an_exact_offset_range(kafka, topic_prefix):
-    topic = f"{topic_prefix}.orders"
+def test_kafka_produce_and_read_an_exact_offset_range(kafka):
+    topic = kafka.topic("orders")
     kafka.create_topics([topic], partitions=2)
     producer = kafka.producer()
     for n in range(20):
@@ -75,8 +75,8 @@ def test_lancedb_write_and_read_back(lancedb):
     assert table.count_rows() == 2
 
 
-def test_dagster_materializes_an_asset_that_uses_kafka_and_postgres(kafka, postgres, topic_prefix):
-    topic = f"{topic_prefix}.events"
+def test_dagster_materializes_an_asset_that_uses_kafka_and_postgres(kafka, postgres):
+    topic = kafka.topic("events")
     kafka.create_topics([topic], partitions=1)
     producer = kafka.producer()
     for n in range(5):

@@ -1,0 +1,15 @@
+"""The customers group: assets, the job the CDC sensor runs, and checks."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job
+
+from rag_assets.customers.assets import source_records
+
+customers_cdc_job = define_asset_job(
+    "customers_cdc",
+    selection=AssetSelection.assets(source_records).downstream(),
+    description="Applies new CDC offset ranges and updates everything downstream of them.",
+)
+
+defs = Definitions(assets=[source_records], jobs=[customers_cdc_job])

@@ -1,0 +1,102 @@
+"""The PostgreSQL store of source-record state: loads what a batch touches, saves what changed.
+
+`source_state.apply_change_events` decides; this module only moves `SourceRecord`s in and out
+of the `source_records` and `table_truncations` tables, and queues changed records for the
+identity graph in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from psycopg.types.json import Jsonb
+
+from rag_assets.customers.cdc_events import KafkaPosition
+from rag_assets.customers.source_state import (
+    RecordKey,
+    RecordVersion,
+    SourceRecord,
+    StateChanges,
+    TableKey,
+)
+
+_COLUMNS = ("system, table_name, pk, row_data, version, first_version, applied_ids, topic,"
+            " partition, \"offset\"")
+
+
+def _version_json(version: RecordVersion) -> Jsonb:
+    return Jsonb({"ts_ms": version.ts_ms, "lsn": version.lsn, "column": version.column})
+
+
+def _version(value: dict) -> RecordVersion:
+    return RecordVersion(ts_ms=value["ts_ms"], lsn=value["lsn"], column=value.get("column"))
+
+
+def _record(row: tuple) -> SourceRecord:
+    system, table, pk, data, version, first, applied, topic, partition, offset = row
+    return SourceRecord(
+        key=RecordKey(system, table, pk), row=data, version=_version(version),
+        first_version=_version(first), position=KafkaPosition(topic, partition, offset),
+        applied_at_version=frozenset(applied),
+    )
+
+
+def load_records(cur, keys: Iterable[RecordKey], whole_tables: Iterable[TableKey] = ()) -> dict[RecordKey, SourceRecord]:
+    """The stored state of `keys`, plus every record of `whole_tables` (for truncates)."""
+    keys = list(set(keys))
+    found: dict[RecordKey, SourceRecord] = {}
+    if keys:
+        cur.execute(
+            f"SELECT {_COLUMNS} FROM source_records"
+            " WHERE (system, table_name, pk) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
+            ([k.system for k in keys], [k.table for k in keys], [k.pk for k in keys]),
+        )
+        found.update((r.key, r) for r in map(_record, cur.fetchall()))
+    for system, table in set(whole_tables):
+        cur.execute(f"SELECT {_COLUMNS} FROM source_records WHERE system = %s AND table_name = %s",
+                    (system, table))
+        found.update((r.key, r) for r in map(_record, cur.fetchall()))
+    return found
+
+
+def load_truncations(cur) -> dict[TableKey, RecordVersion]:
+    cur.execute("SELECT system, table_name, version FROM table_truncations")
+    return {(system, table): _version(version) for system, table, version in cur.fetchall()}
+
+
+def save_changes(cur, changes: StateChanges) -> None:
+    """Upsert every changed record and truncate watermark; queue the records for identity."""
+    rows = [
+        (r.key.system, r.key.table, r.key.pk, None if r.row is None else Jsonb(r.row),
+         _version_json(r.version), _version_json(r.first_version), sorted(r.applied_at_version),
+         r.position.topic, r.position.partition, r.position.offset)
+        for r in changes.records.values()
+    ]
+    cur.executemany(
+        f"INSERT INTO source_records ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (system, table_name, pk) DO UPDATE SET row_data = EXCLUDED.row_data,"
+        " version = EXCLUDED.version, first_version = EXCLUDED.first_version,"
+        " applied_ids = EXCLUDED.applied_ids, topic = EXCLUDED.topic,"
+        " partition = EXCLUDED.partition, \"offset\" = EXCLUDED.\"offset\", updated_at = now()",
+        rows,
+    )
+    cur.executemany(
+        "INSERT INTO identity_pending (system, table_name, pk) VALUES (%s, %s, %s)"
+        " ON CONFLICT DO NOTHING",
+        [(r.key.system, r.key.table, r.key.pk) for r in changes.records.values()],
+    )
+    cur.executemany(
+        "INSERT INTO table_truncations (system, table_name, version) VALUES (%s, %s, %s)"
+        " ON CONFLICT (system, table_name) DO UPDATE SET version = EXCLUDED.version",
+        [(s, t, _version_json(v)) for (s, t), v in changes.watermarks.items()],
+    )
+
+
+def clear(cur) -> None:
+    """Forget all source-record state (a rebuild starts from the topics again)."""
+    cur.execute("TRUNCATE source_records, table_truncations, identity_pending")
+
+
+def live_rows(cur) -> dict[RecordKey, dict]:
+    cur.execute("SELECT system, table_name, pk, row_data FROM source_records WHERE row_data IS NOT NULL")
+    return {RecordKey(s, t, pk): data for s, t, pk, data in cur.fetchall()}

@@ -1,0 +1,16 @@
+"""Every sensor of the product, by the job and asset names it triggers."""
+
+from __future__ import annotations
+
+from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
+
+cdc_sensor = build_kafka_range_sensor(KafkaRangeSensorSpec(
+    name="cdc_sensor",
+    job_name="customers_cdc",
+    root_asset="source_records",
+    topic_pattern=r"cdc\.[^.]+\.[^.]+",
+    description="Requests a run of the Customer 360 assets for each new offset range of the "
+                "`cdc.<system>.<table>` topics.",
+))
+
+all_sensors = [cdc_sensor]
