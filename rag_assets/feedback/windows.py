@@ -13,7 +13,8 @@ the events before it (in earlier batches and earlier in this batch):
 
 * duplicate       — its (conversation_id, turn_id) was already applied: ignored.
 * too late        — event time < watermark: dropped from the KPIs, counted per window (it still
-                    lands in the conversation lake, so it is not lost).
+                    lands in the conversation lake, so it is not lost). The count is of
+                    deliveries: a too-late turn delivered twice is counted twice.
 * late, accepted  — not too late, but its hourly window is older than the frontier's: it
                     updates a window that had already been reported.
 * on time         — its hourly window is the frontier's or a newer one.
