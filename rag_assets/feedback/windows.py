@@ -24,8 +24,9 @@ the applied events of the partition before it in offset order, the outcome does 
 the stream was cut into batches, and a retried batch gives the same answer: its offsets and the
 new frontier are committed in the same PostgreSQL transaction as its facts, so a retry starts
 from exactly the state the failed attempt started from. Persist `WatermarkState.frontiers` (one
-timestamp per topic-partition, next to the committed offset); it equals the greatest event time
-of the partition's applied facts, so it can also be rebuilt from them.
+timestamp per topic-partition, next to the committed offset). It equals the greatest event time
+of the turns applied from that partition, so a store that keeps each turn's partition can also
+rebuild it.
 """
 
 from __future__ import annotations
