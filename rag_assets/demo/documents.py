@@ -48,7 +48,7 @@ class Document:
                 parts.extend(paragraphs)
             return "\n\n".join(parts) + "\n"
         if self.fmt == "txt":
-            parts = [self.title.upper(), "=" * len(self.title), stamp]
+            parts = [f"{self.title.upper()}\n{'=' * len(self.title)}", stamp]
             for heading, paragraphs in self.sections:
                 parts.append(f"{heading}\n{'-' * len(heading)}")
                 parts.extend(paragraphs)
@@ -233,7 +233,10 @@ def _assistance(v: dict) -> list:
          [("Until week 28", ("You can fly without a letter from your doctor or midwife.",)),
           ("From week 28", (
              f"Bring a letter confirming your due date and that you are fit to fly. Single "
-             f"pregnancies may fly until the end of week {v['preg_weeks']}, multiple pregnancies until the end of week 32.",))]),
+             f"pregnancies may fly until the end of week {v['preg_weeks']}, multiple pregnancies until the end of week 32.",)),
+          ("Comfort on board", (
+             "Choose an aisle seat, walk around the cabin when it is safe to do so and drink plenty of water.",
+             "Our crew can give you an extension seat belt if you need one.",))]),
         ("children-and-infants", "Children and infants",
          [("Infants under two", (
              f"Infants travel on an adult's lap for {v['infant_pct']}% of the adult fare plus taxes. "
@@ -302,7 +305,10 @@ def _delays(v: dict) -> list:
              "rebook you on the next available flight at no cost and look after you while you wait.",)),
           ("Separate bookings", (
              f"Connections on separate bookings are your responsibility. We recommend at least "
-             f"{v['min_connect_h']} hours between separately booked flights.",))]),
+             f"{v['min_connect_h']} hours between separately booked flights.",)),
+          ("Checked bags on connections", (
+             "On one booking your bags are checked through to your final destination. On separate "
+             "bookings you must collect them and check them in again.",))]),
     ]
 
 
@@ -367,7 +373,8 @@ def _other(v: dict) -> list:
              "medication if you have a severe allergy.",))]),
         ("wifi-and-entertainment", "Wi-Fi and entertainment",
          [("Wi-Fi", (
-             f"Messaging is free for all members. Streaming Wi-Fi costs {v['cur']}{v['wifi_fee']} for the whole flight.",)),
+             f"Messaging is free for all members. Streaming Wi-Fi costs {v['cur']}{v['wifi_fee']} for the whole flight.",
+             "Wi-Fi is available above 10,000 feet and may be interrupted over some oceans and countries.")),
           ("Entertainment", (
              "Long-haul aircraft have seat-back screens with films, series and music; on short-haul "
              "flights stream our entertainment to your own device.",))]),
@@ -376,20 +383,27 @@ def _other(v: dict) -> list:
              f"Flex and Business fares change for free. Standard fares change for {v['cur']}{v['change_fee']} "
              "plus any fare difference. Light fares cannot be changed.",)),
           ("Same-day changes", (
-             f"Move to an earlier flight on the day of travel for {v['cur']}{v['same_day_fee']} if seats are available.",))]),
+             f"Move to an earlier flight on the day of travel for {v['cur']}{v['same_day_fee']} if seats are available.",)),
+          ("Name corrections", (
+             "Small spelling corrections are free. A change of traveller is treated as a new booking "
+             "on Light and Standard fares.",))]),
         ("group-bookings", "Group bookings",
          [("Groups of ten or more", (
              "Groups of ten or more passengers travelling together can request a group quote with "
              "flexible name changes and a deposit scheme.",)),
           ("Payment schedule", (
              f"A deposit of {v['group_deposit_pct']}% is due within seven days of accepting the quote; "
-             "the balance is due 45 days before departure.",))]),
+             "the balance is due 45 days before departure.",)),
+          ("Names", ("Passenger names can be given up to 14 days before departure at no extra cost.",))]),
         ("health-and-vaccinations", "Health and vaccinations",
          [("Vaccinations", (
              "Some destinations require proof of yellow fever vaccination. Check the advice of your "
              "travel clinic at least eight weeks before you travel.",)),
           ("Fit to fly", (
-             "If you have had recent surgery or a serious illness, check with your doctor before flying.",))]),
+             "If you have had recent surgery or a serious illness, check with your doctor before flying.",)),
+          ("Medicines", (
+             "Carry essential medicines in your cabin bag in their original packaging, with a copy of "
+             "your prescription. Liquid medicines over 100 ml are allowed with a prescription.",))]),
         ("fare-types", "Our fares explained",
          [("Light", ("Cabin bag and personal item only. No changes or refunds; seats are allocated free at check-in.",)),
           ("Standard", (
@@ -413,14 +427,19 @@ def _other(v: dict) -> list:
              "or at the airport, subject to availability.",)),
           ("Upgrades with points", (
              f"Members can upgrade with points from {v['upgrade_points']:,} points per flight. Upgrades "
-             "confirm up to 48 hours before departure.",))]),
+             "confirm up to 48 hours before departure.",)),
+          ("Complimentary upgrades", (
+             "Platinum members receive two upgrade vouchers a year. They can be used for a companion on the same booking.",))]),
         ("contact-us", "Contact us",
          [("Customer service", (
              "Our team is available 24 hours a day in the app chat. Call centres are open 7am to "
              "10pm local time.",)),
           ("Complaints", (
              f"We aim to reply to complaints within {v['complaint_days']} days. If you are not satisfied "
-             "you can refer your complaint to an approved alternative dispute resolution body.",))]),
+             "you can refer your complaint to an approved alternative dispute resolution body.",)),
+          ("Data protection", (
+             "To exercise your data protection rights, including access and erasure, use the privacy "
+             "request form on our website. We never ask for your password by e-mail or phone.",))]),
     ]
 
 
