@@ -405,7 +405,7 @@ class SourceChangeGenerator:
     KINDS = {
         "crm_profile_update": 22, "booking_new": 16, "booking_status": 12, "ticket_new": 10,
         "ticket_status": 14, "loyalty_points": 12, "loyalty_tier": 3, "new_customer": 3,
-        "booking_delete": 4, "ticket_delete": 2, "crm_delete": 2,
+        "booking_delete": 4, "ticket_delete": 2, "crm_delete": 1,
     }
 
     def __init__(self, snapshot: SourceSnapshot, people: list[Person], seed: int = 7,
