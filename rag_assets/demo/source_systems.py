@@ -433,9 +433,11 @@ class SourceChangeGenerator:
     def _person_of(self, key: tuple[str, str], pk: int) -> Person:
         return self.people[self.snapshot.truth[(*key, pk)]]
 
-    def _update(self, key, pk, changes: dict[str, Any], kind: str) -> RowChange:
+    def _update(self, key, pk, changes: dict[str, Any], kind: str) -> RowChange | None:
         before = dict(self.snapshot.tables[key][pk])
         after = {**before, **changes}
+        if after == before:  # not a change; the caller draws another one
+            return None
         self.snapshot.tables[key][pk] = after
         return RowChange(*key, "u", pk, before, after, kind)
 
