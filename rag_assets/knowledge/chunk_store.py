@@ -1,0 +1,283 @@
+"""The LanceDB table of knowledge chunks: schema, per-document atomic replace, and maintenance.
+
+One row per chunk, keyed by `chunk_id` = "<doc_key>#<chunk_no>". A document's chunks are always
+written in ONE table commit (`merge_insert` with a by-source delete scoped to the document), so
+a reader sees either the old set or the new set, never a mix and never nothing. Vectors are
+reused for chunks whose content hash is unchanged, so only edited chunks are re-embedded.
+
+Per DESIGN §4: one writer per table, a BTREE index on the keys, and compaction as scheduled
+maintenance (`maintain_table`) rather than after every write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+
+from rag_assets.knowledge.chunking import Chunk
+
+DEFAULT_TABLE_NAME = "knowledge_chunks"
+DEFAULT_VECTOR_INDEX_MIN_ROWS = 100_000
+KEY_COLUMNS = ("doc_key", "chunk_id")
+
+
+def chunk_schema(dimension: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("doc_key", pa.string(), nullable=False),
+            pa.field("doc_version", pa.string(), nullable=False),
+            pa.field("chunk_no", pa.int32(), nullable=False),
+            pa.field("chunk_id", pa.string(), nullable=False),
+            pa.field("content_hash", pa.string(), nullable=False),
+            pa.field("text", pa.string(), nullable=False),
+            pa.field("heading", pa.string(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), dimension), nullable=False),
+            pa.field("embedding_model", pa.string(), nullable=False),
+            pa.field("run_id", pa.string(), nullable=False),
+            pa.field("embedded_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        ]
+    )
+
+
+def chunk_id(doc_key: str, chunk_no: int) -> str:
+    return f"{doc_key}#{chunk_no}"
+
+
+def sql_string_literal(value: str) -> str:
+    """Quote a value for a Lance SQL filter. Standard SQL: a quote is escaped by doubling it."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def doc_key_filter(doc_key: str) -> str:
+    return f"doc_key = {sql_string_literal(doc_key)}"
+
+
+def open_chunk_table(
+    uri: str,
+    dimension: int,
+    table_name: str = DEFAULT_TABLE_NAME,
+    storage_options: Mapping[str, str] | None = None,
+    read_consistency_interval: timedelta | None = None,
+) -> Any:
+    """Open (creating if needed) the chunks table at a local path or `s3://` URI.
+
+    A table built for another vector dimension is refused: switching embedding models needs a
+    new table (or a full re-embed), not a mix of vector spaces.
+    """
+    import lancedb
+
+    db = lancedb.connect(
+        uri, storage_options=dict(storage_options or {}), read_consistency_interval=read_consistency_interval
+    )
+    schema = chunk_schema(dimension)
+    table = db.create_table(table_name, schema=schema, exist_ok=True)
+    existing = table.schema.field("vector").type
+    if existing != schema.field("vector").type:
+        raise ValueError(f"table {table_name!r} holds vectors of type {existing}, not {dimension} float32")
+    ensure_key_and_text_indexes(table)
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# Planning a document update: which chunks need embedding
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReusedChunk:
+    chunk: Chunk
+    vector: np.ndarray
+    embedding_model: str
+    embedded_at: datetime
+
+
+class UpdatePlan(NamedTuple):
+    to_embed: list[Chunk]
+    reused: list[ReusedChunk]
+
+
+def plan_document_update(
+    existing_rows: Iterable[Mapping[str, Any]],
+    new_chunks: Sequence[Chunk],
+    embedding_model: str | None = None,
+) -> UpdatePlan:
+    """Split the new chunks into those needing an embedding and those whose vector can be reused.
+
+    A vector is reused when an existing row has the same content hash (wherever its chunk number
+    now is) and, if `embedding_model` is given, was made by that model.
+    """
+    vectors_by_hash: dict[str, Mapping[str, Any]] = {}
+    for row in existing_rows:
+        if embedding_model is None or row["embedding_model"] == embedding_model:
+            vectors_by_hash.setdefault(row["content_hash"], row)
+    to_embed: list[Chunk] = []
+    reused: list[ReusedChunk] = []
+    for chunk in new_chunks:
+        row = vectors_by_hash.get(chunk.content_hash)
+        if row is None:
+            to_embed.append(chunk)
+        else:
+            reused.append(
+                ReusedChunk(chunk, np.asarray(row["vector"], dtype=np.float32), row["embedding_model"], row["embedded_at"])
+            )
+    return UpdatePlan(to_embed, reused)
+
+
+def build_document_rows(
+    doc_key: str,
+    doc_version: str,
+    plan: UpdatePlan,
+    new_vectors: np.ndarray,
+    embedding_model: str,
+    run_id: str,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Rows for the document's complete new chunk set, ordered by chunk number.
+
+    `run_id` is the run that wrote the rows; `embedded_at` stays the time the vector was computed,
+    so a reused vector keeps its original time.
+    """
+    if len(new_vectors) != len(plan.to_embed):
+        raise ValueError(f"{len(plan.to_embed)} chunks to embed but {len(new_vectors)} vectors")
+    now = now or datetime.now(timezone.utc)
+    entries = [(chunk, vector, embedding_model, now) for chunk, vector in zip(plan.to_embed, new_vectors)]
+    entries += [(item.chunk, item.vector, item.embedding_model, item.embedded_at) for item in plan.reused]
+    return [
+        {
+            "doc_key": doc_key,
+            "doc_version": doc_version,
+            "chunk_no": chunk.chunk_no,
+            "chunk_id": chunk_id(doc_key, chunk.chunk_no),
+            "content_hash": chunk.content_hash,
+            "text": chunk.text,
+            "heading": chunk.heading,
+            "vector": np.asarray(vector, dtype=np.float32),
+            "embedding_model": model,
+            "run_id": run_id,
+            "embedded_at": embedded_at,
+        }
+        for chunk, vector, model, embedded_at in sorted(entries, key=lambda entry: entry[0].chunk_no)
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Writes
+# --------------------------------------------------------------------------------------------
+
+
+def _rows_to_arrow(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    dimension = schema.field("vector").type.list_size
+    vectors = np.asarray([row["vector"] for row in rows], dtype=np.float32).reshape(len(rows), dimension)
+    columns = {name: [row[name] for row in rows] for name in schema.names if name != "vector"}
+    columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel(), pa.float32()), dimension)
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def replace_document(table: Any, doc_key: str, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Make `rows` the document's complete chunk set in one commit; returns the new table version.
+
+    Rows matching an existing chunk_id are updated, new ones inserted, and the document's rows
+    not in `rows` deleted — all in the same merge, so readers never see a half-updated document.
+    """
+    if not rows:
+        return delete_document(table, doc_key)
+    if any(row["doc_key"] != doc_key for row in rows):
+        raise ValueError("every row must belong to the document being replaced")
+    ids = [row["chunk_id"] for row in rows]
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate chunk_id in the rows of one document")
+    data = _rows_to_arrow(rows, table.schema)
+    result = (
+        table.merge_insert("chunk_id")
+        .when_matched_update_all()
+        .when_not_matched_insert_all()
+        .when_not_matched_by_source_delete(doc_key_filter(doc_key))
+        .execute(data)
+    )
+    return result.version
+
+
+def delete_document(table: Any, doc_key: str) -> int:
+    """Remove every chunk of the document (one commit); returns the new table version."""
+    table.delete(doc_key_filter(doc_key))
+    return table.version
+
+
+def read_document_rows(table: Any, doc_key: str) -> list[dict[str, Any]]:
+    """The document's current rows, ordered by chunk number."""
+    rows = table.search().where(doc_key_filter(doc_key)).limit(None).to_list()
+    return sorted(rows, key=lambda row: row["chunk_no"])
+
+
+# --------------------------------------------------------------------------------------------
+# Maintenance
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaintenanceReport:
+    fragments_before: int
+    fragments_after: int
+    rows: int
+    indexes: list[str]
+    vector_index_built: bool
+
+
+def fragment_count(table: Any) -> int:
+    return int(table.stats()["fragment_stats"]["num_fragments"])
+
+
+def index_names(table: Any) -> dict[str, str]:
+    """Indexed column → index type (e.g. {"doc_key": "BTree", "text": "FTS"})."""
+    return {index.columns[0]: index.index_type for index in table.list_indices()}
+
+
+def ensure_key_and_text_indexes(table: Any) -> None:
+    """BTREE on doc_key and chunk_id, FTS on text. Cheap on an empty table; Lance searches rows
+    added after the index was built too (flat), and `optimize` folds them into the index."""
+    existing = index_names(table)
+    for column in KEY_COLUMNS:
+        if column not in existing:
+            table.create_scalar_index(column, index_type="BTREE")
+    if "text" not in existing:
+        table.create_fts_index("text")
+
+
+def ensure_indexes(table: Any, vector_index_min_rows: int = DEFAULT_VECTOR_INDEX_MIN_ROWS) -> bool:
+    """Create missing indexes: BTREE on the keys, FTS on text, a vector index once large enough.
+
+    Below `vector_index_min_rows` an exact (flat) vector scan is fast and exact, and an IVF index
+    trained on few rows would only cost recall. Returns whether a vector index was built now.
+    """
+    from lancedb.index import IvfHnswSq
+
+    ensure_key_and_text_indexes(table)
+    rows = table.count_rows()
+    if "vector" in index_names(table) or rows < vector_index_min_rows:
+        return False
+    table.create_index("vector", config=IvfHnswSq(distance_type="cosine", num_partitions=max(1, rows // 50_000)))
+    return True
+
+
+def maintain_table(
+    table: Any,
+    vector_index_min_rows: int = DEFAULT_VECTOR_INDEX_MIN_ROWS,
+    cleanup_older_than: timedelta = timedelta(days=7),
+) -> MaintenanceReport:
+    """Compact fragments, prune old versions, bring indexes up to date (lancedb's optimize folds
+    new rows into existing indexes) and create any missing index."""
+    before = fragment_count(table)
+    table.optimize(cleanup_older_than=cleanup_older_than)
+    vector_index_built = ensure_indexes(table, vector_index_min_rows)
+    return MaintenanceReport(
+        fragments_before=before,
+        fragments_after=fragment_count(table),
+        rows=table.count_rows(),
+        indexes=sorted(index_names(table)),
+        vector_index_built=vector_index_built,
+    )

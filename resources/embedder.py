@@ -1,0 +1,68 @@
+"""The text embedder used for knowledge chunks and questions: offline MiniLM or Amazon Bedrock."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field, PrivateAttr
+
+from rag_assets.knowledge.embedding import (
+    TITAN_V2_MODEL_ID,
+    BedrockTitanEmbedder,
+    Embedder,
+    MiniLMEmbedder,
+    RetryPolicy,
+)
+
+Backend = Literal["local-minilm", "bedrock"]
+
+
+class EmbedderResource(ConfigurableResource):
+    backend: Backend = Field(default="local-minilm", description='"local-minilm" (offline, 384-d) or "bedrock" (Titan v2).')
+    batch_size: int = Field(default=4, description="Texts per forward pass (local) — small batches were fastest on 2 cores.")
+    bedrock_model_id: str = Field(default=TITAN_V2_MODEL_ID)
+    bedrock_dimensions: int = Field(default=1024, description="Titan v2 supports 256, 512 or 1024.")
+    aws_region: str = "us-east-1"
+    bedrock_endpoint_url: str | None = Field(default=None, description="Override, e.g. a VPC endpoint or a local stand-in.")
+    max_attempts: int = Field(default=5, description="Bedrock calls per text before EmbeddingFailed.")
+
+    _embedder: Embedder | None = PrivateAttr(default=None)
+
+    def get_embedder(self) -> Embedder:
+        """The embedder, built once per resource instance (the MiniLM weights load in ~0.2 s)."""
+        if self._embedder is None:
+            self._embedder = self._build()
+        return self._embedder
+
+    def _build(self) -> Embedder:
+        if self.backend == "local-minilm":
+            return MiniLMEmbedder(batch_size=self.batch_size)
+        return BedrockTitanEmbedder(
+            model_id=self.bedrock_model_id,
+            dimension=self.bedrock_dimensions,
+            region_name=self.aws_region,
+            endpoint_url=self.bedrock_endpoint_url,
+            retry_policy=RetryPolicy(max_attempts=self.max_attempts),
+        )
+
+
+def _optional(name: str) -> EnvVar | None:
+    # Dagster fails on an unset EnvVar, so settings that may be absent fall back to the default.
+    return EnvVar(name) if os.environ.get(name) else None
+
+
+def embedder_resource_from_env() -> EmbedderResource:
+    """EMBEDDER_BACKEND, EMBEDDER_BATCH_SIZE, BEDROCK_EMBEDDING_MODEL_ID, BEDROCK_EMBEDDING_DIMENSIONS,
+    AWS_REGION, BEDROCK_ENDPOINT_URL, EMBEDDER_MAX_ATTEMPTS — each optional."""
+    settings = {
+        "backend": _optional("EMBEDDER_BACKEND"),
+        "batch_size": EnvVar.int("EMBEDDER_BATCH_SIZE") if os.environ.get("EMBEDDER_BATCH_SIZE") else None,
+        "bedrock_model_id": _optional("BEDROCK_EMBEDDING_MODEL_ID"),
+        "bedrock_dimensions": EnvVar.int("BEDROCK_EMBEDDING_DIMENSIONS") if os.environ.get("BEDROCK_EMBEDDING_DIMENSIONS") else None,
+        "aws_region": _optional("AWS_REGION"),
+        "bedrock_endpoint_url": _optional("BEDROCK_ENDPOINT_URL"),
+        "max_attempts": EnvVar.int("EMBEDDER_MAX_ATTEMPTS") if os.environ.get("EMBEDDER_MAX_ATTEMPTS") else None,
+    }
+    return EmbedderResource(**{name: value for name, value in settings.items() if value is not None})
