@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
-
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr
 
@@ -16,11 +14,12 @@ from rag_assets.knowledge.embedding import (
     RetryPolicy,
 )
 
-Backend = Literal["local-minilm", "bedrock"]
+BACKENDS = ("local-minilm", "bedrock")
 
 
 class EmbedderResource(ConfigurableResource):
-    backend: Backend = Field(default="local-minilm", description='"local-minilm" (offline, 384-d) or "bedrock" (Titan v2).')
+    # A plain str (checked when the embedder is built) so that it can come from an EnvVar.
+    backend: str = Field(default="local-minilm", description='"local-minilm" (offline, 384-d) or "bedrock" (Titan v2).')
     batch_size: int = Field(default=4, description="Texts per forward pass (local) — small batches were fastest on 2 cores.")
     bedrock_model_id: str = Field(default=TITAN_V2_MODEL_ID)
     bedrock_dimensions: int = Field(default=1024, description="Titan v2 supports 256, 512 or 1024.")
@@ -37,6 +36,8 @@ class EmbedderResource(ConfigurableResource):
         return self._embedder
 
     def _build(self) -> Embedder:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown embedder backend {self.backend!r}; expected one of {BACKENDS}")
         if self.backend == "local-minilm":
             return MiniLMEmbedder(batch_size=self.batch_size)
         return BedrockTitanEmbedder(
