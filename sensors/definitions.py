@@ -9,6 +9,7 @@ cdc_sensor = build_kafka_range_sensor(KafkaRangeSensorSpec(
     job_name="customers_cdc",
     root_asset="source_records",
     topic_pattern=r"cdc\.[^.]+\.[^.]+",
+    downstream_config={"identity_graph": {"rebuild": False}, "customer_profiles": {"rebuild": False}},
     description="Requests a run of the Customer 360 assets for each new offset range of the "
                 "`cdc.<system>.<table>` topics.",
 ))

@@ -8,7 +8,7 @@ run re-reads exactly those ranges and records them in the ledger with its data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dagster import (
     DefaultSensorStatus,
@@ -34,6 +34,8 @@ class KafkaRangeSensorSpec:
     topic_pattern: str  # regular expression over logical topic names
     description: str
     max_per_partition: int = 5000
+    # Run config of the other assets in the job, e.g. {"identity_graph": {"rebuild": False}}.
+    downstream_config: dict = field(default_factory=dict)
 
 
 def _start_of_new_partitions(postgres: PostgresResource, consumer: str, bounds: dict,
@@ -61,8 +63,10 @@ def plan_tick(spec: KafkaRangeSensorSpec, cursor_raw: str | None, kafka: KafkaRe
         return SensorResult(skip_reason="no new records", cursor=dump_cursor(new_cursor))
     request = RunRequest(
         run_key=run_key(ranges),
-        run_config={"ops": {spec.root_asset: {"config": {
-            "ranges": [r.as_config() for r in ranges]}}}},
+        run_config={"ops": {
+            spec.root_asset: {"config": {"ranges": [r.as_config() for r in ranges]}},
+            **{name: {"config": config} for name, config in spec.downstream_config.items()},
+        }},
         tags={"rag/source": spec.name, "rag/events": str(sum(r.size for r in ranges))},
     )
     return SensorResult(run_requests=[request], cursor=dump_cursor(new_cursor))

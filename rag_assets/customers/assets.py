@@ -4,9 +4,10 @@ Thin Dagster wiring: the decisions live in the plain modules beside this one.
 """
 
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from pydantic import Field
 
-from rag_assets.customers import cdc_apply, source_store
+from rag_assets.customers import cdc_apply, identity_linking, profile_refresh, source_store
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.asset_conventions import OWNER, table_schema
 from rag_assets.platform.db import ensure_schema
@@ -50,6 +51,9 @@ def source_records(context: AssetExecutionContext, config: OffsetRangesConfig,
             ensure_customer_schema(cur, postgres)
             source_store.clear(cur)
             offset_ledger.forget(cur, cdc_apply.CONSUMER)
+            # Everything derived from the old state is derived again.
+            identity_linking.queue_every_record(cur)
+            profile_refresh.queue_every_customer(cur)
             for rng in ranges:
                 cdc_apply.apply_range(cur, kafka, rng, stats, context.run.run_id)
     else:
@@ -68,4 +72,95 @@ def source_records(context: AssetExecutionContext, config: OffsetRangesConfig,
             for r in ranges
         ]),
         "events_by_table": MetadataValue.json(dict(stats.tables)),
+    })
+
+
+class DerivedAssetConfig(Config):
+    rebuild: bool = Field(
+        default=True,
+        description="Recompute from all upstream state (the default when materialised by hand). "
+        "Sensor runs set false and take only the changes queued by the upstream asset.",
+    )
+
+
+def _drain(postgres: PostgresResource, step) -> None:
+    """Run `step(cur)` in its own transaction until it reports no more work."""
+    while True:
+        with postgres.transaction() as cur:
+            if step(cur) == 0:
+                return
+
+
+@asset(
+    group_name="customers",
+    deps=[source_records],
+    kinds={"postgres", "python"},
+    owners=[OWNER],
+    description=(
+        "Who is who across systems. Nodes are source records; edges carry the rule and score "
+        "that linked them: deterministic on normalised email, E.164 phone, loyalty number and "
+        "national id, fuzzy on name + date of birth + address within blocking keys. "
+        "Incremental: a changed record is relinked within its neighbourhood, and removing the "
+        "only link splits a cluster. Customer ids are stable (the oldest record's id survives "
+        "a merge) and every merge and split is kept in `cluster_history`."
+    ),
+    metadata={"dagster/column_schema": table_schema(
+        ("identity_edges.a_key, b_key", "text", "the linked records"),
+        ("identity_edges.rule", "text", "rule that made the edge"),
+        ("identity_edges.score", "float", "match score"),
+        ("customer_assignments.customer_id", "text", "stable customer id of a record"),
+        ("cluster_history.kind", "text", "created, merged, split or retired"),
+    )},
+)
+def identity_graph(context: AssetExecutionContext, config: DerivedAssetConfig,
+                   postgres: PostgresResource) -> MaterializeResult:
+    stats = identity_linking.LinkStats()
+    with postgres.transaction() as cur:
+        ensure_customer_schema(cur, postgres)
+        if config.rebuild:
+            identity_linking.queue_every_record(cur)
+            profile_refresh.queue_every_customer(cur)
+    _drain(postgres, lambda cur: identity_linking.link_batch(cur, stats, context.run.run_id))
+    with postgres.transaction() as cur:
+        summary = identity_linking.cluster_summary(cur)
+    return MaterializeResult(metadata={
+        **stats.metadata(), **summary,
+        "mode": "rebuild" if config.rebuild else "incremental",
+        "edges_added_by_rule": MetadataValue.json(dict(stats.edge_rules)),
+    })
+
+
+@asset(
+    group_name="customers",
+    deps=[identity_graph],
+    kinds={"postgres", "python"},
+    owners=[OWNER],
+    description=(
+        "One golden record per customer: survivorship by source priority (crm > loyalty > "
+        "booking > support) for names, birth date and address, by recency for email and phone; "
+        "every email, phone and address; loyalty tier; upcoming bookings; open tickets; last "
+        "interactions. Each golden field names the source record and CDC offset it came from. "
+        "A profile is rewritten (version + 1) only when its content changed."
+    ),
+    metadata={"dagster/column_schema": table_schema(
+        ("customer_id", "text", "stable customer id"),
+        ("profile", "jsonb", "golden record, contact lists, activity, provenance"),
+        ("content_hash", "text", "hash of the profile content"),
+        ("version", "integer", "incremented on every content change"),
+        ("updated_at", "timestamptz", "when this version was written"),
+    )},
+)
+def customer_profiles(config: DerivedAssetConfig, postgres: PostgresResource) -> MaterializeResult:
+    stats = profile_refresh.RefreshStats()
+    with postgres.transaction() as cur:
+        ensure_customer_schema(cur, postgres)
+        if config.rebuild:
+            profile_refresh.queue_every_customer(cur)
+    _drain(postgres, lambda cur: profile_refresh.refresh_batch(cur, stats))
+    with postgres.transaction() as cur:
+        cur.execute("SELECT count(*) FROM customer_profiles")
+        total = cur.fetchone()[0]
+    return MaterializeResult(metadata={
+        **stats.metadata(), "profiles_total": total,
+        "mode": "rebuild" if config.rebuild else "incremental",
     })

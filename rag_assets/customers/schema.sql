@@ -29,3 +29,66 @@ CREATE TABLE IF NOT EXISTS identity_pending (
     pk         text NOT NULL,
     PRIMARY KEY (system, table_name, pk)
 );
+
+-- Identity graph: nodes (source records holding a person), their identifiers and blocking keys,
+-- edges with the rule and score that made them, and the record -> customer id assignment.
+CREATE TABLE IF NOT EXISTS identity_nodes (
+    record_key     text PRIMARY KEY,       -- "system.table:pk"
+    identity       jsonb  NOT NULL,        -- normalised identity evidence (PersonIdentity)
+    first_seen_ts  bigint NOT NULL,
+    first_seen_lsn bigint NOT NULL,
+    updated_at     timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS identity_lookup (
+    kind       text NOT NULL,              -- identifier kind (email, phone, ...) or 'block'
+    value      text NOT NULL,
+    record_key text NOT NULL,
+    PRIMARY KEY (kind, value, record_key)
+);
+CREATE INDEX IF NOT EXISTS identity_lookup_by_record ON identity_lookup (record_key);
+
+CREATE TABLE IF NOT EXISTS identity_edges (
+    a_key      text NOT NULL,
+    b_key      text NOT NULL,
+    rule       text NOT NULL,
+    score      double precision NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (a_key, b_key, rule)
+);
+CREATE INDEX IF NOT EXISTS identity_edges_by_b ON identity_edges (b_key);
+
+CREATE TABLE IF NOT EXISTS customer_assignments (
+    record_key  text PRIMARY KEY,
+    customer_id text NOT NULL,
+    assigned_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS customer_assignments_by_customer ON customer_assignments (customer_id);
+
+CREATE TABLE IF NOT EXISTS customer_ids (
+    customer_id text PRIMARY KEY,
+    rank        jsonb NOT NULL,            -- age of the id: see identity_graph's stable-id rule
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS cluster_history (
+    id          bigserial PRIMARY KEY,
+    kind        text NOT NULL,             -- created, merged, split, retired
+    customer_id text NOT NULL,
+    other_id    text,
+    run_id      text,
+    at          timestamptz NOT NULL DEFAULT now()
+);
+
+-- Customers whose profile must be rebuilt (written with the identity change).
+CREATE TABLE IF NOT EXISTS profile_pending (
+    customer_id text PRIMARY KEY
+);
+
+CREATE TABLE IF NOT EXISTS customer_profiles (
+    customer_id  text PRIMARY KEY,
+    profile      jsonb  NOT NULL,
+    content_hash text   NOT NULL,
+    version      integer NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);

@@ -4,7 +4,7 @@ import pytest
 from dagster import build_sensor_context, materialize
 
 from rag_assets.customers import source_store
-from rag_assets.customers.assets import source_records
+from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
 from rag_assets.customers.source_state import RecordKey
 from rag_assets.demo.debezium import DebeziumEncoder
 from rag_assets.demo.source_systems import RowChange
@@ -15,8 +15,12 @@ pytestmark = pytest.mark.integration
 ALICE = {"id": 1, "first_name": "Alice", "last_name": "Moreau", "email": "alice@example.org",
          "phone": "+447700900001", "date_of_birth": "1985-02-11", "address_line1": "1 Quay St",
          "city": "Leeds", "postcode": "LS1 4AB", "country": "GB", "national_id": "QQ123456A"}
-BOB = {**ALICE, "id": 2, "first_name": "Bob", "email": "bob@example.org", "phone": "+447700900002"}
-CARLA = {**ALICE, "id": 3, "first_name": "Carla", "email": "carla@example.org", "phone": None}
+BOB = {**ALICE, "id": 2, "first_name": "Bob", "last_name": "Stone", "email": "bob@example.org",
+       "phone": "+447700900002", "date_of_birth": "1971-06-30", "national_id": "QQ654321B",
+       "address_line1": "9 Mill Rd"}
+CARLA = {**ALICE, "id": 3, "first_name": "Carla", "last_name": "Ruiz", "email": "carla@example.org",
+         "phone": None, "date_of_birth": "1990-12-01", "national_id": "QQ111111C",
+         "address_line1": "4 Park Ave"}
 
 
 def publish(kafka, messages, partitions=2):
@@ -64,7 +68,8 @@ def test_sensor_ranges_are_applied_once_and_a_rebuild_gives_the_same_state(kafka
         f"{r['topic']}/{r['partition']}:{r['start']}-{r['end']}" for r in ranges)
 
     resources = {"kafka": kafka, "postgres": postgres}
-    first = materialize([source_records], resources=resources, run_config=run_config)
+    customers = [source_records, identity_graph, customer_profiles]
+    first = materialize(customers, resources=resources, run_config=run_config)
     assert first.success
     metadata = first.asset_materializations_for_node("source_records")[0].metadata
     assert metadata["events_applied"].value == 5  # 3 snapshot reads, update, delete
@@ -77,13 +82,13 @@ def test_sensor_ranges_are_applied_once_and_a_rebuild_gives_the_same_state(kafka
     assert {k: {c: v[c] for c in ("first_name", "city", "postcode")} for k, v in state.items()} == {
         k: {c: v[c] for c in ("first_name", "city", "postcode")} for k, v in expected.items()}
 
-    again = materialize([source_records], resources=resources, run_config=run_config)
+    again = materialize(customers, resources=resources, run_config=run_config)
     again_metadata = again.asset_materializations_for_node("source_records")[0].metadata
     assert again_metadata["events_read"].value == 0
     assert again_metadata["ranges_already_applied"].value == len(ranges)
     assert live_state(postgres) == state
 
-    rebuilt = materialize([source_records], resources=resources)
+    rebuilt = materialize(customers, resources=resources)
     assert rebuilt.asset_materializations_for_node("source_records")[0].metadata["mode"].value == "rebuild"
     assert live_state(postgres) == state
 

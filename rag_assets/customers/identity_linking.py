@@ -1,0 +1,82 @@
+"""Taking changed source records into the identity graph, one bounded batch per transaction."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from rag_assets.customers import source_store
+from rag_assets.customers.identity_graph import IdentityGraph, NodeChange, node_from_record
+from rag_assets.customers.identity_store import PostgresIdentityStore
+from rag_assets.customers.source_state import RecordKey
+
+
+@dataclass
+class LinkStats:
+    records_linked: int = 0
+    edges_added: int = 0
+    edges_removed: int = 0
+    customers_affected: int = 0
+    cluster_events: Counter = field(default_factory=Counter)
+    edge_rules: Counter = field(default_factory=Counter)
+
+    def metadata(self) -> dict:
+        return {
+            "records_linked": self.records_linked,
+            "edges_added": self.edges_added,
+            "edges_removed": self.edges_removed,
+            "customers_affected": self.customers_affected,
+            **{f"clusters_{kind}": n for kind, n in sorted(self.cluster_events.items())},
+        }
+
+
+def _pending_keys(cur, limit: int) -> list[RecordKey]:
+    cur.execute(
+        "SELECT system, table_name, pk FROM identity_pending ORDER BY system, table_name, pk"
+        " LIMIT %s FOR UPDATE SKIP LOCKED", (limit,))
+    return [RecordKey(*row) for row in cur.fetchall()]
+
+
+def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 2000) -> int:
+    """Link up to `limit` pending records; returns how many were taken."""
+    keys = _pending_keys(cur, limit)
+    if not keys:
+        return 0
+    records = source_store.load_records(cur, keys)
+    changes = []
+    for key in keys:
+        record = records.get(key)
+        change = node_from_record(record) if record is not None else NodeChange(key, None)
+        if change is not None:
+            changes.append(change)
+    store = PostgresIdentityStore(cur)
+    delta = IdentityGraph(store).apply(changes)
+    store.write(delta, run_id)
+    cur.execute(
+        "DELETE FROM identity_pending WHERE (system, table_name, pk) IN"
+        " (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
+        ([k.system for k in keys], [k.table for k in keys], [k.pk for k in keys]))
+    stats.records_linked += len(changes)
+    stats.edges_added += len(delta.edges_added)
+    stats.edges_removed += len(delta.edges_removed)
+    stats.customers_affected += len(delta.affected_customer_ids)
+    stats.cluster_events.update(event.kind for event in delta.events)
+    stats.edge_rules.update(edge.rule for edge in delta.edges_added)
+    return len(keys)
+
+
+def queue_every_record(cur) -> None:
+    """For a rebuild: forget the graph and queue every source record again."""
+    PostgresIdentityStore(cur).clear()
+    cur.execute(
+        "INSERT INTO identity_pending (system, table_name, pk)"
+        " SELECT system, table_name, pk FROM source_records ON CONFLICT DO NOTHING")
+
+
+def cluster_summary(cur) -> dict:
+    cur.execute(
+        "SELECT count(*), coalesce(max(n), 0) FROM"
+        " (SELECT count(*) AS n FROM customer_assignments GROUP BY customer_id) sizes")
+    customers, largest = cur.fetchone()
+    cur.execute("SELECT count(*) FROM identity_edges")
+    return {"customers": customers, "largest_cluster": largest, "edges_total": cur.fetchone()[0]}
