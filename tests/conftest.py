@@ -44,10 +44,20 @@ def unique_name(prefix: str) -> str:
 @pytest.fixture
 def kafka(local_services):
     """A KafkaResource whose topics (`kafka.topic("app.feedback")`) belong to this test alone."""
+    from kafka import KafkaAdminClient
+
     from resources.kafka import KafkaResource
 
-    return KafkaResource(bootstrap_servers=local_services["KAFKA_BOOTSTRAP_SERVERS"],
-                         topic_prefix=unique_name("t").replace("-", "_") + ".")
+    resource = KafkaResource(bootstrap_servers=local_services["KAFKA_BOOTSTRAP_SERVERS"],
+                             topic_prefix=unique_name("t").replace("-", "_") + ".")
+    yield resource
+    admin = KafkaAdminClient(**resource.client_config())
+    try:
+        mine = [t for t in admin.list_topics() if t.startswith(resource.topic_prefix)]
+        if mine:
+            admin.delete_topics(mine)
+    finally:
+        admin.close()
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
 
 import pytest
 
@@ -12,51 +10,13 @@ from rag_assets.demo.publisher import DemoConfig, DemoPublisher, publish_demo_da
 
 pytestmark = pytest.mark.integration
 
-REQUIRED_ENV = ("KAFKA_BOOTSTRAP_SERVERS", "S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY", "RAG_KB_BUCKET")
-
-
-@pytest.fixture(scope="module")
-def services():
-    missing = [name for name in REQUIRED_ENV if not os.environ.get(name)]
-    if missing:
-        pytest.skip(f"local services not configured (eval \"$(rag-assets infra env)\"): {missing}")
-    from resources.kafka import KafkaResource
-    from resources.s3 import S3Storage
-
-    kafka = KafkaResource(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
-                          security_protocol=os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"))
-    s3 = S3Storage(endpoint_url=os.environ["S3_ENDPOINT_URL"],
-                   region_name=os.environ.get("AWS_REGION", "us-east-1"),
-                   aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-                   aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-                   knowledge_bucket=os.environ["RAG_KB_BUCKET"],
-                   lake_bucket=os.environ.get("RAG_LAKE_BUCKET", "rag-lake"))
-    return kafka, s3
-
 
 @pytest.fixture
-def isolated(services):
-    """A config naming topics and a key prefix nobody else uses; cleaned up afterwards."""
-    kafka, s3 = services
-    run = uuid.uuid4().hex[:10]
-    config = DemoConfig(topic_prefix=f"it-demo-{run}.", knowledge_prefix=f"it-demo-{run}/knowledge-base/",
-                        people=60, feedback_conversations=15)
-    yield kafka, s3, config
-    client = s3.get_client()
-    paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=s3.knowledge_bucket, Prefix=f"it-demo-{run}/"):
-        for obj in page.get("Contents", []):
-            client.delete_object(Bucket=s3.knowledge_bucket, Key=obj["Key"])
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(**kafka.client_config())
-    try:
-        admin.delete_topics([t for t in config.topics() if t in set(admin.list_topics())])
-    except Exception:  # cleanup is best effort; the names are unique anyway
-        pass
-    finally:
-        admin.close()
+def isolated(kafka, s3):
+    """Topics and a bucket of this test alone (the fixtures clean them up)."""
+    config = DemoConfig(topic_prefix=kafka.topic_prefix, knowledge_bucket=s3.knowledge_bucket,
+                        knowledge_prefix="knowledge-base/", people=60, feedback_conversations=15)
+    return kafka, s3, config
 
 
 def _counts(kafka, topics):
