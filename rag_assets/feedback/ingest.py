@@ -1,0 +1,135 @@
+"""Applying offset ranges of `app.feedback`, exactly once in effect.
+
+One range is applied inside the caller's PostgreSQL transaction: the ledger claim, the dead
+letters, the registry of lake objects written, the accepted turns, the new watermark frontier and
+the too-late counts all commit together or not at all. The Parquet objects are written to S3
+before the commit under names fixed by the offsets, so a retry overwrites them.
+
+KPI windows are not queued here for accepted turns: `feedback_scored` queues them once it has
+given the turns their satisfaction. Too-late deliveries queue their windows here, so the
+`dropped_late` column of an existing KPI row is refreshed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from rag_assets.feedback import kpi_store, lake_store, turn_store, watermark_store
+from rag_assets.feedback.events import FeedbackEvent, parse_feedback_record, reason_code
+from rag_assets.feedback.windows import Arrival, LatenessPolicy, classify_batch, windows_of
+from rag_assets.platform import offset_ledger
+from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
+from rag_assets.platform.kafka_ingest import OffsetRangeConfig
+from resources.kafka import KafkaResource
+from resources.s3 import S3Storage
+
+CONSUMER = "conversation_log"
+FEEDBACK_TOPIC_PATTERN = r"app\.feedback"
+
+
+@dataclass
+class IngestStats:
+    events_read: int = 0
+    arrivals: Counter = field(default_factory=Counter)
+    dead_letters_stored: int = 0
+    dead_letter_reasons: Counter = field(default_factory=Counter)
+    ranges_applied: int = 0
+    ranges_already_applied: int = 0
+    lake_objects_written: int = 0
+    lake_rows_written: int = 0
+    turns_inserted: int = 0
+    too_late_windows: set = field(default_factory=set)
+    latest_event_time: datetime | None = None
+
+    def metadata(self) -> dict:
+        return {
+            "events_read": self.events_read,
+            "events_accepted": self.arrivals[Arrival.ON_TIME] + self.arrivals[Arrival.LATE_ACCEPTED],
+            "events_on_time": self.arrivals[Arrival.ON_TIME],
+            "events_late_accepted": self.arrivals[Arrival.LATE_ACCEPTED],
+            "events_too_late": self.arrivals[Arrival.TOO_LATE],
+            "duplicates_skipped": self.arrivals[Arrival.DUPLICATE],
+            "dead_letters": sum(self.dead_letter_reasons.values()),
+            "dead_letters_new": self.dead_letters_stored,
+            "ranges_applied": self.ranges_applied,
+            "ranges_already_applied": self.ranges_already_applied,
+            "lake_objects_written": self.lake_objects_written,
+            "lake_rows_written": self.lake_rows_written,
+            "turns_inserted": self.turns_inserted,
+            "windows_with_late_drops": len(self.too_late_windows),
+        }
+
+
+def parse_records(kafka: KafkaResource, records: list) -> tuple[list[FeedbackEvent], list[DeadLetter]]:
+    events, letters = [], []
+    for record in records:
+        parsed = parse_feedback_record(kafka.logical_topic(record.topic), record.partition,
+                                       record.offset, record.value)
+        (letters if isinstance(parsed, DeadLetter) else events).append(parsed)
+    return events, letters
+
+
+def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: OffsetRangeConfig,
+                policy: LatenessPolicy, stats: IngestStats, run_id: str | None = None) -> None:
+    """Apply the not-yet-applied parts of one range inside the caller's transaction."""
+    parts = offset_ledger.claim(cur, CONSUMER, rng.topic, rng.partition, (rng.start, rng.end), run_id)
+    if not parts:
+        stats.ranges_already_applied += 1
+        return
+    topic = kafka.logical_topic(rng.topic)
+    events: list[FeedbackEvent] = []
+    letters: list[DeadLetter] = []
+    for start, end in parts:
+        records = kafka.read_range(rng.topic, rng.partition, start, end)
+        stats.events_read += len(records)
+        part_events, part_letters = parse_records(kafka, records)
+        events.extend(part_events)
+        letters.extend(part_letters)
+        _land(cur, s3, s3_client, part_events, topic, rng.partition, (start, end), stats, run_id)
+
+    partition_key = (topic, rng.partition)
+    before = watermark_store.load(cur, [partition_key])
+    applied = turn_store.applied_turn_keys(cur, (e.turn_key for e in events))
+    outcome = classify_batch(events, before, policy, applied)
+    stats.turns_inserted += turn_store.insert_turns(cur, outcome.accepted, run_id)
+    watermark_store.save(cur, before, outcome.state)
+    too_late = outcome.events(Arrival.TOO_LATE)
+    if too_late:
+        kpi_store.add_late_drops(cur, too_late)
+        late_windows = {w for e in too_late for w in windows_of(e.ts)}
+        kpi_store.queue_windows(cur, late_windows)
+        stats.too_late_windows |= late_windows
+    stats.dead_letters_stored += store_dead_letters(cur, letters, run_id)
+    stats.dead_letter_reasons.update(reason_code(letter.reason) for letter in letters)
+    stats.arrivals.update(outcome.counts())
+    frontier = outcome.state.frontier(partition_key)
+    if frontier is not None and (stats.latest_event_time is None or frontier > stats.latest_event_time):
+        stats.latest_event_time = frontier
+    stats.ranges_applied += 1
+
+
+def _land(cur, s3: S3Storage, client, events: list[FeedbackEvent], topic: str, partition: int,
+          part: tuple[int, int], stats: IngestStats, run_id: str | None) -> None:
+    """Write the lake objects of a claimed part, skipping offsets that already landed."""
+    for start, end in lake_store.unlanded_parts(cur, topic, partition, part):
+        inside = [e for e in events if start <= e.offset < end]
+        objects, rows = lake_store.write_range(cur, s3, client, inside, topic, partition,
+                                               (start, end), run_id)
+        stats.lake_objects_written += objects
+        stats.lake_rows_written += rows
+
+
+def reset_for_rebuild(cur) -> None:
+    """Forget the applied state so every retained offset is applied again.
+
+    The lake registry is kept: offsets that already landed are not written twice, and objects
+    whose offsets Kafka no longer retains stay. KPI windows that exist now are queued so rows
+    that the replay no longer supports are removed.
+    """
+    kpi_store.queue_every_window(cur)
+    turn_store.clear(cur)
+    watermark_store.clear(cur)
+    kpi_store.clear_late_drops(cur)
+    offset_ledger.forget(cur, CONSUMER)
