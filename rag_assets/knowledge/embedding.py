@@ -346,7 +346,7 @@ class BedrockTitanEmbedder:
 
         # botocore's own retries are switched off so that attempts are counted (and bounded) here.
         config = Config(
-            retries={"max_attempts": 1, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},
             read_timeout=read_timeout_seconds,
             connect_timeout=min(10.0, read_timeout_seconds),
         )
