@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from rag_assets.customers.definitions import defs as customers_defs
+from rag_assets.customers import definitions as customers
 from resources.defaults import production_resources
 from sensors.definitions import all_sensors
 
 defs = Definitions.merge(
-    customers_defs,
+    customers.defs,
     Definitions(sensors=all_sensors, resources=production_resources()),
 )

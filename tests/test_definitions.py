@@ -1,12 +1,33 @@
-"""Every definition of the code location loads, as `dagster definitions validate` would."""
+"""The code location loads as the webserver and daemon load it."""
 
-from infra.settings import InfraSettings, connection_env
+import subprocess
+import sys
+from pathlib import Path
+
+from infra.settings import REPO_ROOT, InfraSettings, connection_env
+
+
+def _env(monkeypatch) -> None:
+    for name, value in connection_env(InfraSettings.from_env()).items():
+        monkeypatch.setenv(name, value)
 
 
 def test_definitions_load_with_every_resource(monkeypatch):
-    for name, value in connection_env(InfraSettings.from_env()).items():
-        monkeypatch.setenv(name, value)
+    _env(monkeypatch)
     from rag_assets.definitions import defs
 
     repository = defs.get_repository_def()
     assert {"kafka", "s3", "postgres", "lancedb"} <= set(repository.get_top_level_resources())
+    assert {"cdc_sensor"} <= {s.name for s in repository.sensor_defs}
+
+
+def test_dagster_validates_the_workspace(monkeypatch, tmp_path):
+    _env(monkeypatch)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    dagster = Path(sys.executable).parent / "dagster"
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", str(REPO_ROOT / "workspace.yaml")],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful" in result.stdout + result.stderr
