@@ -75,7 +75,10 @@ def open_chunk_table(
         uri, storage_options=dict(storage_options or {}), read_consistency_interval=read_consistency_interval
     )
     schema = chunk_schema(dimension)
-    table = db.create_table(table_name, schema=schema, exist_ok=True)
+    try:
+        table = db.open_table(table_name)
+    except ValueError:  # lancedb's "table not found"
+        table = db.create_table(table_name, schema=schema, exist_ok=True)
     existing = table.schema.field("vector").type
     if existing != schema.field("vector").type:
         raise ValueError(f"table {table_name!r} holds vectors of type {existing}, not {dimension} float32")
@@ -240,12 +243,14 @@ def index_names(table: Any) -> dict[str, str]:
 def ensure_key_and_text_indexes(table: Any) -> None:
     """BTREE on doc_key and chunk_id, FTS on text. Cheap on an empty table; Lance searches rows
     added after the index was built too (flat), and `optimize` folds them into the index."""
+    from lancedb.index import FTS, BTree
+
     existing = index_names(table)
     for column in KEY_COLUMNS:
         if column not in existing:
-            table.create_scalar_index(column, index_type="BTREE")
+            table.create_index(column, config=BTree())
     if "text" not in existing:
-        table.create_fts_index("text")
+        table.create_index("text", config=FTS())
 
 
 def ensure_indexes(table: Any, vector_index_min_rows: int = DEFAULT_VECTOR_INDEX_MIN_ROWS) -> bool:
