@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr
 
@@ -19,13 +20,25 @@ BACKENDS = ("local-minilm", "bedrock")
 
 class EmbedderResource(ConfigurableResource):
     # A plain str (checked when the embedder is built) so that it can come from an EnvVar.
-    backend: str = Field(default="local-minilm", description='"local-minilm" (offline, 384-d) or "bedrock" (Titan v2).')
-    batch_size: int = Field(default=4, description="Texts per forward pass (local) — small batches were fastest on 2 cores.")
+    backend: str = Field(
+        default="local-minilm",
+        description='"local-minilm" (offline, 384-d) or "bedrock" (Titan v2).',
+    )
+    batch_size: int = Field(
+        default=4,
+        description="Texts per forward pass (local) — small batches were fastest on 2 cores.",
+    )
     bedrock_model_id: str = Field(default=TITAN_V2_MODEL_ID)
-    bedrock_dimensions: int = Field(default=1024, description="Titan v2 supports 256, 512 or 1024.")
+    bedrock_dimensions: int = Field(
+        default=1024, description="Titan v2 supports 256, 512 or 1024."
+    )
     aws_region: str = "us-east-1"
-    bedrock_endpoint_url: str | None = Field(default=None, description="Override, e.g. a VPC endpoint or a local stand-in.")
-    max_attempts: int = Field(default=5, description="Bedrock calls per text before EmbeddingFailed.")
+    bedrock_endpoint_url: str | None = Field(
+        default=None, description="Override, e.g. a VPC endpoint or a local stand-in."
+    )
+    max_attempts: int = Field(
+        default=5, description="Bedrock calls per text before EmbeddingFailed."
+    )
 
     _embedder: Embedder | None = PrivateAttr(default=None)
 
@@ -37,7 +50,9 @@ class EmbedderResource(ConfigurableResource):
 
     def _build(self) -> Embedder:
         if self.backend not in BACKENDS:
-            raise ValueError(f"unknown embedder backend {self.backend!r}; expected one of {BACKENDS}")
+            raise ValueError(
+                f"unknown embedder backend {self.backend!r}; expected one of {BACKENDS}"
+            )
         if self.backend == "local-minilm":
             return MiniLMEmbedder(batch_size=self.batch_size)
         return BedrockTitanEmbedder(
@@ -59,11 +74,19 @@ def embedder_resource_from_env() -> EmbedderResource:
     AWS_REGION, BEDROCK_ENDPOINT_URL, EMBEDDER_MAX_ATTEMPTS — each optional."""
     settings = {
         "backend": _optional("EMBEDDER_BACKEND"),
-        "batch_size": EnvVar.int("EMBEDDER_BATCH_SIZE") if os.environ.get("EMBEDDER_BATCH_SIZE") else None,
+        "batch_size": EnvVar.int("EMBEDDER_BATCH_SIZE")
+        if os.environ.get("EMBEDDER_BATCH_SIZE")
+        else None,
         "bedrock_model_id": _optional("BEDROCK_EMBEDDING_MODEL_ID"),
-        "bedrock_dimensions": EnvVar.int("BEDROCK_EMBEDDING_DIMENSIONS") if os.environ.get("BEDROCK_EMBEDDING_DIMENSIONS") else None,
+        "bedrock_dimensions": EnvVar.int("BEDROCK_EMBEDDING_DIMENSIONS")
+        if os.environ.get("BEDROCK_EMBEDDING_DIMENSIONS")
+        else None,
         "aws_region": _optional("AWS_REGION"),
         "bedrock_endpoint_url": _optional("BEDROCK_ENDPOINT_URL"),
-        "max_attempts": EnvVar.int("EMBEDDER_MAX_ATTEMPTS") if os.environ.get("EMBEDDER_MAX_ATTEMPTS") else None,
+        "max_attempts": EnvVar.int("EMBEDDER_MAX_ATTEMPTS")
+        if os.environ.get("EMBEDDER_MAX_ATTEMPTS")
+        else None,
     }
-    return EmbedderResource(**{name: value for name, value in settings.items() if value is not None})
+    return EmbedderResource(
+        **{name: value for name, value in settings.items() if value is not None}
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -72,7 +72,9 @@ def open_chunk_table(
     import lancedb
 
     db = lancedb.connect(
-        uri, storage_options=dict(storage_options or {}), read_consistency_interval=read_consistency_interval
+        uri,
+        storage_options=dict(storage_options or {}),
+        read_consistency_interval=read_consistency_interval,
     )
     schema = chunk_schema(dimension)
     try:
@@ -81,7 +83,9 @@ def open_chunk_table(
         table = db.create_table(table_name, schema=schema, exist_ok=True)
     existing = table.schema.field("vector").type
     if existing != schema.field("vector").type:
-        raise ValueError(f"table {table_name!r} holds vectors of type {existing}, not {dimension} float32")
+        raise ValueError(
+            f"table {table_name!r} holds vectors of type {existing}, not {dimension} float32"
+        )
     ensure_key_and_text_indexes(table)
     return table
 
@@ -126,7 +130,12 @@ def plan_document_update(
             to_embed.append(chunk)
         else:
             reused.append(
-                ReusedChunk(chunk, np.asarray(row["vector"], dtype=np.float32), row["embedding_model"], row["embedded_at"])
+                ReusedChunk(
+                    chunk,
+                    np.asarray(row["vector"], dtype=np.float32),
+                    row["embedding_model"],
+                    row["embedded_at"],
+                )
             )
     return UpdatePlan(to_embed, reused)
 
@@ -146,10 +155,18 @@ def build_document_rows(
     so a reused vector keeps its original time.
     """
     if len(new_vectors) != len(plan.to_embed):
-        raise ValueError(f"{len(plan.to_embed)} chunks to embed but {len(new_vectors)} vectors")
-    now = now or datetime.now(timezone.utc)
-    entries = [(chunk, vector, embedding_model, now) for chunk, vector in zip(plan.to_embed, new_vectors)]
-    entries += [(item.chunk, item.vector, item.embedding_model, item.embedded_at) for item in plan.reused]
+        raise ValueError(
+            f"{len(plan.to_embed)} chunks to embed but {len(new_vectors)} vectors"
+        )
+    now = now or datetime.now(UTC)
+    entries = [
+        (chunk, vector, embedding_model, now)
+        for chunk, vector in zip(plan.to_embed, new_vectors)
+    ]
+    entries += [
+        (item.chunk, item.vector, item.embedding_model, item.embedded_at)
+        for item in plan.reused
+    ]
     return [
         {
             "doc_key": doc_key,
@@ -164,7 +181,9 @@ def build_document_rows(
             "run_id": run_id,
             "embedded_at": embedded_at,
         }
-        for chunk, vector, model, embedded_at in sorted(entries, key=lambda entry: entry[0].chunk_no)
+        for chunk, vector, model, embedded_at in sorted(
+            entries, key=lambda entry: entry[0].chunk_no
+        )
     ]
 
 
@@ -175,13 +194,21 @@ def build_document_rows(
 
 def _rows_to_arrow(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
     dimension = schema.field("vector").type.list_size
-    vectors = np.asarray([row["vector"] for row in rows], dtype=np.float32).reshape(len(rows), dimension)
-    columns = {name: [row[name] for row in rows] for name in schema.names if name != "vector"}
-    columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel(), pa.float32()), dimension)
+    vectors = np.asarray([row["vector"] for row in rows], dtype=np.float32).reshape(
+        len(rows), dimension
+    )
+    columns = {
+        name: [row[name] for row in rows] for name in schema.names if name != "vector"
+    }
+    columns["vector"] = pa.FixedSizeListArray.from_arrays(
+        pa.array(vectors.ravel(), pa.float32()), dimension
+    )
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def replace_document(table: Any, doc_key: str, rows: Sequence[Mapping[str, Any]]) -> int:
+def replace_document(
+    table: Any, doc_key: str, rows: Sequence[Mapping[str, Any]]
+) -> int:
     """Make `rows` the document's complete chunk set in one commit; returns the new table version.
 
     Rows matching an existing chunk_id are updated, new ones inserted, and the document's rows
@@ -253,7 +280,9 @@ def ensure_key_and_text_indexes(table: Any) -> None:
         table.create_index("text", config=FTS())
 
 
-def ensure_indexes(table: Any, vector_index_min_rows: int = DEFAULT_VECTOR_INDEX_MIN_ROWS) -> bool:
+def ensure_indexes(
+    table: Any, vector_index_min_rows: int = DEFAULT_VECTOR_INDEX_MIN_ROWS
+) -> bool:
     """Create missing indexes: BTREE on the keys, FTS on text, a vector index once large enough.
 
     Below `vector_index_min_rows` an exact (flat) vector scan is fast and exact, and an IVF index
@@ -265,7 +294,10 @@ def ensure_indexes(table: Any, vector_index_min_rows: int = DEFAULT_VECTOR_INDEX
     rows = table.count_rows()
     if "vector" in index_names(table) or rows < vector_index_min_rows:
         return False
-    table.create_index("vector", config=IvfHnswSq(distance_type="cosine", num_partitions=max(1, rows // 50_000)))
+    table.create_index(
+        "vector",
+        config=IvfHnswSq(distance_type="cosine", num_partitions=max(1, rows // 50_000)),
+    )
     return True
 
 

@@ -26,9 +26,9 @@ chunks on average (at most 4), and inserting a new paragraph changed 2.4.
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left, bisect_right
 import math
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -97,7 +97,14 @@ def chunk_document(
     chunks: list[Chunk] = []
     for section in document.sections:
         for text in _chunk_section(section, config, count_tokens):
-            chunks.append(Chunk(len(chunks), section.heading_path, text, content_hash(section.heading_path, text)))
+            chunks.append(
+                Chunk(
+                    len(chunks),
+                    section.heading_path,
+                    text,
+                    content_hash(section.heading_path, text),
+                )
+            )
     return chunks
 
 
@@ -108,7 +115,20 @@ def chunk_document(
 # A sentence ends at . ! ? (optionally followed by quotes/brackets) before whitespace and a
 # capital, digit or opening quote — which keeps "e.g. the" and "3.5 kg" together.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
-_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "approx.", "no.", "mr.", "mrs.", "ms.", "dr.", "st.", "vs.", "incl.")
+_ABBREVIATIONS = (
+    "e.g.",
+    "i.e.",
+    "etc.",
+    "approx.",
+    "no.",
+    "mr.",
+    "mrs.",
+    "ms.",
+    "dr.",
+    "st.",
+    "vs.",
+    "incl.",
+)
 
 
 def split_sentences(paragraph: str) -> list[str]:
@@ -131,19 +151,30 @@ class _Unit:
 
     @property
     def boundary_rank(self) -> int:
-        return int.from_bytes(hashlib.sha256(normalise_for_hash(self.text).encode("utf-8")).digest()[:8], "big")
+        return int.from_bytes(
+            hashlib.sha256(normalise_for_hash(self.text).encode("utf-8")).digest()[:8],
+            "big",
+        )
 
 
-def _section_units(section: Section, max_tokens: int, count_tokens: TokenCounter) -> list[_Unit]:
+def _section_units(
+    section: Section, max_tokens: int, count_tokens: TokenCounter
+) -> list[_Unit]:
     units: list[_Unit] = []
     for paragraph in section.text.split("\n\n"):
         for index, sentence in enumerate(split_sentences(paragraph)):
-            for piece_index, piece in enumerate(_split_long_sentence(sentence, max_tokens, count_tokens)):
-                units.append(_Unit(piece, count_tokens(piece), index == 0 and piece_index == 0))
+            for piece_index, piece in enumerate(
+                _split_long_sentence(sentence, max_tokens, count_tokens)
+            ):
+                units.append(
+                    _Unit(piece, count_tokens(piece), index == 0 and piece_index == 0)
+                )
     return units
 
 
-def _split_long_sentence(sentence: str, max_tokens: int, count_tokens: TokenCounter) -> list[str]:
+def _split_long_sentence(
+    sentence: str, max_tokens: int, count_tokens: TokenCounter
+) -> list[str]:
     if count_tokens(sentence) <= max_tokens:
         return [sentence]
     pieces: list[str] = []
@@ -163,7 +194,9 @@ def _split_long_sentence(sentence: str, max_tokens: int, count_tokens: TokenCoun
 # --------------------------------------------------------------------------------------------
 
 
-def _chunk_section(section: Section, config: ChunkingConfig, count_tokens: TokenCounter) -> list[str]:
+def _chunk_section(
+    section: Section, config: ChunkingConfig, count_tokens: TokenCounter
+) -> list[str]:
     body_limit = config.max_tokens - config.overlap_tokens
     units = _section_units(section, body_limit, count_tokens)
     boundaries = _content_boundaries(units, config.boundary_window_tokens)
@@ -174,12 +207,16 @@ def _chunk_section(section: Section, config: ChunkingConfig, count_tokens: Token
         current.append(unit)
         current_tokens += unit.tokens
         next_unit = units[index + 1] if index + 1 < len(units) else None
-        forced = next_unit is not None and current_tokens + next_unit.tokens > body_limit
+        forced = (
+            next_unit is not None and current_tokens + next_unit.tokens > body_limit
+        )
         if next_unit is None or forced or index in boundaries:
             groups.append(current)
             current, current_tokens = [], 0
     return [
-        _render(_overlap(groups[index - 1], config.overlap_tokens) if index else [], group)
+        _render(
+            _overlap(groups[index - 1], config.overlap_tokens) if index else [], group
+        )
         for index, group in enumerate(groups)
     ]
 
@@ -194,7 +231,10 @@ def _content_boundaries(units: list[_Unit], window_tokens: int) -> set[int]:
     ranks = [unit.boundary_rank for unit in units]
     boundaries: set[int] = set()
     for index, start in enumerate(starts):
-        neighbours = range(bisect_left(starts, start - window_tokens + 1), bisect_right(starts, start + window_tokens - 1))
+        neighbours = range(
+            bisect_left(starts, start - window_tokens + 1),
+            bisect_right(starts, start + window_tokens - 1),
+        )
         if all(ranks[index] > ranks[other] for other in neighbours if other != index):
             boundaries.add(index)
     return boundaries

@@ -85,7 +85,9 @@ def is_tracked_key(key: str, prefix: str) -> bool:
     return key.startswith(prefix) and is_supported_key(key)
 
 
-def _is_same_version(entry: RegistryEntry, etag: str | None, version_id: str | None) -> bool:
+def _is_same_version(
+    entry: RegistryEntry, etag: str | None, version_id: str | None
+) -> bool:
     if entry.version_id and version_id:
         return entry.version_id == version_id
     return normalise_etag(entry.etag) == normalise_etag(etag)
@@ -101,16 +103,37 @@ def diff_listing(
         if not is_tracked_key(item.key, prefix) or item.key in seen:
             continue
         seen.add(item.key)
-        change = DocumentChange(ChangeKind.CREATED, item.key, normalise_etag(item.etag), item.version_id, item.size)
+        change = DocumentChange(
+            ChangeKind.CREATED,
+            item.key,
+            normalise_etag(item.etag),
+            item.version_id,
+            item.size,
+        )
         entry = registry.get(item.key)
         if entry is None:
             diff.created.append(change)
         elif not _is_same_version(entry, item.etag, item.version_id):
-            diff.modified.append(DocumentChange(ChangeKind.MODIFIED, item.key, change.etag, item.version_id, item.size))
+            diff.modified.append(
+                DocumentChange(
+                    ChangeKind.MODIFIED,
+                    item.key,
+                    change.etag,
+                    item.version_id,
+                    item.size,
+                )
+            )
     for key in sorted(registry):
         if key not in seen and is_tracked_key(key, prefix):
             entry = registry[key]
-            diff.deleted.append(DocumentChange(ChangeKind.DELETED, key, normalise_etag(entry.etag), entry.version_id))
+            diff.deleted.append(
+                DocumentChange(
+                    ChangeKind.DELETED,
+                    key,
+                    normalise_etag(entry.etag),
+                    entry.version_id,
+                )
+            )
     return diff
 
 
@@ -163,7 +186,9 @@ def parse_event_notification(
     try:
         message = json.loads(payload)
     except json.JSONDecodeError as error:
-        return ParsedNotification([], [dead(f"malformed notification JSON: {error.msg}")])
+        return ParsedNotification(
+            [], [dead(f"malformed notification JSON: {error.msg}")]
+        )
     except UnicodeDecodeError:
         return ParsedNotification([], [dead("notification is not UTF-8 text")])
     if isinstance(message, dict) and message.get("Event") == "s3:TestEvent":
@@ -177,8 +202,12 @@ def parse_event_notification(
     for index, record in enumerate(records):
         try:
             event = _parse_record(record, bucket)
-        except ValueError as error:
-            raw = json.dumps(record).encode("utf-8") if isinstance(record, (dict, list)) else payload
+        except _InvalidRecord as error:
+            raw = (
+                json.dumps(record).encode("utf-8")
+                if isinstance(record, (dict, list))
+                else payload
+            )
             dead_letters.append(dead(f"record {index}: {error}", raw))
             continue
         if event is not None and is_tracked_key(event.key, prefix):
@@ -186,23 +215,35 @@ def parse_event_notification(
     return ParsedNotification(events, dead_letters)
 
 
+class _InvalidRecord(Exception):
+    """A notification record we cannot use; its message becomes the dead letter's reason."""
+
+
 def _parse_record(record: object, bucket: str) -> ObjectEvent | None:
     if not isinstance(record, dict):
-        raise ValueError("record is not an object")
+        raise _InvalidRecord("record is not an object")
     event_name = record.get("eventName")
     if not isinstance(event_name, str):
-        raise ValueError("missing eventName")
+        raise _InvalidRecord("missing eventName")
     s3 = record.get("s3")
-    if not isinstance(s3, dict) or not isinstance(s3.get("bucket"), dict) or not isinstance(s3.get("object"), dict):
-        raise ValueError("missing s3.bucket or s3.object")
+    if (
+        not isinstance(s3, dict)
+        or not isinstance(s3.get("bucket"), dict)
+        or not isinstance(s3.get("object"), dict)
+    ):
+        raise _InvalidRecord("missing s3.bucket or s3.object")
     if s3["bucket"].get("name") != bucket:
         return None
     obj = s3["object"]
     key, sequencer = obj.get("key"), obj.get("sequencer")
     if not isinstance(key, str) or not key:
-        raise ValueError("missing s3.object.key")
-    if not isinstance(sequencer, str) or not sequencer or any(c not in "0123456789abcdefABCDEF" for c in sequencer):
-        raise ValueError("missing or non-hex s3.object.sequencer")
+        raise _InvalidRecord("missing s3.object.key")
+    if (
+        not isinstance(sequencer, str)
+        or not sequencer
+        or any(c not in "0123456789abcdefABCDEF" for c in sequencer)
+    ):
+        raise _InvalidRecord("missing or non-hex s3.object.sequencer")
     if event_name.startswith("ObjectCreated:"):
         removed = False
     elif event_name.startswith("ObjectRemoved:"):
@@ -225,12 +266,16 @@ def latest_event_per_key(events: Iterable[ObjectEvent]) -> dict[str, ObjectEvent
     latest: dict[str, ObjectEvent] = {}
     for event in events:
         current = latest.get(event.key)
-        if current is None or sequencer_order(event.sequencer) > sequencer_order(current.sequencer):
+        if current is None or sequencer_order(event.sequencer) > sequencer_order(
+            current.sequencer
+        ):
             latest[event.key] = event
     return latest
 
 
-def resolve_events(events: Iterable[ObjectEvent], registry: Mapping[str, RegistryEntry]) -> DocumentDiff:
+def resolve_events(
+    events: Iterable[ObjectEvent], registry: Mapping[str, RegistryEntry]
+) -> DocumentDiff:
     """Net effect of notifications: the last event per key, compared with the registry.
 
     A write of a version the registry already has (a redelivered notification) is no change, and
@@ -241,9 +286,24 @@ def resolve_events(events: Iterable[ObjectEvent], registry: Mapping[str, Registr
         entry = registry.get(key)
         if event.removed:
             if entry is not None:
-                diff.deleted.append(DocumentChange(ChangeKind.DELETED, key, normalise_etag(entry.etag), entry.version_id))
+                diff.deleted.append(
+                    DocumentChange(
+                        ChangeKind.DELETED,
+                        key,
+                        normalise_etag(entry.etag),
+                        entry.version_id,
+                    )
+                )
         elif entry is None:
-            diff.created.append(DocumentChange(ChangeKind.CREATED, key, event.etag, event.version_id, event.size))
+            diff.created.append(
+                DocumentChange(
+                    ChangeKind.CREATED, key, event.etag, event.version_id, event.size
+                )
+            )
         elif not _is_same_version(entry, event.etag, event.version_id):
-            diff.modified.append(DocumentChange(ChangeKind.MODIFIED, key, event.etag, event.version_id, event.size))
+            diff.modified.append(
+                DocumentChange(
+                    ChangeKind.MODIFIED, key, event.etag, event.version_id, event.size
+                )
+            )
     return diff

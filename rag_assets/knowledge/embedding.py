@@ -93,7 +93,9 @@ class _BertLayer:
     output_norm_bias: np.ndarray
 
 
-def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+def _layer_norm(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float
+) -> np.ndarray:
     mean = x.mean(axis=-1, keepdims=True)
     variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
     return (x - mean) / np.sqrt(variance + eps) * weight + bias
@@ -197,41 +199,66 @@ class MiniLMEmbedder:
             ids[row, : len(sequence)] = sequence
             mask[row, : len(sequence)] = 1.0
         hidden = self._encode(ids, mask)
-        pooled = (hidden * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)[:, None]
+        pooled = (hidden * mask[:, :, None]).sum(axis=1) / np.maximum(
+            mask.sum(axis=1), 1e-9
+        )[:, None]
         return l2_normalise(pooled)
 
     def _encode(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        batch, length = ids.shape
+        length = ids.shape[1]
         hidden = (
             self._word_embeddings[ids]
             + self._position_embeddings[:length][None, :, :]
             + self._token_type_embedding[None, None, :]
         )
-        hidden = _layer_norm(hidden, self._embedding_norm_weight, self._embedding_norm_bias, self._eps)
+        hidden = _layer_norm(
+            hidden, self._embedding_norm_weight, self._embedding_norm_bias, self._eps
+        )
         attention_bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
         for layer in self._layers:
             hidden = self._encoder_layer(hidden, attention_bias, layer)
         return hidden
 
-    def _encoder_layer(self, hidden: np.ndarray, attention_bias: np.ndarray, layer: _BertLayer) -> np.ndarray:
+    def _encoder_layer(
+        self, hidden: np.ndarray, attention_bias: np.ndarray, layer: _BertLayer
+    ) -> np.ndarray:
         batch, length, width = hidden.shape
         head_width = width // self._num_heads
         qkv = hidden @ layer.qkv_weight + layer.qkv_bias
-        qkv = qkv.reshape(batch, length, 3, self._num_heads, head_width).transpose(2, 0, 3, 1, 4)
+        qkv = qkv.reshape(batch, length, 3, self._num_heads, head_width).transpose(
+            2, 0, 3, 1, 4
+        )
         # Stacked matmul only reaches BLAS on contiguous operands; strided views fall back to a
         # loop that was ~15x slower here.
         query = np.ascontiguousarray(qkv[0])
         key_t = np.ascontiguousarray(qkv[1].transpose(0, 1, 3, 2))
         value = np.ascontiguousarray(qkv[2])
-        scores = (query @ key_t) * np.float32(1.0 / np.sqrt(head_width)) + attention_bias
-        context = (_softmax_in_place(scores) @ value).transpose(0, 2, 1, 3).reshape(batch, length, width)
+        scores = (query @ key_t) * np.float32(
+            1.0 / np.sqrt(head_width)
+        ) + attention_bias
+        context = (
+            (_softmax_in_place(scores) @ value)
+            .transpose(0, 2, 1, 3)
+            .reshape(batch, length, width)
+        )
         attended = context @ layer.attention_out_weight + layer.attention_out_bias
-        hidden = _layer_norm(attended + hidden, layer.attention_norm_weight, layer.attention_norm_bias, self._eps)
-        output = self._feed_forward(hidden.reshape(batch * length, width), layer).reshape(batch, length, width)
-        return _layer_norm(output + hidden, layer.output_norm_weight, layer.output_norm_bias, self._eps)
+        hidden = _layer_norm(
+            attended + hidden,
+            layer.attention_norm_weight,
+            layer.attention_norm_bias,
+            self._eps,
+        )
+        output = self._feed_forward(
+            hidden.reshape(batch * length, width), layer
+        ).reshape(batch, length, width)
+        return _layer_norm(
+            output + hidden, layer.output_norm_weight, layer.output_norm_bias, self._eps
+        )
 
     @staticmethod
-    def _feed_forward(tokens: np.ndarray, layer: _BertLayer, rows_per_block: int = 512) -> np.ndarray:
+    def _feed_forward(
+        tokens: np.ndarray, layer: _BertLayer, rows_per_block: int = 512
+    ) -> np.ndarray:
         # Blocks keep the 4x-wide intermediate activations cache-sized; row blocks this tall still
         # run the matmuls at full BLAS speed.
         output = np.empty_like(tokens)
@@ -240,7 +267,11 @@ class MiniLMEmbedder:
             intermediate = block @ layer.intermediate_weight
             intermediate += layer.intermediate_bias
             _gelu_in_place(intermediate)
-            np.matmul(intermediate, layer.output_weight, out=output[start : start + rows_per_block])
+            np.matmul(
+                intermediate,
+                layer.output_weight,
+                out=output[start : start + rows_per_block],
+            )
         output += layer.output_bias
         return output
 
@@ -250,7 +281,9 @@ class MiniLMEmbedder:
 
         def linear(prefix: str) -> tuple[np.ndarray, np.ndarray]:
             # PyTorch stores Linear weights as (out, in); transpose once so the forward pass is x @ W.
-            return np.ascontiguousarray(get(f"{prefix}.weight").T), get(f"{prefix}.bias")
+            return np.ascontiguousarray(get(f"{prefix}.weight").T), get(
+                f"{prefix}.bias"
+            )
 
         self._word_embeddings = get("embeddings.word_embeddings.weight")
         self._position_embeddings = get("embeddings.position_embeddings.weight")
@@ -260,7 +293,10 @@ class MiniLMEmbedder:
         self._layers = []
         for index in range(num_layers):
             prefix = f"encoder.layer.{index}"
-            projections = [linear(f"{prefix}.attention.self.{name}") for name in ("query", "key", "value")]
+            projections = [
+                linear(f"{prefix}.attention.self.{name}")
+                for name in ("query", "key", "value")
+            ]
             attention_out = linear(f"{prefix}.attention.output.dense")
             intermediate = linear(f"{prefix}.intermediate.dense")
             output = linear(f"{prefix}.output.dense")
@@ -270,8 +306,12 @@ class MiniLMEmbedder:
                     qkv_bias=np.concatenate([b for _, b in projections]),
                     attention_out_weight=attention_out[0],
                     attention_out_bias=attention_out[1],
-                    attention_norm_weight=get(f"{prefix}.attention.output.LayerNorm.weight"),
-                    attention_norm_bias=get(f"{prefix}.attention.output.LayerNorm.bias"),
+                    attention_norm_weight=get(
+                        f"{prefix}.attention.output.LayerNorm.weight"
+                    ),
+                    attention_norm_bias=get(
+                        f"{prefix}.attention.output.LayerNorm.bias"
+                    ),
                     intermediate_weight=intermediate[0],
                     intermediate_bias=intermediate[1],
                     output_weight=output[0],
@@ -289,7 +329,12 @@ class MiniLMEmbedder:
 TITAN_V2_MODEL_ID = "amazon.titan-embed-text-v2:0"
 TITAN_V2_DIMENSIONS = (256, 512, 1024)
 _THROTTLING_CODES = frozenset(
-    {"ThrottlingException", "TooManyRequestsException", "ServiceUnavailableException", "ModelNotReadyException"}
+    {
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "ServiceUnavailableException",
+        "ModelNotReadyException",
+    }
 )
 
 
@@ -301,8 +346,12 @@ class RetryPolicy:
     base_delay_seconds: float = 0.5
     max_delay_seconds: float = 20.0
 
-    def delay_before_retry(self, failed_attempts: int, rng: Callable[[], float] = random.random) -> float:
-        ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (failed_attempts - 1))
+    def delay_before_retry(
+        self, failed_attempts: int, rng: Callable[[], float] = random.random
+    ) -> float:
+        ceiling = min(
+            self.max_delay_seconds, self.base_delay_seconds * 2 ** (failed_attempts - 1)
+        )
         return ceiling * rng()
 
 
@@ -337,10 +386,14 @@ class BedrockTitanEmbedder:
         self._dimension = dimension
         self.retry_policy = retry_policy
         self._sleep = sleep
-        self._client = client or self._make_client(region_name, endpoint_url, read_timeout_seconds)
+        self._client = client or self._make_client(
+            region_name, endpoint_url, read_timeout_seconds
+        )
 
     @staticmethod
-    def _make_client(region_name: str, endpoint_url: str | None, read_timeout_seconds: float) -> Any:
+    def _make_client(
+        region_name: str, endpoint_url: str | None, read_timeout_seconds: float
+    ) -> Any:
         import boto3
         from botocore.config import Config
 
@@ -350,7 +403,12 @@ class BedrockTitanEmbedder:
             read_timeout=read_timeout_seconds,
             connect_timeout=min(10.0, read_timeout_seconds),
         )
-        return boto3.client("bedrock-runtime", region_name=region_name, endpoint_url=endpoint_url, config=config)
+        return boto3.client(
+            "bedrock-runtime",
+            region_name=region_name,
+            endpoint_url=endpoint_url,
+            config=config,
+        )
 
     @property
     def model_id(self) -> str:
@@ -367,24 +425,36 @@ class BedrockTitanEmbedder:
         return l2_normalise(vectors)
 
     def _embed_one(self, text: str) -> list[float]:
-        body = json.dumps({"inputText": text, "dimensions": self._dimension, "normalize": True})
+        body = json.dumps(
+            {"inputText": text, "dimensions": self._dimension, "normalize": True}
+        )
         for attempt in range(1, self.retry_policy.max_attempts + 1):
             try:
                 response = self._client.invoke_model(
-                    modelId=self._model_id, body=body, contentType="application/json", accept="application/json"
+                    modelId=self._model_id,
+                    body=body,
+                    contentType="application/json",
+                    accept="application/json",
                 )
                 return self._read_embedding(response)
             except EmbeddingFailed:
                 raise
-            except Exception as error:  # noqa: BLE001 — classified just below
+            except Exception as error:
                 if not is_retryable(error):
-                    raise EmbeddingFailed(f"{self._model_id}: {type(error).__name__}: {error}") from error
+                    raise EmbeddingFailed(
+                        f"{self._model_id}: {type(error).__name__}: {error}"
+                    ) from error
                 if attempt == self.retry_policy.max_attempts:
                     raise EmbeddingFailed(
                         f"{self._model_id}: gave up after {attempt} attempts: {type(error).__name__}: {error}"
                     ) from error
                 delay = self.retry_policy.delay_before_retry(attempt)
-                logger.warning("Embedding call failed (%s), attempt %d; retrying in %.2fs", type(error).__name__, attempt, delay)
+                logger.warning(
+                    "Embedding call failed (%s), attempt %d; retrying in %.2fs",
+                    type(error).__name__,
+                    attempt,
+                    delay,
+                )
                 self._sleep(delay)
         raise AssertionError("unreachable")
 

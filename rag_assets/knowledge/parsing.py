@@ -61,12 +61,16 @@ def is_supported_key(key: str) -> bool:
     return not key.endswith("/") and document_extension(key) in SUPPORTED_EXTENSIONS
 
 
-def parse_document(key: str, body: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedDocument:
+def parse_document(
+    key: str, body: bytes, max_bytes: int = DEFAULT_MAX_BYTES
+) -> ParsedDocument:
     extension = document_extension(key)
     if extension not in SUPPORTED_EXTENSIONS:
         raise UnusableDocument(f"unsupported file type {extension or '(none)'!r}")
     if len(body) > max_bytes:
-        raise UnusableDocument(f"document is {len(body)} bytes, over the {max_bytes}-byte limit")
+        raise UnusableDocument(
+            f"document is {len(body)} bytes, over the {max_bytes}-byte limit"
+        )
     if not body.strip():
         raise UnusableDocument("document is empty")
 
@@ -84,7 +88,12 @@ def parse_document(key: str, body: bytes, max_bytes: int = DEFAULT_MAX_BYTES) ->
     sections = [section for section in sections if section.text]
     if not sections:
         raise UnusableDocument("document has no text content")
-    return ParsedDocument(key=key, title=title or _title_from_key(key), sections=sections, encoding=encoding)
+    return ParsedDocument(
+        key=key,
+        title=title or _title_from_key(key),
+        sections=sections,
+        encoding=encoding,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,7 +117,9 @@ def decode_text(body: bytes) -> tuple[str, str]:
     try:
         text = body.decode(FALLBACK_ENCODING)
     except UnicodeDecodeError:
-        raise UnusableDocument(f"undecodable: neither UTF-8 nor {FALLBACK_ENCODING}") from None
+        raise UnusableDocument(
+            f"undecodable: neither UTF-8 nor {FALLBACK_ENCODING}"
+        ) from None
     return _require_printable(text, FALLBACK_ENCODING), FALLBACK_ENCODING
 
 
@@ -122,7 +133,9 @@ def printable_ratio(text: str) -> float:
 def _require_printable(text: str, encoding: str) -> str:
     ratio = printable_ratio(text)
     if ratio < MIN_PRINTABLE_RATIO:
-        raise UnusableDocument(f"binary or garbled content: only {ratio:.0%} printable as {encoding}")
+        raise UnusableDocument(
+            f"binary or garbled content: only {ratio:.0%} printable as {encoding}"
+        )
     return text
 
 
@@ -137,8 +150,14 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 def _normalise_block(text: str) -> str:
     """NFC, unified newlines, single spaces, paragraphs separated by exactly one blank line."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    paragraphs = [" ".join(_SPACES.sub(" ", line).strip() for line in block.splitlines() if line.strip())
-                  for block in _BLANK_LINES.split(text)]
+    paragraphs = [
+        " ".join(
+            _SPACES.sub(" ", line).strip()
+            for line in block.splitlines()
+            if line.strip()
+        )
+        for block in _BLANK_LINES.split(text)
+    ]
     return "\n\n".join(paragraph for paragraph in paragraphs if paragraph)
 
 
@@ -174,8 +193,15 @@ def _parse_markdown(text: str) -> tuple[str, list[Section]]:
         next_line = lines[index + 1] if index + 1 < len(lines) else ""
         if atx:
             builder.start_section(len(atx.group(1)), _inline_markdown(atx.group(2)))
-        elif line.strip() and _SETEXT_UNDERLINE.match(next_line) and not builder.line_is_paragraph_continuation():
-            builder.start_section(1 if next_line.strip().startswith("=") else 2, _inline_markdown(line.strip()))
+        elif (
+            line.strip()
+            and _SETEXT_UNDERLINE.match(next_line)
+            and not builder.line_is_paragraph_continuation()
+        ):
+            builder.start_section(
+                1 if next_line.strip().startswith("=") else 2,
+                _inline_markdown(line.strip()),
+            )
             builder.skip_next_line = True
         elif builder.skip_next_line:
             builder.skip_next_line = False
@@ -225,20 +251,59 @@ class _SectionBuilder:
         text = _normalise_block("\n".join(self._lines))
         self._lines = []
         if text:
-            self._sections.append(Section(tuple(heading for _, heading in self._path), text))
+            self._sections.append(
+                Section(tuple(heading for _, heading in self._path), text)
+            )
 
 
 # --------------------------------------------------------------------------------------------
 # HTML
 # --------------------------------------------------------------------------------------------
 
-_SKIPPED_TAGS = frozenset({"script", "style", "nav", "noscript", "template", "svg", "head", "footer", "aside", "form", "iframe"})
+_SKIPPED_TAGS = frozenset(
+    {
+        "script",
+        "style",
+        "nav",
+        "noscript",
+        "template",
+        "svg",
+        "head",
+        "footer",
+        "aside",
+        "form",
+        "iframe",
+    }
+)
 _HEADING_TAGS = {f"h{level}": level for level in range(1, 7)}
 _BLOCK_TAGS = frozenset(
-    {"p", "div", "li", "ul", "ol", "br", "tr", "table", "section", "article", "main", "header",
-     "blockquote", "pre", "dd", "dt", "dl", "hr", "figcaption", "td", "th"}
+    {
+        "p",
+        "div",
+        "li",
+        "ul",
+        "ol",
+        "br",
+        "tr",
+        "table",
+        "section",
+        "article",
+        "main",
+        "header",
+        "blockquote",
+        "pre",
+        "dd",
+        "dt",
+        "dl",
+        "hr",
+        "figcaption",
+        "td",
+        "th",
+    }
 )
-_VOID_TAGS = frozenset({"br", "hr", "img", "meta", "link", "input", "wbr", "col", "area", "base", "source"})
+_VOID_TAGS = frozenset(
+    {"br", "hr", "img", "meta", "link", "input", "wbr", "col", "area", "base", "source"}
+)
 
 
 class _HtmlTextExtractor(HTMLParser):
@@ -271,7 +336,9 @@ class _HtmlTextExtractor(HTMLParser):
         if tag == "title":
             self._in_title = False
         elif tag in _HEADING_TAGS and self._heading_level is not None:
-            self.builder.start_section(self._heading_level, "".join(self._heading_parts))
+            self.builder.start_section(
+                self._heading_level, "".join(self._heading_parts)
+            )
             self._heading_level = None
         elif tag in _BLOCK_TAGS:
             self._end_paragraph()
@@ -316,7 +383,9 @@ def _parse_pdf(body: bytes) -> tuple[str, list[Section]]:
         from pypdf import PdfReader
         from pypdf.errors import PdfReadError
     except ImportError:
-        raise UnusableDocument("PDF support is not installed (needs the pypdf package)") from None
+        raise UnusableDocument(
+            "PDF support is not installed (needs the pypdf package)"
+        ) from None
     if not body.startswith(b"%PDF-"):
         raise UnusableDocument("not a PDF file (missing %PDF- header)")
     try:
@@ -329,5 +398,8 @@ def _parse_pdf(body: bytes) -> tuple[str, list[Section]]:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError) as error:
         raise UnusableDocument(f"unreadable PDF: {type(error).__name__}") from None
-    sections = [Section((f"Page {number}",), _normalise_block(text)) for number, text in enumerate(pages, 1)]
+    sections = [
+        Section((f"Page {number}",), _normalise_block(text))
+        for number, text in enumerate(pages, 1)
+    ]
     return title, sections

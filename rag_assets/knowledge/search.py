@@ -18,7 +18,17 @@ from rag_assets.knowledge.embedding import Embedder
 
 # Reciprocal rank fusion constant from Cormack et al. (2009); damps the weight of top ranks.
 RRF_K = 60
-_PROJECTION = ["chunk_id", "doc_key", "doc_version", "chunk_no", "heading", "text", "run_id", "embedded_at", "embedding_model"]
+_PROJECTION = [
+    "chunk_id",
+    "doc_key",
+    "doc_version",
+    "chunk_no",
+    "heading",
+    "text",
+    "run_id",
+    "embedded_at",
+    "embedding_model",
+]
 
 
 class SearchMode(str, Enum):
@@ -56,16 +66,22 @@ def _hit(row: dict[str, Any], score: float) -> SearchHit:
     )
 
 
-def vector_search(table: Any, query_vector: np.ndarray, k: int = 5, where: str | None = None) -> list[SearchHit]:
+def vector_search(
+    table: Any, query_vector: np.ndarray, k: int = 5, where: str | None = None
+) -> list[SearchHit]:
     """Nearest chunks by cosine similarity; score is the similarity (1 = same direction)."""
-    query = table.search(np.asarray(query_vector, dtype=np.float32), vector_column_name="vector").distance_type("cosine")
+    query = table.search(
+        np.asarray(query_vector, dtype=np.float32), vector_column_name="vector"
+    ).distance_type("cosine")
     if where:
         query = query.where(where, prefilter=True)
     rows = query.select(_PROJECTION).limit(k).to_list()
     return [_hit(row, 1.0 - row["_distance"]) for row in rows]
 
 
-def text_search(table: Any, text: str, k: int = 5, where: str | None = None) -> list[SearchHit]:
+def text_search(
+    table: Any, text: str, k: int = 5, where: str | None = None
+) -> list[SearchHit]:
     """BM25 full-text search over chunk text; score is the BM25 score."""
     if not text.strip():
         return []
@@ -76,7 +92,9 @@ def text_search(table: Any, text: str, k: int = 5, where: str | None = None) -> 
     return [_hit(row, row["_score"]) for row in rows]
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[SearchHit]], k: int, rrf_k: int = RRF_K) -> list[SearchHit]:
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[SearchHit]], k: int, rrf_k: int = RRF_K
+) -> list[SearchHit]:
     """Fuse ranked lists: score = Σ 1/(rrf_k + rank). Ties break by chunk_id for determinism."""
     scores: dict[str, float] = {}
     hits: dict[str, SearchHit] = {}
@@ -99,7 +117,11 @@ def hybrid_search(
     """Vector and full-text results fused by reciprocal rank; score is the RRF score."""
     depth = candidates or max(4 * k, 20)
     return reciprocal_rank_fusion(
-        [vector_search(table, query_vector, depth, where), text_search(table, text, depth, where)], k
+        [
+            vector_search(table, query_vector, depth, where),
+            text_search(table, text, depth, where),
+        ],
+        k,
     )
 
 

@@ -14,11 +14,17 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 import numpy as np
 
-_ERROR_TYPES = {429: "ThrottlingException", 500: "InternalServerException", 503: "ServiceUnavailableException",
-                400: "ValidationException", 403: "AccessDeniedException"}
+_ERROR_TYPES = {
+    429: "ThrottlingException",
+    500: "InternalServerException",
+    503: "ServiceUnavailableException",
+    400: "ValidationException",
+    403: "AccessDeniedException",
+}
 
 
 def standin_embedding(text: str, dimension: int) -> list[float]:
@@ -31,7 +37,9 @@ def standin_embedding(text: str, dimension: int) -> list[float]:
 @dataclass
 class StandinState:
     failures: list[int] = field(default_factory=list)  # status codes for the next calls
-    delays: list[float] = field(default_factory=list)  # seconds to wait before the next answers
+    delays: list[float] = field(
+        default_factory=list
+    )  # seconds to wait before the next answers
     requests: list[dict] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -47,24 +55,37 @@ class StandinState:
 class _Handler(BaseHTTPRequestHandler):
     state: StandinState
 
-    def do_POST(self) -> None:  # noqa: N802 — http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         parts = self.path.split("/")
         if len(parts) != 4 or parts[1] != "model" or parts[3] != "invoke":
-            return self._reply(404, {"message": "unknown path"}, "ResourceNotFoundException")
+            return self._reply(
+                404, {"message": "unknown path"}, "ResourceNotFoundException"
+            )
         model_id = urllib.parse.unquote(parts[2])
         with self.state.lock:
-            self.state.requests.append({"model_id": model_id, "body": json.loads(body or b"{}")})
+            self.state.requests.append(
+                {"model_id": model_id, "body": json.loads(body or b"{}")}
+            )
             failure = self.state.failures.pop(0) if self.state.failures else None
             delay = self.state.delays.pop(0) if self.state.delays else 0.0
         if delay:
             time.sleep(delay)
         if failure is not None:
-            return self._reply(failure, {"message": f"stand-in failure {failure}"}, _ERROR_TYPES.get(failure, "UnknownError"))
+            return self._reply(
+                failure,
+                {"message": f"stand-in failure {failure}"},
+                _ERROR_TYPES.get(failure, "UnknownError"),
+            )
         request = json.loads(body)
         dimension = int(request.get("dimensions", 1024))
-        self._reply(200, {"embedding": standin_embedding(request["inputText"], dimension),
-                          "inputTextTokenCount": len(request["inputText"].split())})
+        self._reply(
+            200,
+            {
+                "embedding": standin_embedding(request["inputText"], dimension),
+                "inputTextTokenCount": len(request["inputText"].split()),
+            },
+        )
 
     def _reply(self, status: int, payload: dict, error_type: str | None = None) -> None:
         data = json.dumps(payload).encode("utf-8")
@@ -79,7 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (read timeout) before the slow answer came
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 — keep test output quiet
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -96,7 +117,7 @@ class BedrockStandin:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> BedrockStandin:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

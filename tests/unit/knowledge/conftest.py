@@ -6,17 +6,44 @@ import random
 
 import pytest
 
-_SUBJECTS = ["Passengers", "Customers travelling with infants", "Loyalty members", "Our agents",
-             "Travellers on award tickets", "Unaccompanied minors", "Groups of ten or more", "Crew"]
-_VERBS = ["may bring", "must present", "are entitled to", "can request", "should confirm",
-          "will receive", "cannot transfer", "need to declare"]
-_OBJECTS = ["one cabin bag of up to 8 kg", "a refund to the original form of payment",
-            "a meal voucher after a delay of three hours", "priority boarding at the gate",
-            "a valid passport at check-in", "lounge access on long-haul flights",
-            "a seat change free of charge", "compensation under EU regulation 261/2004"]
-_TAILS = ["unless the fare rules say otherwise", "within 24 hours of booking",
-          "when the flight is operated by a partner airline", "at any airport we serve",
-          "if the request is made online", "subject to availability"]
+_SUBJECTS = [
+    "Passengers",
+    "Customers travelling with infants",
+    "Loyalty members",
+    "Our agents",
+    "Travellers on award tickets",
+    "Unaccompanied minors",
+    "Groups of ten or more",
+    "Crew",
+]
+_VERBS = [
+    "may bring",
+    "must present",
+    "are entitled to",
+    "can request",
+    "should confirm",
+    "will receive",
+    "cannot transfer",
+    "need to declare",
+]
+_OBJECTS = [
+    "one cabin bag of up to 8 kg",
+    "a refund to the original form of payment",
+    "a meal voucher after a delay of three hours",
+    "priority boarding at the gate",
+    "a valid passport at check-in",
+    "lounge access on long-haul flights",
+    "a seat change free of charge",
+    "compensation under EU regulation 261/2004",
+]
+_TAILS = [
+    "unless the fare rules say otherwise",
+    "within 24 hours of booking",
+    "when the flight is operated by a partner airline",
+    "at any airport we serve",
+    "if the request is made online",
+    "subject to availability",
+]
 
 
 def policy_sentence(rng: random.Random) -> str:
@@ -27,7 +54,9 @@ def policy_paragraph(rng: random.Random, sentences: int = 4) -> str:
     return " ".join(policy_sentence(rng) for _ in range(sentences))
 
 
-def policy_markdown(sections: int = 4, paragraphs_per_section: int = 8, seed: int = 7) -> str:
+def policy_markdown(
+    sections: int = 4, paragraphs_per_section: int = 8, seed: int = 7
+) -> str:
     """A long Markdown policy document: `sections` h2 sections of several paragraphs each."""
     rng = random.Random(seed)
     parts = ["# Travel policy", ""]

@@ -2,7 +2,11 @@ import numpy as np
 import pytest
 from bedrock_standin import standin_embedding
 
-from rag_assets.knowledge.embedding import BedrockTitanEmbedder, EmbeddingFailed, RetryPolicy
+from rag_assets.knowledge.embedding import (
+    BedrockTitanEmbedder,
+    EmbeddingFailed,
+    RetryPolicy,
+)
 
 
 def _embedder(standin, max_attempts=4, read_timeout_seconds=5.0):
@@ -10,7 +14,9 @@ def _embedder(standin, max_attempts=4, read_timeout_seconds=5.0):
     embedder = BedrockTitanEmbedder(
         dimension=256,
         endpoint_url=standin.endpoint_url,
-        retry_policy=RetryPolicy(max_attempts=max_attempts, base_delay_seconds=0.01, max_delay_seconds=0.05),
+        retry_policy=RetryPolicy(
+            max_attempts=max_attempts, base_delay_seconds=0.01, max_delay_seconds=0.05
+        ),
         read_timeout_seconds=read_timeout_seconds,
         sleep=sleeps.append,
     )
@@ -21,11 +27,17 @@ def test_titan_request_and_response_through_boto3(bedrock_standin):
     embedder, sleeps = _embedder(bedrock_standin)
     vectors = embedder.embed(["cabin bags", "refunds"])
     assert vectors.shape == (2, 256) and vectors.dtype == np.float32
-    np.testing.assert_allclose(vectors[0], standin_embedding("cabin bags", 256), atol=1e-6)
+    np.testing.assert_allclose(
+        vectors[0], standin_embedding("cabin bags", 256), atol=1e-6
+    )
     np.testing.assert_allclose(vectors[1], standin_embedding("refunds", 256), atol=1e-6)
     first = bedrock_standin.state.requests[0]
     assert first["model_id"] == "amazon.titan-embed-text-v2:0"
-    assert first["body"] == {"inputText": "cabin bags", "dimensions": 256, "normalize": True}
+    assert first["body"] == {
+        "inputText": "cabin bags",
+        "dimensions": 256,
+        "normalize": True,
+    }
     assert sleeps == []
 
 
@@ -34,7 +46,9 @@ def test_throttling_and_server_errors_are_retried(bedrock_standin, status):
     embedder, sleeps = _embedder(bedrock_standin)
     bedrock_standin.state.fail_next(2, status)
     vectors = embedder.embed(["seat selection"])
-    np.testing.assert_allclose(vectors[0], standin_embedding("seat selection", 256), atol=1e-6)
+    np.testing.assert_allclose(
+        vectors[0], standin_embedding("seat selection", 256), atol=1e-6
+    )
     assert len(bedrock_standin.state.requests) == 3
     assert len(sleeps) == 2 and all(0 <= delay <= 0.05 for delay in sleeps)
 
@@ -67,6 +81,10 @@ def test_a_read_timeout_is_retried(bedrock_standin):
 
 def test_backoff_grows_exponentially_up_to_the_cap():
     policy = RetryPolicy(max_attempts=10, base_delay_seconds=0.5, max_delay_seconds=4.0)
-    ceilings = [policy.delay_before_retry(attempt, rng=lambda: 1.0) for attempt in range(1, 7)]
+    ceilings = [
+        policy.delay_before_retry(attempt, rng=lambda: 1.0) for attempt in range(1, 7)
+    ]
     assert ceilings == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
-    assert policy.delay_before_retry(3, rng=lambda: 0.25) == 0.5  # jitter scales within the ceiling
+    assert (
+        policy.delay_before_retry(3, rng=lambda: 0.25) == 0.5
+    )  # jitter scales within the ceiling

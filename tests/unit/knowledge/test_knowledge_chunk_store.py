@@ -1,5 +1,5 @@
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -22,18 +22,34 @@ MODEL = "test-model"
 
 
 def _chunks(texts, heading=("Policy",)):
-    return [Chunk(number, heading, text, content_hash(heading, text)) for number, text in enumerate(texts)]
+    return [
+        Chunk(number, heading, text, content_hash(heading, text))
+        for number, text in enumerate(texts)
+    ]
 
 
 def _vectors(count, seed=0):
-    vectors = np.random.default_rng(seed).standard_normal((count, DIM)).astype(np.float32)
+    vectors = (
+        np.random.default_rng(seed).standard_normal((count, DIM)).astype(np.float32)
+    )
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def _write(table, doc_key, version, texts, run_id="run-1", embedding_model=MODEL, now=None):
-    plan = plan_document_update(read_document_rows(table, doc_key), _chunks(texts), embedding_model)
-    rows = build_document_rows(doc_key, version, plan, _vectors(len(plan.to_embed), seed=len(texts)),
-                               embedding_model, run_id, now)
+def _write(
+    table, doc_key, version, texts, run_id="run-1", embedding_model=MODEL, now=None
+):
+    plan = plan_document_update(
+        read_document_rows(table, doc_key), _chunks(texts), embedding_model
+    )
+    rows = build_document_rows(
+        doc_key,
+        version,
+        plan,
+        _vectors(len(plan.to_embed), seed=len(texts)),
+        embedding_model,
+        run_id,
+        now,
+    )
     replace_document(table, doc_key, rows)
     return plan
 
@@ -51,23 +67,38 @@ def test_rows_have_the_documented_schema_and_provenance(lance_dir):
     assert {r["embedding_model"] for r in rows} == {MODEL}
     assert all(len(r["vector"]) == DIM for r in rows)
     assert all(r["embedded_at"].tzinfo is not None for r in rows)
-    assert str(table.schema.field("vector").type) == f"fixed_size_list<item: float>[{DIM}]"
+    assert (
+        str(table.schema.field("vector").type) == f"fixed_size_list<item: float>[{DIM}]"
+    )
 
 
 def test_unchanged_chunks_keep_their_vectors_even_when_renumbered(lance_dir):
     table = open_chunk_table(lance_dir, DIM)
-    long_ago = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    long_ago = datetime(2024, 1, 1, tzinfo=UTC)
     _write(table, "kb/a.md", "v1", ["Alpha.", "Bravo.", "Charlie."], now=long_ago)
     before = {r["content_hash"]: r for r in read_document_rows(table, "kb/a.md")}
 
-    plan = _write(table, "kb/a.md", "v2", ["New intro.", "Alpha.", "Bravo.", "Charlie edited."], run_id="run-2")
+    plan = _write(
+        table,
+        "kb/a.md",
+        "v2",
+        ["New intro.", "Alpha.", "Bravo.", "Charlie edited."],
+        run_id="run-2",
+    )
     assert [c.text for c in plan.to_embed] == ["New intro.", "Charlie edited."]
     assert sorted(r.chunk.text for r in plan.reused) == ["Alpha.", "Bravo."]
 
     after = read_document_rows(table, "kb/a.md")
-    assert [r["text"] for r in after] == ["New intro.", "Alpha.", "Bravo.", "Charlie edited."]
+    assert [r["text"] for r in after] == [
+        "New intro.",
+        "Alpha.",
+        "Bravo.",
+        "Charlie edited.",
+    ]
     alpha = after[1]
-    np.testing.assert_array_equal(alpha["vector"], before[alpha["content_hash"]]["vector"])
+    np.testing.assert_array_equal(
+        alpha["vector"], before[alpha["content_hash"]]["vector"]
+    )
     assert alpha["embedded_at"] == long_ago  # when the vector was made
     assert alpha["run_id"] == "run-2"  # who wrote this row
     assert {r["doc_version"] for r in after} == {"v2"}
@@ -76,17 +107,25 @@ def test_unchanged_chunks_keep_their_vectors_even_when_renumbered(lance_dir):
 def test_vectors_from_another_model_are_not_reused(lance_dir):
     table = open_chunk_table(lance_dir, DIM)
     _write(table, "kb/a.md", "v1", ["Alpha.", "Bravo."], embedding_model="old-model")
-    plan = plan_document_update(read_document_rows(table, "kb/a.md"), _chunks(["Alpha.", "Bravo."]), MODEL)
+    plan = plan_document_update(
+        read_document_rows(table, "kb/a.md"), _chunks(["Alpha.", "Bravo."]), MODEL
+    )
     assert len(plan.to_embed) == 2 and plan.reused == []
 
 
-def test_a_shorter_new_version_removes_the_extra_chunks_and_leaves_other_documents(lance_dir):
+def test_a_shorter_new_version_removes_the_extra_chunks_and_leaves_other_documents(
+    lance_dir,
+):
     table = open_chunk_table(lance_dir, DIM)
     _write(table, "kb/a.md", "v1", ["One.", "Two.", "Three.", "Four."])
     _write(table, "kb/b.md", "v1", ["Other document."])
     _write(table, "kb/a.md", "v2", ["One."])
-    assert [r["chunk_id"] for r in read_document_rows(table, "kb/a.md")] == ["kb/a.md#0"]
-    assert [r["text"] for r in read_document_rows(table, "kb/b.md")] == ["Other document."]
+    assert [r["chunk_id"] for r in read_document_rows(table, "kb/a.md")] == [
+        "kb/a.md#0"
+    ]
+    assert [r["text"] for r in read_document_rows(table, "kb/b.md")] == [
+        "Other document."
+    ]
 
 
 def test_delete_removes_every_chunk_of_one_document(lance_dir):
@@ -98,17 +137,25 @@ def test_delete_removes_every_chunk_of_one_document(lance_dir):
     assert table.count_rows() == 1
 
 
-@pytest.mark.parametrize("hostile_key", ["x' OR '1'='1", "kb/it's.md", "kb/a.md' OR doc_key LIKE '%", "kb/back\\slash'.md"])
+@pytest.mark.parametrize(
+    "hostile_key",
+    ["x' OR '1'='1", "kb/it's.md", "kb/a.md' OR doc_key LIKE '%", "kb/back\\slash'.md"],
+)
 def test_doc_keys_with_quotes_cannot_touch_other_documents(lance_dir, hostile_key):
     table = open_chunk_table(lance_dir, DIM)
     _write(table, "kb/victim.md", "v1", ["Must survive."])
     _write(table, hostile_key, "v1", ["Hostile one.", "Hostile two."])
-    assert [r["text"] for r in read_document_rows(table, hostile_key)] == ["Hostile one.", "Hostile two."]
+    assert [r["text"] for r in read_document_rows(table, hostile_key)] == [
+        "Hostile one.",
+        "Hostile two.",
+    ]
     _write(table, hostile_key, "v2", ["Replaced."])
     assert [r["text"] for r in read_document_rows(table, hostile_key)] == ["Replaced."]
     delete_document(table, hostile_key)
     assert read_document_rows(table, hostile_key) == []
-    assert [r["text"] for r in read_document_rows(table, "kb/victim.md")] == ["Must survive."]
+    assert [r["text"] for r in read_document_rows(table, "kb/victim.md")] == [
+        "Must survive."
+    ]
 
 
 def test_rows_of_another_document_are_refused(lance_dir):
@@ -124,9 +171,13 @@ def test_concurrent_readers_never_see_a_half_updated_document(lance_dir):
 
     table = open_chunk_table(lance_dir, DIM)
     chunk_counts = {f"v{i}": 2 + i % 5 for i in range(40)}  # versions shrink and grow
-    _write(table, "kb/a.md", "v0", [f"v0 chunk {n}." for n in range(chunk_counts["v0"])])
+    _write(
+        table, "kb/a.md", "v0", [f"v0 chunk {n}." for n in range(chunk_counts["v0"])]
+    )
     _write(table, "kb/other.md", "v0", ["Bystander."])
-    reader = lancedb.connect(lance_dir, read_consistency_interval=timedelta(0)).open_table(table.name)
+    reader = lancedb.connect(
+        lance_dir, read_consistency_interval=timedelta(0)
+    ).open_table(table.name)
 
     done = threading.Event()
     observations: list[tuple[str, ...]] = []
@@ -137,12 +188,16 @@ def test_concurrent_readers_never_see_a_half_updated_document(lance_dir):
             rows = reader.search().where("doc_key = 'kb/a.md'").limit(None).to_list()
             versions = {r["doc_version"] for r in rows}
             if len(versions) != 1:
-                violations.append(f"versions {sorted(versions)} in one read ({len(rows)} rows)")
+                violations.append(
+                    f"versions {sorted(versions)} in one read ({len(rows)} rows)"
+                )
                 continue
             version = versions.pop()
             expected = {f"{version} chunk {n}." for n in range(chunk_counts[version])}
             if {r["text"] for r in rows} != expected or len(rows) != len(expected):
-                violations.append(f"{version}: {len(rows)} rows, expected {len(expected)}")
+                violations.append(
+                    f"{version}: {len(rows)} rows, expected {len(expected)}"
+                )
             observations.append(version)
 
     thread = threading.Thread(target=read_repeatedly)
@@ -150,18 +205,31 @@ def test_concurrent_readers_never_see_a_half_updated_document(lance_dir):
     try:
         for i in range(1, 40):
             version = f"v{i}"
-            _write(table, "kb/a.md", version, [f"{version} chunk {n}." for n in range(chunk_counts[version])])
+            _write(
+                table,
+                "kb/a.md",
+                version,
+                [f"{version} chunk {n}." for n in range(chunk_counts[version])],
+            )
     finally:
         done.set()
         thread.join(timeout=30)
     assert violations == []
-    assert len(set(observations)) > 3  # the reader really saw the document change under it
-    assert [r["text"] for r in read_document_rows(table, "kb/other.md")] == ["Bystander."]
+    assert (
+        len(set(observations)) > 3
+    )  # the reader really saw the document change under it
+    assert [r["text"] for r in read_document_rows(table, "kb/other.md")] == [
+        "Bystander."
+    ]
 
 
 def test_maintenance_compacts_fragments_and_creates_indexes(lance_dir):
     table = open_chunk_table(lance_dir, DIM)
-    assert index_names(table) == {"doc_key": "BTree", "chunk_id": "BTree", "text": "FTS"}
+    assert index_names(table) == {
+        "doc_key": "BTree",
+        "chunk_id": "BTree",
+        "text": "FTS",
+    }
     for number in range(30):
         _write(table, f"kb/doc-{number}.md", "v1", [f"Document {number} text."])
     assert fragment_count(table) >= 30
@@ -169,7 +237,9 @@ def test_maintenance_compacts_fragments_and_creates_indexes(lance_dir):
     assert report.fragments_before >= 30 and report.fragments_after == 1
     assert report.rows == 30 and not report.vector_index_built
     assert "vector" not in index_names(table)
-    assert [r["text"] for r in read_document_rows(table, "kb/doc-7.md")] == ["Document 7 text."]
+    assert [r["text"] for r in read_document_rows(table, "kb/doc-7.md")] == [
+        "Document 7 text."
+    ]
 
 
 def test_vector_index_is_built_only_past_the_threshold(lance_dir):

@@ -5,8 +5,14 @@ from dagster import asset, materialize
 from rag_assets.knowledge.embedding import BedrockTitanEmbedder, MiniLMEmbedder
 from resources.embedder import EmbedderResource, embedder_resource_from_env
 
-ENV_VARS = ["EMBEDDER_BACKEND", "EMBEDDER_BATCH_SIZE", "BEDROCK_EMBEDDING_MODEL_ID", "BEDROCK_EMBEDDING_DIMENSIONS",
-            "BEDROCK_ENDPOINT_URL", "EMBEDDER_MAX_ATTEMPTS"]
+ENV_VARS = [
+    "EMBEDDER_BACKEND",
+    "EMBEDDER_BATCH_SIZE",
+    "BEDROCK_EMBEDDING_MODEL_ID",
+    "BEDROCK_EMBEDDING_DIMENSIONS",
+    "BEDROCK_ENDPOINT_URL",
+    "EMBEDDER_MAX_ATTEMPTS",
+]
 
 
 @pytest.fixture
@@ -30,7 +36,11 @@ def _embed_in_an_asset(resource, texts):
 def test_defaults_to_the_offline_model(clean_env):
     resource = embedder_resource_from_env()
     kind, model_id, vectors = _embed_in_an_asset(resource, ["cabin bags"])
-    assert (kind, model_id, vectors.shape) == ("MiniLMEmbedder", "sentence-transformers/all-MiniLM-L6-v2", (1, 384))
+    assert (kind, model_id, vectors.shape) == (
+        "MiniLMEmbedder",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        (1, 384),
+    )
 
 
 def test_bedrock_backend_is_configured_from_the_environment(clean_env, bedrock_standin):
@@ -39,14 +49,22 @@ def test_bedrock_backend_is_configured_from_the_environment(clean_env, bedrock_s
     clean_env.setenv("BEDROCK_EMBEDDING_DIMENSIONS", "512")
     clean_env.setenv("EMBEDDER_MAX_ATTEMPTS", "2")
     clean_env.setenv("AWS_REGION", "eu-west-1")
-    kind, model_id, vectors = _embed_in_an_asset(embedder_resource_from_env(), ["lounge access"])
-    assert (kind, model_id, vectors.shape) == ("BedrockTitanEmbedder", "amazon.titan-embed-text-v2:0", (1, 512))
+    kind, model_id, vectors = _embed_in_an_asset(
+        embedder_resource_from_env(), ["lounge access"]
+    )
+    assert (kind, model_id, vectors.shape) == (
+        "BedrockTitanEmbedder",
+        "amazon.titan-embed-text-v2:0",
+        (1, 512),
+    )
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert bedrock_standin.state.requests[0]["body"]["dimensions"] == 512
 
 
 def test_embedder_is_built_once_per_resource(clean_env):
-    resource = EmbedderResource(backend="bedrock", bedrock_endpoint_url="http://127.0.0.1:1")
+    resource = EmbedderResource(
+        backend="bedrock", bedrock_endpoint_url="http://127.0.0.1:1"
+    )
     first = resource.get_embedder()
     assert isinstance(first, BedrockTitanEmbedder) and resource.get_embedder() is first
     assert isinstance(EmbedderResource().get_embedder(), MiniLMEmbedder)

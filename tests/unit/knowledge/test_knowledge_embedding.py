@@ -1,11 +1,21 @@
 import numpy as np
 import pytest
 
-from rag_assets.knowledge.embedding import MINILM_MODEL_ID, Embedder, locate_minilm_model_dir
+from rag_assets.knowledge.embedding import (
+    MINILM_MODEL_ID,
+    Embedder,
+    locate_minilm_model_dir,
+)
 
 # Published by sentence-transformers for all-MiniLM-L6-v2 (quickstart in its docs, model.similarity).
-REFERENCE_SENTENCES = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
-REFERENCE_SIMILARITIES = np.array([[1.0000, 0.6660, 0.1046], [0.6660, 1.0000, 0.1411], [0.1046, 0.1411, 1.0000]])
+REFERENCE_SENTENCES = [
+    "The weather is lovely today.",
+    "It's so sunny outside!",
+    "He drove to the stadium.",
+]
+REFERENCE_SIMILARITIES = np.array(
+    [[1.0000, 0.6660, 0.1046], [0.6660, 1.0000, 0.1411], [0.1046, 0.1411, 1.0000]]
+)
 
 
 def test_model_files_come_from_the_installed_package():
@@ -19,11 +29,17 @@ def test_minilm_reproduces_the_published_similarity_scores(minilm):
     assert vectors.shape == (3, 384)
     assert vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(vectors @ vectors.T, REFERENCE_SIMILARITIES, atol=1e-4)  # the published values are rounded to 4 places
+    np.testing.assert_allclose(
+        vectors @ vectors.T, REFERENCE_SIMILARITIES, atol=1e-4
+    )  # the published values are rounded to 4 places
 
 
 def test_batching_and_padding_do_not_change_vectors(minilm):
-    texts = ["Short.", "A much longer sentence about checked baggage fees on long-haul flights to Asia.", "Mid length text here."]
+    texts = [
+        "Short.",
+        "A much longer sentence about checked baggage fees on long-haul flights to Asia.",
+        "Mid length text here.",
+    ]
     together = minilm.embed(texts)
     alone = np.vstack([minilm.embed([text]) for text in texts])
     np.testing.assert_allclose(together, alone, atol=1e-5)

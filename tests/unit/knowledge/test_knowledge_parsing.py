@@ -57,10 +57,15 @@ def test_html_drops_scripts_styles_and_navigation_but_keeps_headings():
 
 
 def test_plain_text_keeps_paragraphs_and_takes_title_from_the_key():
-    document = parse_document("kb/check-in_rules.txt", b"First   paragraph\nwraps here.\r\n\r\n\r\nSecond paragraph.")
+    document = parse_document(
+        "kb/check-in_rules.txt",
+        b"First   paragraph\nwraps here.\r\n\r\n\r\nSecond paragraph.",
+    )
     assert document.title == "Check in rules"
     assert document.sections[0].heading_path == ()
-    assert document.sections[0].text == "First paragraph wraps here.\n\nSecond paragraph."
+    assert (
+        document.sections[0].text == "First paragraph wraps here.\n\nSecond paragraph."
+    )
 
 
 def test_utf8_bom_and_legacy_windows_encoding_are_decoded():
@@ -80,7 +85,11 @@ def test_utf8_bom_and_legacy_windows_encoding_are_decoded():
         ("kb/undecodable.txt", b"caf\xe9 \x81\x8d\x8f", "undecodable"),
         ("kb/report.docx", b"PK\x03\x04", "unsupported file type '.docx'"),
         ("kb/README", b"hello", "unsupported file type '(none)'"),
-        ("kb/only-markup.html", b"<html><script>x()</script><nav>menu</nav></html>", "no text content"),
+        (
+            "kb/only-markup.html",
+            b"<html><script>x()</script><nav>menu</nav></html>",
+            "no text content",
+        ),
     ],
 )
 def test_unusable_documents_are_rejected_with_a_reason(key, body, reason):
@@ -115,13 +124,18 @@ def _one_page_pdf(text: str) -> bytes:
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
     for offset in offsets:
         out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+        % (len(objects) + 1, xref)
+    )
     return out.getvalue()
 
 
 def test_pdf_text_is_extracted_per_page():
     pytest.importorskip("pypdf", reason="PDF support is optional (pypdf)")
-    document = parse_document("kb/fees.pdf", _one_page_pdf("Seat selection costs 12 euros."))
+    document = parse_document(
+        "kb/fees.pdf", _one_page_pdf("Seat selection costs 12 euros.")
+    )
     assert document.sections[0].heading_path == ("Page 1",)
     assert "Seat selection costs 12 euros." in document.sections[0].text
 

@@ -1,11 +1,21 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from rag_assets.knowledge.chunk_store import build_document_rows, open_chunk_table, plan_document_update, replace_document
+from rag_assets.knowledge.chunk_store import (
+    build_document_rows,
+    open_chunk_table,
+    plan_document_update,
+    replace_document,
+)
 from rag_assets.knowledge.chunking import chunk_document
 from rag_assets.knowledge.parsing import parse_document
-from rag_assets.knowledge.search import SearchHit, SearchMode, reciprocal_rank_fusion, search_chunks
+from rag_assets.knowledge.search import (
+    SearchHit,
+    SearchMode,
+    reciprocal_rank_fusion,
+    search_chunks,
+)
 
 DOCUMENTS = {
     "kb/baggage.md": b"# Baggage\n\nEach passenger may bring one cabin bag weighing up to 8 kg. A checked bag costs 30 euros.",
@@ -19,16 +29,22 @@ DOCUMENTS = {
 def knowledge_table(minilm, tmp_path_factory):
     table = open_chunk_table(str(tmp_path_factory.mktemp("lance")), minilm.dimension)
     for number, (key, body) in enumerate(DOCUMENTS.items()):
-        chunks = chunk_document(parse_document(key, body), count_tokens=minilm.count_tokens)
+        chunks = chunk_document(
+            parse_document(key, body), count_tokens=minilm.count_tokens
+        )
         plan = plan_document_update([], chunks, minilm.model_id)
         vectors = minilm.embed([chunk.embedding_text for chunk in plan.to_embed])
-        rows = build_document_rows(key, f"etag-{number}", plan, vectors, minilm.model_id, f"run-{number}")
+        rows = build_document_rows(
+            key, f"etag-{number}", plan, vectors, minilm.model_id, f"run-{number}"
+        )
         replace_document(table, key, rows)
     return table
 
 
 @pytest.mark.parametrize("mode", list(SearchMode))
-def test_each_mode_finds_the_relevant_policy_with_provenance(knowledge_table, minilm, mode):
+def test_each_mode_finds_the_relevant_policy_with_provenance(
+    knowledge_table, minilm, mode
+):
     question = "How long does a refund to my card take?"
     hits = search_chunks(knowledge_table, minilm, question, k=2, mode=mode)
     assert hits, mode
@@ -38,18 +54,29 @@ def test_each_mode_finds_the_relevant_policy_with_provenance(knowledge_table, mi
     assert top.embedding_model == minilm.model_id
     assert isinstance(top.embedded_at, datetime) and top.embedded_at.tzinfo is not None
     assert "original card" in top.text and top.heading == "Refunds"
-    assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+    assert [hit.score for hit in hits] == sorted(
+        (hit.score for hit in hits), reverse=True
+    )
 
 
 def test_vector_scores_are_cosine_similarities(knowledge_table, minilm):
-    hits = search_chunks(knowledge_table, minilm, "How heavy can my hand luggage be?", k=4, mode="vector")
+    hits = search_chunks(
+        knowledge_table, minilm, "How heavy can my hand luggage be?", k=4, mode="vector"
+    )
     assert hits[0].doc_key == "kb/baggage.md"
     assert all(-1.0 <= hit.score <= 1.0 for hit in hits)
     assert len(hits) == 4
 
 
 def test_a_filter_restricts_the_search(knowledge_table, minilm):
-    hits = search_chunks(knowledge_table, minilm, "cabin", k=5, mode="hybrid", where="doc_key = 'kb/pets.md'")
+    hits = search_chunks(
+        knowledge_table,
+        minilm,
+        "cabin",
+        k=5,
+        mode="hybrid",
+        where="doc_key = 'kb/pets.md'",
+    )
     assert {hit.doc_key for hit in hits} == {"kb/pets.md"}
 
 
@@ -58,13 +85,29 @@ def test_blank_text_query_returns_nothing(knowledge_table, minilm):
 
 
 def _hit(chunk_id):
-    return SearchHit(chunk_id, "kb/x.md", "v", 0, "", "", 0.0, "run", datetime(2025, 1, 1, tzinfo=timezone.utc), "m")
+    return SearchHit(
+        chunk_id,
+        "kb/x.md",
+        "v",
+        0,
+        "",
+        "",
+        0.0,
+        "run",
+        datetime(2025, 1, 1, tzinfo=UTC),
+        "m",
+    )
 
 
 def test_reciprocal_rank_fusion_rewards_agreement():
     vector = [_hit("a"), _hit("b"), _hit("c")]
     text = [_hit("d"), _hit("b"), _hit("e")]
     fused = reciprocal_rank_fusion([vector, text], k=4)
-    assert [hit.chunk_id for hit in fused] == ["b", "a", "d", "c"]  # a/d tie, broken by id
+    assert [hit.chunk_id for hit in fused] == [
+        "b",
+        "a",
+        "d",
+        "c",
+    ]  # a/d tie, broken by id
     assert fused[0].score == pytest.approx(2 / 62)
     assert fused[1].score == pytest.approx(1 / 61)
