@@ -4,14 +4,23 @@ Partitions are assigned and sought, never joined as a consumer group. Each tick 
 offsets, and requests one run covering the new range of every partition (bounded per
 partition), with the ranges in the run config of the root asset — never the payloads. The
 run re-reads exactly those ranges and records them in the ledger with its data.
+
+The cursor holds the next offset to request. While a run of the source is queued the sensor
+waits, so a slow run makes the next batch larger instead of the queue longer; when no run is in
+flight, the cursor is rewound to the ledger, so ranges of runs that failed for good are
+requested again.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
+    RunsFilter,
     RunRequest,
     SensorDefinition,
     SensorEvaluationContext,
@@ -38,31 +47,48 @@ class KafkaRangeSensorSpec:
     downstream_config: dict = field(default_factory=dict)
 
 
-def _start_of_new_partitions(postgres: PostgresResource, consumer: str, bounds: dict,
-                             cursor: dict[str, int]) -> dict[tuple[str, int], int]:
-    """Where partitions the cursor has not seen start: after what the ledger already holds."""
-    unseen = {tp: begin for tp, (begin, _) in bounds.items() if cursor_key(*tp) not in cursor}
-    if not unseen:
-        return {}
+_WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
+_IN_FLIGHT = [*_WAITING, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+
+
+def _runs_of(instance: DagsterInstance, job_name: str, statuses: list) -> int:
+    return instance.get_runs_count(RunsFilter(job_name=job_name, statuses=statuses))
+
+
+def _applied_marks(postgres: PostgresResource, consumer: str,
+                   bounds: dict) -> dict[tuple[str, int], int]:
+    """Per partition, the first offset the ledger has not applied (from the earliest retained)."""
     with postgres.transaction() as cur:
         ensure_schema(cur, postgres.db_schema)
-        return offset_ledger.next_offsets(cur, consumer, unseen)
+        return offset_ledger.next_offsets(cur, consumer, {tp: b for tp, (b, _) in bounds.items()})
 
 
 def plan_tick(spec: KafkaRangeSensorSpec, cursor_raw: str | None, kafka: KafkaResource,
-              postgres: PostgresResource) -> SensorResult:
+              postgres: PostgresResource, instance: DagsterInstance) -> SensorResult:
+    if _runs_of(instance, spec.job_name, _WAITING):
+        # Back-pressure: new records wait for the queued run to start, then go as one batch.
+        return SensorResult(skip_reason="a run of this source is still queued", cursor=cursor_raw)
     topics = kafka.topics_matching(spec.topic_pattern)
     if not topics:
         return SensorResult(skip_reason=f"no topic matches {spec.topic_pattern!r} yet",
                             cursor=cursor_raw)
     bounds = {(tp.topic, tp.partition): b for tp, b in kafka.offset_bounds(topics).items()}
     cursor = load_cursor(cursor_raw)
-    starts = _start_of_new_partitions(postgres, spec.root_asset, bounds, cursor)
-    ranges, new_cursor = plan_ranges(cursor, bounds, starts, spec.max_per_partition)
+    applied = _applied_marks(postgres, spec.root_asset, bounds)
+    rerequest = False
+    if not _runs_of(instance, spec.job_name, _IN_FLIGHT):
+        # Nothing in flight, so the ledger is the truth: a range requested but not applied
+        # belongs to a run that failed for good, and is requested again.
+        ledger_cursor = {cursor_key(*tp): mark for tp, mark in applied.items()}
+        rerequest = any(ledger_cursor[k] < cursor.get(k, 0) for k in ledger_cursor)
+        cursor = ledger_cursor
+    ranges, new_cursor = plan_ranges(cursor, bounds, applied, spec.max_per_partition)
     if not ranges:
         return SensorResult(skip_reason="no new records", cursor=dump_cursor(new_cursor))
+    key = run_key(ranges)
     request = RunRequest(
-        run_key=run_key(ranges),
+        # Run keys are unique per sensor, so a re-request needs a key of its own.
+        run_key=f"{key}@retry-{time.time_ns()}" if rerequest else key,
         run_config={"ops": {
             spec.root_asset: {"config": {"ranges": [r.as_config() for r in ranges]}},
             **{name: {"config": config} for name, config in spec.downstream_config.items()},
@@ -77,6 +103,6 @@ def build_kafka_range_sensor(spec: KafkaRangeSensorSpec) -> SensorDefinition:
             default_status=DefaultSensorStatus.RUNNING, description=spec.description)
     def _sensor(context: SensorEvaluationContext, kafka: KafkaResource,
                 postgres: PostgresResource) -> SensorResult:
-        return plan_tick(spec, context.cursor, kafka, postgres)
+        return plan_tick(spec, context.cursor, kafka, postgres, context.instance)
 
     return _sensor

@@ -1,7 +1,7 @@
 """source_records against real Kafka and PostgreSQL: ranges applied once, rebuilds agree."""
 
 import pytest
-from dagster import build_sensor_context, materialize
+from dagster import DagsterInstance, build_sensor_context, materialize
 
 from rag_assets.customers import source_store
 from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
@@ -51,7 +51,8 @@ def live_state(postgres):
 
 
 def sensor_ranges(kafka, postgres, cursor=None):
-    context = build_sensor_context(cursor=cursor, resources={"kafka": kafka, "postgres": postgres})
+    context = build_sensor_context(cursor=cursor, resources={"kafka": kafka, "postgres": postgres},
+                                   instance=DagsterInstance.ephemeral())
     result = cdc_sensor(context)
     return result, context
 
@@ -93,10 +94,21 @@ def test_sensor_ranges_are_applied_once_and_a_rebuild_gives_the_same_state(kafka
     assert live_state(postgres) == state
 
 
-def test_sensor_cursor_advances_and_skips_when_nothing_is_new(kafka, postgres):
+def test_sensor_skips_applied_ranges_and_requests_failed_ones_again(kafka, postgres):
     publish(kafka, customer_changes(kafka))
-    first, context = sensor_ranges(kafka, postgres)
-    assert len(first.run_requests) == 1
-    second, _ = sensor_ranges(kafka, postgres, cursor=first.cursor)
-    assert not second.run_requests
-    assert second.cursor == first.cursor
+    first, _ = sensor_ranges(kafka, postgres)
+    (request,) = first.run_requests
+
+    # The run never happened (failed for good) and none is in flight: the range is requested
+    # again, under a run key of its own.
+    retry, _ = sensor_ranges(kafka, postgres, cursor=first.cursor)
+    (again,) = retry.run_requests
+    assert again.run_config == request.run_config
+    assert again.run_key != request.run_key and again.run_key.startswith(request.run_key)
+
+    customers = [source_records, identity_graph, customer_profiles]
+    materialize(customers, resources={"kafka": kafka, "postgres": postgres},
+                run_config=again.run_config)
+    done, _ = sensor_ranges(kafka, postgres, cursor=retry.cursor)
+    assert not done.run_requests
+    assert done.cursor == first.cursor
