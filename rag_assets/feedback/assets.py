@@ -6,7 +6,7 @@ its upstream queued in PostgreSQL in the same transaction as the upstream's data
 from stored state, which gives the same result.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from dagster import (
     AssetExecutionContext,
@@ -110,7 +110,7 @@ def conversation_log(context: AssetExecutionContext, config: ConversationLogConf
                      postgres: PostgresResource) -> MaterializeResult:
     policy = LatenessPolicy(timedelta(hours=config.allowed_lateness_hours))
     stats = ingest.IngestStats()
-    client = s3.get_client()
+    client = lake_store.s3_client(s3)
     run_id = context.run.run_id
     if config.is_rebuild:
         ranges = rebuild_ranges(kafka, ingest.FEEDBACK_TOPIC_PATTERN)
@@ -235,6 +235,12 @@ def _kpi_asset_body(context: AssetExecutionContext, config: FeedbackDerivedConfi
     return metadata, rows
 
 
+class KpiHourlyConfig(FeedbackDerivedConfig):
+    chart_every_minutes: float = Field(
+        default=5.0, description="Incremental runs re-render the trend chart only when the one in "
+        "the lake is older than this; a rebuild always renders it.")
+
+
 @asset(
     group_name="feedback",
     deps=[feedback_scored],
@@ -250,18 +256,33 @@ def _kpi_asset_body(context: AssetExecutionContext, config: FeedbackDerivedConfi
     ),
     metadata={"dagster/column_schema": KPI_COLUMN_SCHEMA},
 )
-def kpi_hourly(context: AssetExecutionContext, config: FeedbackDerivedConfig,
+def kpi_hourly(context: AssetExecutionContext, config: KpiHourlyConfig,
                postgres: PostgresResource, s3: S3Storage) -> MaterializeResult:
     metadata, rows = _kpi_asset_body(context, config, postgres, Granularity.HOUR)
     key = f"{s3.lake_prefix}{chart_key('kpi_hourly')}"
-    png = render_trend_png(recent_rows(rows, timedelta(hours=72)),
-                           "Feedback KPIs per hour (last 72 windows)")
-    s3.get_client().put_object(Bucket=s3.lake_bucket, Key=key, Body=png, ContentType="image/png")
+    client = lake_store.s3_client(s3)
+    rendered_at = None if config.rebuild else _last_modified(client, s3.lake_bucket, key)
+    stale = rendered_at is None or (
+        datetime.now(timezone.utc) - rendered_at > timedelta(minutes=config.chart_every_minutes))
+    if stale:
+        png = render_trend_png(recent_rows(rows, timedelta(hours=72)),
+                               "Feedback KPIs per hour (last 72 windows)")
+        client.put_object(Bucket=s3.lake_bucket, Key=key, Body=png, ContentType="image/png")
+        rendered_at = datetime.now(timezone.utc)
     return MaterializeResult(metadata={
         **metadata,
         "trend_chart": MetadataValue.url(f"s3://{s3.lake_bucket}/{key}"),
         "trend_chart_key": MetadataValue.path(key),
+        "trend_chart_rendered_at": rendered_at.isoformat(),
+        "trend_chart_rendered_now": stale,
     })
+
+
+def _last_modified(client, bucket: str, key: str) -> datetime | None:
+    try:
+        return client.head_object(Bucket=bucket, Key=key)["LastModified"]
+    except client.exceptions.ClientError:
+        return None
 
 
 @asset(
@@ -317,7 +338,8 @@ def finetune_dataset(context: AssetExecutionContext, config: FinetuneExportConfi
         threshold=config.near_duplicate_threshold))
     with postgres.transaction() as cur:
         ensure_feedback_schema(cur, postgres)
-        result = finetune_export.export(cur, s3, s3.get_client(), context.run.run_id, settings)
+        result = finetune_export.export(cur, s3, lake_store.s3_client(s3), context.run.run_id,
+                                        settings)
     manifest = result.dataset.manifest
     context.log.info(f"fine-tuning export {result.dataset.version}: "
                      f"{manifest['records_out']} of {manifest['records_in']} turns")

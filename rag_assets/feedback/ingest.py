@@ -12,7 +12,9 @@ given the turns their satisfaction. Too-late deliveries queue their windows here
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -42,6 +44,7 @@ class IngestStats:
     turns_inserted: int = 0
     too_late_windows: set = field(default_factory=set)
     latest_event_time: datetime | None = None
+    seconds: Counter = field(default_factory=Counter)  # wall time per stage
 
     def metadata(self) -> dict:
         return {
@@ -59,6 +62,7 @@ class IngestStats:
             "lake_rows_written": self.lake_rows_written,
             "turns_inserted": self.turns_inserted,
             "windows_with_late_drops": len(self.too_late_windows),
+            **{f"seconds_{stage}": round(value, 3) for stage, value in sorted(self.seconds.items())},
         }
 
 
@@ -82,18 +86,23 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
     events: list[FeedbackEvent] = []
     letters: list[DeadLetter] = []
     for start, end in parts:
-        records = kafka.read_range(rng.topic, rng.partition, start, end)
+        with _timed(stats, "kafka_read"):
+            records = kafka.read_range(rng.topic, rng.partition, start, end)
         stats.events_read += len(records)
-        part_events, part_letters = parse_records(kafka, records)
+        with _timed(stats, "parse"):
+            part_events, part_letters = parse_records(kafka, records)
         events.extend(part_events)
         letters.extend(part_letters)
-        _land(cur, s3, s3_client, part_events, topic, rng.partition, (start, end), stats, run_id)
+        with _timed(stats, "lake_write"):
+            _land(cur, s3, s3_client, part_events, topic, rng.partition, (start, end), stats, run_id)
 
     partition_key = (topic, rng.partition)
-    before = watermark_store.load(cur, [partition_key])
-    applied = turn_store.applied_turn_keys(cur, (e.turn_key for e in events))
-    outcome = classify_batch(events, before, policy, applied)
-    stats.turns_inserted += turn_store.insert_turns(cur, outcome.accepted, run_id)
+    with _timed(stats, "classify"):
+        before = watermark_store.load(cur, [partition_key])
+        applied = turn_store.applied_turn_keys(cur, (e.turn_key for e in events))
+        outcome = classify_batch(events, before, policy, applied)
+    with _timed(stats, "store_turns"):
+        stats.turns_inserted += turn_store.insert_turns(cur, outcome.accepted, run_id)
     watermark_store.save(cur, before, outcome.state)
     too_late = outcome.events(Arrival.TOO_LATE)
     if too_late:
@@ -108,6 +117,15 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
     if frontier is not None and (stats.latest_event_time is None or frontier > stats.latest_event_time):
         stats.latest_event_time = frontier
     stats.ranges_applied += 1
+
+
+@contextmanager
+def _timed(stats: IngestStats, stage: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        stats.seconds[stage] += time.perf_counter() - started
 
 
 def _land(cur, s3: S3Storage, client, events: list[FeedbackEvent], topic: str, partition: int,

@@ -13,7 +13,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagster import build_sensor_context, materialize
+from dagster import DagsterInstance, build_sensor_context, materialize
 
 from rag_assets.feedback import turn_store
 from rag_assets.feedback.assets import (
@@ -96,7 +96,8 @@ def as_records(events: list[dict]) -> list[tuple[bytes, bytes]]:
 
 
 def tick(kafka, postgres, cursor=None):
-    context = build_sensor_context(cursor=cursor, resources={"kafka": kafka, "postgres": postgres})
+    context = build_sensor_context(cursor=cursor, resources={"kafka": kafka, "postgres": postgres},
+                                   instance=DagsterInstance.ephemeral())
     result = feedback_sensor(context)
     assert len(result.run_requests) == 1
     return result.run_requests[0].run_config, result.cursor
