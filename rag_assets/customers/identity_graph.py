@@ -165,6 +165,9 @@ class _Overlay:
         self.store = store
         self.nodes: dict[RecordKey, IdentityNode | None] = {}
         self.edges: dict[RecordKey, set[Edge]] = {}
+        # Identifiers and blocking keys of nodes written in this batch (not yet in the store's
+        # index).
+        self.written_by_index: dict[tuple[str, ...], set[RecordKey]] = {}
         self.assigned: dict[RecordKey, str | None] = {}
         self.stored_assignment: dict[RecordKey, str | None] = {}
         self.member_sets: dict[str, set[RecordKey]] = {}
@@ -180,16 +183,21 @@ class _Overlay:
             self.edges[key] = set(self.store.edges_of(key))
         return self.edges[key]
 
+    def write_node(self, key: RecordKey, node: IdentityNode | None) -> None:
+        self.node(key)  # load the stored version first, so the overlay knows it changed
+        self.nodes[key] = node
+        if node is not None:
+            for index in _index_entries(node):
+                self.written_by_index.setdefault(index, set()).add(key)
+
     def keys_with_identifier(self, kind: str, value: str, limit: int) -> set[RecordKey]:
         stored = self.store.keys_with_identifier(kind, value, limit)
-        found = stored | {
-            k for k, n in self.nodes.items() if n and (kind, value) in n.identity.identifiers
-        }
+        found = stored | self.written_by_index.get(("id", kind, value), set())
         return {k for k in found if (n := self.node(k)) and (kind, value) in n.identity.identifiers}
 
     def keys_with_blocking_key(self, block: str, limit: int) -> set[RecordKey]:
         stored = self.store.keys_with_blocking_key(block, limit)
-        found = stored | {k for k, n in self.nodes.items() if n and block in n.blocking_keys}
+        found = stored | self.written_by_index.get(("block", block), set())
         return {k for k in found if (n := self.node(k)) and block in n.blocking_keys}
 
     def customer_id(self, key: RecordKey) -> str | None:
@@ -203,11 +211,9 @@ class _Overlay:
             stored = self.store.members(customer_id)
             for key in stored:
                 self.customer_id(key)
-            # Records already moved in this batch are no longer members.
+            # `assign` loads both ids it touches, so the only overlay effect on a freshly loaded
+            # id is records that already left it.
             self.member_sets[customer_id] = {k for k in stored if self.assigned[k] == customer_id}
-            self.member_sets[customer_id] |= {
-                k for k, c in self.assigned.items() if c == customer_id
-            }
         return self.member_sets[customer_id]
 
     def assign(self, key: RecordKey, customer_id: str | None) -> None:
@@ -257,8 +263,7 @@ class IdentityGraph:
         for edge in list(overlay.edges_of(key)):
             touched.add(edge.other(key))
             self._remove_edge(overlay, edge, delta)
-        overlay.node(key)  # remember whether it existed before
-        overlay.nodes[key] = change.node
+        overlay.write_node(key, change.node)
         if change.node is None:
             delta.nodes_deleted.add(key)
             delta.nodes_upserted.pop(key, None)
@@ -408,6 +413,12 @@ def _record_events(
                 delta.events.append(ClusterEvent("merged", old, customer_id))
     for old in sorted(set(old_ids.values()) - new_ids - merged):
         delta.events.append(ClusterEvent("retired", old))
+
+
+def _index_entries(node: IdentityNode) -> list[tuple[str, ...]]:
+    return [("id", kind, value) for kind, value in node.identity.identifiers] + [
+        ("block", block) for block in node.blocking_keys
+    ]
 
 
 def _connected_components(keys: set[RecordKey], overlay: _Overlay) -> list[set[RecordKey]]:
