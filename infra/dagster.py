@@ -9,7 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from infra.processes import ManagedProcess, wait_until
+from infra.processes import ManagedProcess, port_open, wait_until
 from infra.settings import REPO_ROOT, InfraSettings, connection_env
 
 
@@ -45,6 +45,9 @@ class DagsterService:
     def up(self, extra_env: dict[str, str] | None = None) -> bool:
         if self.process.running_pid() is not None and self.healthy():
             return False
+        if port_open(self.settings.dagster_port):
+            raise RuntimeError(f"port {self.settings.dagster_port} is taken by another program "
+                               "(set RAG_DAGSTER_PORT to use another)")
         prepare_dagster_home(self.settings)
         dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
         # Variables the caller already exported win over the local defaults.
@@ -55,7 +58,7 @@ class DagsterService:
              "-p", str(self.settings.dagster_port)],
             env=env, cwd=REPO_ROOT,
         )
-        wait_until(self.healthy, 180, "Dagster webserver", self.process)
+        wait_until(self.healthy, 300, "Dagster webserver", self.process)
         return True
 
     def down(self) -> bool:
