@@ -75,9 +75,47 @@ def parse_records(kafka: KafkaResource, records: list) -> tuple[list[FeedbackEve
     return events, letters
 
 
+def prefetch(kafka: KafkaResource, ranges: list[OffsetRangeConfig],
+             timeout_s: float = 60.0) -> dict[tuple[str, int], list]:
+    """Every record of the (bounded) ranges of a sensor run, read with a single consumer.
+
+    One consumer for all partitions saves a connection and metadata round trip per range,
+    which costs more than reading a few thousand records.
+    """
+    from kafka import TopicPartition
+
+    wanted = {(r.topic, r.partition): (r.start, r.end) for r in ranges if r.end > r.start}
+    records: dict[tuple[str, int], list] = {key: [] for key in wanted}
+    if not wanted:
+        return records
+    partitions = {key: TopicPartition(*key) for key in wanted}
+    with kafka.consumer(max_partition_fetch_bytes=8 * 1024 * 1024) as consumer:
+        consumer.assign(list(partitions.values()))
+        for key, tp in partitions.items():
+            consumer.seek(tp, wanted[key][0])
+        open_keys = set(wanted)
+        deadline = time.monotonic() + timeout_s
+        while open_keys:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read the ranges of {sorted(open_keys)}")
+            for tp, batch in consumer.poll(timeout_ms=500, max_records=20_000).items():
+                start, end = wanted[(tp.topic, tp.partition)]
+                records[(tp.topic, tp.partition)].extend(
+                    r for r in batch if start <= r.offset < end)
+            for key in list(open_keys):
+                if consumer.position(partitions[key]) >= wanted[key][1]:
+                    open_keys.discard(key)
+                    consumer.pause(partitions[key])
+    return records
+
+
 def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: OffsetRangeConfig,
-                policy: LatenessPolicy, stats: IngestStats, run_id: str | None = None) -> None:
-    """Apply the not-yet-applied parts of one range inside the caller's transaction."""
+                policy: LatenessPolicy, stats: IngestStats, run_id: str | None = None,
+                prefetched: list | None = None) -> None:
+    """Apply the not-yet-applied parts of one range inside the caller's transaction.
+
+    `prefetched` may hold the range's records already read (see `prefetch`).
+    """
     parts = offset_ledger.claim(cur, CONSUMER, rng.topic, rng.partition, (rng.start, rng.end), run_id)
     if not parts:
         stats.ranges_already_applied += 1
@@ -87,7 +125,10 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
     letters: list[DeadLetter] = []
     for start, end in parts:
         with _timed(stats, "kafka_read"):
-            records = kafka.read_range(rng.topic, rng.partition, start, end)
+            if prefetched is None:
+                records = kafka.read_range(rng.topic, rng.partition, start, end)
+            else:
+                records = [r for r in prefetched if start <= r.offset < end]
         stats.events_read += len(records)
         with _timed(stats, "parse"):
             part_events, part_letters = parse_records(kafka, records)

@@ -258,7 +258,7 @@ def test_a_retried_run_leaves_no_duplicate_lake_rows(kafka, s3, postgres, monkey
                          run_config={"ops": {"conversation_log": run_config["ops"]["conversation_log"],
                                              **INCREMENTAL}})
     evaluations = {e.check_name: e.passed for e in checks.get_asset_check_evaluations()}
-    assert evaluations["kpi_totals_match_turns"] and evaluations["kpi_daily_matches_hourly"]
+    assert evaluations["kpi_hourly_counts_every_turn"] and evaluations["kpi_daily_counts_every_turn"]
     assert evaluations["every_turn_scored"]
     chart = s3.get_client().get_object(Bucket=s3.lake_bucket, Key="charts/kpi_hourly_trend.png")
     assert chart["Body"].read(8) == b"\x89PNG\r\n\x1a\n"
