@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from rag_assets.customers.cdc_events import TOMBSTONE, CdcParserConfig, ChangeEvent, parse_cdc_record
+from rag_assets.customers.identifiers import IDENTITY_COLUMNS
 from rag_assets.customers.source_state import RecordKey, apply_change_events
 from rag_assets.customers import source_store
 from rag_assets.platform import offset_ledger
@@ -19,6 +20,9 @@ from resources.kafka import KafkaResource
 
 CONSUMER = "source_records"
 CDC_TOPIC_PATTERN = r"cdc\.[^.]+\.[^.]+"
+# The tables the Customer 360 models. An event of any other table is a dead letter ("not a
+# known source table"): replayable once the table is mapped in `identifiers.IDENTITY_COLUMNS`.
+PARSER_CONFIG = CdcParserConfig(known_tables=frozenset(IDENTITY_COLUMNS))
 
 
 @dataclass
@@ -53,8 +57,24 @@ def _parse(kafka: KafkaResource, records: list, config: CdcParserConfig) -> tupl
     return events, letters
 
 
+def apply_events(cur, events: list[ChangeEvent], stats: ApplyStats):
+    """Apply parsed events (in Kafka order per key) to the stored state, in the caller's
+    transaction: load what they touch, decide (`apply_change_events`), save what changed and
+    queue it for the identity graph. Returns the `StateChanges` (outcome of every event)."""
+    keys = [RecordKey(e.system, e.table, e.pk) for e in events if e.op not in ("t", TOMBSTONE)]
+    truncated = [(e.system, e.table) for e in events if e.op == "t"]
+    changes = apply_change_events(
+        source_store.load_records(cur, keys, truncated), source_store.load_truncations(cur), events
+    )
+    source_store.save_changes(cur, changes)
+    stats.outcomes.update(outcome.value for _, outcome in changes.outcomes)
+    stats.records_changed += len(changes.records)
+    stats.tables.update(f"{e.system}.{e.table}" for e in events)
+    return changes
+
+
 def apply_range(cur, kafka: KafkaResource, rng: OffsetRangeConfig, stats: ApplyStats,
-                run_id: str | None = None, config: CdcParserConfig = CdcParserConfig()) -> None:
+                run_id: str | None = None, config: CdcParserConfig = PARSER_CONFIG) -> None:
     """Apply the not-yet-applied part of one range inside the caller's transaction."""
     parts = offset_ledger.claim(cur, CONSUMER, rng.topic, rng.partition, (rng.start, rng.end), run_id)
     if not parts:
@@ -62,15 +82,7 @@ def apply_range(cur, kafka: KafkaResource, rng: OffsetRangeConfig, stats: ApplyS
         return
     records = [r for start, end in parts for r in kafka.read_range(rng.topic, rng.partition, start, end)]
     events, letters = _parse(kafka, records, config)
-    keys = [RecordKey(e.system, e.table, e.pk) for e in events if e.op not in ("t", TOMBSTONE)]
-    truncated = [(e.system, e.table) for e in events if e.op == "t"]
-    changes = apply_change_events(
-        source_store.load_records(cur, keys, truncated), source_store.load_truncations(cur), events
-    )
-    source_store.save_changes(cur, changes)
+    apply_events(cur, events, stats)
     stats.dead_letters += store_dead_letters(cur, letters, run_id)
     stats.events_read += len(records)
-    stats.outcomes.update(outcome.value for _, outcome in changes.outcomes)
-    stats.records_changed += len(changes.records)
-    stats.tables.update(f"{e.system}.{e.table}" for e in events)
     stats.ranges_applied += 1
