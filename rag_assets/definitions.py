@@ -5,10 +5,12 @@ from __future__ import annotations
 from dagster import Definitions
 
 from rag_assets.customers import definitions as customers
+from rag_assets.feedback import definitions as feedback
 from resources.defaults import production_resources
 from sensors.definitions import all_sensors
 
 defs = Definitions.merge(
     customers.defs,
+    feedback.defs,
     Definitions(sensors=all_sensors, resources=production_resources()),
 )

@@ -8,7 +8,7 @@ from rag_assets.customers.assets import customer_profiles, identity_graph, sourc
 from rag_assets.customers.source_state import RecordKey
 from rag_assets.demo.debezium import DebeziumEncoder
 from rag_assets.demo.source_systems import RowChange
-from sensors.definitions import cdc_sensor
+from sensors.customers import cdc_sensor
 
 pytestmark = pytest.mark.integration
 
