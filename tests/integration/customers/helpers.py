@@ -84,7 +84,7 @@ def dms(system: str, table: str, operation: str, data: dict | None, *, ts: str,
                      "table-name": table, "transaction-id": tx_id},
     }
     # DMS keys by "schema.table" by default: the primary key comes from the row.
-    return Message(f"cdc.{system}.{table}", key or f"public.{table}".encode(),
+    return Message(f"cdc.{system}.{table}", key or json.dumps(f"public.{table}").encode(),
                    json.dumps(message).encode(), partition)
 
 
@@ -124,7 +124,7 @@ def _real_topic(kafka, message) -> str:
 def sensor_tick(kafka, postgres, cursor: str | None = None, max_per_partition: int | None = None):
     """One evaluation of `cdc_sensor` (or of the same spec with a smaller batch bound)."""
     if max_per_partition is None:
-        from sensors.definitions import cdc_sensor
+        from sensors.customers import cdc_sensor
 
         context = build_sensor_context(cursor=cursor, resources={"kafka": kafka, "postgres": postgres},
                                        instance=DagsterInstance.ephemeral())
@@ -166,7 +166,11 @@ def metadata(result, asset: str = "source_records") -> dict[str, Any]:
 @contextmanager
 def other_schema(postgres, suffix: str = "b") -> Iterator:
     """A second PostgresResource on a schema of its own (dropped afterwards)."""
-    other = postgres.model_copy(update={"db_schema": f"{postgres.db_schema}_{suffix}"})
+    from resources.postgres import PostgresResource
+
+    other = PostgresResource(host=postgres.host, port=postgres.port, user=postgres.user,
+                             password=postgres.password, database=postgres.database,
+                             db_schema=f"{postgres.db_schema}_{suffix}")
     try:
         yield other
     finally:
