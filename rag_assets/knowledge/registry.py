@@ -1,0 +1,349 @@
+"""The document registry in PostgreSQL: which version of every knowledge-base object we know of,
+what LanceDB serves for it, and the queue of documents still to (re)index or delete.
+
+All functions take a psycopg cursor inside the caller's transaction. A document key is data:
+every statement is parameterised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from rag_assets.knowledge.document_diff import (
+    ChangeKind,
+    DocumentChange,
+    RegistryEntry,
+    normalise_etag,
+)
+from rag_assets.platform.db import ensure_schema
+
+KNOWLEDGE_SCHEMA_FILES = (("rag_assets.knowledge", "schema.sql"),)
+STATUSES = ("pending", "deleting", "indexed", "rejected", "failed")
+# Backoff of a document that keeps failing: 1 min, 2 min, 4 min, ... capped at 1 hour.
+RETRY_BASE = timedelta(minutes=1)
+RETRY_CAP = timedelta(hours=1)
+
+
+def ensure_knowledge_schema(cur, schema_name: str) -> None:
+    ensure_schema(cur, schema_name, KNOWLEDGE_SCHEMA_FILES)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Wait before the next attempt after `attempts` consecutive failures."""
+    return min(RETRY_CAP, RETRY_BASE * 2 ** max(0, attempts - 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the registry for diffs
+# --------------------------------------------------------------------------------------------
+
+
+def _entries(rows) -> dict[str, RegistryEntry]:
+    return {key: RegistryEntry(etag, version_id) for key, etag, version_id in rows}
+
+
+def load_range(
+    cur, prefix: str, after: str | None = None, upto: str | None = None
+) -> dict[str, RegistryEntry]:
+    """Known documents with prefix < key, `after` < key <= `upto` (byte order, as S3 lists).
+
+    Documents queued for deletion are left out, so a key that reappears counts as created.
+    """
+    cur.execute(
+        "SELECT doc_key, etag, version_id FROM kb_documents"
+        " WHERE status <> 'deleting' AND starts_with(doc_key, %s)"
+        " AND (%s::text IS NULL OR doc_key > %s::text COLLATE \"C\")"
+        " AND (%s::text IS NULL OR doc_key <= %s::text COLLATE \"C\")",
+        (prefix, after, after, upto, upto),
+    )
+    return _entries(cur.fetchall())
+
+
+def load_keys(cur, keys: Iterable[str]) -> dict[str, RegistryEntry]:
+    cur.execute(
+        "SELECT doc_key, etag, version_id FROM kb_documents"
+        " WHERE status <> 'deleting' AND doc_key = ANY(%s)",
+        (sorted(set(keys)),),
+    )
+    return _entries(cur.fetchall())
+
+
+# --------------------------------------------------------------------------------------------
+# Registering changes (the `documents` asset)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RegisterCounts:
+    created: int = 0
+    modified: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+
+
+def register_changes(
+    cur, changes: Iterable[DocumentChange], run_id: str | None
+) -> RegisterCounts:
+    """Queue created/modified documents for indexing and deleted ones for removal.
+
+    A change the registry already holds (same version, e.g. a redelivered notification or a
+    request that raced with an earlier run) is counted as unchanged and leaves the row alone.
+    """
+    counts = RegisterCounts()
+    for change in changes:
+        if change.kind is ChangeKind.DELETED:
+            cur.execute(
+                "UPDATE kb_documents SET status = 'deleting', error = NULL, attempts = 0,"
+                " next_attempt_at = NULL, seen_at = now(), updated_at = now(), run_id = %s"
+                " WHERE doc_key = %s AND status <> 'deleting'",
+                (run_id, change.key),
+            )
+            if cur.rowcount:
+                counts.deleted += 1
+            else:
+                counts.unchanged += 1
+            continue
+        etag = normalise_etag(change.etag) or ""
+        cur.execute(
+            "INSERT INTO kb_documents AS d (doc_key, etag, version_id, size_bytes, status, run_id)"
+            " VALUES (%s, %s, %s, %s, 'pending', %s)"
+            " ON CONFLICT (doc_key) DO UPDATE SET etag = EXCLUDED.etag,"
+            "   version_id = EXCLUDED.version_id, size_bytes = EXCLUDED.size_bytes,"
+            "   status = 'pending', error = NULL, attempts = 0, next_attempt_at = NULL,"
+            "   seen_at = now(), updated_at = now(), run_id = EXCLUDED.run_id"
+            " WHERE d.status = 'deleting' OR NOT ("
+            "   CASE WHEN d.version_id IS NOT NULL AND EXCLUDED.version_id IS NOT NULL"
+            "        THEN d.version_id = EXCLUDED.version_id ELSE d.etag = EXCLUDED.etag END)"
+            " RETURNING (xmax = 0) AS inserted",
+            (change.key, etag, change.version_id, change.size, run_id),
+        )
+        row = cur.fetchone()
+        if row is None:
+            counts.unchanged += 1
+        elif row[0] and change.kind is ChangeKind.CREATED:
+            counts.created += 1
+        else:
+            counts.modified += 1
+    return counts
+
+
+# --------------------------------------------------------------------------------------------
+# The work queue (the `document_chunks` asset)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueuedDocument:
+    key: str
+    status: str  # pending, deleting or failed
+    etag: str
+    version_id: str | None
+    content_hash: str | None
+    served_version: str | None
+    attempts: int
+
+
+def next_batch(
+    cur, limit: int, exclude: Iterable[str] = (), now: datetime | None = None
+) -> list[QueuedDocument]:
+    """Queued documents, oldest first: pending, deleting, and failed ones whose backoff is over."""
+    cur.execute(
+        "SELECT doc_key, status, etag, version_id, content_hash, served_version, attempts"
+        " FROM kb_documents"
+        " WHERE (status IN ('pending', 'deleting')"
+        "        OR (status = 'failed' AND next_attempt_at <= coalesce(%s, now())))"
+        "   AND NOT (doc_key = ANY(%s))"
+        " ORDER BY seen_at, doc_key LIMIT %s",
+        (now, sorted(set(exclude)), limit),
+    )
+    return [QueuedDocument(*row) for row in cur.fetchall()]
+
+
+def queued_summary(cur, now: datetime | None = None) -> dict[str, int]:
+    """How much work waits: documents due now, and failed ones still backing off."""
+    cur.execute(
+        "SELECT count(*) FILTER (WHERE status IN ('pending', 'deleting')"
+        "                          OR (status = 'failed' AND next_attempt_at <= coalesce(%s, now()))),"
+        "       count(*) FILTER (WHERE status = 'failed' AND next_attempt_at > coalesce(%s, now()))"
+        " FROM kb_documents",
+        (now, now),
+    )
+    due, waiting = cur.fetchone()
+    return {"due": int(due), "backing_off": int(waiting)}
+
+
+def requeue_all(cur, run_id: str | None) -> int:
+    """Queue every known document again (a rebuild); served chunks stay until replaced."""
+    cur.execute(
+        "UPDATE kb_documents SET status = 'pending', attempts = 0, next_attempt_at = NULL,"
+        " seen_at = now(), updated_at = now(), run_id = %s"
+        " WHERE status IN ('indexed', 'rejected', 'failed')",
+        (run_id,),
+    )
+    return cur.rowcount
+
+
+def all_keys(cur) -> set[str]:
+    cur.execute("SELECT doc_key FROM kb_documents WHERE status <> 'deleting'")
+    return {row[0] for row in cur.fetchall()}
+
+
+# Outcomes are written only if the row still holds the version the indexer picked up; if a newer
+# version was registered meanwhile, only what is now served is recorded and the row stays queued.
+_STILL_QUEUED = "doc_key = %s AND etag = %s AND coalesce(version_id, '') = coalesce(%s, '')"
+
+
+def mark_indexed(
+    cur,
+    item: QueuedDocument,
+    *,
+    etag: str,
+    version_id: str | None,
+    size: int | None,
+    content_hash: str,
+    served_version: str,
+    chunk_count: int,
+    run_id: str | None,
+) -> None:
+    cur.execute(
+        "UPDATE kb_documents SET etag = %s, version_id = %s, size_bytes = %s, status = 'indexed',"
+        " content_hash = %s, error = NULL, attempts = 0, next_attempt_at = NULL,"
+        " served_version = %s, chunk_count = %s, indexed_at = now(), updated_at = now(),"
+        f" run_id = %s WHERE {_STILL_QUEUED}",
+        (etag, version_id, size, content_hash, served_version, chunk_count, run_id,
+         item.key, item.etag, item.version_id),
+    )
+    if cur.rowcount == 0:
+        cur.execute(
+            "UPDATE kb_documents SET served_version = %s, chunk_count = %s, indexed_at = now(),"
+            " updated_at = now() WHERE doc_key = %s",
+            (served_version, chunk_count, item.key),
+        )
+
+
+def mark_rejected(
+    cur,
+    item: QueuedDocument,
+    *,
+    etag: str,
+    version_id: str | None,
+    size: int | None,
+    content_hash: str | None,
+    reason: str,
+    run_id: str | None,
+) -> None:
+    """This version cannot be used; it is not retried until the object changes again."""
+    cur.execute(
+        "UPDATE kb_documents SET etag = %s, version_id = %s, size_bytes = %s, status = 'rejected',"
+        " content_hash = %s, error = %s, attempts = 0, next_attempt_at = NULL,"
+        f" updated_at = now(), run_id = %s WHERE {_STILL_QUEUED}",
+        (etag, version_id, size, content_hash, reason, run_id, item.key, item.etag,
+         item.version_id),
+    )
+
+
+def mark_failed(
+    cur, item: QueuedDocument, *, reason: str, run_id: str | None, now: datetime | None = None
+) -> datetime:
+    """A transient failure: keep what is served, retry after an exponential backoff."""
+    attempts = item.attempts + 1
+    cur.execute(
+        "UPDATE kb_documents SET status = 'failed', error = %s, attempts = %s,"
+        " next_attempt_at = coalesce(%s, now()) + %s, updated_at = now(), run_id = %s"
+        f" WHERE {_STILL_QUEUED} RETURNING next_attempt_at",
+        (reason, attempts, now, retry_delay(attempts), run_id, item.key, item.etag,
+         item.version_id),
+    )
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def remove(cur, item: QueuedDocument) -> None:
+    """The document's chunks are gone; forget it unless it was registered again meanwhile."""
+    cur.execute(
+        "DELETE FROM kb_documents WHERE doc_key = %s AND (status = 'deleting' OR"
+        " (etag = %s AND coalesce(version_id, '') = coalesce(%s, '')))",
+        (item.key, item.etag, item.version_id),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries for metadata and checks (counts only: no document content)
+# --------------------------------------------------------------------------------------------
+
+
+def status_counts(cur) -> dict[str, int]:
+    cur.execute("SELECT status, count(*) FROM kb_documents GROUP BY status")
+    counts = {status: 0 for status in STATUSES}
+    counts.update({status: int(n) for status, n in cur.fetchall()})
+    return counts
+
+
+def served_chunk_total(cur) -> int:
+    cur.execute("SELECT coalesce(sum(chunk_count), 0) FROM kb_documents"
+                " WHERE served_version IS NOT NULL")
+    return int(cur.fetchone()[0])
+
+
+def document_rows(cur, keys: Iterable[str] | None = None) -> dict[str, dict]:
+    """Registry rows by key (all, or the given keys)."""
+    cur.execute(
+        "SELECT doc_key, etag, version_id, size_bytes, status, content_hash, error, attempts,"
+        " next_attempt_at, served_version, chunk_count, indexed_at, run_id FROM kb_documents"
+        " WHERE %s::text[] IS NULL OR doc_key = ANY(%s::text[])",
+        (None if keys is None else sorted(set(keys)),) * 2,
+    )
+    columns = [c.name for c in cur.description]
+    return {row[0]: dict(zip(columns, row)) for row in cur.fetchall()}
+
+
+def indexed_times(cur, versions: Mapping[str, str]) -> dict[str, datetime]:
+    """When each (key → served version) was written, for the keys whose version still matches."""
+    if not versions:
+        return {}
+    keys = sorted(versions)
+    cur.execute(
+        "SELECT doc_key, served_version, indexed_at FROM kb_documents WHERE doc_key = ANY(%s)",
+        (keys,),
+    )
+    return {key: at for key, version, at in cur.fetchall()
+            if at is not None and versions.get(key) == version}
+
+
+# --------------------------------------------------------------------------------------------
+# S3 event notifications (the `kb.s3-events` path)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class NotificationCounts:
+    records: int = 0
+    events: int = 0
+    dead_letters: list = None  # list[DeadLetter]
+
+    def __post_init__(self) -> None:
+        self.dead_letters = self.dead_letters or []
+
+
+def changes_from_notifications(
+    cur, records: Iterable, bucket: str, prefix: str
+) -> tuple[list[DocumentChange], NotificationCounts]:
+    """Net document changes of Kafka records holding S3 notifications, resolved against the
+    registry exactly like a listing; malformed messages become dead letters."""
+    from rag_assets.knowledge.document_diff import parse_event_notification, resolve_events
+
+    counts = NotificationCounts()
+    events = []
+    for record in records:
+        counts.records += 1
+        if record.value is None:
+            continue
+        parsed = parse_event_notification(record.value, bucket, prefix, topic=record.topic,
+                                          partition=record.partition, offset=record.offset)
+        events.extend(parsed.events)
+        counts.dead_letters.extend(parsed.dead_letters)
+    counts.events = len(events)
+    diff = resolve_events(events, load_keys(cur, {event.key for event in events}))
+    return diff.changes, counts
