@@ -47,7 +47,8 @@ class KafkaRangeSensorSpec:
     downstream_config: dict = field(default_factory=dict)
 
 
-_WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
+# NOT_STARTED is left out: a run the daemon created but never submitted would block forever.
+_WAITING = [DagsterRunStatus.QUEUED]
 _IN_FLIGHT = [*_WAITING, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
 
