@@ -89,6 +89,17 @@ IDENTITY_COLUMNS: dict[tuple[str, str], IdentityColumns] = {
         phone=("customer_phone",),
         full_name="customer_name",
     ),
+    # FEBRL-shaped person records (the record-linkage benchmark, `bench/identity_quality.py`):
+    # the social security number is a national id.
+    ("febrl", "people"): IdentityColumns(
+        national_id=("soc_sec_id",),
+        given_name="given_name",
+        surname="surname",
+        date_of_birth="date_of_birth",
+        address_line=("street_number", "address_1", "address_2"),
+        city="suburb",
+        postcode="postcode",
+    ),
 }
 
 
