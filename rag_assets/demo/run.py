@@ -25,15 +25,6 @@ def run_demo(duration_s: float | None = None, rate: float = 2.0) -> int:
     settings = InfraSettings.from_env()
     print("Starting Kafka, S3 and PostgreSQL...", flush=True)
     started = services.up(settings)
-    from rag_assets.cli import use_local_services_by_default
-
-    use_local_services_by_default()
-    from rag_assets.demo.publisher import publish_demo_data
-
-    print("Writing the initial demo data (CDC snapshot, documents, feedback)...", flush=True)
-    summary = publish_demo_data(continuous=False)
-    print(f"  {summary}", flush=True)
-
     dagster = DagsterService(settings)
     producer = _producer(settings)
     stop_requested = False
@@ -49,7 +40,8 @@ def run_demo(duration_s: float | None = None, rate: float = 2.0) -> int:
         producer.start([sys.executable, "-m", "rag_assets.cli", "demo-data", "--continuous",
                         "--rate", str(rate)])
         print(f"\nDagster UI: {dagster.url}   (asset lineage: {dagster.url}/asset-groups)")
-        print(f"Demo changes flow at {rate}/s; logs in {settings.state_dir}. Ctrl-C stops.\n",
+        print("Demo data: an initial load (CDC snapshot of four systems, documents, feedback),")
+        print(f"then {rate} changes/s; producer log: {producer.log_file}. Ctrl-C stops.\n",
               flush=True)
         deadline = None if duration_s is None else time.monotonic() + duration_s
         while not stop_requested and (deadline is None or time.monotonic() < deadline):
