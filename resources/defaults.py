@@ -41,6 +41,7 @@ def production_resources() -> dict:
             user=EnvVar("PGUSER"),
             password=EnvVar("PGPASSWORD"),
             database=EnvVar("PGDATABASE"),
+            db_schema=_optional("RAG_PG_SCHEMA") or "rag",
         ),
         "lancedb": LanceDBResource(
             uri=EnvVar("LANCEDB_URI"),
