@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 from psycopg.errors import UndefinedTable
 
 from rag_assets.customers.lookup import MAX_REFERENCE_CHARS, InvalidReference, find_profile
@@ -190,6 +192,7 @@ class RetrievalService:
     # How stale the table handle may be: new document versions are seen within this interval.
     read_consistency: timedelta = timedelta(seconds=1)
     _table: Any = field(default=None, init=False, repr=False)
+    _local: threading.local = field(default_factory=threading.local, init=False, repr=False)
 
     def table(self) -> Any | None:
         """The chunks table, or None while nothing was ever indexed. Never creates it."""
@@ -211,6 +214,44 @@ class RetrievalService:
             self._table = table
         return self._table
 
+    def _connection(self):
+        """A connection per thread, kept open between calls (a new one costs more than a query)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            pg = self.postgres
+            conn = psycopg.connect(
+                host=pg.host, port=pg.port, user=pg.user, password=pg.password,
+                dbname=pg.database, sslmode=pg.sslmode, connect_timeout=10, autocommit=True,
+                options=f"-c search_path={pg.db_schema},public -c default_transaction_read_only=on")
+            self._local.conn = conn
+        return conn
+
+    def _lookups(self, request: ContextRequest, hits: Sequence[SearchHit]):
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                with conn.cursor() as cur:
+                    return self._lookups_with(cur, request, hits)
+            except psycopg.OperationalError:
+                conn.close()  # a dropped connection: reconnect once
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _lookups_with(cur, request: ContextRequest, hits: Sequence[SearchHit]):
+        try:
+            profile = find_profile(cur, request.customer_ref)
+        except InvalidReference as error:
+            raise InvalidRequest(f"customer: {error}") from None
+        except UndefinedTable:  # no customer pipeline run in this schema yet
+            profile = None
+        try:
+            indexed = registry.indexed_times(cur, {h.doc_key: h.doc_version for h in hits})
+        except UndefinedTable:
+            indexed = {}
+        return profile, indexed
+
     def context(self, customer_ref: Any, question: Any, k: Any = DEFAULT_K,
                 mode: Any = SearchMode.HYBRID.value, doc_keys: Any = None,
                 answer: Any = False) -> dict[str, Any]:
@@ -226,19 +267,7 @@ class RetrievalService:
                               request.mode, where) if table is not None else [])
         timings["search"] = (time.perf_counter() - started) * 1000
         mark = time.perf_counter()
-        with self.postgres.transaction() as cur:
-            try:
-                profile = find_profile(cur, request.customer_ref)
-            except InvalidReference as error:
-                raise InvalidRequest(f"customer: {error}") from None
-            except UndefinedTable:  # no customer pipeline run in this schema yet
-                cur.connection.rollback()
-                profile = None
-            try:
-                indexed = registry.indexed_times(cur, {h.doc_key: h.doc_version for h in hits})
-            except UndefinedTable:
-                cur.connection.rollback()
-                indexed = {}
+        profile, indexed = self._lookups(request, hits)
         timings["profile_and_registry"] = (time.perf_counter() - mark) * 1000
         bundle = build_bundle(request, profile, hits, indexed, datetime.now(UTC), timings)
         if request.answer:

@@ -1,0 +1,191 @@
+"""Latency of `context(customer_ref, question, k)` with 100,000 chunks in LanceDB.
+
+    .venv/bin/python bench/retrieval_latency.py [--chunks 100000] [--calls 200] [--k 5]
+
+Stored chunk vectors are SYNTHETIC (random unit vectors, 384-d like MiniLM) with generated
+policy text for the full-text index; the question IS embedded for real with the offline MiniLM
+on every call. The customer profile comes from the real customers pipeline (two customers via
+Kafka CDC → PostgreSQL). The table is compacted and indexed the way the maintenance asset does it
+(BTREE on keys, FTS on text, IVF-HNSW-SQ vector index at >= 100k rows). Needs the local services.
+Target: p95 <= 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+WORDS = ("passengers may bring one cabin bag refund voucher delay compensation loyalty members "
+         "lounge access boarding gate passport check-in airport partner airline fare rules "
+         "infant seat upgrade meal transfer within hours original payment unaccompanied minors "
+         "pets wheelchair assistance excess baggage fee sports equipment").split()
+QUESTIONS = ["How heavy can my cabin bag be?", "When do I get a refund for a cancelled flight?",
+             "Can I bring my dog on board?", "Do Gold members get lounge access?",
+             "What compensation is there for a long delay?", "Can I change my seat for free?",
+             "How early does check-in open?", "What is the fee for excess baggage?"]
+
+
+def build_table(uri: str, rows: int, dim: int, run_id: str):
+    import pyarrow as pa
+
+    from rag_assets.knowledge.chunk_store import chunk_schema, open_chunk_table
+
+    rng = np.random.default_rng(1)
+    words = random.Random(1)
+    table = open_chunk_table(uri, dim)
+    per_doc = 50
+    batch = 20_000
+    now = datetime.now(UTC)
+    for start in range(0, rows, batch):
+        count = min(batch, rows - start)
+        vectors = rng.standard_normal((count, dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        ids = range(start, start + count)
+        texts = [" ".join(words.choice(WORDS) for _ in range(40)) for _ in ids]
+        data = {
+            "doc_key": [f"knowledge-base/synthetic/doc{i // per_doc:05d}.md" for i in ids],
+            "doc_version": ["synthetic-v1"] * count,
+            "chunk_no": [i % per_doc for i in ids],
+            "chunk_id": [f"knowledge-base/synthetic/doc{i // per_doc:05d}.md#{i % per_doc}" for i in ids],
+            "content_hash": [f"{i:064x}" for i in ids],
+            "text": texts,
+            "heading": ["Synthetic policy"] * count,
+            "embedding_model": ["synthetic-random"] * count,
+            "run_id": [run_id] * count,
+            "embedded_at": [now] * count,
+        }
+        data["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim)
+        table.add(pa.Table.from_pydict(data, schema=chunk_schema(dim)))
+    return table
+
+
+def make_customers(env: dict, postgres):
+    from dagster import DagsterInstance, build_sensor_context, materialize
+
+    from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
+    from rag_assets.demo.debezium import DebeziumEncoder
+    from resources.kafka import KafkaResource
+    from sensors.definitions import cdc_sensor
+
+    kafka = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+                          topic_prefix=f"bench_{uuid.uuid4().hex[:8]}.")
+    alice = {"id": 1, "first_name": "Alice", "last_name": "Moreau", "email": "alice@example.org",
+             "phone": "+447700900001", "date_of_birth": "1985-02-11", "address_line1": "1 Quay St",
+             "city": "Leeds", "postcode": "LS1 4AB", "country": "GB", "national_id": "QQ123456A"}
+    bob = {**alice, "id": 2, "first_name": "Bob", "email": "bob@example.org",
+           "phone": "+447700900002", "national_id": "QQ654321B"}
+    messages = DebeziumEncoder(topic_prefix=kafka.topic_prefix).snapshot(
+        "crm", "customers", [alice, bob], 1_000)
+    kafka.create_topics(sorted({m.topic for m in messages}), partitions=1)
+    producer = kafka.producer()
+    for m in messages:
+        producer.send(m.topic, key=m.key, value=m.value)
+    producer.flush()
+    producer.close()
+    instance = DagsterInstance.ephemeral()
+    context = build_sensor_context(resources={"kafka": kafka, "postgres": postgres},
+                                   instance=instance)
+    (request,) = cdc_sensor(context).run_requests
+    assert materialize([source_records, identity_graph, customer_profiles],
+                       resources={"kafka": kafka, "postgres": postgres},
+                       run_config=request.run_config, instance=instance).success
+    return kafka
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--k", type=int, default=5)
+    args = parser.parse_args()
+
+    from infra.settings import InfraSettings, connection_env
+    from rag_assets.knowledge.chunk_store import maintain_table
+    from rag_assets.knowledge.embedding import MiniLMEmbedder
+    from rag_assets.retrieval.context import RetrievalService
+    from resources.lancedb import LanceDBResource
+    from resources.postgres import PostgresResource
+
+    env = connection_env(InfraSettings.from_env())
+    postgres = PostgresResource(host=env["PGHOST"], port=int(env["PGPORT"]), user=env["PGUSER"],
+                                password=env["PGPASSWORD"], database=env["PGDATABASE"],
+                                db_schema=f"bench_rt_{uuid.uuid4().hex[:8]}")
+    lance_dir = tempfile.mkdtemp(prefix="bench-rt-")
+    kafka = None
+    try:
+        start = time.perf_counter()
+        table = build_table(lance_dir, args.chunks, 384, "bench-run")
+        load_s = time.perf_counter() - start
+        start = time.perf_counter()
+        report = maintain_table(table, vector_index_min_rows=min(100_000, args.chunks))
+        index_s = time.perf_counter() - start
+        kafka = make_customers(env, postgres)
+
+        service = RetrievalService(postgres, LanceDBResource(uri=lance_dir), MiniLMEmbedder())
+        results = {}
+        for mode in ("hybrid", "vector", "text"):
+            for question in QUESTIONS[:3]:  # warm-up
+                service.context("alice@example.org", question, args.k, mode)
+            totals, searches, profiles = [], [], []
+            for call in range(args.calls):
+                ref = "alice@example.org" if call % 2 else "+44 7700 900002"
+                start = time.perf_counter()
+                bundle = service.context(ref, QUESTIONS[call % len(QUESTIONS)], args.k, mode)
+                totals.append((time.perf_counter() - start) * 1000)
+                searches.append(bundle["timings_ms"]["search"])
+                profiles.append(bundle["timings_ms"]["profile_and_registry"])
+                assert bundle["customer"] is not None and len(bundle["chunks"]) == args.k
+            results[mode] = (totals, searches, profiles)
+        embed_ms = []
+        for call in range(50):
+            start = time.perf_counter()
+            service.embedder.embed([QUESTIONS[call % len(QUESTIONS)]])
+            embed_ms.append((time.perf_counter() - start) * 1000)
+    finally:
+        with postgres.transaction() as cur:
+            cur.execute(f'DROP SCHEMA IF EXISTS "{postgres.db_schema}" CASCADE')
+        if kafka is not None:
+            from kafka import KafkaAdminClient
+            admin = KafkaAdminClient(**kafka.client_config())
+            mine = [t for t in admin.list_topics() if t.startswith(kafka.topic_prefix)]
+            if mine:
+                admin.delete_topics(mine)
+            admin.close()
+        shutil.rmtree(lance_dir, ignore_errors=True)
+
+    print("retrieval_latency — context(customer_ref, question, k) in process")
+    print(f"  conditions: {args.chunks:,} chunks (synthetic 384-d vectors, generated text), "
+          f"k={args.k}, {args.calls} calls per mode, question embedded for real with offline "
+          f"MiniLM; indexes {report.indexes} (vector index built: {report.vector_index_built}), "
+          f"{report.fragments_after} fragment(s); profile lookup in PostgreSQL (new connection per "
+          f"call); LanceDB on local disk; {os.cpu_count()} CPUs shared with other work")
+    print(f"  table load {load_s:.1f} s, compaction + indexes {index_s:.1f} s")
+    print(f"  query embedding alone: p50 {statistics.median(embed_ms):.1f} ms, "
+          f"p95 {percentile(embed_ms, 0.95):.1f} ms")
+    for mode, (totals, searches, profiles) in results.items():
+        print(f"  {mode:<6}: p50 {statistics.median(totals):6.1f} ms  p95 {percentile(totals, 0.95):6.1f} ms"
+              f"  max {max(totals):6.1f} ms   (search p50 {statistics.median(searches):.1f} ms, "
+              f"profile+registry p50 {statistics.median(profiles):.1f} ms)   target p95 <= 50 ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
