@@ -7,13 +7,13 @@ running, ones this test run started are stopped at its end, by pid.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from infra import services
 from infra.settings import InfraSettings, connection_env
+from tests.naming import unique_name
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +35,6 @@ def local_services(infra_settings: InfraSettings) -> Iterator[dict[str, str]]:
         else:
             os.environ[name] = value
     services.down(infra_settings, only=set(started))
-
-
-def unique_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

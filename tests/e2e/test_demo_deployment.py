@@ -1,0 +1,120 @@
+"""End to end, as a user runs it: `dagster dev` with its daemon and sensors on, demo data
+published, and every asset of the lineage materialised by the sensors' runs.
+
+The deployment is isolated from a developer's demo: its own topics prefix, PostgreSQL schema
+and Dagster database, buckets, LanceDB directory and port.
+"""
+
+import json
+import socket
+import time
+import urllib.request
+
+import psycopg
+import pytest
+
+from infra.dagster import DagsterService
+from rag_assets.demo.publisher import DemoConfig, publish_demo_data
+from tests.naming import unique_name
+
+pytestmark = pytest.mark.e2e
+
+EXPECTED_EDGES = {
+    ("source_records", "identity_graph"),
+    ("identity_graph", "customer_profiles"),
+    ("conversation_log", "feedback_scored"),
+    ("feedback_scored", "kpi_hourly"),
+    ("feedback_scored", "kpi_daily"),
+}
+STREAMED_ASSETS = {"source_records", "identity_graph", "customer_profiles", "conversation_log",
+                   "feedback_scored", "kpi_hourly", "kpi_daily"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _graphql(url: str, query: str) -> dict:
+    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.load(response)
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def _admin(env: dict, sql: str) -> None:
+    with psycopg.connect(host=env["PGHOST"], port=env["PGPORT"], user=env["PGUSER"],
+                         password=env["PGPASSWORD"], dbname="postgres", autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(scope="module")
+def deployment(local_services, infra_settings, tmp_path_factory):
+    name = unique_name("e2e").replace("-", "_")
+    env = {
+        "RAG_TOPIC_PREFIX": f"{name}.", "RAG_PG_SCHEMA": name, "DAGSTER_PG_DB": name,
+        "RAG_KB_BUCKET": f"{name.replace('_', '-')}-kb", "RAG_LAKE_BUCKET": f"{name.replace('_', '-')}-lake",
+        "LANCEDB_URI": str(tmp_path_factory.mktemp("lancedb")),
+    }
+    _admin(local_services, f'CREATE DATABASE "{name}"')
+    service = DagsterService(infra_settings, name="dagster-e2e", port=_free_port())
+    service.up(extra_env=env)
+    try:
+        yield service, {**local_services, **env}
+    finally:
+        service.down()
+        _admin(local_services, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _count(env: dict, table: str) -> int:
+    with psycopg.connect(host=env["PGHOST"], port=env["PGPORT"], user=env["PGUSER"],
+                         password=env["PGPASSWORD"], dbname=env["PGDATABASE"]) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (f'"{env["RAG_PG_SCHEMA"]}".{table}',)).fetchone()[0]
+        if exists is None:
+            return 0
+        return conn.execute(f'SELECT count(*) FROM "{env["RAG_PG_SCHEMA"]}".{table}').fetchone()[0]
+
+
+def _materialized_assets(url: str) -> set[str]:
+    data = _graphql(url, "{ assetNodes { assetKey { path } assetMaterializations(limit: 1) { runId } } }")
+    return {node["assetKey"]["path"][-1] for node in data["assetNodes"] if node["assetMaterializations"]}
+
+
+def test_sensors_carry_demo_data_through_every_streamed_asset(deployment, kafka, s3):
+    service, env = deployment
+    kafka_for_demo = kafka.model_copy(update={"topic_prefix": env["RAG_TOPIC_PREFIX"]})
+    s3_for_demo = s3.model_copy(update={"knowledge_bucket": env["RAG_KB_BUCKET"],
+                                        "lake_bucket": env["RAG_LAKE_BUCKET"]})
+    s3_for_demo.get_client().create_bucket(Bucket=env["RAG_LAKE_BUCKET"])
+    config = DemoConfig(topic_prefix=env["RAG_TOPIC_PREFIX"], knowledge_bucket=env["RAG_KB_BUCKET"],
+                        knowledge_prefix="knowledge-base/", people=40, feedback_conversations=12)
+    summary = publish_demo_data(kafka=kafka_for_demo, s3=s3_for_demo, config=config)
+    assert summary["topics"]
+
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        done = _materialized_assets(service.url)
+        if STREAMED_ASSETS <= done and _count(env, "customer_profiles") and _count(env, "kpi_hourly"):
+            break
+        time.sleep(5)
+    assert STREAMED_ASSETS <= _materialized_assets(service.url)
+    assert _count(env, "customer_profiles") >= 30  # 40 people, some only in one system
+    assert _count(env, "feedback_turns") == summary["topics"][f"{env['RAG_TOPIC_PREFIX']}app.feedback"]
+
+
+def test_lineage_and_sensors_are_what_the_ui_shows(deployment):
+    service, _ = deployment
+    data = _graphql(service.url, "{ assetNodes { assetKey { path } groupName dependencyKeys { path } } }")
+    edges = {(dep["path"][-1], node["assetKey"]["path"][-1])
+             for node in data["assetNodes"] for dep in node["dependencyKeys"]}
+    assert EXPECTED_EDGES <= edges
+    groups = {node["assetKey"]["path"][-1]: node["groupName"] for node in data["assetNodes"]}
+    assert groups["customer_profiles"] == "customers" and groups["kpi_daily"] == "feedback"
+    sensors = _graphql(service.url, '{ sensorsOrError(repositorySelector: {repositoryName: '
+                       '"__repository__", repositoryLocationName: "rag_assets"}) '
+                       '{ ... on Sensors { results { name sensorState { status } } } } }')
+    states = {s["name"]: s["sensorState"]["status"] for s in sensors["sensorsOrError"]["results"]}
+    assert states["cdc_sensor"] == "RUNNING" and states["feedback_sensor"] == "RUNNING"
