@@ -30,12 +30,12 @@ from rag_assets.knowledge.chunk_store import (
 from rag_assets.knowledge.document_diff import ChangeKind, DocumentChange
 from rag_assets.knowledge.embedding import RetryPolicy
 from rag_assets.knowledge.indexing import (
+    Deleted,
     DocumentIndexer,
+    Failed,
     Indexed,
     IndexerSettings,
     Rejected,
-    Failed,
-    Deleted,
     doc_keys_filter,
     table_doc_keys,
 )

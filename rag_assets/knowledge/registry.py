@@ -296,7 +296,7 @@ def document_rows(cur, keys: Iterable[str] | None = None) -> dict[str, dict]:
         (None if keys is None else sorted(set(keys)),) * 2,
     )
     columns = [c.name for c in cur.description]
-    return {row[0]: dict(zip(columns, row)) for row in cur.fetchall()}
+    return {row[0]: dict(zip(columns, row, strict=True)) for row in cur.fetchall()}
 
 
 def indexed_times(cur, versions: Mapping[str, str]) -> dict[str, datetime]:

@@ -287,10 +287,9 @@ def service_from_env(embedder: Embedder | None = None) -> RetrievalService:
     """PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE, RAG_DB_SCHEMA (default "rag"), LANCEDB_URI,
     S3_ENDPOINT_URL and AWS credentials for an s3:// LanceDB, EMBEDDER_* as for the assets, and
     BEDROCK_LLM_MODEL_ID to enable answers."""
-    from resources.embedder import embedder_resource_from_env
+    from rag_assets.retrieval.answer import answerer_from_env
     from resources.lancedb import LanceDBResource
     from resources.postgres import PostgresResource
-    from rag_assets.retrieval.answer import answerer_from_env
 
     env = os.environ
     missing = [name for name in ("PGHOST", "PGUSER", "PGDATABASE", "LANCEDB_URI")
