@@ -115,3 +115,26 @@ def test_s3_event_notifications_on_kafka_drive_the_same_logic(kb):
     assert kb.metadata(result, "documents")["documents_deleted"] == 1
     assert kb.metadata(result, "document_chunks")["chunks_deleted"] >= 1
     assert not table_doc_keys(open_table(kb.lancedb, kb.embedder.dimension))
+
+
+def test_a_listing_stops_within_its_time_budget_and_resumes_where_it_stopped(kb):
+    from rag_assets.knowledge.listing import scan_listing
+
+    for n in range(7):
+        kb.put(f"t/doc{n}.md", f"# Doc {n}\n\nText {n}.")
+    ticks = iter(range(0, 1000, 10))  # every clock reading is 10 s later
+
+    def registry_range(after, upto):
+        with kb.postgres.transaction() as cur:
+            registry.ensure_knowledge_schema(cur, kb.postgres.db_schema)
+            return registry.load_range(cur, kb.prefix, after, upto)
+
+    first = scan_listing(kb.client, kb.s3.knowledge_bucket, kb.prefix, registry_range,
+                         time_budget_s=15, page_size=2, clock=lambda: next(ticks))
+    assert first.stopped_by == "time budget" and first.pages == 2
+    assert first.next_start_after == kb.prefix + "t/doc3.md"
+    rest = scan_listing(kb.client, kb.s3.knowledge_bucket, kb.prefix, registry_range,
+                        start_after=first.next_start_after, page_size=2)
+    assert rest.complete and rest.pages == 2
+    assert [c.key for c in first.changes + rest.changes] == [
+        kb.prefix + f"t/doc{n}.md" for n in range(7)]
