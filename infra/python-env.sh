@@ -9,6 +9,12 @@ if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
   apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null
 fi
 
+# The UI test drives Debian's Chromium (browsers cannot be downloaded here).
+if ! command -v chromium >/dev/null; then
+  echo "Installing Chromium from Debian (for the UI test)..."
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"

@@ -118,3 +118,39 @@ def test_lineage_and_sensors_are_what_the_ui_shows(deployment):
                        '{ ... on Sensors { results { name sensorState { status } } } } }')
     states = {s["name"]: s["sensorState"]["status"] for s in sensors["sensorsOrError"]["results"]}
     assert states["cdc_sensor"] == "RUNNING" and states["feedback_sensor"] == "RUNNING"
+
+
+CHROMIUM = "/usr/bin/chromium"
+GROUP_ASSETS = {
+    "customers": ["source_records", "identity_graph", "customer_profiles"],
+    "feedback": ["conversation_log", "feedback_scored", "kpi_hourly", "kpi_daily", "finetune_dataset"],
+}
+
+
+@pytest.mark.ui
+def test_the_lineage_pages_show_every_asset(deployment):
+    """Headless Chromium on each group's lineage page: the asset names are on screen."""
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+
+    service, _ = deployment
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1800, "height": 1100})
+            for group, assets in GROUP_ASSETS.items():
+                page.goto(f"{service.url}/locations/rag_assets/asset-groups/{group}",
+                          wait_until="networkidle", timeout=120_000)
+                skip = page.get_by_role("button", name="Skip")  # first-visit community dialog
+                if skip.count():
+                    skip.first.click()
+                for name in assets:
+                    page.get_by_text(name, exact=True).first.wait_for(state="visible", timeout=60_000)
+                page.screenshot(path=artifacts / f"lineage-{group}.png")
+        finally:
+            browser.close()
