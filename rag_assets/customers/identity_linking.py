@@ -50,7 +50,10 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
         if change is not None:
             changes.append(change)
     store = PostgresIdentityStore(cur)
-    delta = IdentityGraph(store).apply(changes)
+    graph = IdentityGraph(store)
+    # One set-based read of the batch's neighbourhood instead of a few queries per record.
+    store.prefetch(changes, max(graph.rules.max_block_size, graph.rules.max_identifier_group) + 1)
+    delta = graph.apply(changes)
     store.write(delta, run_id)
     cur.execute(
         "DELETE FROM identity_pending WHERE (system, table_name, pk) IN"

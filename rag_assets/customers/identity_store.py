@@ -42,11 +42,120 @@ def _keys(texts: Iterable[str]) -> set[RecordKey]:
 
 
 class PostgresIdentityStore:
+    """The graph in PostgreSQL. Reads answer for the stored state before the batch.
+
+    `prefetch(changes)` loads, in a handful of set-based queries, everything `IdentityGraph.apply`
+    will read for those changes (their lookups, the candidates' nodes and edges, the customers
+    they belong to, those customers' members and id ranks). Later reads are answered from that
+    snapshot and fall back to a query for anything it does not cover, so the result is the same
+    with or without the prefetch — only the number of round trips differs.
+    """
+
     def __init__(self, cur):
         self.cur = cur
+        self._nodes: dict[RecordKey, IdentityNode | None] = {}
+        self._edges: dict[RecordKey, set[Edge]] = {}
+        self._customer: dict[RecordKey, str | None] = {}
+        self._members: dict[str, set[RecordKey]] = {}
+        self._ranks: dict[str, Rank | None] = {}
+        self._lookups: dict[tuple[str, str], list[RecordKey]] = {}
+        self._lookup_limit = 0
+
+    # --- bulk loading ---
+    def prefetch(self, changes: Iterable, lookup_limit: int) -> None:
+        """Load the neighbourhood of `changes` (NodeChanges) in bulk; see the class doc."""
+        changes = list(changes)
+        keys = {c.key for c in changes}
+        pairs = set()
+        for change in changes:
+            if change.node is not None:
+                pairs |= set(change.node.identity.identifiers)
+                pairs |= {("block", b) for b in change.node.blocking_keys}
+        self._prefetch_lookups(pairs, lookup_limit)
+        found = {k for pair in pairs for k in self._lookups.get(pair, ())}
+        first = keys | found
+        self._prefetch_edges(first)
+        neighbours = {e.other(k) for k in first for e in self._edges.get(k, ())}
+        self._prefetch_customer_ids(first | neighbours)
+        customer_ids = {c for c in self._customer.values() if c is not None}
+        self._prefetch_members(customer_ids)
+        members = {k for c in customer_ids for k in self._members.get(c, ())}
+        everyone = first | neighbours | members
+        self._prefetch_nodes(everyone)
+        self._prefetch_edges(everyone - set(self._edges))
+        from rag_assets.customers.identity_graph import mint_customer_id
+
+        self._prefetch_ranks(customer_ids | {mint_customer_id(k) for k in keys})
+
+    def _prefetch_lookups(self, pairs: set[tuple[str, str]], limit: int) -> None:
+        pairs = [p for p in pairs if p not in self._lookups]
+        if not pairs:
+            return
+        self.cur.execute(
+            "SELECT kind, value, record_key FROM ("
+            " SELECT l.kind, l.value, l.record_key, row_number() OVER"
+            "  (PARTITION BY l.kind, l.value ORDER BY l.record_key) AS n"
+            " FROM identity_lookup l JOIN unnest(%s::text[], %s::text[]) AS w(kind, value)"
+            " ON l.kind = w.kind AND l.value = w.value) ranked"
+            " WHERE n <= %s ORDER BY kind, value, record_key",
+            ([k for k, _ in pairs], [v for _, v in pairs], limit))
+        for pair in pairs:
+            self._lookups[pair] = []
+        for kind, value, key in self.cur.fetchall():
+            self._lookups[(kind, value)].append(parse_record_key(key))
+        self._lookup_limit = limit if not self._lookup_limit else min(self._lookup_limit, limit)
+
+    def _prefetch_nodes(self, keys: set[RecordKey]) -> None:
+        keys = [k for k in keys if k not in self._nodes]
+        if keys:
+            found = self._load_nodes(keys)
+            self._nodes.update({k: found.get(k) for k in keys})
+
+    def _prefetch_edges(self, keys: set[RecordKey]) -> None:
+        keys = [k for k in keys if k not in self._edges]
+        if not keys:
+            return
+        wanted = set(keys)
+        texts = [record_key_text(k) for k in keys]
+        self.cur.execute(
+            "SELECT a_key, b_key, rule, score FROM identity_edges WHERE a_key = ANY(%s)"
+            " UNION SELECT a_key, b_key, rule, score FROM identity_edges WHERE b_key = ANY(%s)",
+            (texts, texts))
+        for key in keys:
+            self._edges[key] = set()
+        for a, b, rule, score in self.cur.fetchall():
+            edge = Edge(parse_record_key(a), parse_record_key(b), rule, score)
+            for end in (edge.a, edge.b):
+                if end in wanted:
+                    self._edges[end].add(edge)
+
+    def _prefetch_customer_ids(self, keys: set[RecordKey]) -> None:
+        keys = [k for k in keys if k not in self._customer]
+        if keys:
+            found = self._load_customer_ids(keys)
+            self._customer.update({k: found.get(k) for k in keys})
+
+    def _prefetch_members(self, customer_ids: set[str]) -> None:
+        ids = [c for c in customer_ids if c not in self._members]
+        if not ids:
+            return
+        self.cur.execute("SELECT customer_id, record_key FROM customer_assignments"
+                         " WHERE customer_id = ANY(%s)", (ids,))
+        for cid in ids:
+            self._members[cid] = set()
+        for cid, key in self.cur.fetchall():
+            record = parse_record_key(key)
+            self._members[cid].add(record)
+            self._customer[record] = cid
+
+    def _prefetch_ranks(self, customer_ids: set[str]) -> None:
+        ids = [c for c in customer_ids if c not in self._ranks]
+        if ids:
+            found = self._load_ranks(ids)
+            self._ranks.update({c: found.get(c) for c in ids})
 
     # --- reads (IdentityGraphStore) ---
-    def nodes(self, keys: Iterable[RecordKey]) -> dict[RecordKey, IdentityNode]:
+    def _load_nodes(self, keys: list[RecordKey]) -> dict[RecordKey, IdentityNode]:
         self.cur.execute(
             "SELECT record_key, identity, first_seen_ts, first_seen_lsn FROM identity_nodes"
             " WHERE record_key = ANY(%s)", ([record_key_text(k) for k in keys],))
@@ -55,7 +164,18 @@ class PostgresIdentityStore:
             for k, i, ts, lsn in self.cur.fetchall()
         }
 
+    def nodes(self, keys: Iterable[RecordKey]) -> dict[RecordKey, IdentityNode]:
+        keys = list(keys)
+        missing = [k for k in keys if k not in self._nodes]
+        found = self._load_nodes(missing) if missing else {}
+        result = {k: n for k in keys if (n := self._nodes.get(k)) is not None}
+        result.update(found)
+        return result
+
     def _lookup(self, kind: str, value: str, limit: int) -> set[RecordKey]:
+        cached = self._lookups.get((kind, value))
+        if cached is not None and limit <= self._lookup_limit:
+            return set(cached[:limit])
         self.cur.execute(
             "SELECT record_key FROM identity_lookup WHERE kind = %s AND value = %s"
             " ORDER BY record_key LIMIT %s", (kind, value, limit))
@@ -68,6 +188,8 @@ class PostgresIdentityStore:
         return self._lookup("block", block, limit)
 
     def edges_of(self, key: RecordKey) -> set[Edge]:
+        if key in self._edges:
+            return set(self._edges[key])
         text = record_key_text(key)
         self.cur.execute(
             "SELECT a_key, b_key, rule, score FROM identity_edges WHERE a_key = %s OR b_key = %s",
@@ -75,24 +197,43 @@ class PostgresIdentityStore:
         return {Edge(parse_record_key(a), parse_record_key(b), rule, score)
                 for a, b, rule, score in self.cur.fetchall()}
 
-    def customer_ids(self, keys: Iterable[RecordKey]) -> dict[RecordKey, str]:
+    def _load_customer_ids(self, keys: list[RecordKey]) -> dict[RecordKey, str]:
         self.cur.execute(
             "SELECT record_key, customer_id FROM customer_assignments WHERE record_key = ANY(%s)",
             ([record_key_text(k) for k in keys],))
         return {parse_record_key(k): c for k, c in self.cur.fetchall()}
 
+    def customer_ids(self, keys: Iterable[RecordKey]) -> dict[RecordKey, str]:
+        keys = list(keys)
+        missing = [k for k in keys if k not in self._customer]
+        result = {k: c for k in keys if (c := self._customer.get(k)) is not None}
+        if missing:
+            result.update(self._load_customer_ids(missing))
+        return result
+
     def members(self, customer_id: str) -> set[RecordKey]:
+        if customer_id in self._members:
+            return set(self._members[customer_id])
         self.cur.execute("SELECT record_key FROM customer_assignments WHERE customer_id = %s",
                          (customer_id,))
         return _keys(r[0] for r in self.cur.fetchall())
 
-    def customer_id_ranks(self, customer_ids: Iterable[str]) -> dict[str, Rank]:
+    def _load_ranks(self, customer_ids: list[str]) -> dict[str, Rank]:
         self.cur.execute("SELECT customer_id, rank FROM customer_ids WHERE customer_id = ANY(%s)",
                          (list(customer_ids),))
         return {cid: tuple(rank) for cid, rank in self.cur.fetchall()}
 
+    def customer_id_ranks(self, customer_ids: Iterable[str]) -> dict[str, Rank]:
+        ids = list(customer_ids)
+        missing = [c for c in ids if c not in self._ranks]
+        result = {c: r for c in ids if (r := self._ranks.get(c)) is not None}
+        if missing:
+            result.update(self._load_ranks(missing))
+        return result
+
     # --- write ---
     def write(self, delta: GraphDelta, run_id: str | None = None) -> None:
+        self.__init__(self.cur)  # the prefetched snapshot describes the state before this write
         cur = self.cur
         replaced = [record_key_text(k) for k in delta.nodes_deleted | set(delta.nodes_upserted)]
         cur.execute("DELETE FROM identity_nodes WHERE record_key = ANY(%s)", (replaced,))

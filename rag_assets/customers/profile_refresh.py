@@ -8,8 +8,9 @@ from datetime import date, datetime, timezone
 from psycopg.types.json import Jsonb
 
 from rag_assets.customers import source_store
-from rag_assets.customers.identity_store import PostgresIdentityStore
+from rag_assets.customers.identity_store import parse_record_key
 from rag_assets.customers.profiles import build_profile
+from rag_assets.customers.source_state import RecordKey
 
 
 @dataclass
@@ -30,34 +31,56 @@ def _pending(cur, limit: int) -> list[str]:
     return [row[0] for row in cur.fetchall()]
 
 
-def _save(cur, customer_id: str, profile: dict, stats: RefreshStats) -> None:
+def _members(cur, customer_ids: list[str]) -> dict[str, list[RecordKey]]:
+    cur.execute("SELECT customer_id, record_key FROM customer_assignments"
+                " WHERE customer_id = ANY(%s)", (customer_ids,))
+    members: dict[str, list[RecordKey]] = {cid: [] for cid in customer_ids}
+    for customer_id, key in cur.fetchall():
+        members[customer_id].append(parse_record_key(key))
+    return members
+
+
+def _save_all(cur, profiles: dict[str, dict], stats: RefreshStats) -> None:
+    """Upsert profiles in one statement; a profile whose content hash is unchanged is left as is."""
+    if not profiles:
+        return
+    ids = sorted(profiles)
     cur.execute(
         "INSERT INTO customer_profiles (customer_id, profile, content_hash, version)"
-        " VALUES (%s, %s, %s, 1)"
+        " SELECT customer_id, profile, content_hash, 1"
+        " FROM unnest(%s::text[], %s::jsonb[], %s::text[]) AS p(customer_id, profile, content_hash)"
         " ON CONFLICT (customer_id) DO UPDATE SET profile = EXCLUDED.profile,"
         " content_hash = EXCLUDED.content_hash, version = customer_profiles.version + 1,"
         " updated_at = now()"
         " WHERE customer_profiles.content_hash <> EXCLUDED.content_hash",
-        (customer_id, Jsonb(profile), profile["content_hash"]))
-    if cur.rowcount:
-        stats.profiles_written += 1
-    else:
-        stats.profiles_unchanged += 1
+        (ids, [Jsonb(profiles[c]) for c in ids], [profiles[c]["content_hash"] for c in ids]))
+    stats.profiles_written += cur.rowcount
+    stats.profiles_unchanged += len(ids) - cur.rowcount
 
 
 def refresh_batch(cur, stats: RefreshStats, today: date | None = None, limit: int = 1000) -> int:
-    """Rebuild up to `limit` pending profiles; returns how many were taken."""
+    """Rebuild up to `limit` pending profiles; returns how many were taken.
+
+    Three set-based reads (pending ids, their members, the members' records) and two writes
+    (upsert of the changed profiles, delete of the empty ones), whatever the batch size.
+    """
     today = today or datetime.now(timezone.utc).date()
     customer_ids = _pending(cur, limit)
-    graph = PostgresIdentityStore(cur)
+    if not customer_ids:
+        return 0
+    members = _members(cur, customer_ids)
+    records = source_store.load_records(cur, [k for keys in members.values() for k in keys])
+    profiles, empty = {}, []
     for customer_id in customer_ids:
-        records = source_store.load_records(cur, graph.members(customer_id))
-        live = [r for r in records.values() if not r.deleted]
+        live = [r for k in members[customer_id] if (r := records.get(k)) is not None and not r.deleted]
         if live:
-            _save(cur, customer_id, build_profile(customer_id, live, today), stats)
+            profiles[customer_id] = build_profile(customer_id, live, today)
         else:
-            cur.execute("DELETE FROM customer_profiles WHERE customer_id = %s", (customer_id,))
-            stats.profiles_removed += cur.rowcount
+            empty.append(customer_id)
+    _save_all(cur, profiles, stats)
+    if empty:
+        cur.execute("DELETE FROM customer_profiles WHERE customer_id = ANY(%s)", (empty,))
+        stats.profiles_removed += cur.rowcount
     cur.execute("DELETE FROM profile_pending WHERE customer_id = ANY(%s)", (customer_ids,))
     return len(customer_ids)
 
