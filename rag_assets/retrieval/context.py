@@ -284,7 +284,7 @@ class RetrievalService:
 
 
 def service_from_env(embedder: Embedder | None = None) -> RetrievalService:
-    """PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE, RAG_DB_SCHEMA (default "rag"), LANCEDB_URI,
+    """PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE, RAG_PG_SCHEMA (default "rag"), LANCEDB_URI,
     S3_ENDPOINT_URL and AWS credentials for an s3:// LanceDB, EMBEDDER_* as for the assets, and
     BEDROCK_LLM_MODEL_ID to enable answers."""
     from rag_assets.retrieval.answer import answerer_from_env
@@ -299,7 +299,7 @@ def service_from_env(embedder: Embedder | None = None) -> RetrievalService:
     postgres = PostgresResource(
         host=env["PGHOST"], port=int(env.get("PGPORT", "5432")), user=env["PGUSER"],
         password=env.get("PGPASSWORD", ""), database=env["PGDATABASE"],
-        db_schema=env.get("RAG_DB_SCHEMA", "rag"))
+        db_schema=env.get("RAG_PG_SCHEMA", "rag"))
     lancedb = LanceDBResource(
         uri=env["LANCEDB_URI"], s3_endpoint_url=env.get("S3_ENDPOINT_URL"),
         aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),

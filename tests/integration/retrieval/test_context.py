@@ -78,7 +78,7 @@ def test_input_is_validated_and_filter_values_escaped(retrieval_world):
 def _env(service):
     pg = service.postgres
     return {**os.environ, "PGHOST": pg.host, "PGPORT": str(pg.port), "PGUSER": pg.user,
-            "PGPASSWORD": pg.password, "PGDATABASE": pg.database, "RAG_DB_SCHEMA": pg.db_schema,
+            "PGPASSWORD": pg.password, "PGDATABASE": pg.database, "RAG_PG_SCHEMA": pg.db_schema,
             "LANCEDB_URI": service.lancedb.uri}
 
 
