@@ -4,6 +4,9 @@
     rag-assets dagster up|down              the Dagster UI and daemon (sensors running)
     rag-assets demo                         everything above plus demo data flowing; Ctrl-C stops
     rag-assets demo-data [--continuous]     write demo CDC events, documents and feedback
+    rag-assets context --customer REF --question TEXT [--k N] [--json]
+                                            the context bundle for a prompt
+    rag-assets retrieval-serve [--port N]   the same over HTTP/JSON
 """
 
 from __future__ import annotations
@@ -16,6 +19,12 @@ import sys
 from infra import services
 from infra.dagster import DagsterService
 from infra.settings import InfraSettings, connection_env
+from rag_assets.retrieval.cli import (
+    add_context_arguments,
+    add_serve_arguments,
+    run_context_command,
+    run_serve_command,
+)
 
 
 def use_local_services_by_default() -> None:
@@ -107,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--duration", type=float, default=None, help="seconds to run when continuous")
     data.add_argument("--seed", type=int, default=7)
     data.set_defaults(handler=_demo_data)
+
+    context = commands.add_parser("context", help="the context bundle for a prompt")
+    add_context_arguments(context)
+    context.set_defaults(handler=run_context_command)
+
+    serve = commands.add_parser("retrieval-serve", help="serve the context call over HTTP/JSON")
+    add_serve_arguments(serve)
+    serve.set_defaults(handler=run_serve_command)
     return parser
 
 

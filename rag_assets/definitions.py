@@ -6,11 +6,13 @@ from dagster import Definitions
 
 from rag_assets.customers import definitions as customers
 from rag_assets.feedback import definitions as feedback
+from rag_assets.knowledge import definitions as knowledge
 from resources.defaults import production_resources
 from sensors.definitions import all_sensors
 
 defs = Definitions.merge(
     customers.defs,
     feedback.defs,
+    knowledge.defs,
     Definitions(sensors=all_sensors, resources=production_resources()),
 )

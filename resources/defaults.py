@@ -6,6 +6,7 @@ import os
 
 from dagster import EnvVar
 
+from resources.embedder import embedder_resource_from_env
 from resources.kafka import KafkaResource
 from resources.lancedb import LanceDBResource
 from resources.postgres import PostgresResource
@@ -43,6 +44,7 @@ def production_resources() -> dict:
             database=EnvVar("PGDATABASE"),
             db_schema=_optional("RAG_PG_SCHEMA") or "rag",
         ),
+        "embedder": embedder_resource_from_env(),
         "lancedb": LanceDBResource(
             uri=EnvVar("LANCEDB_URI"),
             s3_endpoint_url=_optional("S3_ENDPOINT_URL"),

@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from sensors.customers import cdc_sensor
 from sensors.feedback import feedback_sensor
+from sensors.s3_documents import knowledge_sensors
 
-all_sensors = [cdc_sensor, feedback_sensor]
+all_sensors = [cdc_sensor, feedback_sensor, *knowledge_sensors]
