@@ -60,6 +60,7 @@ class DemoConfig:
     knowledge_prefix: str | None = None  # default: the S3 resource's knowledge_prefix
     people: int = 300
     feedback_conversations: int = 80
+    documents: int | None = None  # at most this many knowledge documents (default: all ~36)
     wrapped_tables: frozenset[tuple[str, str]] = frozenset({("loyalty", "members")})
     create_bucket: bool = True
     flush_interval_s: float = 1.0
@@ -101,7 +102,8 @@ class DemoPublisher:
 
         self.people = generate_people(self.config.people, seed, today)
         self.sources = build_source_systems(self.people, seed, today)
-        self.documents: dict[str, Document] = {d.key: d for d in generate_documents(seed, today)}
+        documents = generate_documents(seed, today)[:self.config.documents]
+        self.documents: dict[str, Document] = {d.key: d for d in documents}
         self.encoder = DebeziumEncoder(topic_prefix=self.config.topic_prefix, tx_id=start_ms,
                                        lsn=start_ms * 10_000,
                                        wrapped_tables=self.config.wrapped_tables)

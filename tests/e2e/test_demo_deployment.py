@@ -25,9 +25,10 @@ EXPECTED_EDGES = {
     ("conversation_log", "feedback_scored"),
     ("feedback_scored", "kpi_hourly"),
     ("feedback_scored", "kpi_daily"),
+    ("documents", "document_chunks"),
 }
 STREAMED_ASSETS = {"source_records", "identity_graph", "customer_profiles", "conversation_log",
-                   "feedback_scored", "kpi_hourly", "kpi_daily"}
+                   "feedback_scored", "kpi_hourly", "kpi_daily", "documents", "document_chunks"}
 
 
 def _free_port() -> int:
@@ -90,7 +91,8 @@ def test_sensors_carry_demo_data_through_every_streamed_asset(deployment, kafka,
                                         "lake_bucket": env["RAG_LAKE_BUCKET"]})
     s3_for_demo.get_client().create_bucket(Bucket=env["RAG_LAKE_BUCKET"])
     config = DemoConfig(topic_prefix=env["RAG_TOPIC_PREFIX"], knowledge_bucket=env["RAG_KB_BUCKET"],
-                        knowledge_prefix="knowledge-base/", people=40, feedback_conversations=12)
+                        knowledge_prefix="knowledge-base/", people=40, feedback_conversations=12,
+                        documents=4)
     summary = publish_demo_data(kafka=kafka_for_demo, s3=s3_for_demo, config=config)
     assert summary["topics"]
 
@@ -103,6 +105,32 @@ def test_sensors_carry_demo_data_through_every_streamed_asset(deployment, kafka,
     assert STREAMED_ASSETS <= _materialized_assets(service.url)
     assert _count(env, "customer_profiles") >= 30  # 40 people, some only in one system
     assert _count(env, "feedback_turns") == summary["topics"][f"{env['RAG_TOPIC_PREFIX']}app.feedback"]
+    assert _count(env, "kb_documents") == 4
+
+
+def test_context_answers_from_what_the_sensors_indexed(deployment):
+    """The retrieval command, run as a user runs it, over the deployment's stores."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, env = deployment
+    with psycopg.connect(host=env["PGHOST"], port=env["PGPORT"], user=env["PGUSER"],
+                         password=env["PGPASSWORD"], dbname=env["PGDATABASE"]) as conn:
+        email = conn.execute(
+            f'SELECT profile->\'golden\'->\'email\'->>\'value\' FROM "{env["RAG_PG_SCHEMA"]}".customer_profiles'
+            " WHERE profile->'golden' ? 'email' LIMIT 1").fetchone()[0]
+    rag_assets = Path(sys.executable).parent / "rag-assets"
+    result = subprocess.run(
+        [str(rag_assets), "context", "--customer", email, "--question", "How much baggage can I take?",
+         "--k", "3", "--json"],
+        capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    bundle = json.loads(result.stdout)
+    assert email in json.dumps(bundle["customer"]["profile"]["emails"])
+    assert len(bundle["chunks"]) == 3
+    assert all(c["provenance"]["doc_key"].startswith("knowledge-base/") for c in bundle["chunks"])
 
 
 def test_lineage_and_sensors_are_what_the_ui_shows(deployment):
@@ -113,17 +141,19 @@ def test_lineage_and_sensors_are_what_the_ui_shows(deployment):
     assert EXPECTED_EDGES <= edges
     groups = {node["assetKey"]["path"][-1]: node["groupName"] for node in data["assetNodes"]}
     assert groups["customer_profiles"] == "customers" and groups["kpi_daily"] == "feedback"
+    assert groups["document_chunks"] == "knowledge"
     sensors = _graphql(service.url, '{ sensorsOrError(repositorySelector: {repositoryName: '
                        '"__repository__", repositoryLocationName: "rag_assets"}) '
                        '{ ... on Sensors { results { name sensorState { status } } } } }')
     states = {s["name"]: s["sensorState"]["status"] for s in sensors["sensorsOrError"]["results"]}
-    assert states["cdc_sensor"] == "RUNNING" and states["feedback_sensor"] == "RUNNING"
+    assert {states[name] for name in ("cdc_sensor", "feedback_sensor", "s3_documents_sensor")} == {"RUNNING"}
 
 
 CHROMIUM = "/usr/bin/chromium"
 GROUP_ASSETS = {
     "customers": ["source_records", "identity_graph", "customer_profiles"],
     "feedback": ["conversation_log", "feedback_scored", "kpi_hourly", "kpi_daily", "finetune_dataset"],
+    "knowledge": ["documents", "document_chunks"],
 }
 
 
