@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from rag_assets.customers import source_store
 from rag_assets.customers.identity_graph import IdentityGraph, NodeChange, node_from_record
-from rag_assets.customers.identity_store import PostgresIdentityStore
+from rag_assets.customers.identity_store import PostgresIdentityStore, record_key_text
 from rag_assets.customers.source_state import RecordKey
 
 
@@ -17,6 +17,7 @@ class LinkStats:
     edges_added: int = 0
     edges_removed: int = 0
     customers_affected: int = 0
+    identity_unchanged: int = 0  # changed records whose identity evidence stayed the same
     cluster_events: Counter = field(default_factory=Counter)
     edge_rules: Counter = field(default_factory=Counter)
 
@@ -26,6 +27,7 @@ class LinkStats:
             "edges_added": self.edges_added,
             "edges_removed": self.edges_removed,
             "customers_affected": self.customers_affected,
+            "records_identity_unchanged": self.identity_unchanged,
             **{f"clusters_{kind}": n for kind, n in sorted(self.cluster_events.items())},
         }
 
@@ -50,6 +52,18 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
         if change is not None:
             changes.append(change)
     store = PostgresIdentityStore(cur)
+    # A record whose identity evidence did not change (a points balance, a booking status) has
+    # nothing to relink: only its customer's profile is rebuilt.
+    stored = store.nodes([c.key for c in changes if c.node is not None])
+    unchanged = [c.key for c in changes if c.node is not None and stored.get(c.key) == c.node]
+    if unchanged:
+        skip = set(unchanged)
+        changes = [c for c in changes if c.key not in skip]
+        cur.execute(
+            "INSERT INTO profile_pending (customer_id) SELECT DISTINCT customer_id"
+            " FROM customer_assignments WHERE record_key = ANY(%s) ON CONFLICT DO NOTHING",
+            ([record_key_text(k) for k in unchanged],))
+        stats.identity_unchanged += len(unchanged)
     graph = IdentityGraph(store)
     # One set-based read of the batch's neighbourhood instead of a few queries per record.
     store.prefetch(changes, max(graph.rules.max_block_size, graph.rules.max_identifier_group) + 1)

@@ -167,10 +167,10 @@ class PostgresIdentityStore:
     def nodes(self, keys: Iterable[RecordKey]) -> dict[RecordKey, IdentityNode]:
         keys = list(keys)
         missing = [k for k in keys if k not in self._nodes]
-        found = self._load_nodes(missing) if missing else {}
-        result = {k: n for k in keys if (n := self._nodes.get(k)) is not None}
-        result.update(found)
-        return result
+        if missing:
+            found = self._load_nodes(missing)
+            self._nodes.update({k: found.get(k) for k in missing})
+        return {k: n for k in keys if (n := self._nodes.get(k)) is not None}
 
     def _lookup(self, kind: str, value: str, limit: int) -> set[RecordKey]:
         cached = self._lookups.get((kind, value))
