@@ -42,6 +42,8 @@ FIRST = ["Alice", "Bob", "Carla", "Dan", "Eve", "Farid", "Grace", "Hugo", "Ines"
          "Wei", "Xena", "Yusuf", "Zoe"]
 LAST = ["Moreau", "Stone", "Ruiz", "Ng", "Okafor", "Smith", "Jones", "Khan", "Garcia", "Rossi",
         "Novak", "Silva", "Berg", "Kowalski", "Murphy", "Tanaka", "Haddad", "Larsen", "Patel", "Wu"]
+SUFFIXES = ["", "son", "ley", "ford", "wood", "man", "ton", "er", "ini", "ova", "berg", "stein",
+            "ham", "well", "by", "field", "more", "croft", "ridge", "dale"]
 CITIES = [("Leeds", "LS1 4AB"), ("York", "YO1 7HH"), ("Bath", "BA1 1AA"), ("Derby", "DE1 2BB"),
           ("Hull", "HU1 3CC"), ("Ely", "CB7 4DD")]
 TABLES = [("crm", "customers"), ("loyalty", "members"), ("booking", "bookings"), ("support", "tickets")]
@@ -67,7 +69,10 @@ class Backlog:
 
     def person(self, i: int) -> dict:
         rng = random.Random(i)
-        first, last = rng.choice(FIRST), rng.choice(LAST)
+        # Thousands of distinct surnames, as in a real population: with only a few dozen, fuzzy
+        # blocks (name-based) would hold hundreds of unrelated people each.
+        first = rng.choice(FIRST)
+        last = rng.choice(LAST) + rng.choice(SUFFIXES) + rng.choice(("", "a", "e", "i", "o", "y"))
         city, postcode = rng.choice(CITIES)
         return {"first": first, "last": last, "email": f"{first}.{last}.{i}@example.org".lower(),
                 "phone": f"+4477{i:08d}"[:13], "dob": 3000 + (i * 37) % 15000, "city": city,
