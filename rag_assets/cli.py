@@ -7,6 +7,8 @@
     rag-assets context --customer REF --question TEXT [--k N] [--json]
                                             the context bundle for a prompt
     rag-assets retrieval-serve [--port N]   the same over HTTP/JSON
+    rag-assets customer --ref REF [--json]  a customer's unified profile
+    rag-assets dead-letters list|replay [--source S]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 from infra import services
 from infra.dagster import DagsterService
 from infra.settings import InfraSettings, connection_env
+from rag_assets.customers.cli_commands import add_parsers as add_customer_parsers
 from rag_assets.retrieval.cli import (
     add_context_arguments,
     add_serve_arguments,
@@ -124,11 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("retrieval-serve", help="serve the context call over HTTP/JSON")
     add_serve_arguments(serve)
     serve.set_defaults(handler=run_serve_command)
+
+    add_customer_parsers(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("customer", "dead-letters"):
+        use_local_services_by_default()
     return args.handler(args)
 
 

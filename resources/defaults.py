@@ -52,3 +52,9 @@ def production_resources() -> dict:
             aws_secret_access_key=EnvVar("AWS_SECRET_ACCESS_KEY"),
         ),
     }
+
+
+def resource_from_environment(key: str):
+    """One of the deployment's resources with its settings read now, for code outside a run
+    (the CLI, the HTTP server, benchmarks)."""
+    return production_resources()[key].process_config_and_initialize()

@@ -22,8 +22,7 @@ import os
 import sys
 from typing import TextIO
 
-DEFAULT_PG_SCHEMA = "rag"
-
+from resources.defaults import resource_from_environment
 
 def add_parsers(commands) -> None:
     """Add the `customer` and `dead-letters` sub-commands to `rag-assets`' subparsers."""
@@ -34,7 +33,7 @@ def add_parsers(commands) -> None:
                     "a loyalty number or a phone number.")
     customer.add_argument("--ref", required=True, help="customer id, record, email, loyalty number or phone")
     customer.add_argument("--json", action="store_true", help="print the stored profile as JSON")
-    customer.add_argument("--pg-schema", default=None, help=f"PostgreSQL schema (default {DEFAULT_PG_SCHEMA})")
+    customer.add_argument("--pg-schema", default=None, help="PostgreSQL schema (default: RAG_PG_SCHEMA, else rag)")
     customer.set_defaults(handler=customers_cli)
 
     letters = commands.add_parser("dead-letters", help="list or replay dead letters")
@@ -43,31 +42,17 @@ def add_parsers(commands) -> None:
                          help="pipeline stage (cdc, feedback, documents); replay needs --source cdc")
     letters.add_argument("--limit", type=int, default=None, help="at most this many letters")
     letters.add_argument("--json", action="store_true", help="machine-readable output")
-    letters.add_argument("--pg-schema", default=None, help=f"PostgreSQL schema (default {DEFAULT_PG_SCHEMA})")
+    letters.add_argument("--pg-schema", default=None, help="PostgreSQL schema (default: RAG_PG_SCHEMA, else rag)")
     letters.set_defaults(handler=customers_cli)
 
 
 def _postgres(schema: str | None):
-    from resources.postgres import PostgresResource
-
-    env = os.environ
-    return PostgresResource(host=env["PGHOST"], port=int(env.get("PGPORT", "5432")),
-                            user=env["PGUSER"], password=env.get("PGPASSWORD", ""),
-                            database=env["PGDATABASE"], db_schema=schema or DEFAULT_PG_SCHEMA)
+    postgres = resource_from_environment("postgres")
+    return postgres.model_copy(update={"db_schema": schema}) if schema else postgres
 
 
 def _kafka():
-    from resources.kafka import KafkaResource
-
-    env = os.environ
-    if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return None
-    return KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-                         security_protocol=env.get("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
-                         sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
-                         sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
-                         sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
-                         topic_prefix=env.get("RAG_TOPIC_PREFIX", ""))
+    return resource_from_environment("kafka") if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else None
 
 
 def customers_cli(args: argparse.Namespace, postgres=None, kafka=None,

@@ -288,40 +288,16 @@ def service_from_env(embedder: Embedder | None = None) -> RetrievalService:
     S3_ENDPOINT_URL and AWS credentials for an s3:// LanceDB, EMBEDDER_* as for the assets, and
     BEDROCK_LLM_MODEL_ID to enable answers."""
     from rag_assets.retrieval.answer import answerer_from_env
-    from resources.lancedb import LanceDBResource
-    from resources.postgres import PostgresResource
+    from resources.defaults import resource_from_environment
 
-    env = os.environ
     missing = [name for name in ("PGHOST", "PGUSER", "PGDATABASE", "LANCEDB_URI")
-               if not env.get(name)]
+               if not os.environ.get(name)]
     if missing:
         raise RuntimeError(f"set {', '.join(missing)} (or run `eval \"$(rag-assets infra env)\"`)")
-    postgres = PostgresResource(
-        host=env["PGHOST"], port=int(env.get("PGPORT", "5432")), user=env["PGUSER"],
-        password=env.get("PGPASSWORD", ""), database=env["PGDATABASE"],
-        db_schema=env.get("RAG_PG_SCHEMA", "rag"))
-    lancedb = LanceDBResource(
-        uri=env["LANCEDB_URI"], s3_endpoint_url=env.get("S3_ENDPOINT_URL"),
-        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
-        aws_region=env.get("AWS_REGION", "us-east-1"))
+    postgres = resource_from_environment("postgres")
+    lancedb = resource_from_environment("lancedb")
     if embedder is None:
-        embedder = _plain_embedder()
+        embedder = resource_from_environment("embedder").get_embedder()
     return RetrievalService(postgres, lancedb, embedder, answerer=answerer_from_env())
 
 
-def _plain_embedder() -> Embedder:
-    from resources.embedder import EmbedderResource
-
-    env = os.environ
-    settings: dict[str, Any] = {}
-    for name, variable, cast in [
-        ("backend", "EMBEDDER_BACKEND", str), ("batch_size", "EMBEDDER_BATCH_SIZE", int),
-        ("bedrock_model_id", "BEDROCK_EMBEDDING_MODEL_ID", str),
-        ("bedrock_dimensions", "BEDROCK_EMBEDDING_DIMENSIONS", int),
-        ("aws_region", "AWS_REGION", str), ("bedrock_endpoint_url", "BEDROCK_ENDPOINT_URL", str),
-        ("max_attempts", "EMBEDDER_MAX_ATTEMPTS", int),
-    ]:
-        if env.get(variable):
-            settings[name] = cast(env[variable])
-    return EmbedderResource(**settings).get_embedder()
