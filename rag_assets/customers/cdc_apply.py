@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from rag_assets.customers.cdc_events import TOMBSTONE, CdcParserConfig, ChangeEvent, parse_cdc_record
+from rag_assets.customers.erase_customer import skip_erased, with_erased_outcomes
 from rag_assets.customers.identifiers import IDENTITY_COLUMNS
 from rag_assets.customers.source_state import RecordKey, apply_change_events
 from rag_assets.customers import source_store
@@ -41,6 +42,7 @@ class ApplyStats:
             "events_applied": self.outcomes["applied"],
             "duplicates_skipped": self.outcomes["duplicate"],
             "stale_skipped": self.outcomes["stale"] + self.outcomes["truncated"],
+            "erased_skipped": self.outcomes["erased"],
             "dead_letters": self.dead_letters,
             "ranges_applied": self.ranges_applied,
             "ranges_already_applied": self.ranges_already_applied,
@@ -60,13 +62,16 @@ def _parse(kafka: KafkaResource, records: list, config: CdcParserConfig) -> tupl
 def apply_events(cur, events: list[ChangeEvent], stats: ApplyStats):
     """Apply parsed events (in Kafka order per key) to the stored state, in the caller's
     transaction: load what they touch, decide (`apply_change_events`), save what changed and
-    queue it for the identity graph. Returns the `StateChanges` (outcome of every event)."""
+    queue it for the identity graph. Returns the `StateChanges` (outcome of every event).
+    Events of records erased on request (`erased_records`) are skipped, counted as erased."""
+    everything, (events, _) = events, skip_erased(cur, events)
     keys = [RecordKey(e.system, e.table, e.pk) for e in events if e.op not in ("t", TOMBSTONE)]
     truncated = [(e.system, e.table) for e in events if e.op == "t"]
     changes = apply_change_events(
         source_store.load_records(cur, keys, truncated), source_store.load_truncations(cur), events
     )
     source_store.save_changes(cur, changes)
+    changes.outcomes = with_erased_outcomes(everything, changes.outcomes)
     stats.outcomes.update(outcome.value for _, outcome in changes.outcomes)
     stats.records_changed += len(changes.records)
     stats.tables.update(f"{e.system}.{e.table}" for e in events)

@@ -92,3 +92,28 @@ CREATE TABLE IF NOT EXISTS customer_profiles (
     version      integer NOT NULL,
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
+
+-- Right to be forgotten (rag_assets/customers/erase_customer.py). A request keeps keyed hashes
+-- of the erased identifiers, never the identifiers themselves.
+CREATE TABLE IF NOT EXISTS erasure_requests (
+    request_id        text        PRIMARY KEY,
+    requested_at      timestamptz NOT NULL DEFAULT now(),
+    source            text        NOT NULL,   -- cli | kafka
+    customer_id       text,                   -- NULL: the reference matched no customer
+    identifier_hashes text[]      NOT NULL,
+    status            text        NOT NULL,   -- lake_pending | completed | ambiguous
+    counts            jsonb       NOT NULL,
+    run_id            text,
+    completed_at      timestamptz
+);
+
+-- Source records erased on request: CDC events of these keys are skipped (counted as
+-- erased_skipped), so a redelivery or a rebuild from the topics cannot bring them back.
+CREATE TABLE IF NOT EXISTS erased_records (
+    system     text        NOT NULL,
+    table_name text        NOT NULL,
+    pk         text        NOT NULL,
+    request_id text        NOT NULL,
+    erased_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (system, table_name, pk)
+);

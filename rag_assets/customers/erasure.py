@@ -1,0 +1,270 @@
+"""Right to be forgotten: what to erase for one customer reference (pure, no I/O).
+
+An erasure request names a customer by any reference the product accepts (customer id `cus_…`,
+source record `crm:1001` / `crm.customers:1001`, email, loyalty number, phone). The application
+step (`erase_customer.py`) resolves it to a customer id with `lookup.py`, reads the cluster's
+member records, their identity-lookup rows and the profile, and hands them to `plan_erasure`,
+which returns an `ErasureTarget`:
+
+* `record_keys` — every source record of the customer ("system.table:pk"), deleted and kept
+  as erased so a redelivered CDC event cannot bring them back;
+* `identifiers` — every (kind, normalised value) the identity graph holds for them (email,
+  phone, loyalty number, national id, passport), plus the profile's emails and phones;
+* `refs` — every string the assistant app may have used as `customer_ref` in a feedback event
+  (the forms `customer_ref` takes: email, loyalty number, phone, `crm:<id>`, customer id), raw
+  and normalised, which go to the feedback `erased_customers` suppression list.
+
+`RefMatcher` decides whether a `customer_ref` seen in feedback data points at an erased
+customer: by exact string, or by the normalised identifier it stands for, so
+`" Alice@Example.org"` matches an erased `alice@example.org`. It is built from the suppression
+list alone, so a lake rewrite that failed half-way can be retried after the customer's graph
+rows are gone.
+
+The erasure request keeps only keyed hashes of the identifiers (`hash_identifiers`), never the
+raw personal data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rag_assets.customers.identifiers import (
+    EMAIL,
+    IDENTITY_COLUMNS,
+    LOYALTY_NUMBER,
+    PHONE,
+    IdentityColumns,
+    normalize_country,
+    normalize_document_number,
+    normalize_email,
+    normalize_phone,
+)
+
+# Identifier kinds that the app may use as a feedback `customer_ref` (national ids and
+# passports are erased from the graph but never written to the suppression list).
+REF_KINDS = frozenset({EMAIL, PHONE, LOYALTY_NUMBER})
+CUSTOMER_ID = "customer_id"
+RECORD = "record"
+MAX_REQUEST_ID_CHARS = 200
+HASH_KEY_ENV = "RAG_ERASURE_HASH_KEY"
+
+_RECORD_REF = re.compile(r"^(?P<system>[a-z][a-z0-9_]*)(?:\.(?P<table>[a-z][a-z0-9_]*))?:(?P<pk>.+)$")
+# The table a short record reference (`crm:1001`) means; same as lookup.py.
+DEFAULT_TABLE = {"crm": "customers", "loyalty": "members", "booking": "bookings",
+                 "support": "tickets"}
+SHORT_FORM_SYSTEM = {f"{s}.{t}": s for s, t in DEFAULT_TABLE.items()}
+
+
+@dataclass(frozen=True)
+class ErasureTarget:
+    """Everything one erasure removes. `customer_id` is None when the reference matched no
+    customer: then only the feedback data under the reference itself is erased."""
+
+    reference: str
+    customer_id: str | None
+    record_keys: frozenset[str]
+    identifiers: frozenset[tuple[str, str]]
+    refs: frozenset[str]
+
+
+def record_key_refs(record_key: str) -> set[str]:
+    """The reference forms of a record key: `crm.customers:1` and its short form `crm:1`."""
+    refs = {record_key}
+    table_key, _, pk = record_key.partition(":")
+    if table_key in SHORT_FORM_SYSTEM:
+        refs.add(f"{SHORT_FORM_SYSTEM[table_key]}:{pk}")
+    return refs
+
+
+def _record_key_of_ref(ref: str) -> str | None:
+    match = _RECORD_REF.match(ref)
+    if match is None:
+        return None
+    table = match["table"] or DEFAULT_TABLE.get(match["system"])
+    return f"{match['system']}.{table}:{match['pk']}" if table else None
+
+
+def ref_keys(ref: str | None) -> set[tuple[str, str]]:
+    """What a `customer_ref` stands for, as (kind, normalised value) pairs.
+
+    An `@` makes it an email; `cus_…` a customer id; `system[.table]:pk` a source record;
+    anything else a loyalty number or a phone. The exact string is always a key of its own.
+    """
+    if ref is None or not isinstance(ref, str):
+        return set()
+    text = ref.strip()
+    if not text:
+        return set()
+    keys = {("ref", text)}
+    if "@" in text:
+        if email := normalize_email(text):
+            keys.add((EMAIL, email))
+        return keys
+    if text.startswith("cus_"):
+        keys.add((CUSTOMER_ID, text))
+        return keys
+    if record := _record_key_of_ref(text):
+        keys.add((RECORD, record))
+        return keys
+    if loyalty := normalize_document_number(text):
+        keys.add((LOYALTY_NUMBER, loyalty))
+    if phone := normalize_phone(text):
+        keys.add((PHONE, phone))
+    return keys
+
+
+class RefMatcher:
+    """Whether a feedback `customer_ref` points at an erased customer (see the module doc)."""
+
+    def __init__(self, erased_refs: Iterable[str]):
+        self.keys: set[tuple[str, str]] = set()
+        for ref in erased_refs:
+            self.keys |= ref_keys(ref)
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def matches(self, ref: str | None) -> bool:
+        return not self.keys.isdisjoint(ref_keys(ref))
+
+
+def _raw_values(system: str, table: str, row: Mapping[str, Any] | None,
+                columns: Mapping[tuple[str, str], IdentityColumns]) -> set[tuple[str, str, str]]:
+    """(kind, raw text, normalised) of the email, phone and loyalty columns of a source row."""
+    mapping = columns.get((system, table))
+    if mapping is None or not row:
+        return set()
+    region = (normalize_country(row.get(mapping.country)) if mapping.country else None) or None
+    found = set()
+    for kind, names, normalise in (
+        (EMAIL, mapping.email, normalize_email),
+        (PHONE, mapping.phone, lambda raw: normalize_phone(raw, region) if region
+         else normalize_phone(raw)),
+        (LOYALTY_NUMBER, mapping.loyalty_number, normalize_document_number),
+    ):
+        for name in names:
+            raw = row.get(name)
+            if raw is None or isinstance(raw, bool):
+                continue
+            text = str(raw).strip()
+            normalised = normalise(raw)
+            if text and normalised:
+                found.add((kind, text, normalised))
+    return found
+
+
+def _profile_contacts(profile: Mapping[str, Any] | None) -> set[tuple[str, str]]:
+    if not profile:
+        return set()
+    found = set()
+    for kind, field_name in ((EMAIL, "emails"), (PHONE, "phones")):
+        for item in profile.get(field_name) or []:
+            value = item.get("value") if isinstance(item, Mapping) else item
+            if isinstance(value, str) and value:
+                found.add((kind, value))
+    loyalty = (profile.get("golden") or {}).get("loyalty")
+    if isinstance(loyalty, Mapping) and loyalty.get("member_number") is not None:
+        if number := normalize_document_number(loyalty["member_number"]):
+            found.add((LOYALTY_NUMBER, number))
+    return found
+
+
+def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[str],
+                 lookup_rows: Iterable[tuple[str, str]], profile: Mapping[str, Any] | None = None,
+                 source_rows: Mapping[str, Mapping[str, Any] | None] | None = None,
+                 columns: Mapping[tuple[str, str], IdentityColumns] = IDENTITY_COLUMNS
+                 ) -> ErasureTarget:
+    """The erasure of one customer from what the stores hold about them.
+
+    `record_keys`: the customer's member records; `lookup_rows`: their `identity_lookup`
+    (kind, value) rows (blocking keys are ignored); `profile`: the stored profile;
+    `source_rows`: record key → row data, for the raw spellings of emails, phones and loyalty
+    numbers (the app may send a reference exactly as the source system stores it).
+    """
+    record_keys = frozenset(record_keys)
+    identifiers = {(kind, value) for kind, value in lookup_rows if kind != "block"}
+    identifiers |= _profile_contacts(profile)
+    refs = {reference.strip()}
+    if customer_id is not None:
+        refs.add(customer_id)
+    for key in record_keys:
+        refs |= record_key_refs(key)
+    for key, row in (source_rows or {}).items():
+        table_key, _, _pk = key.partition(":")
+        system, _, table = table_key.partition(".")
+        for kind, raw, normalised in _raw_values(system, table, row, columns):
+            identifiers.add((kind, normalised))
+            refs.add(raw)
+    for kind, value in identifiers:
+        if kind in REF_KINDS:
+            refs.add(value)
+            if kind == EMAIL:
+                refs.add(value.lower())
+    refs.discard("")
+    return ErasureTarget(reference.strip(), customer_id, record_keys, frozenset(identifiers),
+                         frozenset(refs))
+
+
+def _hash_key() -> bytes:
+    return os.environ.get(HASH_KEY_ENV, "rag-assets-erasure-v1").encode()
+
+
+def hash_identifier(kind: str, value: str, key: bytes | None = None) -> str:
+    """Keyed SHA-256 of one identifier: lets an auditor check "was X erased?" given X and the
+    key, without the request holding X itself."""
+    digest = hmac.new(key or _hash_key(), f"{kind}:{value}".encode(), hashlib.sha256)
+    return digest.hexdigest()
+
+
+def hash_identifiers(target: ErasureTarget, key: bytes | None = None) -> list[str]:
+    pairs = set(target.identifiers) | {("ref", r) for r in target.refs}
+    return sorted(hash_identifier(kind, value, key) for kind, value in pairs)
+
+
+@dataclass(frozen=True)
+class ErasureRequest:
+    customer_ref: str
+    request_id: str
+
+
+class InvalidErasureRequest(ValueError):
+    """An erasure event that cannot be used (the reason is safe to log: it holds no PII)."""
+
+
+def new_request_id() -> str:
+    return f"erase-{uuid.uuid4().hex}"
+
+
+def parse_erasure_event(value: bytes | None, fallback_id: str) -> ErasureRequest:
+    """`{"customer_ref": ..., "request_id": ...}` from the `privacy.erasure` topic.
+
+    `request_id` is optional; without one the request is named by `fallback_id` (its topic,
+    partition and offset), so a redelivered event is the same request."""
+    if value is None:
+        raise InvalidErasureRequest("empty message")
+    try:
+        payload = json.loads(value)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidErasureRequest("not JSON") from None
+    if not isinstance(payload, dict):
+        raise InvalidErasureRequest("not a JSON object")
+    ref = payload.get("customer_ref")
+    if not isinstance(ref, str) or not ref.strip():
+        raise InvalidErasureRequest("customer_ref: a non-empty string is required")
+    request_id = payload.get("request_id", fallback_id)
+    if request_id is None:
+        request_id = fallback_id
+    if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
+        raise InvalidErasureRequest("request_id: a string")
+    request_id = str(request_id).strip()
+    if not request_id or len(request_id) > MAX_REQUEST_ID_CHARS or not request_id.isprintable():
+        raise InvalidErasureRequest(f"request_id: 1 to {MAX_REQUEST_ID_CHARS} printable characters")
+    return ErasureRequest(ref.strip(), request_id)
