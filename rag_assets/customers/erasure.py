@@ -171,9 +171,9 @@ def _profile_contacts(profile: Mapping[str, Any] | None) -> set[tuple[str, str]]
             if isinstance(value, str) and value:
                 found.add((kind, value))
     loyalty = (profile.get("golden") or {}).get("loyalty")
-    if isinstance(loyalty, Mapping) and loyalty.get("member_number") is not None:
-        if number := normalize_document_number(loyalty["member_number"]):
-            found.add((LOYALTY_NUMBER, number))
+    number = loyalty.get("member_number") if isinstance(loyalty, Mapping) else None
+    if number is not None and (normalised := normalize_document_number(number)):
+        found.add((LOYALTY_NUMBER, normalised))
     return found
 
 
