@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 from rag_assets.customers.identifiers import (
@@ -68,8 +69,11 @@ class IdentityNode:
     def rank(self) -> Rank:
         return (*self.first_seen, str(self.key))
 
-    @property
+    @cached_property
     def blocking_keys(self) -> frozenset[str]:
+        # Derived from the (immutable) identity, so computed once per node: the graph reads it
+        # for every candidate of every lookup. The dataclass has no __slots__, so the cache lives
+        # in the instance __dict__ and takes no part in equality, hashing or repr.
         return blocking_keys(self.identity)
 
 

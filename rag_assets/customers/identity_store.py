@@ -78,14 +78,17 @@ class PostgresIdentityStore:
         neighbours = {e.other(k) for k in first for e in self._edges.get(k, ())}
         self._prefetch_customer_ids(first | neighbours)
         customer_ids = {c for c in self._customer.values() if c is not None}
-        self._prefetch_members(customer_ids)
-        members = {k for c in customer_ids for k in self._members.get(c, ())}
+        from rag_assets.customers.identity_graph import mint_customer_id
+
+        # A new record offers the id minted from its key; the graph checks that no one else
+        # holds it (members) and reads its rank.
+        minted = {mint_customer_id(k) for k in keys}
+        self._prefetch_members(customer_ids | minted)
+        members = {k for c in customer_ids | minted for k in self._members.get(c, ())}
         everyone = first | neighbours | members
         self._prefetch_nodes(everyone)
         self._prefetch_edges(everyone - set(self._edges))
-        from rag_assets.customers.identity_graph import mint_customer_id
-
-        self._prefetch_ranks(customer_ids | {mint_customer_id(k) for k in keys})
+        self._prefetch_ranks(customer_ids | minted)
 
     def _prefetch_lookups(self, pairs: set[tuple[str, str]], limit: int) -> None:
         pairs = [p for p in pairs if p not in self._lookups]

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 from rapidfuzz import fuzz
@@ -314,8 +315,10 @@ _SOUNDEX_CODES = {
 }
 
 
+@lru_cache(maxsize=1 << 16)
 def soundex(word: str) -> str:
-    """American Soundex: `robert` and `rupert` -> `R163`."""
+    """American Soundex: `robert` and `rupert` -> `R163`. Memoised: a pure function of a word,
+    called for every name, street and city of every record."""
     letters = [c for c in word.lower() if c.isalpha()]
     if not letters:
         return "0000"
