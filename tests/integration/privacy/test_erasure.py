@@ -11,7 +11,7 @@ example; and a redelivered or rebuilt CDC stream does not bring them back.
 import argparse
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
@@ -20,11 +20,20 @@ from rag_assets.customers.erase_customer import erase_cli
 from rag_assets.customers.erasure_assets import customer_erasures
 from rag_assets.customers.lookup import find_profile
 from rag_assets.demo.debezium import DebeziumEncoder
-from rag_assets.feedback.assets import conversation_log, feedback_scored, finetune_dataset
+from rag_assets.feedback.assets import (
+    conversation_log,
+    feedback_scored,
+    finetune_dataset,
+)
 from rag_assets.feedback.lake_store import read_lake_events
 from rag_assets.retrieval.context import RetrievalService
 from sensors.privacy import erasure_sensor
-from tests.integration.customers.helpers import catch_up, materialize_customers, metadata, publish
+from tests.integration.customers.helpers import (
+    catch_up,
+    materialize_customers,
+    metadata,
+    publish,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +49,7 @@ BOB = {"id": 2, "first_name": "Bob", "last_name": "Stone", "email": "bob.stone@e
 ALICE_IDENTIFIERS = ["Alice.Moreau@Example.org", "alice.moreau@example.org", "07700 900101",
                      "+447700900101", "LY-70001", "LY70001", "crm:1", "loyalty:70001"]
 BOB_IDENTIFIERS = ["bob.stone@example.org", "+447700900202", "crm:2"]
-T0 = datetime(2025, 2, 3, 9, tzinfo=timezone.utc)
+T0 = datetime(2025, 2, 3, 9, tzinfo=UTC)
 
 
 def cdc_messages(kafka):
@@ -87,7 +96,7 @@ def trace(postgres, identifiers: list[str], record_keys: list[str]) -> dict:
                     " (SELECT * FROM unnest(%s::text[], %s::text[]))", (systems, pks))
         found = {"source_records": cur.fetchone()[0]}
         for table in ("identity_nodes", "identity_lookup", "customer_assignments"):
-            cur.execute(f"SELECT count(*) FROM {table} WHERE record_key = ANY(%s)",  # noqa: S608
+            cur.execute(f"SELECT count(*) FROM {table} WHERE record_key = ANY(%s)",
                         (record_keys,))
             found[table] = cur.fetchone()[0]
         cur.execute("SELECT count(*) FROM identity_edges WHERE a_key = ANY(%s) OR b_key = ANY(%s)",
