@@ -5,13 +5,21 @@
                                             "mode": "hybrid", "doc_keys": [...], "answer": false}
     GET  /v1/context?customer=REF&question=TEXT&k=5&mode=hybrid
 
-200 with the context bundle; 400 {"error": ...} for invalid input; 413 for a body over 16 kB.
+200 with the context bundle; 400 {"error": ...} for invalid input; 413 for a body over 16 kB
+(refused from its Content-Length before it is read, or once the stream passes the limit); 414
+for a query string over 4 kB.
+
+When the environment sets `RAG_RETRIEVAL_TOKEN` (or `create_app(token=...)`), `/v1/context`
+requires `Authorization: Bearer <token>` and answers 401 otherwise; the token is compared in
+constant time. `/health` stays open for load balancers.
 Questions, references and profiles are not logged (uvicorn's access log is off).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import os
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,20 +31,61 @@ from starlette.routing import Route
 from rag_assets.retrieval.context import InvalidRequest, RetrievalService
 
 MAX_BODY_BYTES = 16 * 1024
+MAX_QUERY_BYTES = 4 * 1024
+TOKEN_ENV = "RAG_RETRIEVAL_TOKEN"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (before reading it all) one longer than `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _authorised(request: Request, token: bytes | None) -> bool:
+    if token is None:
+        return True
+    header = request.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    # compare_digest on both: the time taken does not depend on how much of the token matched.
+    valid_scheme = hmac.compare_digest(scheme.lower().encode(), b"bearer")
+    return hmac.compare_digest(presented.strip().encode("utf-8", "replace"), token) and valid_scheme
 
 
 def _json(payload: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(json.loads(json.dumps(payload, default=str)), status_code=status)
 
 
-def create_app(service: RetrievalService) -> Starlette:
+def create_app(service: RetrievalService, token: str | None = None) -> Starlette:
+    """The app; `token` defaults to `RAG_RETRIEVAL_TOKEN` (unset or empty: no token needed)."""
+    token = token if token is not None else os.environ.get(TOKEN_ENV)
+    secret = token.encode() if token else None
+
     async def health(_: Request) -> JSONResponse:
         return _json({"status": "ok"})
 
     async def context(request: Request) -> JSONResponse:
+        if not _authorised(request, secret):
+            response = _json({"error": "a valid bearer token is required"}, 401)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="retrieval"'
+            return response
+        if len(request.scope.get("query_string", b"")) > MAX_QUERY_BYTES:
+            return _json({"error": f"query string over {MAX_QUERY_BYTES} bytes"}, 414)
         if request.method == "POST":
-            body = await request.body()
-            if len(body) > MAX_BODY_BYTES:
+            try:
+                body = await _read_body(request, MAX_BODY_BYTES)
+            except _TooLarge:
                 return _json({"error": f"body over {MAX_BODY_BYTES} bytes"}, 413)
             try:
                 params = json.loads(body or b"{}")
