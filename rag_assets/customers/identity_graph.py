@@ -51,12 +51,14 @@ from rag_assets.customers.matching import (
     DEFAULT_RULES,
     DETERMINISTIC_RULES,
     MatchRules,
+    RuleMatch,
     blocking_keys,
     fuzzy_match,
 )
 from rag_assets.customers.source_state import RecordKey, SourceRecord
 
 Rank = tuple[Any, ...]  # age of a record or an id: smaller is older
+_UNSCORED = object()
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,10 @@ class IdentityGraph:
     def __init__(self, store: IdentityGraphStore, rules: MatchRules = DEFAULT_RULES) -> None:
         self.store = store
         self.rules = rules
+        # Fuzzy results by (identity, identity): a pure function of the two identities under
+        # this graph's rules, and records of one person often carry equal identities (every
+        # booking of a passenger), so the same pair of values is scored many times.
+        self._fuzzy_results: dict[tuple[PersonIdentity, PersonIdentity], RuleMatch | None] = {}
 
     def apply(self, changes: Iterable[NodeChange]) -> GraphDelta:
         """Link the changed records (in order) and recompute the affected clusters."""
@@ -289,8 +295,12 @@ class IdentityGraph:
             if len(sharing) >= limit:  # a value shared this widely does not identify a person
                 continue
             edges |= {Edge.between(node.key, k, DETERMINISTIC_RULES[kind], 1.0) for k in sharing}
+        results = self._fuzzy_results
         for other in self._fuzzy_candidates(overlay, node):
-            match = fuzzy_match(node.identity, overlay.node(other).identity, self.rules)
+            pair = (node.identity, overlay.node(other).identity)
+            match = results.get(pair, _UNSCORED)
+            if match is _UNSCORED:
+                match = results[pair] = fuzzy_match(*pair, self.rules)
             if match is not None:
                 edges.add(Edge.between(node.key, other, match.rule, match.score))
         return edges

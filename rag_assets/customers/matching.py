@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Callable
 
 from rapidfuzz import fuzz
@@ -71,11 +71,12 @@ class FieldEvidence:
     m: float
     u: float
 
-    @property
+    # Computed once per instance (frozen, no __slots__: the cache lives in the instance dict).
+    @cached_property
     def agree_bits(self) -> float:
         return math.log2(self.m / self.u)
 
-    @property
+    @cached_property
     def disagree_bits(self) -> float:
         return math.log2((1 - self.m) / (1 - self.u))
 
@@ -189,7 +190,10 @@ def _aligned_names_bits(fa: dict, fb: dict, evidence: dict[str, FieldEvidence]) 
     return bits if compared else None
 
 
+@lru_cache(maxsize=1 << 16)
 def _fields(identity: PersonIdentity) -> dict[str, str | None]:
+    """The compared fields of an identity. Memoised by value (identities are immutable): a record
+    is compared with every candidate of its blocks. Callers must not mutate the result."""
     national_ids = identity.values_of(NATIONAL_ID)
     return {
         "surname": identity.surname,
