@@ -7,7 +7,7 @@ applies a delta inside the caller's transaction and queues the affected customer
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import fields
 
 from psycopg.types.json import Jsonb
 
@@ -27,10 +27,19 @@ def parse_record_key(text: str) -> RecordKey:
     return RecordKey(system, table, pk)
 
 
+_IDENTITY_FIELDS = tuple(f.name for f in fields(PersonIdentity) if f.name != "identifiers")
+
+
 def _identity_json(identity: PersonIdentity) -> Jsonb:
-    fields = asdict(identity)
-    fields["identifiers"] = sorted(list(pair) for pair in identity.identifiers)
-    return Jsonb(fields)
+    # What `dataclasses.asdict` gives, without its recursive deep copy.
+    value = {"identifiers": sorted([kind, v] for kind, v in identity.identifiers)}
+    value.update((name, getattr(identity, name)) for name in _IDENTITY_FIELDS)
+    return Jsonb(value)
+
+
+def _columns(rows: list[tuple], width: int) -> tuple[list, ...]:
+    """Rows as column lists, the parameters of an `unnest(...)` insert."""
+    return tuple([row[i] for row in rows] for i in range(width))
 
 
 def _identity(value: dict) -> PersonIdentity:
@@ -236,45 +245,73 @@ class PostgresIdentityStore:
 
     # --- write ---
     def write(self, delta: GraphDelta, run_id: str | None = None) -> None:
+        """Apply `delta` in a fixed number of statements: each table gets one set-based write
+        (`unnest` of column arrays), whatever the size of the batch."""
         self.__init__(self.cur)  # the prefetched snapshot describes the state before this write
         cur = self.cur
         replaced = [record_key_text(k) for k in delta.nodes_deleted | set(delta.nodes_upserted)]
         cur.execute("DELETE FROM identity_nodes WHERE record_key = ANY(%s)", (replaced,))
         cur.execute("DELETE FROM identity_lookup WHERE record_key = ANY(%s)", (replaced,))
-        nodes = delta.nodes_upserted.values()
-        cur.executemany(
-            "INSERT INTO identity_nodes (record_key, identity, first_seen_ts, first_seen_lsn)"
-            " VALUES (%s, %s, %s, %s)",
-            [(record_key_text(n.key), _identity_json(n.identity), *n.first_seen) for n in nodes])
-        cur.executemany(
-            "INSERT INTO identity_lookup (kind, value, record_key) VALUES (%s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
-            [(kind, value, record_key_text(n.key))
-             for n in nodes
-             for kind, value in [*n.identity.identifiers, *(("block", b) for b in n.blocking_keys)]])
-        cur.executemany(
-            "DELETE FROM identity_edges WHERE a_key = %s AND b_key = %s AND rule = %s",
-            [(record_key_text(e.a), record_key_text(e.b), e.rule) for e in delta.edges_removed])
-        cur.executemany(
-            "INSERT INTO identity_edges (a_key, b_key, rule, score) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (a_key, b_key, rule) DO UPDATE SET score = EXCLUDED.score",
-            [(record_key_text(e.a), record_key_text(e.b), e.rule, e.score) for e in delta.edges_added])
-        cur.execute("DELETE FROM customer_assignments WHERE record_key = ANY(%s)",
-                    ([record_key_text(k) for k in delta.unassigned],))
-        cur.executemany(
-            "INSERT INTO customer_assignments (record_key, customer_id) VALUES (%s, %s)"
-            " ON CONFLICT (record_key) DO UPDATE SET customer_id = EXCLUDED.customer_id,"
-            " assigned_at = now()",
-            [(record_key_text(k), cid) for k, cid in delta.assignments.items()])
-        cur.executemany(
-            "INSERT INTO customer_ids (customer_id, rank) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            [(cid, Jsonb(list(rank))) for cid, rank in delta.new_customer_ids.items()])
-        cur.executemany(
-            "INSERT INTO cluster_history (kind, customer_id, other_id, run_id) VALUES (%s, %s, %s, %s)",
-            [(e.kind, e.customer_id, e.other_id, run_id) for e in delta.events])
-        cur.executemany(
-            "INSERT INTO profile_pending (customer_id) VALUES (%s) ON CONFLICT DO NOTHING",
-            [(cid,) for cid in delta.affected_customer_ids])
+        nodes = list(delta.nodes_upserted.values())
+        node_keys = [record_key_text(n.key) for n in nodes]
+        if nodes:
+            cur.execute(
+                "INSERT INTO identity_nodes (record_key, identity, first_seen_ts, first_seen_lsn)"
+                " SELECT * FROM unnest(%s::text[], %s::jsonb[], %s::bigint[], %s::bigint[])",
+                (node_keys, [_identity_json(n.identity) for n in nodes],
+                 [n.first_seen[0] for n in nodes], [n.first_seen[1] for n in nodes]))
+        lookup = [(kind, value, text)
+                  for n, text in zip(nodes, node_keys, strict=True)
+                  for kind, value in [*n.identity.identifiers,
+                                      *(("block", b) for b in n.blocking_keys)]]
+        if lookup:
+            cur.execute(
+                "INSERT INTO identity_lookup (kind, value, record_key)"
+                " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING",
+                _columns(lookup, 3))
+        removed = [(record_key_text(e.a), record_key_text(e.b), e.rule) for e in delta.edges_removed]
+        if removed:
+            cur.execute(
+                "DELETE FROM identity_edges e USING unnest(%s::text[], %s::text[], %s::text[])"
+                " AS d(a_key, b_key, rule)"
+                " WHERE e.a_key = d.a_key AND e.b_key = d.b_key AND e.rule = d.rule",
+                _columns(removed, 3))
+        # One row per (a, b, rule): an upsert of a set may not touch a row twice.
+        added = {(record_key_text(e.a), record_key_text(e.b), e.rule): e.score
+                 for e in sorted(delta.edges_added)}
+        if added:
+            cur.execute(
+                "INSERT INTO identity_edges (a_key, b_key, rule, score)"
+                " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[])"
+                " ON CONFLICT (a_key, b_key, rule) DO UPDATE SET score = EXCLUDED.score",
+                _columns([(*k, score) for k, score in added.items()], 4))
+        if delta.unassigned:
+            cur.execute("DELETE FROM customer_assignments WHERE record_key = ANY(%s)",
+                        ([record_key_text(k) for k in delta.unassigned],))
+        if delta.assignments:
+            cur.execute(
+                "INSERT INTO customer_assignments (record_key, customer_id)"
+                " SELECT * FROM unnest(%s::text[], %s::text[])"
+                " ON CONFLICT (record_key) DO UPDATE SET customer_id = EXCLUDED.customer_id,"
+                " assigned_at = now()",
+                _columns([(record_key_text(k), cid) for k, cid in delta.assignments.items()], 2))
+        if delta.new_customer_ids:
+            cur.execute(
+                "INSERT INTO customer_ids (customer_id, rank)"
+                " SELECT * FROM unnest(%s::text[], %s::jsonb[]) ON CONFLICT DO NOTHING",
+                _columns([(cid, Jsonb(list(rank))) for cid, rank in delta.new_customer_ids.items()], 2))
+        if delta.events:
+            # WITH ORDINALITY and ORDER BY keep the events in the order they happened.
+            cur.execute(
+                "INSERT INTO cluster_history (kind, customer_id, other_id, run_id)"
+                " SELECT kind, customer_id, other_id, %s FROM"
+                " unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
+                " AS e(kind, customer_id, other_id, n) ORDER BY n",
+                (run_id, *_columns([(e.kind, e.customer_id, e.other_id) for e in delta.events], 3)))
+        if delta.affected_customer_ids:
+            cur.execute(
+                "INSERT INTO profile_pending (customer_id) SELECT unnest(%s::text[])"
+                " ON CONFLICT DO NOTHING", (sorted(delta.affected_customer_ids),))
 
     def clear(self) -> None:
         self.cur.execute(
