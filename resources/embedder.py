@@ -1,4 +1,13 @@
-"""The text embedder used for knowledge chunks and questions: offline MiniLM or Amazon Bedrock."""
+"""The text embedder used for knowledge chunks and questions: offline MiniLM or Amazon Bedrock.
+
+Offline backends, all all-MiniLM-L6-v2:
+
+* "local-minilm-onnx" — ONNX Runtime, float32; the default when onnxruntime is installed. Same
+  vectors as the numpy model (to ~1e-6) and the same model_id, ~2.5-3x its speed on 2 cores.
+* "local-minilm" — the numpy reference implementation; the default without onnxruntime.
+* "local-minilm-int8" — ONNX Runtime with int8 weights: ~2x faster again, but vectors move by
+  ~1e-2 in cosine, so it has its own model_id and choosing it re-embeds the corpus.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +23,24 @@ from rag_assets.knowledge.embedding import (
     MiniLMEmbedder,
     RetryPolicy,
 )
+from rag_assets.knowledge.onnx_embedding import onnxruntime_available
 
-BACKENDS = ("local-minilm", "bedrock")
+BACKENDS = ("local-minilm", "local-minilm-onnx", "local-minilm-int8", "bedrock")
+_ONNX_VARIANTS = {"local-minilm-onnx": "fp32", "local-minilm-int8": "int8"}
+
+
+def default_backend() -> str:
+    """ONNX Runtime float32 when it is installed (same vectors, faster), else the numpy model."""
+    return "local-minilm-onnx" if onnxruntime_available() else "local-minilm"
 
 
 class EmbedderResource(ConfigurableResource):
     # A plain str (checked when the embedder is built) so that it can come from an EnvVar.
     backend: str = Field(
-        default="local-minilm",
-        description='"local-minilm" (offline, 384-d) or "bedrock" (Titan v2).',
+        default=default_backend(),
+        description='"local-minilm-onnx" (offline, 384-d, ONNX Runtime; the default when it is '
+        'installed), "local-minilm" (the same model in numpy; the default otherwise), '
+        '"local-minilm-int8" (ONNX Runtime int8: faster, own model_id) or "bedrock" (Titan v2).',
     )
     batch_size: int = Field(
         default=4,
@@ -55,6 +73,12 @@ class EmbedderResource(ConfigurableResource):
             )
         if self.backend == "local-minilm":
             return MiniLMEmbedder(batch_size=self.batch_size)
+        if self.backend in _ONNX_VARIANTS:
+            from rag_assets.knowledge.onnx_embedding import OnnxMiniLMEmbedder
+
+            return OnnxMiniLMEmbedder(
+                variant=_ONNX_VARIANTS[self.backend], batch_size=self.batch_size
+            )
         return BedrockTitanEmbedder(
             model_id=self.bedrock_model_id,
             dimension=self.bedrock_dimensions,

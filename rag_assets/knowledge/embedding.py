@@ -135,6 +135,64 @@ def _softmax_in_place(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def load_minilm_config(model_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(model_dir) / "config.json").read_text())
+
+
+class MiniLMTokenizer:
+    """The model's WordPiece tokenizer: truncating ids for the model, and an untruncated count."""
+
+    def __init__(self, model_dir: Path, max_tokens: int = MINILM_MAX_TOKENS) -> None:
+        from tokenizers import Tokenizer
+
+        tokenizer_file = str(Path(model_dir) / "tokenizer.json")
+        self._tokenizer = Tokenizer.from_file(tokenizer_file)
+        # tokenizer.json ships fixed padding to 128; padding left in place would be counted as
+        # content by the mean pooling, so it is replaced with our own truncation and no padding.
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=max_tokens)
+        self._counting_tokenizer = Tokenizer.from_file(tokenizer_file)
+        self._counting_tokenizer.no_padding()
+        self._counting_tokenizer.no_truncation()
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids with [CLS]/[SEP], truncated to `max_tokens`, unpadded."""
+        return [encoding.ids for encoding in self._tokenizer.encode_batch(list(texts))]
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces in `text`, without the [CLS]/[SEP] the model adds (and before truncation)."""
+        return len(self._counting_tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+def pad_batch(token_ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-padded int64 ids and an int64 attention mask (1 = token, 0 = padding)."""
+    length = max(len(ids) for ids in token_ids)
+    ids = np.zeros((len(token_ids), length), dtype=np.int64)
+    mask = np.zeros((len(token_ids), length), dtype=np.int64)
+    for row, sequence in enumerate(token_ids):
+        ids[row, : len(sequence)] = sequence
+        mask[row, : len(sequence)] = 1
+    return ids, mask
+
+
+def embed_in_length_sorted_batches(
+    token_ids: list[list[int]],
+    batch_size: int,
+    dimension: int,
+    embed_batch: Callable[[list[list[int]]], np.ndarray],
+) -> np.ndarray:
+    """Embed in batches of `batch_size` texts of similar length; rows come back in input order.
+
+    Sorting by length keeps padding inside each batch small.
+    """
+    vectors = np.empty((len(token_ids), dimension), dtype=np.float32)
+    order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        vectors[batch] = embed_batch([token_ids[i] for i in batch])
+    return vectors
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2: BERT (6 layers, 384 wide, 12 heads), mean pooling, L2 normalisation."""
 
@@ -145,24 +203,14 @@ class MiniLMEmbedder:
         max_tokens: int = MINILM_MAX_TOKENS,
     ) -> None:
         from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
 
         self.model_dir = Path(model_dir) if model_dir else locate_minilm_model_dir()
         self.batch_size = batch_size
-        config = json.loads((self.model_dir / "config.json").read_text())
+        config = load_minilm_config(self.model_dir)
         self._num_heads = int(config["num_attention_heads"])
         self._eps = float(config["layer_norm_eps"])
         self._dimension = int(config["hidden_size"])
-
-        tokenizer_file = str(self.model_dir / "tokenizer.json")
-        self._tokenizer = Tokenizer.from_file(tokenizer_file)
-        # tokenizer.json ships fixed padding to 128; padding left in place would be counted as
-        # content by the mean pooling, so it is replaced with our own truncation and no padding.
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(max_length=max_tokens)
-        self._counting_tokenizer = Tokenizer.from_file(tokenizer_file)
-        self._counting_tokenizer.no_padding()
-        self._counting_tokenizer.no_truncation()
+        self._tokenizer = MiniLMTokenizer(self.model_dir, max_tokens)
 
         weights = load_file(str(self.model_dir / "model.safetensors"))
         self._load_weights(weights, int(config["num_hidden_layers"]))
@@ -177,27 +225,19 @@ class MiniLMEmbedder:
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in `text`, without the [CLS]/[SEP] the model adds (and before truncation)."""
-        return len(self._counting_tokenizer.encode(text, add_special_tokens=False).ids)
+        return self._tokenizer.count_tokens(text)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        # Sorting by length keeps padding inside each batch small; results go back in input order.
-        encodings = self._tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
-        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            vectors[batch] = self._embed_batch([encodings[i].ids for i in batch])
-        return vectors
+        return embed_in_length_sorted_batches(
+            self._tokenizer.encode_batch(texts),
+            self.batch_size,
+            self.dimension,
+            self._embed_batch,
+        )
 
     def _embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
-        length = max(len(ids) for ids in token_ids)
-        ids = np.zeros((len(token_ids), length), dtype=np.int64)
-        mask = np.zeros((len(token_ids), length), dtype=np.float32)
-        for row, sequence in enumerate(token_ids):
-            ids[row, : len(sequence)] = sequence
-            mask[row, : len(sequence)] = 1.0
+        ids, mask = pad_batch(token_ids)
+        mask = mask.astype(np.float32)
         hidden = self._encode(ids, mask)
         pooled = (hidden * mask[:, :, None]).sum(axis=1) / np.maximum(
             mask.sum(axis=1), 1e-9
