@@ -1,7 +1,13 @@
-"""Embedding throughput of the offline all-MiniLM-L6-v2 (numpy) for 256-token chunks, beside the
-model's FLOPs per chunk and this machine's measured float32 matmul GFLOPS.
+"""Embedding throughput of the offline all-MiniLM-L6-v2 for 256-token chunks — numpy, ONNX Runtime
+fp32 and ONNX Runtime int8 side by side in one process — beside the model's FLOPs per chunk and
+this machine's measured float32 matmul GFLOPS.
 
-    .venv/bin/python bench/embed_throughput.py [--chunks 32] [--batch-size 4]
+    .venv/bin/python bench/embed_throughput.py [--chunks 32] [--batch-size 4] [--rounds 3]
+
+The backends are timed in interleaved rounds (numpy, fp32, int8, numpy, ...) so that load from
+other work falls on all of them alike; the median round is reported, with the best, and the ratios
+are of medians. The load average before and after is printed. The ONNX variants are skipped when
+onnxruntime is not installed.
 
 FLOPs are counted for the encoder's matrix products (2 FLOPs per multiply-add):
 per layer 8·n·H² (Q, K, V, output projections) + 4·n²·H (scores and weighted sum) + 4·n·H·F
@@ -15,6 +21,7 @@ import argparse
 import os
 import platform
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -62,35 +69,63 @@ def main() -> int:
     parser.add_argument("--chunks", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--numpy-chunks", type=int, default=8,
+                        help="chunks per numpy round (it is slow; the others use --chunks)")
     args = parser.parse_args()
+    load_before = os.getloadavg()
 
-    embedder = MiniLMEmbedder(batch_size=args.batch_size)
+    reference = MiniLMEmbedder(batch_size=args.batch_size)
+    backends: dict[str, object] = {"numpy fp32": reference}
+    try:
+        from rag_assets.knowledge.onnx_embedding import OnnxMiniLMEmbedder, onnxruntime_available
+
+        if onnxruntime_available():
+            backends["onnx fp32"] = OnnxMiniLMEmbedder("fp32", batch_size=args.batch_size)
+            backends["onnx int8"] = OnnxMiniLMEmbedder("int8", batch_size=args.batch_size)
+    except ImportError:
+        pass
+
     rng = random.Random(7)
-    texts = [text_of_tokens(embedder, args.tokens, rng) for _ in range(args.chunks)]
-    lengths = {embedder.count_tokens(t) + 2 for t in texts}
-    embedder.embed(texts[:2])  # warm-up
-    start = time.perf_counter()
-    vectors = embedder.embed(texts)
-    elapsed = time.perf_counter() - start
-    assert vectors.shape == (args.chunks, embedder.dimension)
+    texts = [text_of_tokens(reference, args.tokens, rng) for _ in range(args.chunks)]
+    lengths = {reference.count_tokens(t) + 2 for t in texts}
+    expected = reference.embed(texts[: args.numpy_chunks])
+    rates: dict[str, list[float]] = {name: [] for name in backends}
+    closeness: dict[str, float] = {}
+    for name, embedder in backends.items():
+        vectors = embedder.embed(texts[: args.numpy_chunks])  # warm-up and a check
+        assert vectors.shape == (args.numpy_chunks, embedder.dimension)
+        closeness[name] = float((vectors * expected).sum(axis=1).min())
+    for _ in range(args.rounds):
+        for name, embedder in backends.items():
+            count = args.numpy_chunks if name == "numpy fp32" else args.chunks
+            start = time.perf_counter()
+            embedder.embed(texts[:count])
+            rates[name].append(count / (time.perf_counter() - start))
 
     flops = encoder_flops(args.tokens)
-    chunks_per_s = args.chunks / elapsed
     square = matmul_gflops(1024, 1024, 1024)
     ffn_shape = matmul_gflops(args.batch_size * args.tokens, 384, 1536)
-    achieved = chunks_per_s * flops / 1e9
+    load_after = os.getloadavg()
+    baseline = statistics.median(rates["numpy fp32"])
 
-    print("embed_throughput — offline all-MiniLM-L6-v2 (numpy, float32)")
-    print(f"  conditions: {args.chunks} chunks of {sorted(lengths)} tokens (incl. [CLS]/[SEP]), "
-          f"batch size {args.batch_size}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+    print("embed_throughput — offline all-MiniLM-L6-v2, 256-token chunks")
+    print(f"  conditions: {args.chunks} chunks of {sorted(lengths)} tokens (incl. [CLS]/[SEP]) "
+          f"({args.numpy_chunks} for numpy), batch size {args.batch_size}, {args.rounds} interleaved "
+          f"rounds, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
           f"numpy {np.__version__}, other work may share the machine")
-    print(f"  throughput:            {chunks_per_s:8.2f} chunks/s  ({elapsed / args.chunks * 1000:.1f} ms/chunk)")
+    print(f"  load average: before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+          f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+    print(f"  {'backend':<12} {'model_id':<46} {'chunks/s':>9} {'best':>7} {'vs numpy':>9} "
+          f"{'GFLOPS':>7} {'min cos to numpy':>17}")
+    for name, embedder in backends.items():
+        median = statistics.median(rates[name])
+        print(f"  {name:<12} {embedder.model_id:<46} {median:9.2f} {max(rates[name]):7.2f} "
+              f"{median / baseline:8.2f}x {median * flops / 1e9:7.1f} {closeness[name]:17.6f}")
     print(f"  model FLOPs per chunk: {flops / 1e9:8.3f} GFLOP  (encoder matmuls, {args.tokens} tokens)")
-    print(f"  achieved:              {achieved:8.2f} GFLOPS")
-    print(f"  matmul 1024³ float32:  {square:8.2f} GFLOPS")
+    print(f"  matmul 1024³ float32:  {square:8.2f} GFLOPS (numpy)")
     print(f"  matmul {args.batch_size * args.tokens}x384x1536:    {ffn_shape:8.2f} GFLOPS (the feed-forward shape)")
-    print(f"  efficiency:            {achieved / square:8.1%} of the 1024³ matmul rate")
-    print(f"  ceiling at that rate:  {square * 1e9 / flops:8.2f} chunks/s")
+    print(f"  fp32 ceiling at the 1024³ rate: {square * 1e9 / flops:8.2f} chunks/s")
     return 0
 
 
