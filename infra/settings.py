@@ -57,7 +57,7 @@ class InfraSettings:
         return self.state_dir / "dagster_home"
 
 
-SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "PGPASSWORD")
+SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "PGPASSWORD", "RAG_ERASURE_HASH_KEY")
 
 
 def local_secrets(settings: InfraSettings) -> dict[str, str]:
@@ -65,11 +65,16 @@ def local_secrets(settings: InfraSettings) -> dict[str, str]:
     path = settings.state_dir / "secrets.env"
     if not path.exists():
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        lines = [f"{name}={secrets.token_urlsafe(24)}" for name in SECRET_NAMES]
         path.touch(mode=0o600)
-        path.write_text("\n".join(lines) + "\n")
     pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return {name: value for name, value in pairs}
+    known = {name: value for name, value in pairs}
+    missing = [name for name in SECRET_NAMES if name not in known]
+    if missing:  # a state directory from before a secret was added gets it now
+        new = {name: secrets.token_urlsafe(24) for name in missing}
+        with path.open("a") as file:
+            file.writelines(f"{name}={value}\n" for name, value in new.items())
+        known.update(new)
+    return known
 
 
 def connection_env(settings: InfraSettings) -> dict[str, str]:
@@ -93,4 +98,5 @@ def connection_env(settings: InfraSettings) -> dict[str, str]:
         "PGDATABASE": "rag",
         "DAGSTER_PG_DB": "dagster",
         "LANCEDB_URI": settings.lancedb_uri,
+        "RAG_ERASURE_HASH_KEY": generated["RAG_ERASURE_HASH_KEY"],
     }

@@ -9,6 +9,7 @@
     rag-assets retrieval-serve [--port N]   the same over HTTP/JSON
     rag-assets customer --ref REF [--json]  a customer's unified profile
     rag-assets dead-letters list|replay [--source S]
+    rag-assets erase --customer REF [--yes] the right to be forgotten (dry run without --yes)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from infra import services
 from infra.dagster import DagsterService
 from infra.settings import InfraSettings, connection_env
 from rag_assets.customers.cli_commands import add_parsers as add_customer_parsers
+from rag_assets.customers.erase_customer import add_erase_parser
 from rag_assets.retrieval.cli import (
     add_context_arguments,
     add_serve_arguments,
@@ -129,12 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=run_serve_command)
 
     add_customer_parsers(commands)
+    add_erase_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("customer", "dead-letters"):
+    if args.command in ("customer", "dead-letters", "erase"):
         use_local_services_by_default()
     return args.handler(args)
 

@@ -18,7 +18,8 @@ def test_definitions_load_with_every_resource(monkeypatch):
 
     repository = defs.get_repository_def()
     assert {"kafka", "s3", "postgres", "lancedb"} <= set(repository.get_top_level_resources())
-    assert {"cdc_sensor"} <= {s.name for s in repository.sensor_defs}
+    assert {"cdc_sensor", "feedback_sensor", "erasure_sensor", "s3_documents_sensor"} <= {
+        s.name for s in repository.sensor_defs}
 
 
 def test_dagster_validates_the_workspace(monkeypatch, tmp_path):

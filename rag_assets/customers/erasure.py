@@ -30,7 +30,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from rag_assets.customers.identifiers import (
     normalize_email,
     normalize_phone,
 )
+from rag_assets.customers.lookup import DEFAULT_TABLE, RECORD_REF
 
 # Identifier kinds that the app may use as a feedback `customer_ref` (national ids and
 # passports are erased from the graph but never written to the suppression list).
@@ -56,10 +56,6 @@ RECORD = "record"
 MAX_REQUEST_ID_CHARS = 200
 HASH_KEY_ENV = "RAG_ERASURE_HASH_KEY"
 
-_RECORD_REF = re.compile(r"^(?P<system>[a-z][a-z0-9_]*)(?:\.(?P<table>[a-z][a-z0-9_]*))?:(?P<pk>.+)$")
-# The table a short record reference (`crm:1001`) means; same as lookup.py.
-DEFAULT_TABLE = {"crm": "customers", "loyalty": "members", "booking": "bookings",
-                 "support": "tickets"}
 SHORT_FORM_SYSTEM = {f"{s}.{t}": s for s, t in DEFAULT_TABLE.items()}
 
 
@@ -85,7 +81,7 @@ def record_key_refs(record_key: str) -> set[str]:
 
 
 def _record_key_of_ref(ref: str) -> str | None:
-    match = _RECORD_REF.match(ref)
+    match = RECORD_REF.match(ref)
     if match is None:
         return None
     table = match["table"] or DEFAULT_TABLE.get(match["system"])
@@ -214,7 +210,11 @@ def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[
 
 
 def _hash_key() -> bytes:
-    return os.environ.get(HASH_KEY_ENV, "rag-assets-erasure-v1").encode()
+    key = os.environ.get(HASH_KEY_ENV)
+    if not key:
+        raise RuntimeError(f"set {HASH_KEY_ENV}: the secret key under which erasure requests "
+                           "keep hashes of the identifiers they erased")
+    return key.encode()
 
 
 def hash_identifier(kind: str, value: str, key: bytes | None = None) -> str:

@@ -178,6 +178,10 @@ class _Overlay:
         self.stored_assignment: dict[RecordKey, str | None] = {}
         self.member_sets: dict[str, set[RecordKey]] = {}
         self.ranks: dict[str, Rank] = {}
+        # Fuzzy results by (identity, identity) for this batch: a pure function of the two
+        # identities under the graph's rules, and records of one person often carry equal
+        # identities (every booking of a passenger), so the same pair of values recurs.
+        self.fuzzy_results: dict[tuple[PersonIdentity, PersonIdentity], RuleMatch | None] = {}
 
     def node(self, key: RecordKey) -> IdentityNode | None:
         if key not in self.nodes:
@@ -242,10 +246,6 @@ class IdentityGraph:
     def __init__(self, store: IdentityGraphStore, rules: MatchRules = DEFAULT_RULES) -> None:
         self.store = store
         self.rules = rules
-        # Fuzzy results by (identity, identity): a pure function of the two identities under
-        # this graph's rules, and records of one person often carry equal identities (every
-        # booking of a passenger), so the same pair of values is scored many times.
-        self._fuzzy_results: dict[tuple[PersonIdentity, PersonIdentity], RuleMatch | None] = {}
 
     def apply(self, changes: Iterable[NodeChange]) -> GraphDelta:
         """Link the changed records (in order) and recompute the affected clusters."""
@@ -295,7 +295,7 @@ class IdentityGraph:
             if len(sharing) >= limit:  # a value shared this widely does not identify a person
                 continue
             edges |= {Edge.between(node.key, k, DETERMINISTIC_RULES[kind], 1.0) for k in sharing}
-        results = self._fuzzy_results
+        results = overlay.fuzzy_results
         for other in self._fuzzy_candidates(overlay, node):
             pair = (node.identity, overlay.node(other).identity)
             match = results.get(pair, _UNSCORED)

@@ -21,8 +21,8 @@ from rag_assets.customers.identifiers import (
 )
 
 MAX_REFERENCE_CHARS = 320
-_RECORD_REF = re.compile(r"^(?P<system>[a-z][a-z0-9_]*)(?:\.(?P<table>[a-z][a-z0-9_]*))?:(?P<pk>.+)$")
-_DEFAULT_TABLE = {"crm": "customers", "loyalty": "members", "booking": "bookings", "support": "tickets"}
+RECORD_REF = re.compile(r"^(?P<system>[a-z][a-z0-9_]*)(?:\.(?P<table>[a-z][a-z0-9_]*))?:(?P<pk>.+)$")
+DEFAULT_TABLE = {"crm": "customers", "loyalty": "members", "booking": "bookings", "support": "tickets"}
 
 
 class InvalidReference(ValueError):
@@ -41,11 +41,11 @@ def _candidate_identifiers(ref: str) -> list[tuple[str, str]]:
 
 
 def _record_key_text(ref: str) -> str | None:
-    match = _RECORD_REF.match(ref)
+    match = RECORD_REF.match(ref)
     if match is None:
         return None
     system = match["system"]
-    table = match["table"] or _DEFAULT_TABLE.get(system)
+    table = match["table"] or DEFAULT_TABLE.get(system)
     return f"{system}.{table}:{match['pk']}" if table else None
 
 

@@ -80,6 +80,11 @@ class FieldEvidence:
     def disagree_bits(self) -> float:
         return math.log2((1 - self.m) / (1 - self.u))
 
+    @cached_property
+    def max_bits(self) -> float:
+        """The most evidence the field can give (at full agreement when m > u)."""
+        return max(self.agree_bits, self.disagree_bits)
+
     def bits(self, agreement: float) -> float:
         """Evidence for an agreement level in [0, 1] (partial agreement interpolates)."""
         return self.disagree_bits + (self.agree_bits - self.disagree_bits) * agreement
@@ -129,7 +134,7 @@ def deterministic_matches(a: PersonIdentity, b: PersonIdentity) -> list[RuleMatc
 def fuzzy_match(
     a: PersonIdentity, b: PersonIdentity, rules: MatchRules = DEFAULT_RULES
 ) -> RuleMatch | None:
-    bits = match_evidence(a, b, rules)
+    bits = _evidence(a, b, rules, floor=rules.fuzzy_threshold_bits)
     if bits is None or bits < rules.fuzzy_threshold_bits:
         return None
     return RuleMatch(FUZZY_RULE, round(match_probability(bits, rules), 4))
@@ -143,11 +148,35 @@ def match_evidence(
     a: PersonIdentity, b: PersonIdentity, rules: MatchRules = DEFAULT_RULES
 ) -> float | None:
     """Total evidence in bits that a and b are one person; None when no name can be compared."""
+    return _evidence(a, b, rules)
+
+
+# Rounding slack of the bound below (bits): far more than float error, far less than any
+# meaningful difference in evidence.
+_BOUND_MARGIN = 1e-6
+
+
+def _evidence(
+    a: PersonIdentity, b: PersonIdentity, rules: MatchRules, floor: float | None = None
+) -> float | None:
+    """`match_evidence`; with a `floor`, None as soon as the names show the total cannot reach
+    it (the other fields together can add at most their full-agreement evidence), which spares
+    the date and address comparisons of pairs whose names disagree."""
     fa, fb = _fields(a), _fields(b)
     evidence = rules.evidence
     names = _names_bits(fa, fb, evidence)
     if names is None:
         return None
+    if floor is not None:
+        ceiling = names
+        for name in ("date_of_birth", "national_id"):
+            if fa.get(name) and fb.get(name):
+                ceiling += evidence[name].max_bits
+        location = [evidence[n].max_bits for n in _LOCATION_FIELDS if fa.get(n) and fb.get(n)]
+        if location:
+            ceiling += max(location)
+        if ceiling < floor - _BOUND_MARGIN:
+            return None
     total = names
     for name in ("date_of_birth", "national_id"):
         if fa.get(name) and fb.get(name):
@@ -166,26 +195,32 @@ def match_evidence(
 
 def _names_bits(fa: dict, fb: dict, evidence: dict[str, FieldEvidence]) -> float | None:
     """Evidence from the names, as written or with given name and surname swapped."""
-    swapped = {**fb, "given_name": fb.get("surname"), "surname": fb.get("given_name")}
+    surname, given = fa.get("surname"), fa.get("given_name")
+    other_surname, other_given = fb.get("surname"), fb.get("given_name")
     options = [
         bits
         for bits in (
-            _aligned_names_bits(fa, fb, evidence),
-            _aligned_names_bits(fa, swapped, evidence),
+            _aligned_names_bits(surname, given, other_surname, other_given, evidence),
+            _aligned_names_bits(surname, given, other_given, other_surname, evidence),
         )
         if bits is not None
     ]
     return max(options) if options else None
 
 
-def _aligned_names_bits(fa: dict, fb: dict, evidence: dict[str, FieldEvidence]) -> float | None:
+def _aligned_names_bits(
+    surname: str | None,
+    given: str | None,
+    other_surname: str | None,
+    other_given: str | None,
+    evidence: dict[str, FieldEvidence],
+) -> float | None:
     bits, compared = 0.0, False
-    if fa.get("surname") and fb.get("surname"):
-        bits += evidence["surname"].bits(_jaro_winkler_agreement(fa["surname"], fb["surname"]))
+    if surname and other_surname:
+        bits += evidence["surname"].bits(_jaro_winkler_agreement(surname, other_surname))
         compared = True
-    if fa.get("given_name") and fb.get("given_name"):
-        agreement = _given_name_agreement(fa["given_name"], fb["given_name"])
-        bits += evidence["given_name"].bits(agreement)
+    if given and other_given:
+        bits += evidence["given_name"].bits(_given_name_agreement(given, other_given))
         compared = True
     return bits if compared else None
 

@@ -349,3 +349,35 @@ def test_clusters_are_the_connected_components_of_the_edges(seed):
     for a in parent:
         for b in parent:
             assert (find(a) == find(b)) == (p.store.assignments[a] == p.store.assignments[b])
+
+
+def test_a_nodes_blocking_keys_are_computed_once_and_take_no_part_in_equality():
+    from rag_assets.customers.identity_graph import IdentityNode
+    from rag_assets.customers.matching import blocking_keys
+
+    change = node_from_record(next(iter(SourceState().apply([event("crm", SALLY_CRM, op="c")]).transitions)))
+    node = change.node
+    fresh = IdentityNode(node.key, node.identity, node.first_seen)
+    assert node.blocking_keys == blocking_keys(node.identity)
+    assert node.blocking_keys is node.blocking_keys  # cached, not recomputed
+    assert node == fresh and hash(node) == hash(fresh)  # the cache is not a field
+    assert repr(node) == repr(fresh)
+
+
+def test_equal_identities_in_one_batch_are_scored_once(monkeypatch):
+    from rag_assets.customers import identity_graph
+
+    calls = []
+    real = identity_graph.fuzzy_match
+    monkeypatch.setattr(identity_graph, "fuzzy_match", lambda *a: calls.append(a) or real(*a))
+    pipeline = Pipeline()
+    # Three bookings of one passenger carry equal identities: the second and third compare the
+    # same pair of values with the earlier ones.
+    bookings = [{**SALLY_BOOKING, "id": pk, "customer_email": None} for pk in (7, 8, 9)]
+    pipeline.apply([event("booking", row, op="c") for row in bookings])
+    assert len(calls) == 1
+    separately = Pipeline()
+    for row in bookings:
+        separately.apply([event("booking", row, op="c")])
+    assert {separately.customer("booking", pk) for pk in (7, 8, 9)} == {
+        pipeline.customer("booking", pk) for pk in (7, 8, 9)}
