@@ -18,8 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from rag_assets.customers.erasure import RefMatcher
 from rag_assets.feedback import kpi_store, lake_store, turn_store, watermark_store
 from rag_assets.feedback.events import FeedbackEvent, parse_feedback_record, reason_code
+from rag_assets.feedback.finetune_export import erased_customer_refs
 from rag_assets.feedback.windows import Arrival, LatenessPolicy, classify_batch, windows_of
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
@@ -42,6 +44,7 @@ class IngestStats:
     lake_objects_written: int = 0
     lake_rows_written: int = 0
     turns_inserted: int = 0
+    erased_skipped: int = 0
     too_late_windows: set = field(default_factory=set)
     latest_event_time: datetime | None = None
     seconds: Counter = field(default_factory=Counter)  # wall time per stage
@@ -54,6 +57,7 @@ class IngestStats:
             "events_late_accepted": self.arrivals[Arrival.LATE_ACCEPTED],
             "events_too_late": self.arrivals[Arrival.TOO_LATE],
             "duplicates_skipped": self.arrivals[Arrival.DUPLICATE],
+            "erased_skipped": self.erased_skipped,
             "dead_letters": sum(self.dead_letter_reasons.values()),
             "dead_letters_new": self.dead_letters_stored,
             "ranges_applied": self.ranges_applied,
@@ -121,6 +125,7 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
         stats.ranges_already_applied += 1
         return
     topic = kafka.logical_topic(rng.topic)
+    erased = RefMatcher(erased_customer_refs(cur))
     events: list[FeedbackEvent] = []
     letters: list[DeadLetter] = []
     for start, end in parts:
@@ -132,6 +137,12 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
         stats.events_read += len(records)
         with _timed(stats, "parse"):
             part_events, part_letters = parse_records(kafka, records)
+        if erased:
+            # Turns of a customer who asked to be forgotten never land again (a redelivery or a
+            # rebuild from the topic would otherwise bring them back).
+            kept = [e for e in part_events if not erased.matches(e.customer_ref)]
+            stats.erased_skipped += len(part_events) - len(kept)
+            part_events = kept
         events.extend(part_events)
         letters.extend(part_letters)
         with _timed(stats, "lake_write"):

@@ -187,6 +187,12 @@ def test_an_erased_customer_leaves_no_trace(kafka, postgres, s3, lancedb):
     assert metadata(rebuild)["erased_skipped"] == 4
     assert set(trace(postgres, ALICE_IDENTIFIERS, alice_keys).values()) == {0}
     assert trace(postgres, BOB_IDENTIFIERS, bob_keys)["profiles"] == len(BOB_IDENTIFIERS)
+    # ...nor does rebuilding the conversation log from its topic
+    relog = materialize([conversation_log, feedback_scored], resources=resources)
+    assert relog.asset_materializations_for_node("conversation_log")[0].metadata[
+        "erased_skipped"].value == 3
+    assert trace(postgres, ALICE_IDENTIFIERS, alice_keys)["feedback_turns"] == 0
+    assert not any(q.startswith("alpha zebra") for q in lake_questions(s3))
 
     # --- erase Bob through a Kafka event; a redelivery and a bad event change nothing more
     events = [{"customer_ref": "bob.stone@example.org", "request_id": "req-bob"},
