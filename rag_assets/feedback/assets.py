@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 from dagster import (
     AssetExecutionContext,
+    AutomationCondition,
     Config,
     DataVersion,
     MaterializeResult,
@@ -338,6 +339,8 @@ class FinetuneExportConfig(Config):
     metadata={"dagster/column_schema": table_schema(
         ("messages", "list<{role, content}>", "system prompt, masked question, masked answer"),
     )},
+    # A full export from the lake: on a clock, not on every feedback run.
+    automation_condition=AutomationCondition.on_cron("*/15 * * * *"),
 )
 def finetune_dataset(context: AssetExecutionContext, config: FinetuneExportConfig,
                      s3: S3Storage, postgres: PostgresResource) -> MaterializeResult:

@@ -1,12 +1,14 @@
-"""The feedback group: assets, checks, the job the feedback sensor runs, the export schedule."""
+"""The feedback group: assets, checks, the job the feedback sensor runs.
+
+The fine-tuning export is not in the stream job: it runs on the declarative automation clock of
+its asset (`AutomationCondition.on_cron`), evaluated by the automation sensor.
+"""
 
 from __future__ import annotations
 
 from dagster import (
     AssetSelection,
-    DefaultScheduleStatus,
     Definitions,
-    ScheduleDefinition,
     define_asset_job,
 )
 
@@ -40,18 +42,8 @@ feedback_finetune_job = define_asset_job(
     description="Exports a new version of the fine-tuning dataset from the conversation lake.",
 )
 
-feedback_finetune_schedule = ScheduleDefinition(
-    name="feedback_finetune_daily",
-    job=feedback_finetune_job,
-    cron_schedule="30 2 * * *",
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
-    description="A full, content-versioned fine-tuning export once a day.",
-)
-
 defs = Definitions(
     assets=feedback_assets,
     asset_checks=feedback_checks,
     jobs=[feedback_stream_job, feedback_finetune_job],
-    schedules=[feedback_finetune_schedule],
 )

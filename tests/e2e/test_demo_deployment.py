@@ -146,7 +146,8 @@ def test_lineage_and_sensors_are_what_the_ui_shows(deployment):
                        '"__repository__", repositoryLocationName: "rag_assets"}) '
                        '{ ... on Sensors { results { name sensorState { status } } } } }')
     states = {s["name"]: s["sensorState"]["status"] for s in sensors["sensorsOrError"]["results"]}
-    assert {states[name] for name in ("cdc_sensor", "feedback_sensor", "s3_documents_sensor")} == {"RUNNING"}
+    assert {states[name] for name in ("cdc_sensor", "feedback_sensor", "s3_documents_sensor",
+                                  "erasure_sensor", "automation_sensor")} == {"RUNNING"}
 
 
 CHROMIUM = "/usr/bin/chromium"
