@@ -53,6 +53,7 @@ from rag_assets.customers.matching import (
     MatchRules,
     RuleMatch,
     blocking_keys,
+    comparison_key,
     fuzzy_match,
 )
 from rag_assets.customers.source_state import RecordKey, SourceRecord
@@ -178,10 +179,10 @@ class _Overlay:
         self.stored_assignment: dict[RecordKey, str | None] = {}
         self.member_sets: dict[str, set[RecordKey]] = {}
         self.ranks: dict[str, Rank] = {}
-        # Fuzzy results by (identity, identity) for this batch: a pure function of the two
-        # identities under the graph's rules, and records of one person often carry equal
-        # identities (every booking of a passenger), so the same pair of values recurs.
-        self.fuzzy_results: dict[tuple[PersonIdentity, PersonIdentity], RuleMatch | None] = {}
+        # Fuzzy results for this batch by the pair of `comparison_key`s (the fields fuzzy
+        # matching reads): a pure function of those values under the graph's rules, and records
+        # of one person often carry equal ones (every booking of a passenger), so pairs recur.
+        self.fuzzy_results: dict[tuple[tuple, tuple], RuleMatch | None] = {}
 
     def node(self, key: RecordKey) -> IdentityNode | None:
         if key not in self.nodes:
@@ -296,11 +297,13 @@ class IdentityGraph:
                 continue
             edges |= {Edge.between(node.key, k, DETERMINISTIC_RULES[kind], 1.0) for k in sharing}
         results = overlay.fuzzy_results
+        own = comparison_key(node.identity)
         for other in self._fuzzy_candidates(overlay, node):
-            pair = (node.identity, overlay.node(other).identity)
+            identity = overlay.node(other).identity
+            pair = (own, comparison_key(identity))
             match = results.get(pair, _UNSCORED)
             if match is _UNSCORED:
-                match = results[pair] = fuzzy_match(*pair, self.rules)
+                match = results[pair] = fuzzy_match(node.identity, identity, self.rules)
             if match is not None:
                 edges.add(Edge.between(node.key, other, match.rule, match.score))
         return edges

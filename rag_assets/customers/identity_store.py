@@ -6,8 +6,10 @@ applies a delta inside the caller's transaction and queues the affected customer
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import fields
+from functools import lru_cache
 
 from psycopg.types.json import Jsonb
 
@@ -20,8 +22,10 @@ def record_key_text(key: RecordKey) -> str:
     return str(key)
 
 
+@lru_cache(maxsize=1 << 18)
 def parse_record_key(text: str) -> RecordKey:
-    """Inverse of `str(RecordKey)`: "system.table:pk" (system and table hold no '.' or ':')."""
+    """Inverse of `str(RecordKey)`: "system.table:pk" (system and table hold no '.' or ':').
+    Memoised: a batch's prefetch parses the keys of every neighbour, edge end and member."""
     system, rest = text.split(".", 1)
     table, pk = rest.split(":", 1)
     return RecordKey(system, table, pk)
@@ -44,6 +48,13 @@ def _columns(rows: list[tuple], width: int) -> tuple[list, ...]:
 
 def _identity(value: dict) -> PersonIdentity:
     return PersonIdentity(**{**value, "identifiers": frozenset(tuple(p) for p in value["identifiers"])})
+
+
+@lru_cache(maxsize=1 << 16)
+def _identity_from_text(text: str) -> PersonIdentity:
+    """An identity from its stored JSON text, memoised by value: every batch loads the nodes of
+    its neighbourhood again, and equal identities then share one object (cheap to compare)."""
+    return _identity(json.loads(text))
 
 
 def _keys(texts: Iterable[str]) -> set[RecordKey]:
@@ -169,10 +180,10 @@ class PostgresIdentityStore:
     # --- reads (IdentityGraphStore) ---
     def _load_nodes(self, keys: list[RecordKey]) -> dict[RecordKey, IdentityNode]:
         self.cur.execute(
-            "SELECT record_key, identity, first_seen_ts, first_seen_lsn FROM identity_nodes"
+            "SELECT record_key, identity::text, first_seen_ts, first_seen_lsn FROM identity_nodes"
             " WHERE record_key = ANY(%s)", ([record_key_text(k) for k in keys],))
         return {
-            parse_record_key(k): IdentityNode(parse_record_key(k), _identity(i), (ts, lsn))
+            (key := parse_record_key(k)): IdentityNode(key, _identity_from_text(i), (ts, lsn))
             for k, i, ts, lsn in self.cur.fetchall()
         }
 

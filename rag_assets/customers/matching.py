@@ -226,6 +226,14 @@ def _aligned_names_bits(
 
 
 @lru_cache(maxsize=1 << 16)
+def comparison_key(identity: PersonIdentity) -> tuple[str | None, ...]:
+    """Everything `fuzzy_match` and `match_evidence` read of an identity, as a hashable value:
+    two identities with equal keys score the same against anyone (identifiers such as e-mail
+    take no part in fuzzy evidence)."""
+    return tuple(_fields(identity).values())
+
+
+@lru_cache(maxsize=1 << 16)
 def _fields(identity: PersonIdentity) -> dict[str, str | None]:
     """The compared fields of an identity. Memoised by value (identities are immutable): a record
     is compared with every candidate of its blocks. Callers must not mutate the result."""
