@@ -255,7 +255,21 @@ class IdentityGraph:
         # Clusters are settled after every change, so a batch is the same as its changes one
         # by one: ids depend on the sequence of changes, not on batch boundaries.
         for change in changes:
+            before = overlay.node(change.key)
+            linked_before = _neighbours(overlay, change.key)
             touched = self._relink(overlay, change, delta)
+            if (
+                before is not None
+                and change.node is not None
+                and before.first_seen == change.node.first_seen
+                and _neighbours(overlay, change.key) == linked_before
+                and (customer_id := overlay.customer_id(change.key)) is not None
+            ):
+                # The record kept its age and exactly the same neighbours (rules or scores may
+                # differ): the components are the settled clusters as they were, so recomputing
+                # them would keep every id and record no event. Only its profile changes.
+                delta.affected_customer_ids.add(customer_id)
+                continue
             self._assign_customer_ids(overlay, touched, delta)
         for key, customer_id in overlay.assigned.items():
             if customer_id == overlay.stored_assignment.get(key):
@@ -436,6 +450,10 @@ def _index_entries(node: IdentityNode) -> list[tuple[str, ...]]:
     return [("id", kind, value) for kind, value in node.identity.identifiers] + [
         ("block", block) for block in node.blocking_keys
     ]
+
+
+def _neighbours(overlay: _Overlay, key: RecordKey) -> set[RecordKey]:
+    return {edge.other(key) for edge in overlay.edges_of(key)}
 
 
 def _connected_components(keys: set[RecordKey], overlay: _Overlay) -> list[set[RecordKey]]:

@@ -381,3 +381,49 @@ def test_equal_identities_in_one_batch_are_scored_once(monkeypatch):
         separately.apply([event("booking", row, op="c")])
     assert {separately.customer("booking", pk) for pk in (7, 8, 9)} == {
         pipeline.customer("booking", pk) for pk in (7, 8, 9)}
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_skipping_unchanged_clusters_gives_the_same_deltas_as_recomputing(seed, monkeypatch):
+    """A relinked record that keeps its age and its neighbours does not recompute clusters;
+    every delta (assignments, events, profiles to rebuild) must be what recomputing gives."""
+    from rag_assets.customers import identity_graph
+
+    rng = random.Random(seed)
+    events = random_people_events(rng, 80)
+    sizes = [rng.randint(1, 9) for _ in range(len(events))]
+
+    def run():
+        pipeline, i = Pipeline(), 0
+        for size in sizes:
+            if i >= len(events):
+                break
+            pipeline.apply(events[i : i + size])
+            i += size
+        return pipeline
+
+    skipping = run()
+    with monkeypatch.context() as patched:
+        patched.setattr(identity_graph, "_neighbours", lambda overlay, key: object())  # never equal
+        recomputing = run()
+    for fast, full in zip(skipping.deltas, recomputing.deltas, strict=True):
+        assert fast.assignments == full.assignments
+        assert fast.unassigned == full.unassigned
+        assert fast.events == full.events
+        assert fast.new_customer_ids == full.new_customer_ids
+        assert fast.affected_customer_ids == full.affected_customer_ids
+        assert fast.edges_added == full.edges_added and fast.edges_removed == full.edges_removed
+    assert skipping.store.history == recomputing.store.history
+
+
+def test_an_update_that_keeps_the_neighbours_skips_the_cluster_recomputation(monkeypatch):
+    p = Pipeline()
+    p.apply([event("crm", SALLY_CRM, "c"), event("booking", SALLY_BOOKING, "c")])
+    recomputed = []
+    real = IdentityGraph._assign_customer_ids
+    monkeypatch.setattr(IdentityGraph, "_assign_customer_ids",
+                        lambda self, *a: recomputed.append(a) or real(self, *a))
+    delta = p.apply([event("crm", {**SALLY_CRM, "city": "Londres"})])  # still linked by email
+    assert recomputed == []
+    assert delta.affected_customer_ids == {p.customer("crm", 1)}
+    assert not delta.events and not delta.assignments
