@@ -46,15 +46,26 @@ class ManagedProcess:
         return proc.pid
 
     def stop(self, timeout: float = 20.0, first_signal: int = signal.SIGTERM) -> bool:
-        """Stop the process group we started; True if something was running."""
+        """Stop the process group we started, and any descendant that left it; True if
+        something was running."""
         pid = self.running_pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
+        # Some servers (Dagster's code servers) start children in sessions of their own, out
+        # of reach of the group signal: note them, by pid and start time, before stopping.
+        descendants = [(p, _start_time(p)) for p in _descendants(pid)]
         _signal_group(pid, first_signal)
         if not _wait(lambda: not _alive(pid), timeout):
             _signal_group(pid, signal.SIGKILL)
             _wait(lambda: not _alive(pid), 5.0)
+        survivors = [p for p, started in descendants if _alive(p) and _start_time(p) == started]
+        for child in survivors:
+            os.kill(child, signal.SIGTERM)
+        if not _wait(lambda: not any(_alive(p) for p in survivors), 10.0):
+            for child in survivors:
+                if _alive(child):
+                    os.kill(child, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True
 
@@ -62,6 +73,21 @@ class ManagedProcess:
         if not self.log_file.exists():
             return ""
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` in the process tree (children first found first)."""
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                children = [int(c) for c in task.read_text().split()]
+            except OSError:
+                continue
+            found.extend(children)
+            frontier.extend(children)
+    return found
 
 
 def _signal_group(pid: int, sig: int) -> None:
