@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, define_asset_job
 
 from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
+from rag_assets.customers.checks import customer_checks
 
 customers_cdc_job = define_asset_job(
     "customers_cdc",
@@ -12,4 +13,8 @@ customers_cdc_job = define_asset_job(
     description="Applies new CDC offset ranges and updates everything downstream of them.",
 )
 
-defs = Definitions(assets=[source_records, identity_graph, customer_profiles], jobs=[customers_cdc_job])
+defs = Definitions(
+    assets=[source_records, identity_graph, customer_profiles],
+    asset_checks=customer_checks,
+    jobs=[customers_cdc_job],
+)
