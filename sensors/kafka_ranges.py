@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 
 from dagster import (
     DagsterInstance,
-    DagsterRunStatus,
     DefaultSensorStatus,
-    RunsFilter,
     RunRequest,
     SensorDefinition,
     SensorEvaluationContext,
@@ -32,6 +30,7 @@ from rag_assets.platform import offset_ledger
 from rag_assets.platform.db import ensure_schema
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
+from sensors.run_queue import IN_FLIGHT, WAITING, runs_of
 from sensors.offset_plan import cursor_key, dump_cursor, load_cursor, plan_ranges, run_key
 
 
@@ -47,15 +46,6 @@ class KafkaRangeSensorSpec:
     downstream_config: dict = field(default_factory=dict)
 
 
-# NOT_STARTED is left out: a run the daemon created but never submitted would block forever.
-_WAITING = [DagsterRunStatus.QUEUED]
-_IN_FLIGHT = [*_WAITING, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
-
-
-def _runs_of(instance: DagsterInstance, job_name: str, statuses: list) -> int:
-    return instance.get_runs_count(RunsFilter(job_name=job_name, statuses=statuses))
-
-
 def _applied_marks(postgres: PostgresResource, consumer: str,
                    bounds: dict) -> dict[tuple[str, int], int]:
     """Per partition, the first offset the ledger has not applied (from the earliest retained)."""
@@ -66,7 +56,7 @@ def _applied_marks(postgres: PostgresResource, consumer: str,
 
 def plan_tick(spec: KafkaRangeSensorSpec, cursor_raw: str | None, kafka: KafkaResource,
               postgres: PostgresResource, instance: DagsterInstance) -> SensorResult:
-    if _runs_of(instance, spec.job_name, _WAITING):
+    if runs_of(instance, spec.job_name, WAITING):
         # Back-pressure: new records wait for the queued run to start, then go as one batch.
         return SensorResult(skip_reason="a run of this source is still queued", cursor=cursor_raw)
     topics = kafka.topics_matching(spec.topic_pattern)
@@ -77,7 +67,7 @@ def plan_tick(spec: KafkaRangeSensorSpec, cursor_raw: str | None, kafka: KafkaRe
     cursor = load_cursor(cursor_raw)
     applied = _applied_marks(postgres, spec.root_asset, bounds)
     rerequest = False
-    if not _runs_of(instance, spec.job_name, _IN_FLIGHT):
+    if not runs_of(instance, spec.job_name, IN_FLIGHT):
         # Nothing in flight, so the ledger is the truth: a range requested but not applied
         # belongs to a run that failed for good, and is requested again.
         ledger_cursor = {cursor_key(*tp): mark for tp, mark in applied.items()}

@@ -30,10 +30,8 @@ from dataclasses import dataclass
 
 from dagster import (
     DagsterInstance,
-    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
-    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -46,14 +44,13 @@ from rag_assets.knowledge.listing import scan_listing
 from resources.postgres import PostgresResource
 from resources.s3 import S3Storage
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
+from sensors.run_queue import IN_FLIGHT, WAITING, runs_of
 
 # Names of the job and assets in rag_assets/knowledge (by name: sensors do not import assets).
 LISTING_JOB = "knowledge_documents"
 EVENTS_JOB = "knowledge_s3_events"
 CHUNKS_INCREMENTAL = {"document_chunks": {"config": {"rebuild": False}}}
 
-_WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
-_IN_FLIGHT = [*_WAITING, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
 
 @dataclass(frozen=True)
@@ -85,16 +82,12 @@ def change_set_key(changes: list[dict]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
 
-def _runs(instance: DagsterInstance, job_name: str, statuses: list) -> int:
-    return instance.get_runs_count(RunsFilter(job_name=job_name, statuses=statuses))
-
-
 def plan_listing_tick(settings: S3SensorSettings, cursor_raw: str | None, s3: S3Storage,
                       postgres: PostgresResource, instance: DagsterInstance) -> SensorResult:
     cursor = load_cursor(cursor_raw)
-    if _runs(instance, settings.job_name, _WAITING):
+    if runs_of(instance, settings.job_name, WAITING):
         return SensorResult(skip_reason="a run of this job is still queued", cursor=cursor_raw)
-    in_flight = _runs(instance, settings.job_name, _IN_FLIGHT)
+    in_flight = runs_of(instance, settings.job_name, IN_FLIGHT)
     if cursor["start_after"] is None and in_flight:
         return SensorResult(skip_reason="a new listing pass waits for the runs in flight",
                             cursor=cursor_raw)
