@@ -270,6 +270,11 @@ def _checked_free_text(field: str, value: Any) -> str:
 
 
 def _check_characters(field: str, value: str, *, identifier: bool) -> None:
+    # Fast path: a printable string has no character of category Cc, Cf or Cs (`isprintable`
+    # is False for every "Other" and "Separator" except the ASCII space), so it breaks no rule
+    # below. Anything else (including tab/newline in free text) takes the exact checks.
+    if value.isprintable():
+        return
     if surrogate := _SURROGATE.search(value):
         raise _Rejected(
             RejectReason.INVALID_UNICODE, f"lone surrogate in {field} at {surrogate.start()}"

@@ -289,3 +289,33 @@ def test_oversized_record_is_dead_lettered_without_its_payload(record_value):
 def test_record_just_under_the_limit_is_accepted(record_value):
     padding = MAX_RECORD_BYTES - len(record_value(answer=""))
     assert isinstance(parse(record_value(answer="x" * padding)), FeedbackEvent)
+
+
+def test_character_fast_path_agrees_with_the_exact_rules():
+    """`isprintable()` short-cuts the checks; it must accept exactly what the rules accept."""
+    import random
+    import re
+    import unicodedata
+
+    from rag_assets.feedback import events
+
+    def exact(value: str, identifier: bool) -> bool:
+        if re.search("[\ud800-\udfff]", value):
+            return False
+        if identifier:
+            return not any(unicodedata.category(c) in ("Cc", "Cf") for c in value)
+        return not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", value)
+
+    pool = ["a", "Z", "9", " ", "é", "中", "\t", "\n", "\r", "\x00", "\x1f", "\x7f", "\x85",
+            "\u00a0", "\u00ad", "\u200b", "\u2028", "\u2029", "\ufeff", "\ue000", "\U000e0001",
+            "\ud800", "\udfff", "\u0378", "\U0001f600"]
+    rng = random.Random(3)
+    for _ in range(3000):
+        value = "".join(rng.choice(pool) for _ in range(rng.randint(0, 6)))
+        for identifier in (True, False):
+            try:
+                events._check_characters("f", value, identifier=identifier)
+                accepted = True
+            except events._Rejected:
+                accepted = False
+            assert accepted == exact(value, identifier), (value, identifier)
