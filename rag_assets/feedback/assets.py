@@ -258,8 +258,9 @@ class KpiHourlyConfig(FeedbackDerivedConfig):
         "Hourly KPIs per model (`kpi_hourly`, UTC event-time windows): turns, conversations, "
         "rated share, thumbs-up rate, mean rating, latency p50/p95, sentiment distribution, "
         "share of answers with retrieved context, and deliveries dropped as too late. Windows "
-        "touched by new turns are recomputed in Python from the stored turns — the oracle's own "
-        "definitions, so the figures match it exactly. Also renders the KPI trend chart (PNG in "
+        "touched by new turns are recomputed from the stored turns by one aggregate query per batch "
+        "of windows (`percentile_cont` in PostgreSQL; shares and mean rating finished with the "
+        "oracle's arithmetic), so the figures match the Python oracle exactly. Also renders the KPI trend chart (PNG in "
         "the lake)."
     ),
     metadata={"dagster/column_schema": KPI_COLUMN_SCHEMA},

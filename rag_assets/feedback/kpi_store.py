@@ -1,13 +1,17 @@
 """The KPI tables `kpi_hourly` / `kpi_daily`, the queue of windows to recompute, and late drops.
 
-Windows are recomputed in Python from the stored turns with `kpis.kpis_for_windows` — the same
-function as the oracle, so the stored figures are the oracle's exactly — and their rows are
-deleted and inserted again in one transaction. The queue (`feedback_kpi_pending`) is
+Windows are recomputed from the stored turns by one aggregate query per batch of windows
+(`kpi_rows_sql`): counts, distinct conversations and `percentile_cont` run in PostgreSQL, and
+the few values whose rounding matters are finished in Python with the oracle's arithmetic (shares
+as int / int, the mean rating as `math.fsum` of the scores). `kpis.percentile_cont` is
+PostgreSQL's definition, so the stored figures equal `kpis.compute_kpis` (the oracle) exactly;
+the integration tests compare the two. Rows are deleted and inserted again in one transaction. The queue (`feedback_kpi_pending`) is
 append-only: a recompute deletes only the queue ids it read.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -16,8 +20,8 @@ from datetime import datetime
 from psycopg import sql
 
 from rag_assets.feedback.events import FeedbackEvent
-from rag_assets.feedback.kpis import KpiRow, kpis_for_windows
-from rag_assets.feedback.turn_store import all_scored_facts, scored_facts_in
+from rag_assets.feedback.kpis import KpiRow
+from rag_assets.feedback.turn_store import merged_spans
 from rag_assets.feedback.windows import Granularity, Window, windows_of
 
 TABLES = {Granularity.HOUR: "kpi_hourly", Granularity.DAY: "kpi_daily"}
@@ -120,7 +124,7 @@ def recompute_pending(cur, granularity: Granularity, run_id: str | None,
     if not queued:
         return 0
     windows = {Window(granularity, start) for _, start in queued}
-    _recompute(cur, granularity, windows, scored_facts_in(cur, windows), run_id, stats)
+    _recompute(cur, granularity, windows, kpi_rows_sql(cur, granularity, windows), run_id, stats)
     cur.execute("DELETE FROM feedback_kpi_pending WHERE id = ANY(%s::bigint[])",
                 ([i for i, _ in queued],))
     return len(windows)
@@ -130,11 +134,11 @@ def recompute_all(cur, granularity: Granularity, run_id: str | None,
                   stats: RecomputeStats) -> None:
     """Rebuild the whole table from every scored turn and every late drop."""
     _lock(cur, granularity)
-    facts = all_scored_facts(cur)
-    windows = {w for f in facts for w in windows_of(f.event_time, (granularity,))}
+    rows = kpi_rows_sql(cur, granularity, None)
+    windows = {row.window for row in rows}
     cur.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(TABLES[granularity])))
     cur.execute("DELETE FROM feedback_kpi_pending WHERE granularity = %s", (str(granularity),))
-    _recompute(cur, granularity, windows, facts, run_id, stats)
+    _recompute(cur, granularity, windows, rows, run_id, stats)
 
 
 def _lock(cur, granularity: Granularity) -> None:
@@ -142,9 +146,63 @@ def _lock(cur, granularity: Granularity) -> None:
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"kpi/{granularity}",))
 
 
-def _recompute(cur, granularity: Granularity, windows: set[Window], facts, run_id: str | None,
-               stats: RecomputeStats) -> None:
-    rows = kpis_for_windows(facts, windows)
+_KPI_QUERY = """
+SELECT date_trunc({unit}, event_time, 'UTC') AS window_start, model_id,
+       count(*), count(DISTINCT conversation_id),
+       count(*) FILTER (WHERE rating_up IS NOT NULL OR rating_score IS NOT NULL),
+       count(rating_up), count(*) FILTER (WHERE rating_up),
+       array_agg(rating_score) FILTER (WHERE rating_score IS NOT NULL),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms),
+       count(*) FILTER (WHERE satisfaction = 'satisfied'),
+       count(*) FILTER (WHERE satisfaction = 'neutral'),
+       count(*) FILTER (WHERE satisfaction = 'dissatisfied'),
+       count(*) FILTER (WHERE satisfaction = 'unknown'),
+       count(*) FILTER (WHERE has_context)
+FROM feedback_turns t {spans}
+WHERE t.satisfaction IS NOT NULL
+GROUP BY 1, 2
+"""
+
+
+def kpi_rows_sql(cur, granularity: Granularity, windows: Iterable[Window] | None) -> list[KpiRow]:
+    """The KPI rows of `windows` (None = every window with turns), aggregated in PostgreSQL.
+
+    Same definitions as `kpis.compute_kpis` and the same numbers: percentiles are
+    `percentile_cont` itself; shares and the mean rating are finished here as the oracle does.
+    """
+    if windows is None:
+        spans_sql, params = sql.SQL(""), ()
+    else:
+        spans = merged_spans(windows)
+        if not spans:
+            return []
+        spans_sql = sql.SQL("JOIN unnest(%s::timestamptz[], %s::timestamptz[]) AS w(lo, hi)"
+                            " ON t.event_time >= w.lo AND t.event_time < w.hi")
+        params = ([lo for lo, _ in spans], [hi for _, hi in spans])
+    cur.execute(sql.SQL(_KPI_QUERY).format(unit=sql.Literal(str(granularity)), spans=spans_sql),
+                params)
+    rows = []
+    for (start, model_id, turns, conversations, rated, polar, positive, scores, p50, p95,
+         satisfied, neutral, dissatisfied, unknown, with_context) in cur.fetchall():
+        window = Window(granularity, start)
+        scores = [float(s) for s in scores or ()]
+        rows.append(KpiRow(
+            granularity=granularity, window_start=window.start, window_end=window.end,
+            model_id=model_id, turns=turns, conversations=conversations, rated_turns=rated,
+            rated_share=rated / turns, polar_ratings=polar, positive_ratings=positive,
+            thumbs_up_rate=positive / polar if polar else None, scored_turns=len(scores),
+            mean_rating=math.fsum(scores) / len(scores) if scores else None,
+            latency_p50_ms=float(p50), latency_p95_ms=float(p95), satisfied=satisfied,
+            neutral=neutral, dissatisfied=dissatisfied, unknown=unknown,
+            turns_with_context=with_context, with_context_share=with_context / turns,
+        ))
+    rows.sort(key=lambda row: (row.window_start, row.model_id))
+    return rows
+
+
+def _recompute(cur, granularity: Granularity, windows: set[Window], rows: list[KpiRow],
+               run_id: str | None, stats: RecomputeStats) -> None:
     drops = late_drops(cur, granularity, [w.start for w in windows])
     table = sql.Identifier(TABLES[granularity])
     cur.execute(sql.SQL("DELETE FROM {} WHERE window_start = ANY(%s::timestamptz[])").format(table),
@@ -158,7 +216,7 @@ def _recompute(cur, granularity: Granularity, windows: set[Window], facts, run_i
                             drops.get((row.window_start, row.model_id), 0), run_id])
     stats.windows_recomputed += len(windows)
     stats.rows_written += len(rows)
-    stats.turns_read += len(facts)
+    stats.turns_read += sum(row.turns for row in rows)
 
 
 # ------------------------------------------------------------------ reading

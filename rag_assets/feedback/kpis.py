@@ -1,8 +1,9 @@
 """KPI definitions per (window, model_id).
 
 The input is one `TurnFact` per accepted turn — the columns the KPI tables are recomputed from,
-so production stores exactly these per turn and recomputes the windows a batch touched with the
-same function (`kpis_for_windows`). `compute_kpis` over every accepted turn is the oracle.
+so production stores exactly these per turn and recomputes the windows a batch touched from
+them (in PostgreSQL, `kpi_store.kpi_rows_sql`, with these definitions and the same rounding).
+`compute_kpis` over every accepted turn is the oracle.
 
 Definitions, for the turns of one model in one window:
 

@@ -107,7 +107,7 @@ def save_scores(cur, turns: Sequence[UnscoredTurn], sentiments: Sequence[float |
 
 def scored_facts_in(cur, windows: Iterable[Window]) -> list[TurnFact]:
     """Scored turns whose event time falls in any of `windows`."""
-    spans = _merged_spans(windows)
+    spans = merged_spans(windows)
     if not spans:
         return []
     cur.execute(
@@ -135,7 +135,7 @@ def clear(cur) -> None:
     cur.execute("DELETE FROM feedback_turns")
 
 
-def _merged_spans(windows: Iterable[Window]) -> list[tuple[datetime, datetime]]:
+def merged_spans(windows: Iterable[Window]) -> list[tuple[datetime, datetime]]:
     spans: list[tuple[datetime, datetime]] = []
     for window in sorted(windows, key=lambda w: (w.start, w.end)):
         if spans and window.start <= spans[-1][1]:
