@@ -39,15 +39,31 @@ class SentimentScorer(Protocol):
 
 
 class VaderScorer:
-    """VADER compound score, offline."""
+    """VADER compound score, offline.
+
+    VADER is a pure function of the text, and short feedback comments repeat a lot ("Thanks!",
+    "Too vague."), so scores are memoised per text (bounded: the memo is emptied when full).
+    """
+
+    MEMO_SIZE = 100_000
 
     def __init__(self) -> None:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         self._analyzer = SentimentIntensityAnalyzer()
+        self._memo: dict[str, float] = {}
 
     def score(self, texts: Sequence[str]) -> list[float]:
-        return [float(self._analyzer.polarity_scores(text)["compound"]) for text in texts]
+        memo = self._memo
+        scores = []
+        for text in texts:
+            score = memo.get(text)
+            if score is None:
+                if len(memo) >= self.MEMO_SIZE:
+                    memo.clear()
+                score = memo[text] = float(self._analyzer.polarity_scores(text)["compound"])
+            scores.append(score)
+        return scores
 
 
 @dataclass(frozen=True)

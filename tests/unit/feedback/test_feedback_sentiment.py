@@ -111,3 +111,16 @@ def test_vader_scores_clear_praise_and_complaints():
     assert praise >= 0.5
     assert complaint <= -0.5
     assert -0.05 < neutral < 0.05
+
+
+def test_vader_memo_gives_the_analyzers_own_scores():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from rag_assets.feedback.sentiment import VaderScorer
+
+    analyzer = SentimentIntensityAnalyzer()
+    texts = ["Great, thanks!", "Too vague.", "Great, thanks!", "", "meh", "Too vague."]
+    scorer = VaderScorer()
+    expected = [analyzer.polarity_scores(t)["compound"] for t in texts]
+    assert scorer.score(texts) == expected
+    assert scorer.score(list(reversed(texts))) == list(reversed(expected))
