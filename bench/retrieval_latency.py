@@ -3,8 +3,8 @@
     .venv/bin/python bench/retrieval_latency.py [--chunks 100000] [--calls 200] [--k 5]
 
 Stored chunk vectors are SYNTHETIC (random unit vectors, 384-d like MiniLM) with generated
-policy text for the full-text index; the question IS embedded for real with the offline MiniLM
-on every call. The customer profile comes from the real customers pipeline (two customers via
+policy text for the full-text index; the question IS embedded for real with the default offline embedder
+(all-MiniLM-L6-v2 through ONNX Runtime) on every call. The customer profile comes from the real customers pipeline (two customers via
 Kafka CDC → PostgreSQL). The table is compacted and indexed the way the maintenance asset does it
 (BTREE on keys, FTS on text, IVF-HNSW-SQ vector index at >= 100k rows). Needs the local services.
 Target: p95 <= 50 ms.
@@ -119,8 +119,8 @@ def main() -> int:
 
     from infra.settings import InfraSettings, connection_env
     from rag_assets.knowledge.chunk_store import maintain_table
-    from rag_assets.knowledge.embedding import MiniLMEmbedder
     from rag_assets.retrieval.context import RetrievalService
+    from resources.embedder import EmbedderResource
     from resources.lancedb import LanceDBResource
     from resources.postgres import PostgresResource
 
@@ -139,7 +139,8 @@ def main() -> int:
         index_s = time.perf_counter() - start
         kafka = make_customers(env, postgres)
 
-        service = RetrievalService(postgres, LanceDBResource(uri=lance_dir), MiniLMEmbedder())
+        service = RetrievalService(postgres, LanceDBResource(uri=lance_dir),
+                                   EmbedderResource().get_embedder())
         results = {}
         for mode in ("hybrid", "vector", "text"):
             for question in QUESTIONS[:3]:  # warm-up
@@ -182,8 +183,8 @@ def main() -> int:
 
     print("retrieval_latency — context(customer_ref, question, k) in process")
     print(f"  conditions: {args.chunks:,} chunks (synthetic 384-d vectors, generated text), "
-          f"k={args.k}, {args.calls} calls per mode, question embedded for real with offline "
-          f"MiniLM; indexes {report.indexes} (vector index built: {report.vector_index_built}), "
+          f"k={args.k}, {args.calls} calls per mode, question embedded for real by "
+          f"{type(service.embedder).__name__}; indexes {report.indexes} (vector index built: {report.vector_index_built}), "
           f"{report.fragments_after} fragment(s); profile lookup in PostgreSQL (one kept "
           f"connection); LanceDB on local disk; {os.cpu_count()} CPUs shared with other work")
     print(f"  table load {load_s:.1f} s, compaction + indexes {index_s:.1f} s")
