@@ -75,7 +75,7 @@ def vector_search(
     ).distance_type("cosine")
     if where:
         query = query.where(where, prefilter=True)
-    rows = query.select(_PROJECTION).limit(k).to_list()
+    rows = query.select([*_PROJECTION, "_distance"]).limit(k).to_list()
     return [_hit(row, 1.0 - row["_distance"]) for row in rows]
 
 
@@ -88,7 +88,7 @@ def text_search(
     query = table.search(text, query_type="fts", fts_columns="text")
     if where:
         query = query.where(where, prefilter=True)
-    rows = query.select(_PROJECTION).limit(k).to_list()
+    rows = query.select([*_PROJECTION, "_score"]).limit(k).to_list()
     return [_hit(row, row["_score"]) for row in rows]
 
 
