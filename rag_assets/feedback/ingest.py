@@ -93,7 +93,10 @@ def prefetch(kafka: KafkaResource, ranges: list[OffsetRangeConfig],
     if not wanted:
         return records
     partitions = {key: TopicPartition(*key) for key in wanted}
-    with kafka.consumer(max_partition_fetch_bytes=8 * 1024 * 1024) as consumer:
+    # retry_backoff_ms: kafka-python sleeps that long (default 100 ms) whenever a poll finds
+    # nothing fetchable yet — always once right after assign/seek, before the first fetch.
+    with kafka.consumer(max_partition_fetch_bytes=8 * 1024 * 1024,
+                        retry_backoff_ms=10) as consumer:
         consumer.assign(list(partitions.values()))
         for key, tp in partitions.items():
             consumer.seek(tp, wanted[key][0])
