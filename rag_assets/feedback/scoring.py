@@ -20,7 +20,7 @@ from rag_assets.feedback.sentiment import (
     has_comment,
     satisfaction_of,
 )
-from rag_assets.feedback.windows import windows_of
+from rag_assets.feedback.windows import windows_covering
 
 BATCH_SIZE = 20_000
 
@@ -69,7 +69,7 @@ def score_batch(cur, scorer: SentimentScorer, stats: ScoreStats, run_id: str | N
                      for t, s in zip(turns, sentiments, strict=True)]
     turn_store.save_scores(cur, turns, sentiments, satisfactions, run_id)
     stats.windows_queued += kpi_store.queue_windows(
-        cur, {w for t in turns for w in windows_of(t.event_time)})
+        cur, windows_covering(t.event_time for t in turns))
     stats.turns_scored += len(turns)
     stats.comments_scored += len(commented)
     stats.sentiment_sum += sum(scores)

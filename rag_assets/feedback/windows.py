@@ -68,19 +68,36 @@ class Window:
         return self.start <= moment < self.end
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LENGTHS = {granularity: granularity.length for granularity in Granularity}
+
+
 def window_of(moment: datetime, granularity: Granularity) -> Window:
-    utc = moment.astimezone(timezone.utc)
-    if granularity is Granularity.HOUR:
-        start = utc.replace(minute=0, second=0, microsecond=0)
-    else:
-        start = utc.replace(hour=0, minute=0, second=0, microsecond=0)
-    return Window(granularity, start)
+    if moment.tzinfo is None:  # naive = local time, as datetime.astimezone reads it
+        moment = moment.astimezone(timezone.utc)
+    # UTC hours and days are whole multiples of their length since the epoch (exact integer
+    # timedelta arithmetic; no leap seconds in POSIX time).
+    length = _LENGTHS[granularity]
+    return Window(granularity, _EPOCH + ((moment - _EPOCH) // length) * length)
 
 
 def windows_of(
     moment: datetime, granularities: Iterable[Granularity] = ALL_GRANULARITIES
 ) -> list[Window]:
     return [window_of(moment, granularity) for granularity in granularities]
+
+
+def windows_covering(
+    moments: Iterable[datetime], granularities: Iterable[Granularity] = ALL_GRANULARITIES
+) -> set[Window]:
+    """The set of windows of all `moments` (aware datetimes): `windows_of` for a batch."""
+    moments = list(moments)
+    windows: set[Window] = set()
+    for granularity in granularities:
+        length = _LENGTHS[granularity]
+        indices = {(moment - _EPOCH) // length for moment in moments}
+        windows.update(Window(granularity, _EPOCH + index * length) for index in indices)
+    return windows
 
 
 class Arrival(StrEnum):
@@ -195,6 +212,7 @@ def _arrival(moment: datetime, frontier: datetime | None, watermark: datetime | 
         return Arrival.ON_TIME
     if moment < watermark:
         return Arrival.TOO_LATE
-    if window_of(moment, Granularity.HOUR).start < window_of(frontier, Granularity.HOUR).start:
+    hour = _LENGTHS[Granularity.HOUR]
+    if (moment - _EPOCH) // hour < (frontier - _EPOCH) // hour:  # an older hourly window
         return Arrival.LATE_ACCEPTED
     return Arrival.ON_TIME

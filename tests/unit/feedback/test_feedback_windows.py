@@ -156,3 +156,26 @@ def test_a_retried_batch_gives_the_same_outcome(make_event):
 
     assert first == retry
     assert state.frontiers == {("app.feedback", 0): at(11)}  # the input state is not mutated
+
+
+def test_window_arithmetic_equals_calendar_truncation():
+    import random
+    from datetime import datetime, timedelta, timezone
+
+    from rag_assets.feedback.windows import Granularity, Window, window_of, windows_covering
+
+    rng = random.Random(9)
+    zones = [timezone.utc, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
+    base = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    moments = [(base + timedelta(seconds=rng.uniform(0, 100 * 365 * 86400))).astimezone(rng.choice(zones))
+               for _ in range(2000)]
+    moments += [datetime(2025, 1, 15, 23, 59, 59, 999999, tzinfo=timezone.utc),
+                datetime(2025, 1, 16, tzinfo=timezone.utc), datetime(2024, 2, 29, 12, tzinfo=zones[1])]
+    for moment in moments:
+        utc = moment.astimezone(timezone.utc)
+        hour = Window(Granularity.HOUR, utc.replace(minute=0, second=0, microsecond=0))
+        day = Window(Granularity.DAY, utc.replace(hour=0, minute=0, second=0, microsecond=0))
+        assert window_of(moment, Granularity.HOUR) == hour
+        assert window_of(moment, Granularity.DAY) == day
+    assert windows_covering(moments) == {w for m in moments for g in Granularity
+                                         for w in [window_of(m, g)]}
