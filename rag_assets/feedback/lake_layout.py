@@ -131,6 +131,58 @@ def range_objects(
     }
 
 
+def range_tables(
+    events: Iterable[FeedbackEvent],
+    topic: str,
+    partition: int,
+    start_offset: int,
+    end_offset: int,
+) -> dict[str, pa.Table]:
+    """`range_objects` as Arrow tables, built column by column (no pandas on the write path).
+
+    Same keys and the same rows in the same order, so the Parquet bytes hold the same data.
+    """
+    by_date: dict[date, list[FeedbackEvent]] = defaultdict(list)
+    for event in events:
+        if (event.topic, event.partition) != (topic, partition) or not (
+            start_offset <= event.offset < end_offset
+        ):
+            raise ValueError(
+                f"event at {event.topic}/{event.partition}@{event.offset} is outside "
+                f"{topic}/{partition} [{start_offset}, {end_offset})"
+            )
+        by_date[event.ts.astimezone(timezone.utc).date()].append(event)
+    tables = {}
+    for day, day_events in sorted(by_date.items()):
+        day_events.sort(key=lambda e: e.offset)
+        columns = {
+            "conversation_id": [e.conversation_id for e in day_events],
+            "turn_id": [e.turn_id for e in day_events],
+            "customer_ref": [e.customer_ref for e in day_events],
+            "ts": [e.ts for e in day_events],
+            "question": [e.question for e in day_events],
+            "answer": [e.answer for e in day_events],
+            "model_id": [e.model_id for e in day_events],
+            "latency_ms": [e.latency_ms for e in day_events],
+            "retrieved_ids": [list(e.retrieved_ids) for e in day_events],
+            "rating_up": [e.rating_up for e in day_events],
+            "rating_score": [e.rating_score for e in day_events],
+            "comment": [e.comment for e in day_events],
+            "kafka_topic": [e.topic for e in day_events],
+            "kafka_partition": [e.partition for e in day_events],
+            "kafka_offset": [e.offset for e in day_events],
+        }
+        key = LakeObject(day, topic, partition, start_offset, end_offset).key
+        tables[key] = pa.Table.from_pydict(columns, schema=LAKE_SCHEMA)
+    return tables
+
+
+def table_to_parquet(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
 def frame_to_parquet(frame: pd.DataFrame) -> bytes:
     table = pa.Table.from_pandas(frame, schema=LAKE_SCHEMA, preserve_index=False)
     buffer = io.BytesIO()

@@ -19,9 +19,9 @@ from rag_assets.feedback.lake_layout import (
     LAKE_PREFIX,
     dedupe_turns,
     frame_to_events,
-    frame_to_parquet,
     parquet_to_frame,
-    range_objects,
+    range_tables,
+    table_to_parquet,
 )
 from rag_assets.platform.offset_ranges import Range, uncovered
 from resources.s3 import S3Storage
@@ -61,10 +61,10 @@ def unlanded_parts(cur, topic: str, partition: int, part: Range) -> list[Range]:
 def write_range(cur, s3: S3Storage, client, events: Sequence[FeedbackEvent], topic: str,
                 partition: int, part: Range, run_id: str | None) -> tuple[int, int]:
     """Land the events of one offset range; returns (objects written, rows written)."""
-    objects = range_objects(events, topic, partition, part[0], part[1])
+    objects = range_tables(events, topic, partition, part[0], part[1])
     if not objects:
         return 0, 0
-    payloads = {key: frame_to_parquet(frame) for key, frame in objects.items()}
+    payloads = {key: table_to_parquet(table) for key, table in objects.items()}
 
     def put(item):
         key, body = item
@@ -76,16 +76,16 @@ def write_range(cur, s3: S3Storage, client, events: Sequence[FeedbackEvent], top
             list(pool.map(put, payloads.items()))
     else:
         put(next(iter(payloads.items())))
-    for key, frame in objects.items():
+    for key, table in objects.items():
         day = date.fromisoformat(key.split("/")[1].removeprefix("date="))
         cur.execute(
             "INSERT INTO conversation_lake_objects (object_key, event_date, topic, partition,"
             " start_offset, end_offset, row_count, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (object_key) DO UPDATE SET row_count = EXCLUDED.row_count,"
             " run_id = EXCLUDED.run_id, written_at = now()",
-            (key, day, topic, partition, part[0], part[1], len(frame), run_id),
+            (key, day, topic, partition, part[0], part[1], table.num_rows, run_id),
         )
-    return len(objects), sum(len(frame) for frame in objects.values())
+    return len(objects), sum(table.num_rows for table in objects.values())
 
 
 def registered_objects(cur) -> list[str]:

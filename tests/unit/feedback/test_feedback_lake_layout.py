@@ -166,3 +166,28 @@ def test_dedupe_of_nothing_is_an_empty_frame_with_the_schema():
     assert (
         pa.Table.from_pandas(empty_frame(), schema=LAKE_SCHEMA, preserve_index=False).num_rows == 0
     )
+
+
+def test_arrow_write_path_writes_what_the_frame_path_writes(make_event):
+    from datetime import timedelta
+
+    from rag_assets.feedback.lake_layout import range_tables, table_to_parquet
+
+    zone = timezone(timedelta(hours=2))
+    events = [
+        make_event(turn_id="a", offset=7, ts=datetime(2024, 3, 14, 23, 59, tzinfo=UTC),
+                   rating_up=True, comment="thanks ✓", retrieved_ids=("d1#0", "d2#1")),
+        make_event(turn_id="b", offset=5, ts=datetime(2024, 3, 15, 1, 30, tzinfo=zone),
+                   rating_score=3.0, rating_up=None, customer_ref=None, retrieved_ids=()),
+        make_event(turn_id="c", offset=6, ts=datetime(2024, 3, 15, 9, 0, 0, 123456, tzinfo=UTC),
+                   latency_ms=12.5, comment=None),
+    ]
+    tables = range_tables(list(reversed(events)), "app.feedback", 0, 5, 8)
+    frames = range_objects(events, "app.feedback", 0, 5, 8)
+    assert list(tables) == list(frames)
+    for key, frame in frames.items():
+        written = parquet_to_frame(table_to_parquet(tables[key]))
+        assert written.equals(parquet_to_frame(frame_to_parquet(frame)))
+        assert frame_to_events(written) == frame_to_events(frame)
+    with pytest.raises(ValueError):
+        range_tables([make_event(offset=10)], "app.feedback", 0, 0, 10)
