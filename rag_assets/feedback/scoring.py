@@ -2,7 +2,8 @@
 
 Works through the turns `conversation_log` stored with no satisfaction yet, a bounded batch per
 transaction (`FOR UPDATE SKIP LOCKED`, so concurrent runs split the work), scoring all comments
-of a batch in one scorer call. The windows of the scored turns are queued for the KPI tables in
+of a batch in one scorer call. Turns without a comment are settled by their rating in one UPDATE
+in PostgreSQL. The windows of the scored turns are queued for the KPI tables in
 the same transaction.
 """
 
@@ -20,7 +21,7 @@ from rag_assets.feedback.sentiment import (
     has_comment,
     satisfaction_of,
 )
-from rag_assets.feedback.windows import windows_covering
+from rag_assets.feedback.windows import Granularity, Window, windows_covering
 
 BATCH_SIZE = 20_000
 
@@ -54,10 +55,17 @@ class ScoreStats:
 def score_batch(cur, scorer: SentimentScorer, stats: ScoreStats, run_id: str | None,
                 thresholds: SatisfactionThresholds = SatisfactionThresholds(),
                 limit: int = BATCH_SIZE) -> int:
-    """Score up to `limit` queued turns; returns how many (0 = queue empty)."""
-    turns = turn_store.claim_unscored(cur, limit)
+    """Score up to `limit` queued turns of each kind; returns how many (0 = queue empty).
+
+    Turns whose comment is NULL need no scorer: their rating alone decides, so they are scored
+    by one UPDATE in PostgreSQL (`turn_store.score_without_comment`, the same rule as
+    `satisfaction_of`) and never travel to Python. The others (blank comments included, which
+    `has_comment` decides) are read, scored and written back here.
+    """
+    scored = _score_without_comment(cur, stats, run_id, limit)
+    turns = turn_store.claim_unscored(cur, limit, with_comment_only=True)
     if not turns:
-        return 0
+        return scored
     commented = [i for i, t in enumerate(turns) if has_comment(t.comment)]
     scores = scorer.score([turns[i].comment for i in commented]) if commented else []
     if len(scores) != len(commented):
@@ -74,4 +82,15 @@ def score_batch(cur, scorer: SentimentScorer, stats: ScoreStats, run_id: str | N
     stats.comments_scored += len(commented)
     stats.sentiment_sum += sum(scores)
     stats.satisfaction.update(str(s) for s in satisfactions)
-    return len(turns)
+    return scored + len(turns)
+
+
+def _score_without_comment(cur, stats: ScoreStats, run_id: str | None, limit: int) -> int:
+    counts, windows = turn_store.score_without_comment(cur, limit, run_id)
+    scored = sum(counts.values())
+    if scored:
+        stats.windows_queued += kpi_store.queue_windows(
+            cur, {Window(Granularity(g), start) for g, start in windows})
+        stats.turns_scored += scored
+        stats.satisfaction.update(counts)
+    return scored

@@ -72,15 +72,61 @@ class UnscoredTurn:
     comment: str | None
 
 
-def claim_unscored(cur, limit: int) -> list[UnscoredTurn]:
-    """Up to `limit` turns not scored yet, locked for this transaction (others skip them)."""
+def claim_unscored(cur, limit: int, *, with_comment_only: bool = False) -> list[UnscoredTurn]:
+    """Up to `limit` turns not scored yet, locked for this transaction (others skip them).
+
+    `with_comment_only`: only turns whose comment is not NULL (the ones a scorer may have to
+    read; `score_without_comment` settles the others in the database).
+    """
     cur.execute(
         "SELECT conversation_id, turn_id, event_time, rating_up, rating_score, comment"
         " FROM feedback_turns WHERE satisfaction IS NULL"
-        " ORDER BY topic, partition, \"offset\" LIMIT %s FOR UPDATE SKIP LOCKED",
+        + (" AND comment IS NOT NULL" if with_comment_only else "")
+        + " ORDER BY topic, partition, \"offset\" LIMIT %s FOR UPDATE SKIP LOCKED",
         (limit,),
     )
     return [UnscoredTurn(*row) for row in cur.fetchall()]
+
+
+# `sentiment.satisfaction_of(rating_up, rating_score, None)` in SQL: a turn without a comment has
+# no sentiment, so its rating alone decides (a test compares the two on every combination).
+SATISFACTION_WITHOUT_COMMENT_SQL = (
+    "CASE WHEN rating_up THEN 'satisfied' WHEN NOT rating_up THEN 'dissatisfied'"
+    " WHEN rating_score IS NOT NULL THEN 'neutral' ELSE 'unknown' END"
+)
+
+
+def score_without_comment(cur, limit: int, run_id: str | None
+                          ) -> tuple[dict[str, int], list[tuple[str, datetime]]]:
+    """Score up to `limit` queued turns whose comment is NULL, entirely in PostgreSQL.
+
+    Returns the count per satisfaction and the distinct (granularity, window_start) of the
+    scored turns (to queue for the KPI tables). Rows are claimed `FOR UPDATE SKIP LOCKED` in
+    offset order, like `claim_unscored`.
+    """
+    cur.execute(
+        "WITH picked AS (SELECT conversation_id, turn_id FROM feedback_turns"
+        "  WHERE satisfaction IS NULL AND comment IS NULL"
+        "  ORDER BY topic, partition, \"offset\" LIMIT %s FOR UPDATE SKIP LOCKED),"
+        " scored AS (UPDATE feedback_turns t SET sentiment = NULL, scored_run_id = %s,"
+        f"  satisfaction = {SATISFACTION_WITHOUT_COMMENT_SQL}"
+        "  FROM picked WHERE t.conversation_id = picked.conversation_id"
+        "  AND t.turn_id = picked.turn_id RETURNING t.event_time, t.satisfaction)"
+        " SELECT satisfaction, count(*), NULL::text, NULL::timestamptz FROM scored"
+        "  GROUP BY satisfaction"
+        " UNION ALL SELECT DISTINCT NULL::text, NULL::bigint, v.g, v.w FROM scored, LATERAL"
+        "  (VALUES ('hour', date_trunc('hour', event_time, 'UTC')),"
+        "  ('day', date_trunc('day', event_time, 'UTC'))) AS v(g, w)",
+        (limit, run_id),
+    )
+    counts: dict[str, int] = {}
+    windows: list[tuple[str, datetime]] = []
+    for satisfaction, count, granularity, window_start in cur.fetchall():
+        if granularity is None:
+            counts[satisfaction] = int(count)
+        else:
+            windows.append((granularity, window_start))
+    return counts, windows
 
 
 def unscore_all(cur) -> int:

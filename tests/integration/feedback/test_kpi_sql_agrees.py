@@ -53,3 +53,15 @@ def test_sql_kpi_rows_equal_the_python_oracle(postgres):
             some = {window_of(f.event_time, granularity) for f in facts[:40]}
             some.add(Window(granularity, T0 + timedelta(days=30)))  # a window without turns
             assert kpi_rows_sql(cur, granularity, some) == [r for r in expected if r.window in some]
+
+
+def test_sql_satisfaction_without_comment_equals_satisfaction_of(postgres):
+    from rag_assets.feedback.sentiment import satisfaction_of
+    from rag_assets.feedback.turn_store import SATISFACTION_WITHOUT_COMMENT_SQL
+
+    cases = [(up, score) for up in (True, False, None) for score in (None, 1.0, 2.0, 3.0, 3.5, 4.0, 5.0)]
+    with postgres.transaction() as cur:
+        for up, score in cases:
+            cur.execute(f"SELECT {SATISFACTION_WITHOUT_COMMENT_SQL} FROM (SELECT %s::boolean AS"
+                        " rating_up, %s::float8 AS rating_score) AS r", (up, score))
+            assert cur.fetchone()[0] == str(satisfaction_of(up, score, None)), (up, score)
