@@ -27,10 +27,13 @@ def applied_turn_keys(cur, keys: Iterable[TurnKey]) -> set[TurnKey]:
     keys = list(set(keys))
     if not keys:
         return set()
+    # One primary-key probe per key (LATERAL ... LIMIT 1 keeps the planner from hashing the
+    # whole table: a plain join did a sequential scan of every stored turn for each range).
     cur.execute(
-        "SELECT t.conversation_id, t.turn_id FROM feedback_turns t"
-        " JOIN unnest(%s::text[], %s::text[]) AS k(conversation_id, turn_id)"
-        " USING (conversation_id, turn_id)",
+        "SELECT k.conversation_id, k.turn_id"
+        " FROM unnest(%s::text[], %s::text[]) AS k(conversation_id, turn_id)"
+        " CROSS JOIN LATERAL (SELECT 1 FROM feedback_turns t"
+        "  WHERE t.conversation_id = k.conversation_id AND t.turn_id = k.turn_id LIMIT 1) AS hit",
         ([k[0] for k in keys], [k[1] for k in keys]),
     )
     return {(c, t) for c, t in cur.fetchall()}
