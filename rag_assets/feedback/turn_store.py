@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import psycopg
+
 from rag_assets.feedback.events import FeedbackEvent
 from rag_assets.feedback.kpis import TurnFact
 from rag_assets.feedback.sentiment import Satisfaction
@@ -39,23 +41,49 @@ def applied_turn_keys(cur, keys: Iterable[TurnKey]) -> set[TurnKey]:
     return {(c, t) for c, t in cur.fetchall()}
 
 
+_TURN_COLUMNS = ", ".join(f'"{c}"' for c in (
+    "conversation_id", "turn_id", "customer_ref", "model_id", "event_time", "latency_ms",
+    "has_context", "rating_up", "rating_score", "comment", "topic", "partition", "offset",
+    "run_id"))
+
+
 def insert_turns(cur, events: Sequence[FeedbackEvent], run_id: str | None) -> int:
-    """Store accepted turns (not scored yet); a turn stored before is left as it is."""
+    """Store accepted turns (not scored yet); a turn stored before is left as it is.
+
+    The accepted turns of a batch are new by construction (`classify_batch` dropped the
+    stored and repeated keys), so they are copied straight into the table inside a savepoint.
+    Only if a key exists after all (a concurrent run stored the same turn) does that copy fail;
+    then the batch goes through a staging table and `ON CONFLICT DO NOTHING`.
+    """
     if not events:
         return 0
+    rows = [(e.conversation_id, e.turn_id, e.customer_ref, e.model_id, e.ts, e.latency_ms,
+             bool(e.retrieved_ids), e.rating_up, e.rating_score, e.comment, e.topic,
+             e.partition, e.offset, run_id) for e in events]
+    keys = {(row[0], row[1]) for row in rows}
+    if len(keys) == len(rows):
+        try:
+            with cur.connection.transaction():  # a savepoint
+                _copy_rows(cur, "feedback_turns", rows)
+            return len(rows)
+        except psycopg.errors.UniqueViolation:
+            pass
+    return _insert_missing(cur, rows)
+
+
+def _copy_rows(cur, table: str, rows: list[tuple]) -> None:
+    with cur.copy(f"COPY {table} ({_TURN_COLUMNS}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _insert_missing(cur, rows: list[tuple]) -> int:
     cur.execute(
         "CREATE TEMP TABLE IF NOT EXISTS feedback_turns_in"
         " (LIKE feedback_turns INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
-    columns = ("conversation_id", "turn_id", "customer_ref", "model_id", "event_time",
-               "latency_ms", "has_context", "rating_up", "rating_score", "comment", "topic",
-               "partition", "offset", "run_id")
-    quoted = ", ".join(f'"{c}"' for c in columns)
-    with cur.copy(f"COPY feedback_turns_in ({quoted}) FROM STDIN") as copy:
-        for e in events:
-            copy.write_row((e.conversation_id, e.turn_id, e.customer_ref, e.model_id, e.ts,
-                            e.latency_ms, bool(e.retrieved_ids), e.rating_up, e.rating_score,
-                            e.comment, e.topic, e.partition, e.offset, run_id))
+    quoted = _TURN_COLUMNS
+    _copy_rows(cur, "feedback_turns_in", rows)
     cur.execute(
         f"INSERT INTO feedback_turns ({quoted}) SELECT {quoted} FROM feedback_turns_in"
         " ON CONFLICT (conversation_id, turn_id) DO NOTHING"
