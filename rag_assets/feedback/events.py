@@ -174,7 +174,10 @@ def _decode_document(value: bytes | None) -> dict[str, Any]:
 
 
 def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
+    document = dict(pairs)
+    if len(document) == len(pairs):  # no key repeated (the common case, decided in C)
+        return document
+    document = {}
     for key, value in pairs:
         if key in document:
             # json would keep the last one; two ratings for one turn have no right answer.
