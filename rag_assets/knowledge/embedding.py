@@ -193,7 +193,32 @@ def embed_in_length_sorted_batches(
     return vectors
 
 
-class MiniLMEmbedder:
+class LocalMiniLM:
+    """What the local runners of all-MiniLM-L6-v2 share: the tokenizer, the batching and the
+    dimension. A subclass sets `batch_size`, `_dimension`, `_tokenizer` and runs one padded
+    batch in `_embed_batch`."""
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces in `text`, without the [CLS]/[SEP] the model adds (and before truncation)."""
+        return self._tokenizer.count_tokens(text)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return embed_in_length_sorted_batches(
+            self._tokenizer.encode_batch(texts),
+            self.batch_size,
+            self.dimension,
+            self._embed_batch,
+        )
+
+    def _embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class MiniLMEmbedder(LocalMiniLM):
     """all-MiniLM-L6-v2: BERT (6 layers, 384 wide, 12 heads), mean pooling, L2 normalisation."""
 
     def __init__(
@@ -219,21 +244,6 @@ class MiniLMEmbedder:
     def model_id(self) -> str:
         return MINILM_MODEL_ID
 
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    def count_tokens(self, text: str) -> int:
-        """Word pieces in `text`, without the [CLS]/[SEP] the model adds (and before truncation)."""
-        return self._tokenizer.count_tokens(text)
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return embed_in_length_sorted_batches(
-            self._tokenizer.encode_batch(texts),
-            self.batch_size,
-            self.dimension,
-            self._embed_batch,
-        )
 
     def _embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
         ids, mask = pad_batch(token_ids)

@@ -33,8 +33,8 @@ import numpy as np
 from rag_assets.knowledge.embedding import (
     MINILM_MAX_TOKENS,
     MINILM_MODEL_ID,
+    LocalMiniLM,
     MiniLMTokenizer,
-    embed_in_length_sorted_batches,
     load_minilm_config,
     locate_minilm_model_dir,
     pad_batch,
@@ -367,7 +367,7 @@ def ensure_onnx_model(
 # --------------------------------------------------------------------------------------------
 
 
-class OnnxMiniLMEmbedder:
+class OnnxMiniLMEmbedder(LocalMiniLM):
     """all-MiniLM-L6-v2 through ONNX Runtime (CPU), fp32 or int8; the `Embedder` protocol."""
 
     def __init__(
@@ -406,21 +406,6 @@ class OnnxMiniLMEmbedder:
     def model_id(self) -> str:
         return MINILM_MODEL_ID if self.variant == "fp32" else MINILM_INT8_MODEL_ID
 
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    def count_tokens(self, text: str) -> int:
-        """Word pieces in `text`, without the [CLS]/[SEP] the model adds (and before truncation)."""
-        return self._tokenizer.count_tokens(text)
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return embed_in_length_sorted_batches(
-            self._tokenizer.encode_batch(texts),
-            self.batch_size,
-            self.dimension,
-            self._embed_batch,
-        )
 
     def _embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
         ids, mask = pad_batch(token_ids)
