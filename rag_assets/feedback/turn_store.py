@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 
 from rag_assets.feedback.events import FeedbackEvent
 from rag_assets.feedback.kpis import TurnFact
@@ -64,15 +65,16 @@ def insert_turns(cur, events: Sequence[FeedbackEvent], run_id: str | None) -> in
     if len(keys) == len(rows):
         try:
             with cur.connection.transaction():  # a savepoint
-                _copy_rows(cur, "feedback_turns", rows)
+                _copy_turns(cur, "feedback_turns", rows)
             return len(rows)
         except psycopg.errors.UniqueViolation:
             pass
     return _insert_missing(cur, rows)
 
 
-def _copy_rows(cur, table: str, rows: list[tuple]) -> None:
-    with cur.copy(f"COPY {table} ({_TURN_COLUMNS}) FROM STDIN") as copy:
+def _copy_turns(cur, table: str, rows: list[tuple]) -> None:
+    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table),
+                                                           sql.SQL(_TURN_COLUMNS))) as copy:
         for row in rows:
             copy.write_row(row)
 
@@ -83,7 +85,7 @@ def _insert_missing(cur, rows: list[tuple]) -> int:
         " (LIKE feedback_turns INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
     quoted = _TURN_COLUMNS
-    _copy_rows(cur, "feedback_turns_in", rows)
+    _copy_turns(cur, "feedback_turns_in", rows)
     cur.execute(
         f"INSERT INTO feedback_turns ({quoted}) SELECT {quoted} FROM feedback_turns_in"
         " ON CONFLICT (conversation_id, turn_id) DO NOTHING"
@@ -109,13 +111,11 @@ def claim_unscored(cur, limit: int, *, with_comment_only: bool = False) -> list[
     `with_comment_only`: only turns whose comment is not NULL (the ones a scorer may have to
     read; `score_without_comment` settles the others in the database).
     """
-    cur.execute(
+    cur.execute(sql.SQL(
         "SELECT conversation_id, turn_id, event_time, rating_up, rating_score, comment"
-        " FROM feedback_turns WHERE satisfaction IS NULL"
-        + (" AND comment IS NOT NULL" if with_comment_only else "")
-        + " ORDER BY topic, partition, \"offset\" LIMIT %s FOR UPDATE SKIP LOCKED",
-        (limit,),
-    )
+        " FROM feedback_turns WHERE satisfaction IS NULL {}"
+        " ORDER BY topic, partition, \"offset\" LIMIT %s FOR UPDATE SKIP LOCKED"
+    ).format(sql.SQL("AND comment IS NOT NULL" if with_comment_only else "")), (limit,))
     return [UnscoredTurn(*row) for row in cur.fetchall()]
 
 
@@ -135,21 +135,20 @@ def score_without_comment(cur, limit: int, run_id: str | None
     scored turns (to queue for the KPI tables). Rows are claimed `FOR UPDATE SKIP LOCKED` in
     offset order, like `claim_unscored`.
     """
-    cur.execute(
+    cur.execute(sql.SQL(
         "WITH picked AS (SELECT conversation_id, turn_id FROM feedback_turns"
         "  WHERE satisfaction IS NULL AND comment IS NULL"
         "  ORDER BY topic, partition, \"offset\" LIMIT %s FOR UPDATE SKIP LOCKED),"
         " scored AS (UPDATE feedback_turns t SET sentiment = NULL, scored_run_id = %s,"
-        f"  satisfaction = {SATISFACTION_WITHOUT_COMMENT_SQL}"
+        "  satisfaction = {}"
         "  FROM picked WHERE t.conversation_id = picked.conversation_id"
         "  AND t.turn_id = picked.turn_id RETURNING t.event_time, t.satisfaction)"
         " SELECT satisfaction, count(*), NULL::text, NULL::timestamptz FROM scored"
         "  GROUP BY satisfaction"
         " UNION ALL SELECT DISTINCT NULL::text, NULL::bigint, v.g, v.w FROM scored, LATERAL"
         "  (VALUES ('hour', date_trunc('hour', event_time, 'UTC')),"
-        "  ('day', date_trunc('day', event_time, 'UTC'))) AS v(g, w)",
-        (limit, run_id),
-    )
+        "  ('day', date_trunc('day', event_time, 'UTC'))) AS v(g, w)"
+    ).format(sql.SQL(SATISFACTION_WITHOUT_COMMENT_SQL)), (limit, run_id))
     counts: dict[str, int] = {}
     windows: list[tuple[str, datetime]] = []
     for satisfaction, count, granularity, window_start in cur.fetchall():
