@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from infra import services  # noqa: E402
 from infra.settings import InfraSettings, connection_env  # noqa: E402
+from sensor_runs import customer_runs  # noqa: E402  (bench/ is the script's own directory)
 
 FIRST = ["Alice", "Bob", "Carla", "Dan", "Eve", "Farid", "Grace", "Hugo", "Ines", "Jon", "Kate",
          "Liam", "Maya", "Noor", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera",
@@ -190,10 +191,8 @@ def main() -> int:
 
 
 def run(args, env, started) -> int:
-    from dagster import DagsterInstance, build_sensor_context, materialize
     from kafka import KafkaAdminClient
 
-    from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
     from resources.kafka import KafkaResource
     from resources.postgres import PostgresResource
     from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
@@ -235,32 +234,22 @@ def run(args, env, started) -> int:
         resources = {"kafka": kafka, "postgres": postgres}
         stage_s: dict[str, float] = defaultdict(float)
         totals: Counter = Counter()
-        runs, cursor = 0, None
+        runs = 0
         started_at = time.perf_counter()
-        with DagsterInstance.ephemeral() as instance:
-            while True:
-                tick = sensor(build_sensor_context(cursor=cursor, resources=resources, instance=instance))
-                cursor = tick.cursor
-                if not tick.run_requests:
-                    break
-                for request in tick.run_requests:
-                    result = materialize([source_records, identity_graph, customer_profiles],
-                                         resources=resources, run_config=request.run_config,
-                                         instance=instance)
-                    assert result.success
-                    runs += 1
-                    for event in result.get_step_success_events():
-                        stage_s[event.step_key] += event.event_specific_data.duration_ms / 1000
-                    for asset in ("source_records", "identity_graph", "customer_profiles"):
-                        meta = result.asset_materializations_for_node(asset)[0].metadata
-                        for key in ("events_read", "events_applied", "dead_letters",
-                                    "records_linked", "profiles_written"):
-                            if key in meta:
-                                totals[key] += meta[key].value
-                    done = totals["events_read"]
-                    elapsed = time.perf_counter() - started_at
-                    print(f"  run {runs}: {done} events in {elapsed:.0f} s "
-                          f"({done / elapsed:.0f}/s)", flush=True)
+        for result in customer_runs(sensor, resources):
+            runs += 1
+            for event in result.get_step_success_events():
+                stage_s[event.step_key] += event.event_specific_data.duration_ms / 1000
+            for asset in ("source_records", "identity_graph", "customer_profiles"):
+                meta = result.asset_materializations_for_node(asset)[0].metadata
+                for key in ("events_read", "events_applied", "dead_letters",
+                            "records_linked", "profiles_written"):
+                    if key in meta:
+                        totals[key] += meta[key].value
+            done = totals["events_read"]
+            elapsed = time.perf_counter() - started_at
+            print(f"  run {runs}: {done} events in {elapsed:.0f} s "
+                  f"({done / elapsed:.0f}/s)", flush=True)
         elapsed = time.perf_counter() - started_at
         if profiler is not None:
             profiler.disable()

@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from infra import services  # noqa: E402
 from infra.settings import InfraSettings, connection_env  # noqa: E402
+from sensor_runs import customer_runs  # noqa: E402  (bench/ is the script's own directory)
 
 SNAPSHOT_TS_MS = 1_700_000_000_000
 
@@ -147,14 +148,11 @@ def main() -> int:
 
 
 def run(args, records, truth, env, started) -> int:
-    from dagster import materialize
     from kafka import KafkaAdminClient
 
-    from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
     from resources.kafka import KafkaResource
     from resources.postgres import PostgresResource
-    from sensors.definitions import cdc_sensor
-    from dagster import DagsterInstance, build_sensor_context
+    from sensors.customers import cdc_sensor
 
     tag = uuid.uuid4().hex[:8]
     kafka = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
@@ -174,21 +172,10 @@ def run(args, records, truth, env, started) -> int:
         producer.close()
 
         started_at = time.perf_counter()
-        cursor, runs = None, 0
+        runs = 0
         resources = {"kafka": kafka, "postgres": postgres}
-        with DagsterInstance.ephemeral() as instance:
-            while True:
-                tick = cdc_sensor(build_sensor_context(cursor=cursor, resources=resources,
-                                                       instance=instance))
-                cursor = tick.cursor
-                if not tick.run_requests:
-                    break
-                for request in tick.run_requests:
-                    result = materialize([source_records, identity_graph, customer_profiles],
-                                         resources=resources, run_config=request.run_config,
-                                         instance=instance)
-                    assert result.success
-                    runs += 1
+        for _ in customer_runs(cdc_sensor, resources):
+            runs += 1
         elapsed = time.perf_counter() - started_at
 
         with postgres.transaction() as cur:
