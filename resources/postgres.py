@@ -29,7 +29,25 @@ class PostgresResource(ConfigurableResource):
         )
 
     @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """One connection for many short transactions (see `in_transaction`), e.g. a streaming
+        sensor's tick: a new connection costs more than the queries of a micro-batch."""
+        conn = self._connect()
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
     def transaction(self) -> Iterator[psycopg.Cursor]:
         """A cursor inside one transaction: committed on success, rolled back on error."""
         with self._connect() as conn, conn.cursor() as cur:
             yield cur
+
+
+@contextmanager
+def in_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Cursor]:
+    """A cursor inside one transaction on a `PostgresResource.connection()`."""
+    with conn.transaction(), conn.cursor() as cur:
+        yield cur

@@ -1,5 +1,7 @@
-"""Sensors: Kafka offset-range sensors and the S3 document sensor.
+"""Sensors: streaming sensors that apply changes inside their ticks, and the plain Kafka
+offset-range and S3 listing sensors that request runs (`sensors/mode.py` chooses which run by
+default).
 
-They name assets and jobs by key, never by import, so the asset modules do not import sensors
-and sensors do not import assets.
+The run-requesting sensors name assets and jobs by key, never by import; the streaming sensors
+call the domains' micro-batch modules (`rag_assets/*/streaming.py`), never the asset functions.
 """

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus
 
-from sensors.customers import cdc_sensor
-from sensors.feedback import feedback_sensor
+from sensors.customers import cdc_sensor, cdc_stream
+from sensors.feedback import feedback_sensor, feedback_stream
 from sensors.privacy import erasure_sensor
 from sensors.s3_documents import knowledge_sensors
 
@@ -18,4 +18,5 @@ automation_sensor = AutomationConditionSensorDefinition(
                 "fine-tuning export).",
 )
 
-all_sensors = [cdc_sensor, feedback_sensor, erasure_sensor, *knowledge_sensors, automation_sensor]
+all_sensors = [cdc_sensor, cdc_stream, feedback_sensor, feedback_stream, erasure_sensor,
+               *knowledge_sensors, automation_sensor]

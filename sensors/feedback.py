@@ -1,18 +1,49 @@
-"""The Kafka sensor of the feedback analytics pipeline (`app.feedback` → `feedback_stream`)."""
+"""The sensors of the feedback analytics pipeline (`app.feedback`): a streaming sensor that
+applies events inside its ticks, and the plain one that requests a `feedback_stream` run per
+offset range (see `sensors/mode.py` for which runs by default)."""
 
 from __future__ import annotations
 
+from dagster import SensorEvaluationContext, SensorResult
+
+from rag_assets.feedback.streaming import FeedbackMicroBatches
+from rag_assets.platform.micro_batch import MicroBatchSession
+from resources.kafka import KafkaResource
+from resources.postgres import PostgresResource
+from resources.s3 import S3Storage
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
+from sensors.mode import streaming
+from sensors.streaming import StreamingSensorSpec, run_tick, streaming_sensor
 
 feedback_sensor = build_kafka_range_sensor(KafkaRangeSensorSpec(
     name="feedback_sensor",
     job_name="feedback_stream",
     root_asset="conversation_log",
     topic_pattern=r"app\.feedback",
-    # Same content as rag_assets.feedback.definitions.STREAM_DOWNSTREAM_CONFIG; sensors name
-    # assets by key and do not import the asset modules.
+    # Same content as rag_assets.feedback.definitions.STREAM_DOWNSTREAM_CONFIG.
     downstream_config={"feedback_scored": {"rebuild": False}, "kpi_hourly": {"rebuild": False},
                        "kpi_daily": {"rebuild": False}},
     description="Requests a run of the feedback analytics assets (lake, scoring, KPI tables) "
                 "for each new offset range of the `app.feedback` topic.",
+    running=not streaming(),
 ))
+
+
+def _open_feedback_batches(resources: dict, session: MicroBatchSession) -> FeedbackMicroBatches:
+    return FeedbackMicroBatches(session, resources["kafka"], resources["s3"], resources["postgres"])
+
+
+FEEDBACK_STREAM = StreamingSensorSpec(
+    name="feedback_events_stream",
+    description="Streams feedback events into the conversation lake, the scored turns and the "
+                "KPI tables inside the tick (no run), exactly once through the offset ledger; "
+                "each tick reports what it applied as materialisations with their offset ranges.",
+    open_batches=_open_feedback_batches,
+    lag_check=("conversation_log", "feedback_lag"),
+)
+
+
+@streaming_sensor(FEEDBACK_STREAM, running=streaming())
+def feedback_stream(context: SensorEvaluationContext, kafka: KafkaResource, s3: S3Storage,
+                    postgres: PostgresResource) -> SensorResult:
+    return run_tick(FEEDBACK_STREAM, context, {"kafka": kafka, "s3": s3, "postgres": postgres})

@@ -44,6 +44,7 @@ class KafkaRangeSensorSpec:
     max_per_partition: int = 5000
     # Run config of the other assets in the job, e.g. {"identity_graph": {"rebuild": False}}.
     downstream_config: dict = field(default_factory=dict)
+    running: bool = True  # the sensor's default status
 
 
 def _applied_marks(postgres: PostgresResource, consumer: str,
@@ -91,7 +92,8 @@ def plan_tick(spec: KafkaRangeSensorSpec, cursor_raw: str | None, kafka: KafkaRe
 
 def build_kafka_range_sensor(spec: KafkaRangeSensorSpec) -> SensorDefinition:
     @sensor(name=spec.name, job_name=spec.job_name, minimum_interval_seconds=5,
-            default_status=DefaultSensorStatus.RUNNING, description=spec.description)
+            default_status=DefaultSensorStatus.RUNNING if spec.running else DefaultSensorStatus.STOPPED,
+            description=spec.description)
     def _sensor(context: SensorEvaluationContext, kafka: KafkaResource,
                 postgres: PostgresResource) -> SensorResult:
         return plan_tick(spec, context.cursor, kafka, postgres, context.instance)

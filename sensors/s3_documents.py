@@ -41,10 +41,16 @@ from dagster import (
 from rag_assets.knowledge import registry
 from rag_assets.knowledge.document_diff import DocumentChange
 from rag_assets.knowledge.listing import scan_listing
+from rag_assets.knowledge.streaming import DocumentMicroBatches
+from rag_assets.platform.micro_batch import MicroBatchSession
+from resources.embedder import EmbedderResource
+from resources.lancedb import LanceDBResource
 from resources.postgres import PostgresResource
 from resources.s3 import S3Storage
+from sensors.mode import streaming
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
 from sensors.run_queue import IN_FLIGHT, WAITING, runs_of
+from sensors.streaming import StreamingSensorSpec, run_tick, streaming_sensor
 
 # Names of the job and assets in rag_assets/knowledge (by name: sensors do not import assets).
 LISTING_JOB = "knowledge_documents"
@@ -60,6 +66,7 @@ class S3SensorSettings:
     max_documents_per_run: int = 200
     listing_time_budget_s: float = 20.0  # well under Dagster's 60 s tick timeout
     page_size: int = 1000
+    running: bool = True  # the sensor's default status
 
 
 def load_cursor(raw: str | None) -> dict:
@@ -133,7 +140,8 @@ def plan_listing_tick(settings: S3SensorSettings, cursor_raw: str | None, s3: S3
 
 def build_s3_documents_sensor(settings: S3SensorSettings = S3SensorSettings()) -> SensorDefinition:
     @sensor(name=settings.name, job_name=settings.job_name, minimum_interval_seconds=10,
-            default_status=DefaultSensorStatus.RUNNING,
+            default_status=(DefaultSensorStatus.RUNNING if settings.running
+                            else DefaultSensorStatus.STOPPED),
             description="Lists the knowledge prefix page by page, diffs it against the document "
                         "registry and requests a run for each bounded change set (created, "
                         "modified, deleted documents); the first pass is the backfill.")
@@ -144,7 +152,7 @@ def build_s3_documents_sensor(settings: S3SensorSettings = S3SensorSettings()) -
     return _sensor
 
 
-s3_documents_sensor = build_s3_documents_sensor()
+s3_documents_sensor = build_s3_documents_sensor(S3SensorSettings(running=not streaming()))
 
 s3_events_sensor = build_kafka_range_sensor(KafkaRangeSensorSpec(
     name="s3_events_sensor",
@@ -158,4 +166,27 @@ s3_events_sensor = build_kafka_range_sensor(KafkaRangeSensorSpec(
                 "listed to see a change.",
 ))
 
-knowledge_sensors = [s3_documents_sensor, s3_events_sensor]
+
+def _open_document_batches(resources: dict, session: MicroBatchSession) -> DocumentMicroBatches:
+    return DocumentMicroBatches(session, resources["s3"], resources["postgres"],
+                                resources["lancedb"], resources["embedder"])
+
+
+DOCUMENTS_STREAM = StreamingSensorSpec(
+    name="documents_stream",
+    description="Streams S3 document changes into LanceDB: lists the knowledge prefix every "
+                "second, registers created/modified/deleted documents and indexes them in small "
+                "batches inside the tick (no run); each tick reports what it changed as "
+                "materialisations of `documents` and `document_chunks`.",
+    open_batches=_open_document_batches,
+    lag_check=("documents", "documents_lag"),
+)
+
+
+@streaming_sensor(DOCUMENTS_STREAM, running=streaming())
+def documents_stream(context: SensorEvaluationContext, s3: S3Storage, postgres: PostgresResource,
+                     lancedb: LanceDBResource, embedder: EmbedderResource) -> SensorResult:
+    return run_tick(DOCUMENTS_STREAM, context, {"s3": s3, "postgres": postgres,
+                                                "lancedb": lancedb, "embedder": embedder})
+
+knowledge_sensors = [s3_documents_sensor, s3_events_sensor, documents_stream]

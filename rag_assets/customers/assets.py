@@ -10,8 +10,8 @@ from pydantic import Field
 from rag_assets.customers import cdc_apply, identity_linking, profile_refresh, source_store
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.asset_conventions import OWNER, table_schema
-from rag_assets.platform.db import ensure_schema
-from rag_assets.platform.kafka_ingest import OffsetRangesConfig, rebuild_ranges
+from rag_assets.platform.db import drain, ensure_schema
+from rag_assets.platform.kafka_ingest import OffsetRangesConfig, ranges_as_dicts, rebuild_ranges
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
 
@@ -67,10 +67,7 @@ def source_records(context: AssetExecutionContext, config: OffsetRangesConfig,
     return MaterializeResult(metadata={
         **stats.metadata(),
         "mode": "rebuild" if config.is_rebuild else "incremental",
-        "offset_ranges": MetadataValue.json([
-            {"topic": r.topic, "partition": r.partition, "start": r.start, "end": r.end}
-            for r in ranges
-        ]),
+        "offset_ranges": MetadataValue.json(ranges_as_dicts(ranges)),
         "events_by_table": MetadataValue.json(dict(stats.tables)),
     })
 
@@ -81,14 +78,6 @@ class DerivedAssetConfig(Config):
         description="Recompute from all upstream state (the default when materialised by hand). "
         "Sensor runs set false and take only the changes queued by the upstream asset.",
     )
-
-
-def _drain(postgres: PostgresResource, step) -> None:
-    """Run `step(cur)` in its own transaction until it reports no more work."""
-    while True:
-        with postgres.transaction() as cur:
-            if step(cur) == 0:
-                return
 
 
 @asset(
@@ -120,7 +109,7 @@ def identity_graph(context: AssetExecutionContext, config: DerivedAssetConfig,
         if config.rebuild:
             identity_linking.queue_every_record(cur)
             profile_refresh.queue_every_customer(cur)
-    _drain(postgres, lambda cur: identity_linking.link_batch(cur, stats, context.run.run_id))
+    drain(postgres, lambda cur: identity_linking.link_batch(cur, stats, context.run.run_id))
     with postgres.transaction() as cur:
         summary = identity_linking.cluster_summary(cur)
     return MaterializeResult(metadata={
@@ -156,7 +145,7 @@ def customer_profiles(config: DerivedAssetConfig, postgres: PostgresResource) ->
         ensure_customer_schema(cur, postgres)
         if config.rebuild:
             profile_refresh.queue_every_customer(cur)
-    _drain(postgres, lambda cur: profile_refresh.refresh_batch(cur, stats))
+    drain(postgres, lambda cur: profile_refresh.refresh_batch(cur, stats))
     with postgres.transaction() as cur:
         cur.execute("SELECT count(*) FROM customer_profiles")
         total = cur.fetchone()[0]

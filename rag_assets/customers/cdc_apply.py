@@ -79,13 +79,20 @@ def apply_events(cur, events: list[ChangeEvent], stats: ApplyStats):
 
 
 def apply_range(cur, kafka: KafkaResource, rng: OffsetRangeConfig, stats: ApplyStats,
-                run_id: str | None = None, config: CdcParserConfig = PARSER_CONFIG) -> None:
-    """Apply the not-yet-applied part of one range inside the caller's transaction."""
+                run_id: str | None = None, config: CdcParserConfig = PARSER_CONFIG,
+                prefetched: list | None = None) -> None:
+    """Apply the not-yet-applied part of one range inside the caller's transaction.
+
+    `prefetched` may hold the range's records already read (a streaming sensor's poll)."""
     parts = offset_ledger.claim(cur, CONSUMER, rng.topic, rng.partition, (rng.start, rng.end), run_id)
     if not parts:
         stats.ranges_already_applied += 1
         return
-    records = [r for start, end in parts for r in kafka.read_range(rng.topic, rng.partition, start, end)]
+    if prefetched is None:
+        records = [r for start, end in parts
+                   for r in kafka.read_range(rng.topic, rng.partition, start, end)]
+    else:
+        records = [r for r in prefetched if any(start <= r.offset < end for start, end in parts)]
     events, letters = _parse(kafka, records, config)
     apply_events(cur, events, stats)
     stats.dead_letters += store_dead_letters(cur, letters, run_id)

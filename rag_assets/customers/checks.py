@@ -10,28 +10,25 @@ from rag_assets.customers.assets import (
     source_records,
 )
 from rag_assets.customers.cdc_apply import CDC_TOPIC_PATTERN, CONSUMER
-from rag_assets.platform import offset_ledger
+from rag_assets.customers.streaming import MAX_LAG_EVENTS
+from rag_assets.platform.kafka_stream import ledger_lag
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
 
-MAX_LAG_EVENTS = 50_000
 MAX_CLUSTER_RECORDS = 50
 MIN_COMPLETE_SHARE = 0.9
 
 
 @asset_check(asset=source_records, description=(
-    f"CDC events retained in Kafka but not yet applied stay under {MAX_LAG_EVENTS:,}: more "
-    "means the pipeline is falling behind its sources."))
+    f"Processing lag: CDC events retained in Kafka but not yet applied stay under "
+    f"{MAX_LAG_EVENTS:,} (RAG_MAX_CDC_LAG_EVENTS); more means the pipeline is falling behind "
+    "its sources. The streaming sensor reports this check every minute and whenever it flips."))
 def cdc_lag(kafka: KafkaResource, postgres: PostgresResource) -> AssetCheckResult:
-    bounds = {(tp.topic, tp.partition): b
-              for tp, b in kafka.offset_bounds(kafka.topics_matching(CDC_TOPIC_PATTERN)).items()}
     with postgres.transaction() as cur:
         ensure_customer_schema(cur, postgres)
-        applied = offset_ledger.next_offsets(cur, CONSUMER, {tp: b for tp, (b, _) in bounds.items()})
-    behind = {tp: end - applied[tp] for tp, (_, end) in bounds.items() if end > applied[tp]}
-    lag = sum(behind.values())
-    return AssetCheckResult(passed=lag <= MAX_LAG_EVENTS, metadata={
-        "lag_events": lag, "partitions_behind": len(behind), "partitions": len(bounds)})
+        lag = ledger_lag(kafka, cur, CONSUMER, CDC_TOPIC_PATTERN)
+    return AssetCheckResult(passed=lag.events <= MAX_LAG_EVENTS,
+                            metadata={**lag.metadata(), "max_lag_events": MAX_LAG_EVENTS})
 
 
 @asset_check(asset=identity_graph, description=(

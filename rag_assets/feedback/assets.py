@@ -34,8 +34,8 @@ from rag_assets.feedback.lake_layout import LAKE_PREFIX
 from rag_assets.feedback.near_duplicates import NearDuplicateConfig
 from rag_assets.feedback.windows import Granularity, LatenessPolicy
 from rag_assets.platform.asset_conventions import OWNER, table_schema
-from rag_assets.platform.db import ensure_schema
-from rag_assets.platform.kafka_ingest import OffsetRangesConfig, rebuild_ranges
+from rag_assets.platform.db import drain, ensure_schema
+from rag_assets.platform.kafka_ingest import OffsetRangesConfig, ranges_as_dicts, rebuild_ranges
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
 from resources.s3 import S3Storage
@@ -63,20 +63,6 @@ class FeedbackDerivedConfig(Config):
         description="Recompute from all stored state (the default when materialised by hand). "
         "Sensor runs set false and take only the work queued by the upstream asset.",
     )
-
-
-def _drain(postgres: PostgresResource, step) -> None:
-    """Run `step(cur)` in its own transaction until it reports no more work."""
-    while True:
-        with postgres.transaction() as cur:
-            if step(cur) == 0:
-                return
-
-
-def _ranges_metadata(ranges) -> MetadataValue:
-    return MetadataValue.json([
-        {"topic": r.topic, "partition": r.partition, "start": r.start, "end": r.end} for r in ranges
-    ])
 
 
 @asset(
@@ -145,7 +131,7 @@ def conversation_log(context: AssetExecutionContext, config: ConversationLogConf
         **stats.metadata(),
         "mode": "rebuild" if config.is_rebuild else "incremental",
         "allowed_lateness_hours": config.allowed_lateness_hours,
-        "offset_ranges": _ranges_metadata(ranges),
+        "offset_ranges": MetadataValue.json(ranges_as_dicts(ranges)),
         "dead_letters_by_reason": MetadataValue.json(dict(stats.dead_letter_reasons)),
         "latest_event_time": (stats.latest_event_time.isoformat()
                               if stats.latest_event_time else None),
@@ -191,7 +177,7 @@ def feedback_scored(context: AssetExecutionContext, config: FeedbackDerivedConfi
         ensure_feedback_schema(cur, postgres)
         if config.rebuild:
             turn_store.unscore_all(cur)
-    _drain(postgres, lambda cur: scoring.score_batch(cur, scorer, stats, run_id))
+    drain(postgres, lambda cur: scoring.score_batch(cur, scorer, stats, run_id))
     with postgres.transaction() as cur:
         totals = turn_store.counts(cur)
     return MaterializeResult(metadata={
@@ -225,7 +211,7 @@ def _kpi_asset_body(context: AssetExecutionContext, config: FeedbackDerivedConfi
         ensure_feedback_schema(cur, postgres)
         if config.rebuild:
             kpi_store.recompute_all(cur, granularity, run_id, stats)
-    _drain(postgres, lambda cur: kpi_store.recompute_pending(cur, granularity, run_id, stats))
+    drain(postgres, lambda cur: kpi_store.recompute_pending(cur, granularity, run_id, stats))
     with postgres.transaction() as cur:
         summary = kpi_store.table_summary(cur, granularity)
         drops = kpi_store.total_late_drops(cur, granularity)

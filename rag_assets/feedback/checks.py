@@ -2,7 +2,7 @@
 
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
-from rag_assets.feedback import kpi_store, watermark_store
+from rag_assets.feedback import ingest, kpi_store, watermark_store
 from rag_assets.feedback.assets import (
     conversation_log,
     ensure_feedback_schema,
@@ -11,7 +11,10 @@ from rag_assets.feedback.assets import (
     kpi_hourly,
 )
 from rag_assets.feedback.events import DEAD_LETTER_SOURCE
+from rag_assets.feedback.streaming import MAX_LAG_EVENTS
 from rag_assets.feedback.windows import Granularity
+from rag_assets.platform.kafka_stream import ledger_lag
+from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
 
 MAX_LATE_DROP_SHARE = 0.02
@@ -105,5 +108,17 @@ def feedback_dead_letter_share(postgres: PostgresResource) -> AssetCheckResult:
                                       "dead_letter_share": round(share, 6)})
 
 
-feedback_checks = [late_drop_share, kpi_hourly_counts_every_turn, kpi_daily_counts_every_turn,
+@asset_check(asset=conversation_log, description=(
+    f"Processing lag: feedback events retained in Kafka but not yet applied stay under "
+    f"{MAX_LAG_EVENTS:,} (RAG_MAX_FEEDBACK_LAG_EVENTS). The streaming sensor reports this check "
+    "every minute and whenever it flips."))
+def feedback_lag(kafka: KafkaResource, postgres: PostgresResource) -> AssetCheckResult:
+    with postgres.transaction() as cur:
+        ensure_feedback_schema(cur, postgres)
+        lag = ledger_lag(kafka, cur, ingest.CONSUMER, ingest.FEEDBACK_TOPIC_PATTERN)
+    return AssetCheckResult(passed=lag.events <= MAX_LAG_EVENTS,
+                            metadata={**lag.metadata(), "max_lag_events": MAX_LAG_EVENTS})
+
+
+feedback_checks = [feedback_lag, late_drop_share, kpi_hourly_counts_every_turn, kpi_daily_counts_every_turn,
                    kpi_freshness, every_turn_scored, feedback_dead_letter_share]

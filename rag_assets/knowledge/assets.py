@@ -19,7 +19,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from rag_assets.knowledge import registry
+from rag_assets.knowledge import index_queue, registry
 from rag_assets.knowledge.chunk_store import (
     DEFAULT_TABLE_NAME,
     DEFAULT_VECTOR_INDEX_MIN_ROWS,
@@ -30,12 +30,8 @@ from rag_assets.knowledge.chunk_store import (
 from rag_assets.knowledge.document_diff import ChangeKind, DocumentChange
 from rag_assets.knowledge.embedding import RetryPolicy
 from rag_assets.knowledge.indexing import (
-    Deleted,
     DocumentIndexer,
-    Failed,
-    Indexed,
     IndexerSettings,
-    Rejected,
     doc_keys_filter,
     table_doc_keys,
 )
@@ -44,7 +40,7 @@ from rag_assets.knowledge.parsing import DEFAULT_MAX_BYTES
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.asset_conventions import OWNER, table_schema
 from rag_assets.platform.dead_letters import store_dead_letters
-from rag_assets.platform.kafka_ingest import OffsetRangesConfig, read_records
+from rag_assets.platform.kafka_ingest import OffsetRangesConfig, ranges_as_dicts, read_records
 from resources.embedder import EmbedderResource
 from resources.kafka import KafkaResource
 from resources.lancedb import LanceDBResource
@@ -152,9 +148,7 @@ def documents(context: AssetExecutionContext, config: DocumentsConfig, s3: S3Sto
             dead_letters = store_dead_letters(cur, counts.dead_letters, run_id)
             seen = counts.events
             extra = {"notifications_read": counts.records, "ranges_applied": ranges_applied,
-                     "offset_ranges": MetadataValue.json([
-                         {"topic": r.topic, "partition": r.partition, "start": r.start,
-                          "end": r.end} for r in config.ranges])}
+                     "offset_ranges": MetadataValue.json(ranges_as_dicts(config.ranges))}
         elif mode == "change set":
             changes = [change.to_change() for change in config.changes]
             seen = len(changes)
@@ -209,33 +203,6 @@ class DocumentChunksConfig(Config):
                                     description="Larger objects are rejected unread.")
 
 
-def _writer_lock(cur, postgres: PostgresResource) -> None:
-    # One writer per table (DESIGN §4): runs of the listing and event jobs take turns here.
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                (f"kb-chunks-writer:{postgres.db_schema}",))
-
-
-def _record_outcomes(cur, outcomes, run_id: str) -> int:
-    letters = []
-    for outcome in outcomes:
-        item = outcome.item
-        if isinstance(outcome, Indexed):
-            registry.mark_indexed(
-                cur, item, etag=outcome.etag, version_id=outcome.version_id, size=outcome.size,
-                content_hash=outcome.content_hash, served_version=outcome.document_version,
-                chunk_count=len(outcome.rows), run_id=run_id)
-        elif isinstance(outcome, Rejected):
-            registry.mark_rejected(
-                cur, item, etag=outcome.etag, version_id=outcome.version_id, size=outcome.size,
-                content_hash=outcome.content_hash, reason=outcome.reason, run_id=run_id)
-            letters.append(outcome.dead_letter)
-        elif isinstance(outcome, Failed):
-            registry.mark_failed(cur, item, reason=outcome.reason, run_id=run_id)
-        elif isinstance(outcome, Deleted):
-            registry.remove(cur, item)
-    return store_dead_letters(cur, letters, run_id)
-
-
 @asset(
     group_name="knowledge",
     deps=[documents],
@@ -282,7 +249,7 @@ def document_chunks(context: AssetExecutionContext, config: DocumentChunksConfig
     orphans_removed = dead_letters = 0
     processed: set[str] = set()
     with postgres.transaction() as lock:
-        _writer_lock(lock, postgres)
+        index_queue.writer_lock(lock, postgres.db_schema)
         if config.rebuild:
             with postgres.transaction() as cur:
                 registry.requeue_all(cur, run_id)
@@ -301,7 +268,7 @@ def document_chunks(context: AssetExecutionContext, config: DocumentChunksConfig
                 break
             outcomes = indexer.process_batch(items)
             with postgres.transaction() as cur:
-                dead_letters += _record_outcomes(cur, outcomes, run_id)
+                dead_letters += index_queue.record_outcomes(cur, outcomes, run_id)
             processed.update(item.key for item in items)
     with postgres.transaction() as cur:
         status = registry.status_counts(cur)
@@ -360,7 +327,7 @@ def document_chunks_maintenance(context: AssetExecutionContext, config: ChunkMai
     table = open_table(lancedb, embedder.get_embedder().dimension)
     ensure_knowledge_schema(postgres)
     with postgres.transaction() as lock:
-        _writer_lock(lock, postgres)
+        index_queue.writer_lock(lock, postgres.db_schema)
         report = maintain_table(table, config.vector_index_min_rows,
                                 timedelta(days=config.cleanup_older_than_days))
     context.log.info(f"fragments {report.fragments_before} -> {report.fragments_after}")

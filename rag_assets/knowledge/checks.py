@@ -1,4 +1,7 @@
-"""Asset checks of the knowledge group: fragment count, table/registry agreement, failures."""
+"""Asset checks of the knowledge group: fragment count, table/registry agreement, failures,
+processing lag."""
+
+from datetime import UTC, datetime
 
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
@@ -11,9 +14,12 @@ from rag_assets.knowledge.assets import (
 )
 from rag_assets.knowledge.chunk_store import fragment_count
 from rag_assets.knowledge.indexing import table_doc_keys
+from rag_assets.knowledge.listing import scan_listing
+from rag_assets.knowledge.streaming import MAX_LAG_SECONDS
 from resources.embedder import EmbedderResource
 from resources.lancedb import LanceDBResource
 from resources.postgres import PostgresResource
+from resources.s3 import S3Storage
 
 # DESIGN §4: 2,001 fragments made a top-10 query 270 ms; compacted, 19 ms. Warn well before.
 MAX_FRAGMENTS = 64
@@ -61,4 +67,30 @@ def documents_not_failing(postgres: PostgresResource) -> AssetCheckResult:
                             metadata={f"documents_{name}": n for name, n in status.items()})
 
 
-knowledge_checks = [chunk_fragment_count, chunks_match_registry, documents_not_failing]
+@asset_check(asset=documents, description=(
+    f"Processing lag: no S3 change waits more than {MAX_LAG_SECONDS:.0f} s "
+    "(RAG_MAX_DOCUMENT_LAG_SECONDS) to be served — neither a change the listing has not "
+    "registered yet (its S3 LastModified) nor a registered document not yet indexed. The "
+    "streaming sensor reports this check every minute and whenever it flips."))
+def documents_lag(s3: S3Storage, postgres: PostgresResource) -> AssetCheckResult:
+    ensure_knowledge_schema(postgres)
+    prefix = s3.knowledge_prefix
+    with postgres.transaction() as cur:
+        scan = scan_listing(s3.get_client(), s3.knowledge_bucket, prefix,
+                            lambda after, upto: registry.load_range(cur, prefix, after, upto))
+        queued = registry.queue_lag(cur)
+    unregistered = unregistered_change_age(scan.changes, datetime.now(UTC))
+    oldest = max(queued["oldest_queued_seconds"], unregistered["oldest_unregistered_seconds"])
+    return AssetCheckResult(passed=oldest <= MAX_LAG_SECONDS, metadata={
+        **queued, **unregistered, "max_lag_seconds": MAX_LAG_SECONDS})
+
+
+def unregistered_change_age(changes, now: datetime) -> dict:
+    """How many listed changes the registry does not hold yet, and the age of the oldest."""
+    stamps = [c.last_modified for c in changes if c.last_modified is not None]
+    oldest = max(((now - t).total_seconds() for t in stamps), default=0.0)
+    return {"changes_unregistered": len(changes), "oldest_unregistered_seconds": round(oldest, 3)}
+
+
+knowledge_checks = [chunk_fragment_count, chunks_match_registry, documents_not_failing,
+                    documents_lag]

@@ -55,6 +55,7 @@ class DocumentChange:
     etag: str | None = None
     version_id: str | None = None
     size: int | None = None
+    last_modified: datetime | None = None  # from a listing; None for deletions and events
 
     @property
     def document_version(self) -> str | None:
@@ -109,6 +110,7 @@ def diff_listing(
             normalise_etag(item.etag),
             item.version_id,
             item.size,
+            item.last_modified,
         )
         entry = registry.get(item.key)
         if entry is None:
@@ -121,6 +123,7 @@ def diff_listing(
                     change.etag,
                     item.version_id,
                     item.size,
+                    item.last_modified,
                 )
             )
     for key in sorted(registry):

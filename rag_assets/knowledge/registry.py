@@ -347,3 +347,12 @@ def changes_from_notifications(
     counts.events = len(events)
     diff = resolve_events(events, load_keys(cur, {event.key for event in events}))
     return diff.changes, counts
+
+
+def queue_lag(cur) -> dict[str, float | int]:
+    """Documents registered but not yet served (or removed), and how long the oldest waited."""
+    cur.execute(
+        "SELECT count(*), coalesce(extract(epoch FROM now() - min(seen_at)), 0)"
+        " FROM kb_documents WHERE status IN ('pending', 'deleting')")
+    queued, oldest = cur.fetchone()
+    return {"documents_queued": int(queued), "oldest_queued_seconds": round(float(oldest), 3)}

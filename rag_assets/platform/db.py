@@ -19,3 +19,11 @@ def ensure_schema(cur, schema_name: str, extra_files: tuple = ()) -> None:
     cur.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(schema_name)))
     for package, name in (*SCHEMA_FILES, *extra_files):
         cur.execute(package_files.files(package).joinpath(name).read_text())
+
+
+def drain(postgres, step) -> None:
+    """Run `step(cur)` in its own transaction on `postgres` until it reports no more work."""
+    while True:
+        with postgres.transaction() as cur:
+            if step(cur) == 0:
+                return

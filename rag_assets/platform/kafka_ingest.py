@@ -45,3 +45,9 @@ def read_records(kafka: KafkaResource, topic: str, partition: int,
                  parts: list[tuple[int, int]]) -> Iterator:
     for start, end in parts:
         yield from kafka.read_range(topic, partition, start, end)
+
+
+def ranges_as_dicts(ranges) -> list[dict]:
+    """Offset ranges as plain dicts, for metadata."""
+    return [{"topic": r.topic, "partition": r.partition, "start": r.start, "end": r.end}
+            for r in ranges]

@@ -31,3 +31,15 @@ CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_kafka_position
     ON dead_letters (source, topic, partition, "offset") WHERE topic IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_object_version
     ON dead_letters (source, object_key, object_version) WHERE object_key IS NOT NULL;
+
+-- What the streaming sensors applied, written in the transaction of the data it describes and
+-- reported to Dagster as materialisations by the next tick (a transactional outbox): a change
+-- committed here always reaches the lineage, even if the tick that applied it died.
+CREATE TABLE IF NOT EXISTS lineage_outbox (
+    id         bigserial PRIMARY KEY,
+    stream     text        NOT NULL,   -- the streaming sensor, e.g. 'cdc_stream'
+    asset_key  text        NOT NULL,
+    metadata   jsonb       NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS lineage_outbox_stream ON lineage_outbox (stream, id);

@@ -1,0 +1,77 @@
+"""Feedback micro-batches for the streaming sensor: turns into the lake and the KPI tables.
+
+Polls of `app.feedback` are gathered for `batch_interval_s` (each micro-batch writes one Parquet
+object per partition and event date, so this bounds the lake's object count), applied like a
+run's offset range (`ingest.apply_range`: lake objects named by offsets, ledger claim in the same
+transaction), then scored and folded into the hourly and daily KPI windows they touch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+
+from rag_assets.feedback import ingest, kpi_store, lake_store, scoring
+from rag_assets.feedback.assets import DEFAULT_ALLOWED_LATENESS_HOURS, ensure_feedback_schema
+from rag_assets.feedback.windows import Granularity, LatenessPolicy
+from rag_assets.platform.kafka_ingest import ranges_as_dicts
+from rag_assets.platform.kafka_stream import LedgerPositionedStream
+from rag_assets.platform.micro_batch import LagReport, MicroBatchSession
+from resources.kafka import KafkaResource
+from resources.postgres import PostgresResource
+from resources.s3 import S3Storage
+
+MAX_LAG_EVENTS = int(os.environ.get("RAG_MAX_FEEDBACK_LAG_EVENTS", "50000"))
+
+
+class FeedbackMicroBatches:
+    def __init__(self, session: MicroBatchSession, kafka: KafkaResource, s3: S3Storage,
+                 postgres: PostgresResource, batch_interval_s: float = 1.0,
+                 max_records: int = 20_000) -> None:
+        self.session = session
+        self.kafka = kafka
+        self.s3 = s3
+        self.client = lake_store.s3_client(s3)
+        self.policy = LatenessPolicy(timedelta(hours=DEFAULT_ALLOWED_LATENESS_HOURS))
+        self.scorer = scoring.default_scorer()
+        self.batch_interval_s = batch_interval_s
+        self.max_records = max_records
+        self._last_batch = 0.0
+        with session.transaction() as cur:
+            ensure_feedback_schema(cur, postgres)
+            self.source = LedgerPositionedStream(
+                kafka, ingest.CONSUMER, ingest.FEEDBACK_TOPIC_PATTERN).open(cur)
+
+    def close(self) -> None:
+        self.source.__exit__()
+
+    def step(self) -> int:
+        if time.monotonic() - self._last_batch < self.batch_interval_s:
+            return 0
+        polled = self.source.poll(timeout_ms=100, max_records=self.max_records)
+        if not polled:
+            return 0
+        self._last_batch = time.monotonic()
+        stats = ingest.IngestStats()
+        run_id = self.session.run_id
+        with self.session.transaction() as cur:
+            for rng, records in polled:
+                ingest.apply_range(cur, self.kafka, self.s3, self.client, rng, self.policy, stats,
+                                   run_id, prefetched=records)
+            if stats.ranges_applied:
+                self.session.record(cur, "conversation_log", {
+                    **stats.metadata(), "offset_ranges": ranges_as_dicts(r for r, _ in polled)})
+        self.session.drain("feedback_scored", scoring.ScoreStats,
+                           lambda cur, s: scoring.score_batch(cur, self.scorer, s, run_id))
+        for granularity, asset_key in ((Granularity.HOUR, "kpi_hourly"),
+                                       (Granularity.DAY, "kpi_daily")):
+            self.session.drain(asset_key, kpi_store.RecomputeStats,
+                               lambda cur, s, g=granularity: kpi_store.recompute_pending(
+                                   cur, g, run_id, s))
+        return stats.events_read
+
+    def lag(self) -> LagReport:
+        lag = self.source.lag()
+        return LagReport(passed=lag.events <= MAX_LAG_EVENTS,
+                         metadata={**lag.metadata(), "max_lag_events": MAX_LAG_EVENTS})

@@ -1,0 +1,113 @@
+"""A Kafka consumer positioned at a ledger consumer's applied marks, read in micro-batches.
+
+Used by the streaming sensors: partitions are assigned (no consumer group, nothing committed to
+Kafka), each is sought to the first offset the ledger has not applied, and every poll is handed
+out as one contiguous offset range per partition — [position before the poll, last offset + 1)
+— with its records. The caller claims that range in the ledger in the transaction that applies
+it, exactly as a run does with a range from its config, so a range applied meanwhile by a run
+(or a rebuild) is skipped rather than applied twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, TopicPartition
+
+from rag_assets.platform import offset_ledger
+from rag_assets.platform.kafka_ingest import OffsetRangeConfig
+from resources.kafka import KafkaResource
+
+FETCH_BYTES_PER_PARTITION = 512 * 1024
+
+
+@dataclass(frozen=True)
+class KafkaLag:
+    events: int
+    partitions_behind: int
+    partitions: int
+
+    def metadata(self) -> dict:
+        return {"lag_events": self.events, "partitions_behind": self.partitions_behind,
+                "partitions": self.partitions}
+
+
+def lag_from(bounds: dict[tuple[str, int], tuple[int, int]],
+             positions: dict[tuple[str, int], int]) -> KafkaLag:
+    """Records retained in Kafka at or after each partition's position (pure)."""
+    behind = {tp: end - max(positions.get(tp, begin), begin)
+              for tp, (begin, end) in bounds.items()}
+    behind = {tp: n for tp, n in behind.items() if n > 0}
+    return KafkaLag(sum(behind.values()), len(behind), len(bounds))
+
+
+def ledger_lag(kafka: KafkaResource, cur, consumer: str, topic_pattern: str) -> KafkaLag:
+    """How far the ledger of `consumer` is behind the end of the topics matching the pattern."""
+    bounds = {(tp.topic, tp.partition): b
+              for tp, b in kafka.offset_bounds(kafka.topics_matching(topic_pattern)).items()}
+    applied = offset_ledger.next_offsets(cur, consumer, {tp: b for tp, (b, _) in bounds.items()})
+    return lag_from(bounds, applied)
+
+
+class LedgerPositionedStream:
+    """Open with `with`; `poll()` returns [(range, records)] per partition with new records."""
+
+    def __init__(self, kafka: KafkaResource, consumer_name: str, topic_pattern: str) -> None:
+        self.kafka = kafka
+        self.consumer_name = consumer_name
+        self.topic_pattern = topic_pattern
+        self._consumer: KafkaConsumer | None = None
+        self._positions: dict[TopicPartition, int] = {}
+
+    def open(self, cur) -> LedgerPositionedStream:
+        """Assign every matching partition and seek it to the ledger's mark (read with `cur`)."""
+        bounds = self.kafka.offset_bounds(self.kafka.topics_matching(self.topic_pattern))
+        marks = offset_ledger.next_offsets(
+            cur, self.consumer_name, {(tp.topic, tp.partition): b for tp, (b, _) in bounds.items()})
+        # retry_backoff_ms: a poll that finds nothing fetchable sleeps this long (100 ms by
+        # default) — the whole latency budget of a quiet partition.
+        self._consumer = KafkaConsumer(
+            **self.kafka.client_config(), group_id=None, enable_auto_commit=False,
+            max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION, retry_backoff_ms=10,
+            fetch_max_wait_ms=50)
+        self._consumer.assign(list(bounds))
+        for tp, (begin, _) in bounds.items():
+            position = max(marks[(tp.topic, tp.partition)], begin)
+            self._consumer.seek(tp, position)
+            self._positions[tp] = position
+        return self
+
+    def __enter__(self) -> LedgerPositionedStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+
+    @property
+    def partitions(self) -> int:
+        return len(self._positions)
+
+    def poll(self, timeout_ms: int = 100,
+             max_records: int = 5000) -> list[tuple[OffsetRangeConfig, list]]:
+        if not self._positions:
+            return []
+        batches = []
+        for tp, records in self._consumer.poll(timeout_ms=timeout_ms,
+                                               max_records=max_records).items():
+            if not records:
+                continue
+            start, end = self._positions[tp], records[-1].offset + 1
+            self._positions[tp] = end
+            batches.append((OffsetRangeConfig(topic=tp.topic, partition=tp.partition,
+                                              start=start, end=end),
+                            [r for r in records if r.offset >= start]))
+        return batches
+
+    def lag(self) -> KafkaLag:
+        """Records in Kafka past what this stream has read."""
+        if not self._positions:
+            return KafkaLag(0, 0, 0)
+        ends = self._consumer.end_offsets(list(self._positions))
+        bounds = {(tp.topic, tp.partition): (0, ends[tp]) for tp in self._positions}
+        return lag_from(bounds, {(tp.topic, tp.partition): p for tp, p in self._positions.items()})

@@ -1,0 +1,117 @@
+"""The lineage outbox: what a streaming sensor applied, kept until Dagster has recorded it.
+
+A streaming sensor applies micro-batches inside its tick (no run). Each micro-batch writes, in
+the transaction of its data, one row per asset it changed: the metadata of that change (counts,
+offset ranges, document versions). At the end of the tick the sensor reads the rows after its
+cursor, folds them into one materialisation per asset (`fold`) and returns them with the new
+cursor; rows at or below the cursor are pruned by the next tick. A tick that dies after
+committing data but before reporting leaves its rows behind, so the next tick reports them:
+every committed change reaches the lineage at least once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from rag_assets.platform.offset_ranges import coalesce
+
+MAX_LISTED = 100  # longest list kept in a folded materialisation's metadata
+RANGES_KEY = "offset_ranges"
+
+
+def record(cur, stream: str, asset_key: str, metadata: dict[str, Any]) -> None:
+    cur.execute("INSERT INTO lineage_outbox (stream, asset_key, metadata) VALUES (%s, %s, %s)",
+                (stream, asset_key, Jsonb(metadata)))
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    asset_key: str
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+def pending(cur, stream: str, after_id: int, limit: int = 5000) -> list[OutboxRow]:
+    cur.execute("SELECT id, asset_key, metadata, created_at FROM lineage_outbox"
+                " WHERE stream = %s AND id > %s ORDER BY id LIMIT %s", (stream, after_id, limit))
+    return [OutboxRow(*row) for row in cur.fetchall()]
+
+
+def prune(cur, stream: str, upto_id: int) -> int:
+    """Delete rows Dagster has recorded (the sensor's cursor has moved past them)."""
+    cur.execute("DELETE FROM lineage_outbox WHERE stream = %s AND id <= %s", (stream, upto_id))
+    return cur.rowcount
+
+
+# Integers that describe a state, not an amount: the latest batch's value is kept.
+STATE_SUFFIXES = ("_version", "_total")
+
+
+def _is_additive(key: str, value: Any) -> bool:
+    """Counts and durations add up across micro-batches; versions, means, flags do not."""
+    if isinstance(value, bool) or key.endswith(STATE_SUFFIXES):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and "seconds" in key
+
+
+@dataclass
+class FoldedChange:
+    """One asset's micro-batches of a tick, as one materialisation's metadata."""
+
+    batches: int = 0
+    first_applied: datetime | None = None
+    last_applied: datetime | None = None
+    counts: dict[str, float] = field(default_factory=dict)
+    lists: dict[str, list] = field(default_factory=lambda: defaultdict(list))
+    ranges: dict[tuple[str, int], list[tuple[int, int]]] = field(
+        default_factory=lambda: defaultdict(list))
+    latest: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, row: OutboxRow) -> None:
+        self.batches += 1
+        self.first_applied = min(filter(None, (self.first_applied, row.created_at)))
+        self.last_applied = max(filter(None, (self.last_applied, row.created_at)))
+        for key, value in row.metadata.items():
+            if key == RANGES_KEY:
+                for r in value:
+                    self.ranges[(r["topic"], r["partition"])].append((r["start"], r["end"]))
+            elif isinstance(value, list):
+                self.lists[key].extend(value)
+            elif _is_additive(key, value):
+                self.counts[key] = self.counts.get(key, 0) + value
+            else:
+                self.latest[key] = value  # flags, text, means: the latest batch's value
+
+    def metadata(self) -> dict[str, Any]:
+        folded: dict[str, Any] = {**self.latest, **self.counts, "micro_batches": self.batches}
+        for key, values in self.lists.items():
+            folded[key] = values[:MAX_LISTED]
+            if len(values) > MAX_LISTED:
+                folded[f"{key}_not_listed"] = len(values) - MAX_LISTED
+        if self.ranges:
+            folded[RANGES_KEY] = [
+                {"topic": topic, "partition": partition, "start": start, "end": end}
+                for (topic, partition), parts in sorted(self.ranges.items())
+                for start, end in coalesce(parts)
+            ]
+        if self.first_applied is not None:
+            folded["first_applied_at"] = self.first_applied.isoformat()
+            folded["last_applied_at"] = self.last_applied.isoformat()
+        return folded
+
+
+def fold(rows: list[OutboxRow]) -> dict[str, FoldedChange]:
+    """Per asset key, the tick's micro-batches folded together (counts and durations summed,
+    lists joined, offset ranges coalesced per partition, other values from the latest batch)."""
+    folded: dict[str, FoldedChange] = {}
+    for row in rows:
+        folded.setdefault(row.asset_key, FoldedChange()).add(row)
+    return folded

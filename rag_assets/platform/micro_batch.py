@@ -1,0 +1,67 @@
+"""What a streaming sensor's micro-batches share: one connection, the tick's id, the outbox.
+
+Domain streams (`rag_assets/*/streaming.py`) apply each micro-batch with the same functions the
+assets' runs use, in short transactions on this session's connection, and record in each
+transaction what it changed for the lineage (`lineage_outbox`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import psycopg
+
+from rag_assets.platform import lineage_outbox
+from resources.postgres import in_transaction
+
+
+class HasMetadata(Protocol):
+    def metadata(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class LagReport:
+    """How far a source is ahead of what is applied, against its bound."""
+
+    passed: bool
+    metadata: dict[str, Any]
+
+
+class MicroBatches(Protocol):
+    """A domain's streaming work: `step` applies what is available now and returns how many
+    changes it applied (0 when idle); `lag` says how far behind the source it is."""
+
+    def step(self) -> int: ...
+
+    def lag(self) -> LagReport: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class MicroBatchSession:
+    conn: psycopg.Connection
+    stream: str  # the streaming sensor's name; rows of the outbox are kept per stream
+    run_id: str  # written where a run would write its run id (row lineage)
+
+    def transaction(self):
+        return in_transaction(self.conn)
+
+    def record(self, cur, asset_key: str, metadata: dict[str, Any]) -> None:
+        lineage_outbox.record(cur, self.stream, asset_key, metadata)
+
+    def drain(self, asset_key: str, new_stats: Callable[[], HasMetadata],
+              step: Callable[[Any, Any], int]) -> int:
+        """Run `step(cur, stats)` in its own transaction until it takes nothing; each batch that
+        took work records its stats for `asset_key`. Returns the work taken."""
+        total = 0
+        while True:
+            stats = new_stats()
+            with self.transaction() as cur:
+                taken = step(cur, stats)
+                if not taken:
+                    return total
+                self.record(cur, asset_key, stats.metadata())
+            total += taken
