@@ -1,5 +1,5 @@
 """End to end, as a user runs it: `dagster dev` with its daemon and sensors on, demo data
-published, and every asset of the lineage materialised by the sensors' runs.
+published, and every asset of the lineage materialised by the streaming sensors.
 
 The deployment is isolated from a developer's demo: its own topics prefix, PostgreSQL schema
 and Dagster database, buckets, LanceDB directory and port.
@@ -146,8 +146,11 @@ def test_lineage_and_sensors_are_what_the_ui_shows(deployment):
                        '"__repository__", repositoryLocationName: "rag_assets"}) '
                        '{ ... on Sensors { results { name sensorState { status } } } } }')
     states = {s["name"]: s["sensorState"]["status"] for s in sensors["sensorsOrError"]["results"]}
-    assert {states[name] for name in ("cdc_sensor", "feedback_sensor", "s3_documents_sensor",
-                                  "erasure_sensor", "automation_sensor")} == {"RUNNING"}
+    # Streaming by default (RAG_SENSOR_MODE); the run-per-tick sensors are there, stopped.
+    assert {states[name] for name in ("cdc_stream", "feedback_events_stream", "documents_stream",
+                                      "erasure_sensor", "automation_sensor")} == {"RUNNING"}
+    assert {states[name] for name in ("cdc_sensor", "feedback_sensor",
+                                      "s3_documents_sensor")} == {"STOPPED"}
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -1,0 +1,324 @@
+"""Freshness: change → retrievable, streaming sensors against Dagster's plain run-per-tick path.
+
+    .venv/bin/python bench/freshness.py [--rate 200] [--duration 600] [--plain-duration S]
+
+For each configuration — `streaming` (the product's default) and then `runs` (the plain path:
+one run per sensor tick) — in the same invocation:
+
+1. a namespace of its own (topic prefix, PostgreSQL schema, Dagster database, buckets, LanceDB
+   directory) is seeded with the demo data (`rag_assets.demo`), and `dagster dev` (webserver,
+   daemon, every sensor as in the demo) is started on it with `RAG_SENSOR_MODE` set;
+2. once the seed is served, a steady mixed stream is produced at `--rate` changes/s for
+   `--duration` s — CDC updates of a profile field, document rewrites, feedback turns (mix in
+   `--mix`) — and a probe asks the retrieval call (and `kpi_hourly`, for feedback) until it sees
+   each change (see `bench/freshness_probe.py`);
+3. after the stream stops the probe waits up to `--drain` s; a change still unseen then is
+   counted at that time (so its percentile is a lower bound, shown with ">=");
+4. the lineage is read back over GraphQL: CDC events in `source_records` materialisations against
+   events sent, and the delay from a micro-batch's commit to its materialisation record.
+
+Services (Kafka, S3, PostgreSQL) are started if they are not running, and stopped at the end if
+this script started them; each namespace and its `dagster dev` are removed at the end.
+The last line is `profile_p95=… doc_p95=… kpi_p95=… vs_plain=…x` (streaming figures; vs_plain
+is the smallest of the three plain/streaming p95 ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.freshness_probe import (  # noqa: E402
+    KINDS,
+    CachedQuestionEmbedder,
+    Ledger,
+    LoadGenerator,
+    Probe,
+    percentile,
+    summarise,
+)
+from infra import services  # noqa: E402
+from infra.dagster import DagsterService  # noqa: E402
+from infra.settings import InfraSettings, connection_env  # noqa: E402
+
+PROBE_MEMBERS = 16
+PROBE_DOCUMENTS = 8
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Namespace:
+    """Everything one configuration writes, named apart from the demo and the other run."""
+
+    def __init__(self, settings: InfraSettings, mode: str) -> None:
+        self.name = f"fresh_{mode}_{uuid.uuid4().hex[:6]}"
+        self.settings = settings
+        self.base = connection_env(settings)
+        dash = self.name.replace("_", "-")
+        self.env = {
+            "RAG_TOPIC_PREFIX": f"{self.name}.", "RAG_PG_SCHEMA": self.name,
+            "DAGSTER_PG_DB": self.name, "RAG_KB_BUCKET": f"{dash}-kb",
+            "RAG_LAKE_BUCKET": f"{dash}-lake", "RAG_SENSOR_MODE": mode,
+            "LANCEDB_URI": str(settings.state_dir / "bench-freshness" / self.name / "lancedb"),
+        }
+
+    def resources(self):
+        from resources.defaults import resource_from_environment
+
+        saved = {k: os.environ.get(k) for k in self.env}
+        os.environ.update(self.env)
+        try:
+            return {key: resource_from_environment(key)
+                    for key in ("kafka", "s3", "postgres", "lancedb", "embedder")}
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def admin(self, statement: str) -> None:
+        import psycopg
+
+        with psycopg.connect(host=self.base["PGHOST"], port=self.base["PGPORT"],
+                             user=self.base["PGUSER"], password=self.base["PGPASSWORD"],
+                             dbname="postgres", autocommit=True) as conn:
+            conn.execute(statement)
+
+    def drop(self, res: dict) -> None:
+        from kafka import KafkaAdminClient
+
+        self.admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        with res["postgres"].transaction() as cur:
+            cur.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+        admin = KafkaAdminClient(**res["kafka"].client_config())
+        try:
+            mine = [t for t in admin.list_topics() if t.startswith(self.env["RAG_TOPIC_PREFIX"])]
+            if mine:
+                admin.delete_topics(mine)
+        finally:
+            admin.close()
+        client = res["s3"].get_client()
+        for bucket in {self.env["RAG_KB_BUCKET"], self.env["RAG_LAKE_BUCKET"]}:
+            try:
+                for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                    for item in page.get("Contents", []):
+                        client.delete_object(Bucket=bucket, Key=item["Key"])
+                client.delete_bucket(Bucket=bucket)
+            except client.exceptions.NoSuchBucket:
+                pass
+
+
+def seed(ns: Namespace, res: dict):
+    from rag_assets.demo.publisher import DemoConfig, DemoPublisher
+
+    config = DemoConfig(topic_prefix=ns.env["RAG_TOPIC_PREFIX"],
+                        knowledge_bucket=ns.env["RAG_KB_BUCKET"], knowledge_prefix="knowledge-base/",
+                        people=200, feedback_conversations=20, documents=12)
+    publisher = DemoPublisher(res["kafka"], res["s3"], config)
+    publisher.initial_load()
+    client = res["s3"].get_client()
+    if ns.env["RAG_LAKE_BUCKET"] != ns.env["RAG_KB_BUCKET"]:
+        client.create_bucket(Bucket=ns.env["RAG_LAKE_BUCKET"])
+    return publisher
+
+
+def wait_until_served(res: dict, members: list[dict], doc_keys: list[str], timeout_s: float) -> float:
+    """Seconds until the seed's probe members have profiles and the probe documents are indexed."""
+    started = time.monotonic()
+    schema = res["postgres"].db_schema
+    while time.monotonic() - started < timeout_s:
+        try:
+            with res["postgres"].transaction() as cur:
+                cur.execute(f'SELECT count(*) FROM "{schema}".customer_assignments'
+                            " WHERE record_key = ANY(%s)",
+                            ([f"loyalty.members:{m['id']}" for m in members],))
+                linked = cur.fetchone()[0]
+                cur.execute(f'SELECT count(*) FROM "{schema}".kb_documents WHERE status = '
+                            "'indexed' AND doc_key = ANY(%s)", (doc_keys,))
+                indexed = cur.fetchone()[0]
+                cur.execute(f'SELECT count(*) FROM "{schema}".customer_profiles')
+                profiles = cur.fetchone()[0]
+            if linked == len(members) and indexed == len(doc_keys) and profiles:
+                return time.monotonic() - started
+        except Exception:  # tables not created yet
+            pass
+        time.sleep(2)
+    raise TimeoutError("the seed data was not served in time")
+
+
+def graphql(url: str, query: str) -> dict:
+    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        body = json.load(response)
+    if "errors" in body:
+        raise RuntimeError(body["errors"])
+    return body["data"]
+
+
+def lineage(url: str) -> dict:
+    """CDC events recorded in `source_records` materialisations, and the delay from a streamed
+    micro-batch's last commit to the materialisation that reports it."""
+    data = graphql(url, '{ assetOrError(assetKey: {path: ["source_records"]}) { ... on Asset {'
+                        ' assetMaterializations(limit: 100000) { timestamp metadataEntries {'
+                        ' label ... on IntMetadataEntry { intValue }'
+                        ' ... on TextMetadataEntry { text } } } } } }')
+    events, delays = 0, []
+    for materialisation in data["assetOrError"]["assetMaterializations"]:
+        entries = {e["label"]: e.get("intValue", e.get("text")) for e in materialisation["metadataEntries"]}
+        events += entries.get("events_read") or 0
+        if entries.get("last_applied_at"):
+            applied = datetime.fromisoformat(entries["last_applied_at"]).timestamp()
+            delays.append(int(materialisation["timestamp"]) / 1000 - applied)
+    return {"cdc_events_in_lineage": events, "materialisations": len(
+        data["assetOrError"]["assetMaterializations"]),
+        "lineage_delay_p95_s": round(percentile(delays, 0.95), 2) if delays else None}
+
+
+def run_configuration(settings: InfraSettings, mode: str, args) -> dict:
+    ns = Namespace(settings, mode)
+    res = ns.resources()
+    ns.admin(f'CREATE DATABASE "{ns.name}"')
+    dagster = DagsterService(settings, name=f"dagster-{ns.name}", port=free_port())
+    try:
+        publisher = seed(ns, res)
+        dagster.up(extra_env=ns.env)
+        members = publisher.sources.rows("loyalty", "members")[:PROBE_MEMBERS]
+        documents = {key: doc.body().decode() if isinstance(doc.body(), bytes) else doc.body()
+                     for key, doc in sorted(publisher.documents.items())[:PROBE_DOCUMENTS]}
+        seed_s = wait_until_served(res, members, ["knowledge-base/" + k for k in documents],
+                                   args.seed_timeout)
+        print(f"[{mode}] seed served after {seed_s:.0f} s", flush=True)
+
+        from rag_assets.retrieval.context import RetrievalService
+
+        service = RetrievalService(res["postgres"], res["lancedb"],
+                                   CachedQuestionEmbedder(res["embedder"].get_embedder()))
+        ledger = Ledger()
+        load = LoadGenerator(publisher, res["s3"].get_client(), ns.env["RAG_KB_BUCKET"],
+                             "knowledge-base/", ledger, args.rate, args.mix, members, documents,
+                             publisher.config.partitions)
+        probe = Probe(service, res["postgres"], ledger, "knowledge-base/" + sorted(documents)[0])
+        loads: list[float] = []
+        sampler = threading.Thread(target=_sample_load, args=(loads, load.stop_event), daemon=True)
+        duration = args.duration if mode == "streaming" else (args.plain_duration or args.duration)
+        started = time.monotonic()
+        for thread in (probe, load, sampler):
+            thread.start()
+        time.sleep(duration)
+        load.stop_event.set()
+        load.join()
+        stopped = time.monotonic()
+        while ledger.unsettled() and time.monotonic() - stopped < args.drain:
+            time.sleep(0.5)
+        probe.stop_event.set()
+        probe.join()
+        censor_at = time.monotonic()
+        time.sleep(10)  # the last tick's materialisations
+        result = {
+            "mode": mode, "duration_s": duration, "sent": dict(load.sent),
+            "sustained_rate": round(sum(load.sent.values()) / (stopped - started), 1),
+            "producer_behind_max_s": round(load.behind_max_s, 2),
+            "probe_cycles": probe.cycles, "probe_cycle_max_s": round(probe.cycle_s_max, 3),
+            "probe_errors": probe.errors, "seed_served_s": round(seed_s, 1),
+            "load_1m": [min(loads, default=0), sum(loads) / max(1, len(loads)), max(loads, default=0)],
+            "kinds": summarise(ledger, started, censor_at),
+            "cdc_events_sent": sum(publisher.sent[t] for t in publisher.sent if ".cdc." in t)
+            + load.sent.get("profile", 0),
+            **lineage(dagster.url),
+        }
+        return result
+    finally:
+        dagster.down()
+        if not args.keep:
+            ns.drop(res)
+
+
+def _sample_load(samples: list[float], stop: threading.Event) -> None:
+    while not stop.wait(10):
+        samples.append(os.getloadavg()[0])
+
+
+def report(result: dict) -> None:
+    print(f"\n== {result['mode']}: {result['duration_s']} s at {result['sustained_rate']} changes/s "
+          f"sustained (sent {result['sent']}), load 1m min/mean/max "
+          f"{result['load_1m'][0]:.1f}/{result['load_1m'][1]:.1f}/{result['load_1m'][2]:.1f}")
+    for kind in KINDS:
+        k = result["kinds"][kind]
+        bound = ">=" if k["unseen"] else ""
+        print(f"  {kind:8s} n={k['changes']:6d} p50={bound}{k['p50']:.2f}s p95={bound}{k['p95']:.2f}s "
+              f"p99={bound}{k['p99']:.2f}s max={bound}{k['max']:.2f}s unseen={k['unseen']}")
+        print(f"           p95 per minute of sending (lag trend): {k['p95_by_minute']}")
+    print(f"  lineage: {result['cdc_events_in_lineage']} of {result['cdc_events_sent']} CDC events "
+          f"in {result['materialisations']} source_records materialisations; "
+          f"commit -> materialisation p95 {result['lineage_delay_p95_s']} s")
+    print(f"  probe: {result['probe_cycles']} cycles, slowest {result['probe_cycle_max_s']} s, "
+          f"errors {result['probe_errors']}; producer at most {result['producer_behind_max_s']} s "
+          f"behind its pace; seed served in {result['seed_served_s']} s")
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    mix = {kind: float(share) for kind, share in (part.split("=") for part in text.split(","))}
+    unknown = set(mix) - set(KINDS)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown kinds {sorted(unknown)}; use {KINDS}")
+    return mix
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="changes per second")
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds of load")
+    parser.add_argument("--plain-duration", type=float, default=None,
+                        help="seconds of load for the plain path (default: --duration)")
+    parser.add_argument("--mix", type=parse_mix, default=parse_mix("profile=0.70,kpi=0.28,document=0.02"))
+    parser.add_argument("--drain", type=float, default=120.0,
+                        help="seconds to wait for unseen changes after the stream stops")
+    parser.add_argument("--seed-timeout", type=float, default=900.0)
+    parser.add_argument("--modes", default="streaming,runs")
+    parser.add_argument("--keep", action="store_true", help="keep the namespaces for inspection")
+    args = parser.parse_args()
+
+    settings = InfraSettings.from_env()
+    started_services = services.up(settings)
+    os.environ.update(connection_env(settings))
+    print(f"freshness bench: {platform.node()}, {os.cpu_count()} cores, python "
+          f"{platform.python_version()}, rate {args.rate}/s, mix {args.mix}, load before "
+          f"{os.getloadavg()[0]:.2f}", flush=True)
+    results = {}
+    try:
+        for mode in args.modes.split(","):
+            results[mode] = run_configuration(settings, mode, args)
+            report(results[mode])
+    finally:
+        services.down(settings, only=set(started_services))
+    stream = results.get("streaming")
+    if stream:
+        p95 = {k: stream["kinds"][k]["p95"] for k in KINDS}
+        ratio = "n/a"
+        if "runs" in results:
+            ratios = [results["runs"]["kinds"][k]["p95"] / p95[k] for k in KINDS if p95[k] > 0]
+            ratio = f"{min(ratios):.1f}"
+        print(f"profile_p95={p95['profile']:.2f}s doc_p95={p95['document']:.2f}s "
+              f"kpi_p95={p95['kpi']:.2f}s vs_plain={ratio}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""The freshness benchmark's moving parts: a paced mixed change stream, and a probe that asks the
+retrieval call (or the KPI table) until each change is visible.
+
+Every change carries a marker the probe can recognise, and markers only grow, so one read can
+settle many changes at once:
+
+* **profile** — a Debezium update of a probe loyalty member setting `points` to the change's
+  sequence number; settled when `context(loyalty:<pk>, …)` returns points >= that number.
+* **document** — a probe document rewritten with a new paragraph (new ETag); settled when the
+  retrieval call over that document returns chunks of that version or a later one.
+* **kpi** — a feedback turn on partition p, stamped now, with model id `bench-p<p>`; settled when
+  `kpi_hourly` counts at least n turns for that model (the n-th sent to the partition).
+
+Latency = first time the probe saw it − time the producer handed the change to Kafka / S3.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+
+KINDS = ("profile", "document", "kpi")
+PROBE_QUESTION = "What are my loyalty points and the current policy?"
+
+
+@dataclass
+class Change:
+    kind: str
+    target: str  # member pk, document key or partition
+    marker: int | str  # points, ETag, or the turn's number on its partition
+    sent: float  # time.monotonic() when handed to Kafka / S3
+    seen: float | None = None
+
+    @property
+    def latency(self) -> float | None:
+        return None if self.seen is None else self.seen - self.sent
+
+
+@dataclass
+class Ledger:
+    """Every change sent, per kind and target, in send order (thread-safe)."""
+
+    changes: dict[str, list[Change]] = field(default_factory=lambda: defaultdict(list))
+    _open: dict[tuple[str, str], list[Change]] = field(default_factory=lambda: defaultdict(list))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, change: Change) -> None:
+        with self._lock:
+            self.changes[change.kind].append(change)
+            self._open[(change.kind, change.target)].append(change)
+
+    def open_targets(self, kind: str) -> list[str]:
+        with self._lock:
+            return [target for (k, target), pending in self._open.items() if k == kind and pending]
+
+    def settle(self, kind: str, target: str, reached, now: float) -> None:
+        """Mark seen every open change of the target up to the last one `reached(change)`."""
+        with self._lock:
+            pending = self._open[(kind, target)]
+            last = max((i for i, c in enumerate(pending) if reached(c)), default=-1)
+            for change in pending[:last + 1]:
+                change.seen = now
+            del pending[:last + 1]
+
+    def unsettled(self) -> int:
+        with self._lock:
+            return sum(len(p) for p in self._open.values())
+
+
+class LoadGenerator(threading.Thread):
+    """Sends `rate` changes per second in the given mix until stopped."""
+
+    def __init__(self, publisher, s3_client, bucket: str, prefix: str, ledger: Ledger,
+                 rate: float, mix: dict[str, float], members: list[dict], documents: dict,
+                 partitions: int, seed: int = 1) -> None:
+        super().__init__(daemon=True)
+        self.publisher, self.s3, self.bucket, self.prefix = publisher, s3_client, bucket, prefix
+        self.ledger, self.rate, self.mix = ledger, rate, mix
+        self.members, self.documents, self.partitions = members, documents, partitions
+        self.rng = random.Random(seed)
+        self.stop_event = threading.Event()
+        self.sent = defaultdict(int)
+        self.behind_max_s = 0.0
+        self._turns_per_partition = defaultdict(int)
+        self._points = int(time.time())  # larger than any demo balance, and growing
+
+    def run(self) -> None:
+        kinds, weights = zip(*self.mix.items(), strict=True)
+        next_at = time.monotonic()
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            if now < next_at:
+                time.sleep(next_at - now)
+            self.behind_max_s = max(self.behind_max_s, time.monotonic() - next_at)
+            kind = self.rng.choices(kinds, weights)[0]
+            getattr(self, f"_send_{kind}")()
+            self.sent[kind] += 1
+            next_at += 1.0 / self.rate
+        self.publisher.flush()
+
+    def _send_profile(self) -> None:
+        from rag_assets.demo.source_systems import RowChange
+
+        member = self.members[self.sent["profile"] % len(self.members)]
+        self._points += 1
+        after = {**member, "points": self._points}
+        change = RowChange("loyalty", "members", "u", member["id"], dict(member), after, "bench")
+        messages = self.publisher.encoder.change(change, int(time.time() * 1000))
+        for message in messages:
+            self.publisher.producer.send(message.topic, key=message.key, value=message.value)
+        self.ledger.add(Change("profile", str(member["id"]), self._points, time.monotonic()))
+
+    def _send_document(self) -> None:
+        key = sorted(self.documents)[self.sent["document"] % len(self.documents)]
+        serial = self.sent["document"]
+        body = self.documents[key] + (f"\n\nFreshness note {serial}: desk hours changed to "
+                                      f"{6 + serial % 12}:00 for revision {serial}.\n")
+        sent = time.monotonic()
+        etag = self.s3.put_object(Bucket=self.bucket, Key=self.prefix + key,
+                                  Body=body.encode())["ETag"].strip('"')
+        self.ledger.add(Change("document", self.prefix + key, etag, sent))
+
+    def _send_kpi(self) -> None:
+        partition = self.sent["kpi"] % self.partitions
+        self._turns_per_partition[partition] += 1
+        number = self._turns_per_partition[partition]
+        event = {
+            "conversation_id": f"bench-{partition}-{number}", "turn_id": 1, "customer_ref": None,
+            "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "question": "Can I change my seat?", "answer": "Yes, up to 24 h before departure.",
+            "model_id": f"bench-p{partition}", "latency_ms": 420.0, "retrieved_ids": ["seat#0"],
+            "rating": self.rng.choice([None, "up", "down", 4, 5]), "comment": None,
+        }
+        self.publisher.producer.send(self.publisher.config.feedback(), key=event["conversation_id"].encode(),
+                                     value=json.dumps(event).encode(), partition=partition)
+        self.ledger.add(Change("kpi", f"bench-p{partition}", number, time.monotonic()))
+
+
+class CachedQuestionEmbedder:
+    """The probe asks one question over and over; embedding it once keeps the probe light."""
+
+    def __init__(self, embedder) -> None:
+        self._embedder = embedder
+        self.model_id, self.dimension = embedder.model_id, embedder.dimension
+        self._embed_one = lru_cache(maxsize=8)(lambda text: embedder.embed([text]))
+
+    def embed(self, texts):
+        import numpy as np
+
+        return np.vstack([self._embed_one(text) for text in texts])
+
+    def count_tokens(self, text: str) -> int:
+        return self._embedder.count_tokens(text)
+
+
+class Probe(threading.Thread):
+    """Reads what a user would read until every sent change is visible."""
+
+    def __init__(self, service, postgres, ledger: Ledger, any_doc_key: str,
+                 interval_s: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.service, self.postgres, self.ledger = service, postgres, ledger
+        self.any_doc_key, self.interval_s = any_doc_key, interval_s
+        self.stop_event = threading.Event()
+        self.cycles = 0
+        self.cycle_s_max = 0.0
+        self.errors = 0
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(host=self.postgres.host, port=self.postgres.port,
+                             user=self.postgres.user, password=self.postgres.password,
+                             dbname=self.postgres.database, autocommit=True) as conn:
+            while not self.stop_event.is_set():
+                started = time.monotonic()
+                try:
+                    self._cycle(conn)
+                except Exception:  # a read racing a writer's first commit; try again
+                    self.errors += 1
+                self.cycles += 1
+                took = time.monotonic() - started
+                self.cycle_s_max = max(self.cycle_s_max, took)
+                self.stop_event.wait(max(0.0, self.interval_s - took))
+
+    def _cycle(self, conn) -> None:
+        for pk in self.ledger.open_targets("profile"):
+            bundle = self.service.context(f"loyalty:{pk}", PROBE_QUESTION, k=1, mode="vector",
+                                          doc_keys=[self.any_doc_key])
+            profile = (bundle["customer"] or {}).get("profile") or {}
+            points = (profile.get("loyalty") or {}).get("points") or 0
+            self.ledger.settle("profile", pk, lambda c, p=points: c.marker <= p, time.monotonic())
+        for key in self.ledger.open_targets("document"):
+            bundle = self.service.context(f"loyalty:{self._any_member()}", PROBE_QUESTION, k=1,
+                                          mode="vector", doc_keys=[key])
+            versions = {c["provenance"]["doc_version"] for c in bundle["chunks"]}
+            self.ledger.settle("document", key, lambda c, v=versions: c.marker in v, time.monotonic())
+        if self.ledger.open_targets("kpi"):
+            rows = conn.execute(
+                f'SELECT model_id, sum(turns) FROM "{self.postgres.db_schema}".kpi_hourly'
+                " WHERE model_id LIKE 'bench-p%%' GROUP BY model_id").fetchall()
+            now = time.monotonic()
+            for model_id, turns in rows:
+                self.ledger.settle("kpi", model_id, lambda c, n=int(turns): c.marker <= n, now)
+
+    def _any_member(self) -> str:
+        targets = self.ledger.open_targets("profile")
+        return targets[0] if targets else "0"
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def summarise(ledger: Ledger, started: float, censor_at: float) -> dict[str, dict]:
+    """Per kind: count, percentiles (a change never seen counts as seen at `censor_at`, so its
+    percentile is a lower bound), unseen count, and p95 per minute of sending (the lag trend)."""
+    summary = {}
+    for kind in KINDS:
+        changes = ledger.changes.get(kind, [])
+        latencies = [c.latency if c.seen is not None else censor_at - c.sent for c in changes]
+        by_minute: dict[int, list[float]] = defaultdict(list)
+        for change, latency in zip(changes, latencies, strict=True):
+            by_minute[int((change.sent - started) // 60)].append(latency)
+        summary[kind] = {
+            "changes": len(changes), "unseen": sum(c.seen is None for c in changes),
+            **{f"p{int(q * 100)}": percentile(latencies, q) for q in (0.5, 0.95, 0.99)},
+            "max": max(latencies, default=float("nan")),
+            "p95_by_minute": [round(percentile(by_minute[m], 0.95), 2) for m in sorted(by_minute)],
+        }
+    return summary
