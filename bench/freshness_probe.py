@@ -194,7 +194,7 @@ class Probe(threading.Thread):
             bundle = self.service.context(f"loyalty:{pk}", PROBE_QUESTION, k=1, mode="vector",
                                           doc_keys=[self.any_doc_key])
             profile = (bundle["customer"] or {}).get("profile") or {}
-            points = (profile.get("loyalty") or {}).get("points") or 0
+            points = ((profile.get("golden") or {}).get("loyalty") or {}).get("points") or 0
             self.ledger.settle("profile", pk, lambda c, p=points: c.marker <= p, time.monotonic())
         for key in self.ledger.open_targets("document"):
             bundle = self.service.context(f"loyalty:{self._any_member()}", PROBE_QUESTION, k=1,
