@@ -68,6 +68,7 @@ def main() -> None:
     from rag_assets.feedback.windows import Granularity
     from resources.kafka import KafkaResource
     from resources.postgres import PostgresResource
+    from resources.sentiment import SentimentResource
     from resources.s3 import S3Storage
     from sensors.feedback import feedback_sensor
     from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
@@ -105,7 +106,8 @@ def main() -> None:
         publish_s = time.perf_counter() - t
         payload_bytes = sum(len(json.dumps(e)) for e in events)
 
-        resources = {"kafka": kafka, "s3": s3, "postgres": postgres}
+        resources = {"kafka": kafka, "s3": s3, "postgres": postgres,
+                     "sentiment": SentimentResource()}
         assets = [conversation_log, feedback_scored, kpi_hourly, kpi_daily]
         instance = DagsterInstance.ephemeral()
         cursor, runs, processed, step_s, stages = None, 0, 0, {}, {}

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 from dagster import EnvVar
 
 from resources.embedder import embedder_resource_from_env
+from resources.env import optional_env as _optional
 from resources.kafka import KafkaResource
 from resources.lancedb import LanceDBResource
 from resources.postgres import PostgresResource
 from resources.s3 import S3Storage
-
-
-def _optional(name: str) -> EnvVar | None:
-    """An EnvVar for a setting that may be absent (Dagster fails on an unset EnvVar)."""
-    return EnvVar(name) if os.environ.get(name) else None
+from resources.sentiment import sentiment_resource_from_env
 
 
 def production_resources() -> dict:
@@ -45,6 +40,7 @@ def production_resources() -> dict:
             db_schema=_optional("RAG_PG_SCHEMA") or "rag",
         ),
         "embedder": embedder_resource_from_env(),
+        "sentiment": sentiment_resource_from_env(),
         "lancedb": LanceDBResource(
             uri=EnvVar("LANCEDB_URI"),
             s3_endpoint_url=_optional("S3_ENDPOINT_URL"),

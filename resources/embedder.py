@@ -11,9 +11,7 @@ Offline backends, all all-MiniLM-L6-v2:
 
 from __future__ import annotations
 
-import os
-
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
 from rag_assets.knowledge.embedding import (
@@ -21,9 +19,10 @@ from rag_assets.knowledge.embedding import (
     BedrockTitanEmbedder,
     Embedder,
     MiniLMEmbedder,
-    RetryPolicy,
 )
 from rag_assets.knowledge.onnx_embedding import onnxruntime_available
+from rag_assets.platform.retry import RetryPolicy
+from resources.env import given, optional_env, optional_int_env
 
 BACKENDS = ("local-minilm", "local-minilm-onnx", "local-minilm-int8", "bedrock")
 _ONNX_VARIANTS = {"local-minilm-onnx": "fp32", "local-minilm-int8": "int8"}
@@ -88,29 +87,15 @@ class EmbedderResource(ConfigurableResource):
         )
 
 
-def _optional(name: str) -> EnvVar | None:
-    # Dagster fails on an unset EnvVar, so settings that may be absent fall back to the default.
-    return EnvVar(name) if os.environ.get(name) else None
-
-
 def embedder_resource_from_env() -> EmbedderResource:
     """EMBEDDER_BACKEND, EMBEDDER_BATCH_SIZE, BEDROCK_EMBEDDING_MODEL_ID, BEDROCK_EMBEDDING_DIMENSIONS,
     AWS_REGION, BEDROCK_ENDPOINT_URL, EMBEDDER_MAX_ATTEMPTS — each optional."""
-    settings = {
-        "backend": _optional("EMBEDDER_BACKEND"),
-        "batch_size": EnvVar.int("EMBEDDER_BATCH_SIZE")
-        if os.environ.get("EMBEDDER_BATCH_SIZE")
-        else None,
-        "bedrock_model_id": _optional("BEDROCK_EMBEDDING_MODEL_ID"),
-        "bedrock_dimensions": EnvVar.int("BEDROCK_EMBEDDING_DIMENSIONS")
-        if os.environ.get("BEDROCK_EMBEDDING_DIMENSIONS")
-        else None,
-        "aws_region": _optional("AWS_REGION"),
-        "bedrock_endpoint_url": _optional("BEDROCK_ENDPOINT_URL"),
-        "max_attempts": EnvVar.int("EMBEDDER_MAX_ATTEMPTS")
-        if os.environ.get("EMBEDDER_MAX_ATTEMPTS")
-        else None,
-    }
-    return EmbedderResource(
-        **{name: value for name, value in settings.items() if value is not None}
-    )
+    return EmbedderResource(**given(
+        backend=optional_env("EMBEDDER_BACKEND"),
+        batch_size=optional_int_env("EMBEDDER_BATCH_SIZE"),
+        bedrock_model_id=optional_env("BEDROCK_EMBEDDING_MODEL_ID"),
+        bedrock_dimensions=optional_int_env("BEDROCK_EMBEDDING_DIMENSIONS"),
+        aws_region=optional_env("AWS_REGION"),
+        bedrock_endpoint_url=optional_env("BEDROCK_ENDPOINT_URL"),
+        max_attempts=optional_int_env("EMBEDDER_MAX_ATTEMPTS"),
+    ))

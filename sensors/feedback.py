@@ -11,6 +11,7 @@ from rag_assets.platform.micro_batch import MicroBatchSession
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
 from resources.s3 import S3Storage
+from resources.sentiment import SentimentResource
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
 from sensors.mode import streaming
 from sensors.streaming import StreamingSensorSpec, run_tick, streaming_sensor
@@ -30,7 +31,8 @@ feedback_sensor = build_kafka_range_sensor(KafkaRangeSensorSpec(
 
 
 def _open_feedback_batches(resources: dict, session: MicroBatchSession) -> FeedbackMicroBatches:
-    return FeedbackMicroBatches(session, resources["kafka"], resources["s3"], resources["postgres"])
+    return FeedbackMicroBatches(session, resources["kafka"], resources["s3"], resources["postgres"],
+                                resources["sentiment"])
 
 
 FEEDBACK_STREAM = StreamingSensorSpec(
@@ -45,5 +47,6 @@ FEEDBACK_STREAM = StreamingSensorSpec(
 
 @streaming_sensor(FEEDBACK_STREAM, running=streaming())
 def feedback_stream(context: SensorEvaluationContext, kafka: KafkaResource, s3: S3Storage,
-                    postgres: PostgresResource) -> SensorResult:
-    return run_tick(FEEDBACK_STREAM, context, {"kafka": kafka, "s3": s3, "postgres": postgres})
+                    postgres: PostgresResource, sentiment: SentimentResource) -> SensorResult:
+    return run_tick(FEEDBACK_STREAM, context, {"kafka": kafka, "s3": s3, "postgres": postgres,
+                                               "sentiment": sentiment})

@@ -98,3 +98,17 @@ def lancedb(tmp_path):
     from resources.lancedb import LanceDBResource
 
     return LanceDBResource(uri=str(tmp_path / "lancedb"))
+
+
+@pytest.fixture
+def bedrock_standin(monkeypatch):
+    """The local Bedrock Runtime InvokeModel stand-in (`tests/unit/knowledge/bedrock_standin.py`)."""
+    from tests.unit.knowledge.bedrock_standin import BedrockStandin
+
+    # Dummy credentials: the stand-in ignores the signature, but botocore will not sign without
+    # them. Set per test, so the real services' keys (integration tests) come back afterwards.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with BedrockStandin() as standin:
+        yield standin

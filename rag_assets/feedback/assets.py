@@ -39,6 +39,7 @@ from rag_assets.platform.kafka_ingest import OffsetRangesConfig, ranges_as_dicts
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
 from resources.s3 import S3Storage
+from resources.sentiment import SentimentResource
 
 FEEDBACK_SCHEMA_FILES = (("rag_assets.feedback", "schema.sql"),)
 DEFAULT_ALLOWED_LATENESS_HOURS = 24.0
@@ -148,11 +149,14 @@ def conversation_log(context: AssetExecutionContext, config: ConversationLogConf
     kinds={"postgres", "python"},
     owners=[OWNER],
     description=(
-        "Each accepted turn (`feedback_turns`) with the sentiment score of its comment (VADER, "
-        "offline) and a satisfaction category: the rating decides when there is one (thumbs up "
+        "Each accepted turn (`feedback_turns`) with the sentiment score of its comment (the "
+        "`sentiment` resource: VADER offline by default, or a Bedrock text model) and a "
+        "satisfaction category: the rating decides when there is one (thumbs up "
         "or >= 4 satisfied, thumbs down or <= 2 dissatisfied, 3 neutral), otherwise the comment "
         "(>= +0.05 satisfied, <= -0.05 dissatisfied), otherwise unknown. Scoring queues the "
-        "turns' hourly and daily windows for the KPI tables in the same transaction."
+        "turns' hourly and daily windows for the KPI tables in the same transaction. A turn "
+        "whose comment could not be scored stays unscored (out of the KPIs) and is retried by a "
+        "later run after a backoff (`score_attempts`, `score_error`, `score_retry_at`)."
     ),
     metadata={"dagster/column_schema": table_schema(
         ("conversation_id, turn_id", "text", "primary key"),
@@ -163,25 +167,35 @@ def conversation_log(context: AssetExecutionContext, config: ConversationLogConf
         ("has_context", "boolean", "the answer had retrieved chunks"),
         ("rating_up, rating_score", "boolean/float8", "thumb, or 1–5 score"),
         ("comment", "text", "user comment (personal data possible)"),
-        ("sentiment", "float8", "VADER compound score of the comment; null without one"),
-        ("satisfaction", "text", "satisfied | neutral | dissatisfied | unknown"),
+        ("sentiment", "float8", "comment score in [-1, 1]; null without one"),
+        ("satisfaction", "text", "satisfied | neutral | dissatisfied | unknown; null = queued"),
+        ("score_attempts, score_error, score_retry_at", "int/text/timestamptz",
+         "failed scorings in a row, the last error, when the turn is retried"),
         ("topic, partition, offset", "text/int/bigint", "provenance"),
     )},
 )
 def feedback_scored(context: AssetExecutionContext, config: FeedbackDerivedConfig,
-                    postgres: PostgresResource) -> MaterializeResult:
+                    postgres: PostgresResource, sentiment: SentimentResource
+                    ) -> MaterializeResult:
     stats = scoring.ScoreStats()
-    scorer = scoring.default_scorer()
+    scorer = sentiment.get_scorer()
     run_id = context.run.run_id
     with postgres.transaction() as cur:
         ensure_feedback_schema(cur, postgres)
         if config.rebuild:
             turn_store.unscore_all(cur)
-    drain(postgres, lambda cur: scoring.score_batch(cur, scorer, stats, run_id))
+    drain(postgres, lambda cur: scoring.score_batch(
+        cur, scorer, stats, run_id, comment_limit=sentiment.claim_limit()))
     with postgres.transaction() as cur:
         totals = turn_store.counts(cur)
+    if stats.comments_failed:
+        context.log.warning(
+            f"{stats.comments_failed} comments could not be scored"
+            f"{' (scorer down: the rest waits for the next run)' if stats.scorer_down else ''}; "
+            "they stay queued and are retried after a backoff (feedback_turns.score_error)")
     return MaterializeResult(metadata={
         **stats.metadata(), **totals, "scorer": type(scorer).__name__,
+        "sentiment_model": getattr(scorer, "model_id", "vader"),
         "mode": "rebuild" if config.rebuild else "incremental",
     })
 

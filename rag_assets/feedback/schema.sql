@@ -21,8 +21,21 @@ CREATE TABLE IF NOT EXISTS feedback_turns (
     satisfaction    text,                        -- NULL = not scored yet
     run_id          text,
     scored_run_id   text,
+    score_attempts  integer          NOT NULL DEFAULT 0,  -- failed scorings since the last success
+    score_error     text,                        -- why the last scoring failed (no comment text)
+    score_retry_at  timestamptz,                 -- not claimed for scoring before this time
     PRIMARY KEY (conversation_id, turn_id)
 );
+-- Tables created before the scoring-retry columns get them; checked first, so that the
+-- exclusive lock of ALTER TABLE is taken once, not on every run.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                   AND table_name = 'feedback_turns' AND column_name = 'score_retry_at') THEN
+        ALTER TABLE feedback_turns ADD COLUMN IF NOT EXISTS score_attempts integer NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS score_error text,
+            ADD COLUMN IF NOT EXISTS score_retry_at timestamptz;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS feedback_turns_event_time ON feedback_turns (event_time);
 CREATE INDEX IF NOT EXISTS feedback_turns_unscored
     ON feedback_turns (topic, partition, "offset") WHERE satisfaction IS NULL;

@@ -1,10 +1,16 @@
 """Scoring queued turns: comment sentiment and the satisfaction category, then KPI windows queued.
 
 Works through the turns `conversation_log` stored with no satisfaction yet, a bounded batch per
-transaction (`FOR UPDATE SKIP LOCKED`, so concurrent runs split the work), scoring all comments
-of a batch in one scorer call. Turns without a comment are settled by their rating in one UPDATE
-in PostgreSQL. The windows of the scored turns are queued for the KPI tables in
-the same transaction.
+transaction (`FOR UPDATE SKIP LOCKED`, so concurrent runs split the work), scoring the comments
+of a batch through `score_comments` (each distinct text once, in calls of the scorer's
+`batch_size`). Turns without a comment are settled by their rating in one UPDATE in PostgreSQL.
+The windows of the scored turns are queued for the KPI tables in the same transaction.
+
+A turn whose comment could not be scored (a remote scorer gave up after its retries, or answered
+nonsense) is not lost and not guessed: it stays unscored, out of the KPIs, and is retried by a
+later run after a backoff (`turn_store.postpone_scoring`), like a document the embedder failed.
+When every scorer call of a batch fails, the scorer is taken as down and the run scores only the
+turns that need no scorer; the rest waits for the next run.
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ from rag_assets.feedback.sentiment import (
     SatisfactionThresholds,
     SentimentScorer,
     VaderScorer,
-    has_comment,
     satisfaction_of,
+    score_comments,
 )
 from rag_assets.feedback.windows import Granularity, Window, windows_covering
 
@@ -36,6 +42,8 @@ def default_scorer() -> SentimentScorer:
 class ScoreStats:
     turns_scored: int = 0
     comments_scored: int = 0
+    comments_failed: int = 0
+    scorer_down: bool = False
     satisfaction: Counter = field(default_factory=Counter)
     windows_queued: int = 0
     sentiment_sum: float = 0.0
@@ -44,6 +52,8 @@ class ScoreStats:
         return {
             "turns_scored": self.turns_scored,
             "comments_scored": self.comments_scored,
+            "comments_failed": self.comments_failed,
+            "scorer_down": self.scorer_down,
             "mean_comment_sentiment": (round(self.sentiment_sum / self.comments_scored, 4)
                                        if self.comments_scored else None),
             "windows_queued": self.windows_queued,
@@ -54,35 +64,54 @@ class ScoreStats:
 
 def score_batch(cur, scorer: SentimentScorer, stats: ScoreStats, run_id: str | None,
                 thresholds: SatisfactionThresholds = SatisfactionThresholds(),
-                limit: int = BATCH_SIZE) -> int:
-    """Score up to `limit` queued turns of each kind; returns how many (0 = queue empty).
+                limit: int = BATCH_SIZE, comment_limit: int | None = None) -> int:
+    """Score up to `limit` queued turns without a comment and `comment_limit` (default `limit`)
+    with one; returns how many turns were settled or postponed (0 = nothing left to do).
 
     Turns whose comment is NULL need no scorer: their rating alone decides, so they are scored
     by one UPDATE in PostgreSQL (`turn_store.score_without_comment`, the same rule as
     `satisfaction_of`) and never travel to Python. The others (blank comments included, which
     `has_comment` decides) are read, scored and written back here.
     """
-    scored = _score_without_comment(cur, stats, run_id, limit)
-    turns = turn_store.claim_unscored(cur, limit, with_comment_only=True)
+    done = _score_without_comment(cur, stats, run_id, limit)
+    if stats.scorer_down:
+        return done
+    turns = turn_store.claim_unscored(cur, comment_limit or limit, with_comment_only=True)
     if not turns:
-        return scored
-    commented = [i for i, t in enumerate(turns) if has_comment(t.comment)]
-    scores = scorer.score([turns[i].comment for i in commented]) if commented else []
-    if len(scores) != len(commented):
-        raise ValueError(f"scorer returned {len(scores)} scores for {len(commented)} texts")
-    sentiments: list[float | None] = [None] * len(turns)
-    for index, score in zip(commented, scores, strict=True):
-        sentiments[index] = score
+        return done
+    comments = score_comments([t.comment for t in turns], scorer)
+    _postpone_failed(cur, turns, comments.failed, stats, run_id)
+    if comments.failed and len(comments.failed) == comments.commented:
+        stats.scorer_down = True
+    scored = [(t, s) for i, (t, s) in enumerate(zip(turns, comments.sentiments, strict=True))
+              if i not in comments.failed]
+    _save_scored(cur, scored, stats, run_id, thresholds)
+    return done + len(turns)
+
+
+def _postpone_failed(cur, turns, failed: dict, stats: ScoreStats, run_id: str | None) -> None:
+    if failed:
+        turn_store.postpone_scoring(cur, [turns[i] for i in failed],
+                                    [str(error) for error in failed.values()], run_id)
+        stats.comments_failed += len(failed)
+
+
+def _save_scored(cur, scored: list, stats: ScoreStats, run_id: str | None,
+                 thresholds: SatisfactionThresholds) -> None:
+    if not scored:
+        return
+    turns = [t for t, _ in scored]
+    sentiments = [s for _, s in scored]
     satisfactions = [satisfaction_of(t.rating_up, t.rating_score, s, thresholds)
-                     for t, s in zip(turns, sentiments, strict=True)]
+                     for t, s in scored]
     turn_store.save_scores(cur, turns, sentiments, satisfactions, run_id)
     stats.windows_queued += kpi_store.queue_windows(
         cur, windows_covering(t.event_time for t in turns))
+    comment_scores = [s for s in sentiments if s is not None]
     stats.turns_scored += len(turns)
-    stats.comments_scored += len(commented)
-    stats.sentiment_sum += sum(scores)
+    stats.comments_scored += len(comment_scores)
+    stats.sentiment_sum += sum(comment_scores)
     stats.satisfaction.update(str(s) for s in satisfactions)
-    return scored + len(turns)
 
 
 def _score_without_comment(cur, stats: ScoreStats, run_id: str | None, limit: int) -> int:

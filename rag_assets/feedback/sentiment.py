@@ -1,9 +1,11 @@
 """Comment sentiment and the satisfaction category of a turn.
 
 A `SentimentScorer` takes a batch of texts and returns one score per text in [-1, 1]
-(negative … positive). Batches let a remote backend (Amazon Bedrock) make one call per
-micro-batch instead of one per comment. `VaderScorer` is the offline default: VADER's
-compound score, whose lexicon ships inside the `vaderSentiment` package.
+(negative … positive). Batches let a remote backend (Amazon Bedrock,
+`rag_assets.feedback.bedrock_sentiment`) make one call per micro-batch instead of one per
+comment. `VaderScorer` is the offline default: VADER's compound score, whose lexicon ships
+inside the `vaderSentiment` package. `score_comments` sends each distinct comment once, in calls
+of at most the scorer's `batch_size`, and keeps going when a call fails.
 
 Satisfaction rule (`satisfaction_of`):
 
@@ -18,7 +20,7 @@ Satisfaction rule (`satisfaction_of`):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -32,7 +34,16 @@ class Satisfaction(StrEnum):
     UNKNOWN = "unknown"
 
 
+class SentimentScoringFailed(RuntimeError):
+    """A scorer could not score a batch: its backend gave up after its retries, or answered
+    something that is not one valid score per text. The message holds no comment text."""
+
+
 class SentimentScorer(Protocol):
+    """A scorer may also have an int attribute `batch_size`: `score_comments` then sends it at
+    most that many texts per call, and a call that raises `SentimentScoringFailed` fails only
+    its own texts."""
+
     def score(self, texts: Sequence[str]) -> list[float]:
         """One score in [-1, 1] per text, in the same order."""
         ...
@@ -102,18 +113,60 @@ def satisfaction_of(
     return Satisfaction.NEUTRAL
 
 
+@dataclass
+class CommentScores:
+    """The outcome of `score_comments`, by position in its input."""
+
+    sentiments: list[float | None]  # None: no comment, or its scoring failed
+    failed: dict[int, SentimentScoringFailed] = field(default_factory=dict)
+
+    @property
+    def commented(self) -> int:
+        """Positions that had a comment (scored or failed)."""
+        return sum(s is not None for s in self.sentiments) + len(self.failed)
+
+
+def score_comments(comments: Sequence[str | None], scorer: SentimentScorer) -> CommentScores:
+    """Score every non-blank comment; each distinct text is sent once.
+
+    Texts go in calls of at most `scorer.batch_size` (all in one call without it). A call that
+    raises `SentimentScoringFailed` marks its comments failed and the others are still scored.
+    """
+    positions: dict[str, list[int]] = {}
+    for index, comment in enumerate(comments):
+        if has_comment(comment):
+            positions.setdefault(comment, []).append(index)
+    texts = list(positions)
+    size = getattr(scorer, "batch_size", None) or max(len(texts), 1)
+    result = CommentScores([None] * len(comments))
+    for start in range(0, len(texts), size):
+        chunk = texts[start : start + size]
+        try:
+            scores = _score_call(scorer, chunk)
+        except SentimentScoringFailed as error:
+            result.failed.update((i, error) for text in chunk for i in positions[text])
+            continue
+        for text, score in zip(chunk, scores, strict=True):
+            for index in positions[text]:
+                result.sentiments[index] = score
+    return result
+
+
+def _score_call(scorer: SentimentScorer, texts: list[str]) -> list[float]:
+    scores = scorer.score(texts)
+    if len(scores) != len(texts):
+        raise ValueError(f"scorer returned {len(scores)} scores for {len(texts)} texts")
+    return scores
+
+
 def comment_sentiments(
     events: Sequence[FeedbackEvent], scorer: SentimentScorer
 ) -> list[float | None]:
-    """The comment score of each event (None without a comment), in one scorer call."""
-    commented = [index for index, event in enumerate(events) if has_comment(event.comment)]
-    scores = scorer.score([events[index].comment for index in commented]) if commented else []
-    if len(scores) != len(commented):
-        raise ValueError(f"scorer returned {len(scores)} scores for {len(commented)} texts")
-    sentiments: list[float | None] = [None] * len(events)
-    for index, score in zip(commented, scores, strict=True):
-        sentiments[index] = score
-    return sentiments
+    """The comment score of each event (None without a comment); any failure is raised."""
+    scored = score_comments([event.comment for event in events], scorer)
+    if scored.failed:
+        raise next(iter(scored.failed.values()))
+    return scored.sentiments
 
 
 def classify_satisfaction(

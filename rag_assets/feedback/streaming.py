@@ -21,20 +21,23 @@ from rag_assets.platform.micro_batch import LagReport, MicroBatchSession
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
 from resources.s3 import S3Storage
+from resources.sentiment import SentimentResource
 
 MAX_LAG_EVENTS = int(os.environ.get("RAG_MAX_FEEDBACK_LAG_EVENTS", "50000"))
 
 
 class FeedbackMicroBatches:
     def __init__(self, session: MicroBatchSession, kafka: KafkaResource, s3: S3Storage,
-                 postgres: PostgresResource, batch_interval_s: float = 1.0,
+                 postgres: PostgresResource, sentiment: SentimentResource,
+                 batch_interval_s: float = 1.0,
                  max_records: int = 20_000) -> None:
         self.session = session
         self.kafka = kafka
         self.s3 = s3
         self.client = lake_store.s3_client(s3)
         self.policy = LatenessPolicy(timedelta(hours=DEFAULT_ALLOWED_LATENESS_HOURS))
-        self.scorer = scoring.default_scorer()
+        self.scorer = sentiment.get_scorer()
+        self.comment_limit = sentiment.claim_limit()
         self.batch_interval_s = batch_interval_s
         self.max_records = max_records
         self._last_batch = 0.0
@@ -63,7 +66,8 @@ class FeedbackMicroBatches:
                 self.session.record(cur, "conversation_log", {
                     **stats.metadata(), "offset_ranges": ranges_as_dicts(r for r, _ in polled)})
         self.session.drain("feedback_scored", scoring.ScoreStats,
-                           lambda cur, s: scoring.score_batch(cur, self.scorer, s, run_id))
+                           lambda cur, s: scoring.score_batch(cur, self.scorer, s, run_id,
+                                                              comment_limit=self.comment_limit))
         for granularity, asset_key in ((Granularity.HOUR, "kpi_hourly"),
                                        (Granularity.DAY, "kpi_daily")):
             self.session.drain(asset_key, kpi_store.RecomputeStats,

@@ -2,7 +2,9 @@
 
 A turn is stored once, keyed by (conversation_id, turn_id), in the transaction that claims the
 offsets it came from. `satisfaction` stays NULL until `feedback_scored` sets it; NULL rows are
-the scoring queue.
+the scoring queue. A turn whose comment could not be scored (a remote scorer gave up) stays in the
+queue with `score_attempts`, `score_error` and `score_retry_at`, and is not claimed again before
+`score_retry_at` (backoff `rag_assets.platform.retry.retry_delay`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from rag_assets.feedback.events import FeedbackEvent
 from rag_assets.feedback.kpis import TurnFact
 from rag_assets.feedback.sentiment import Satisfaction
 from rag_assets.feedback.windows import TurnKey, Window
+from rag_assets.platform.retry import retry_delay
 
 _FACT_COLUMNS = (
     "conversation_id, turn_id, model_id, event_time, latency_ms, has_context, rating_up,"
@@ -103,17 +106,20 @@ class UnscoredTurn:
     rating_up: bool | None
     rating_score: float | None
     comment: str | None
+    score_attempts: int = 0
 
 
 def claim_unscored(cur, limit: int, *, with_comment_only: bool = False) -> list[UnscoredTurn]:
     """Up to `limit` turns not scored yet, locked for this transaction (others skip them).
 
     `with_comment_only`: only turns whose comment is not NULL (the ones a scorer may have to
-    read; `score_without_comment` settles the others in the database).
+    read; `score_without_comment` settles the others in the database). Turns whose scoring
+    failed are left out until their `score_retry_at`.
     """
     cur.execute(sql.SQL(
-        "SELECT conversation_id, turn_id, event_time, rating_up, rating_score, comment"
-        " FROM feedback_turns WHERE satisfaction IS NULL {}"
+        "SELECT conversation_id, turn_id, event_time, rating_up, rating_score, comment,"
+        " score_attempts FROM feedback_turns WHERE satisfaction IS NULL"
+        " AND (score_retry_at IS NULL OR score_retry_at <= now()) {}"
         " ORDER BY topic, partition, \"offset\" LIMIT %s FOR UPDATE SKIP LOCKED"
     ).format(sql.SQL("AND comment IS NOT NULL" if with_comment_only else "")), (limit,))
     return [UnscoredTurn(*row) for row in cur.fetchall()]
@@ -160,10 +166,28 @@ def score_without_comment(cur, limit: int, run_id: str | None
 
 
 def unscore_all(cur) -> int:
-    """Put every turn back in the scoring queue (a full rescoring)."""
-    cur.execute("UPDATE feedback_turns SET satisfaction = NULL, sentiment = NULL"
-                " WHERE satisfaction IS NOT NULL")
+    """Put every turn back in the scoring queue (a full rescoring); failed ones are due now."""
+    cur.execute("UPDATE feedback_turns SET satisfaction = NULL, sentiment = NULL,"
+                " score_attempts = 0, score_error = NULL, score_retry_at = NULL"
+                " WHERE satisfaction IS NOT NULL OR score_retry_at IS NOT NULL")
     return cur.rowcount
+
+
+def postpone_scoring(cur, turns: Sequence[UnscoredTurn], errors: Sequence[str],
+                     run_id: str | None) -> None:
+    """The scoring of `turns` failed (`errors`, one each): they stay queued, each retried after
+    `retry_delay` of its consecutive failures."""
+    if not turns:
+        return
+    cur.execute(
+        "UPDATE feedback_turns t SET score_attempts = t.score_attempts + 1,"
+        " score_error = s.error, score_retry_at = now() + s.delay, scored_run_id = %s"
+        " FROM unnest(%s::text[], %s::text[], %s::text[], %s::interval[])"
+        " AS s(conversation_id, turn_id, error, delay)"
+        " WHERE t.conversation_id = s.conversation_id AND t.turn_id = s.turn_id",
+        (run_id, [t.conversation_id for t in turns], [t.turn_id for t in turns], list(errors),
+         [retry_delay(t.score_attempts + 1) for t in turns]),
+    )
 
 
 def save_scores(cur, turns: Sequence[UnscoredTurn], sentiments: Sequence[float | None],
@@ -172,7 +196,7 @@ def save_scores(cur, turns: Sequence[UnscoredTurn], sentiments: Sequence[float |
         return
     cur.execute(
         "UPDATE feedback_turns t SET sentiment = s.sentiment, satisfaction = s.satisfaction,"
-        " scored_run_id = %s"
+        " scored_run_id = %s, score_attempts = 0, score_error = NULL, score_retry_at = NULL"
         " FROM unnest(%s::text[], %s::text[], %s::float8[], %s::text[])"
         " AS s(conversation_id, turn_id, sentiment, satisfaction)"
         " WHERE t.conversation_id = s.conversation_id AND t.turn_id = s.turn_id",
@@ -202,9 +226,12 @@ def all_scored_facts(cur) -> list[TurnFact]:
 
 
 def counts(cur) -> dict[str, int]:
-    cur.execute("SELECT count(*), count(*) FILTER (WHERE satisfaction IS NULL) FROM feedback_turns")
-    total, unscored = cur.fetchone()
-    return {"turns_stored": int(total), "turns_unscored": int(unscored)}
+    cur.execute("SELECT count(*), count(*) FILTER (WHERE satisfaction IS NULL),"
+                " count(*) FILTER (WHERE satisfaction IS NULL AND score_retry_at > now())"
+                " FROM feedback_turns")
+    total, unscored, backing_off = cur.fetchone()
+    return {"turns_stored": int(total), "turns_unscored": int(unscored),
+            "turns_scoring_backing_off": int(backing_off)}
 
 
 def clear(cur) -> None:

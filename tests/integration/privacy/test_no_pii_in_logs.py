@@ -25,6 +25,7 @@ from rag_assets.customers.erasure_assets import customer_erasures
 from rag_assets.demo.debezium import DebeziumEncoder
 from rag_assets.feedback.assets import feedback_assets
 from rag_assets.feedback.checks import feedback_checks
+from resources.sentiment import SentimentResource
 from tests.integration.customers.helpers import publish
 
 pytestmark = pytest.mark.integration
@@ -111,7 +112,7 @@ def test_runs_log_no_email_or_phone(kafka, postgres, s3, capfd, request):
     producer.flush()
     producer.close()
 
-    resources = {"kafka": kafka, "postgres": postgres, "s3": s3}
+    resources = {"kafka": kafka, "postgres": postgres, "s3": s3, "sentiment": SentimentResource()}
     instance = DagsterInstance.ephemeral()
     customers = materialize([source_records, identity_graph, customer_profiles],
                             resources=resources, instance=instance)

@@ -72,18 +72,6 @@ def lance_dir(tmp_path):
     return str(tmp_path / "lancedb")
 
 
-@pytest.fixture
-def bedrock_standin(monkeypatch):
-    from bedrock_standin import BedrockStandin
-
-    # Dummy credentials: the stand-in ignores the signature, but botocore will not sign without them.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with BedrockStandin() as standin:
-        yield standin
-
-
 @pytest.fixture(scope="session")
 def minilm():
     from rag_assets.knowledge.embedding import MiniLMEmbedder

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from bedrock_standin import standin_embedding
+from bedrock_standin import fast_retry_options, standin_embedding
 
 from rag_assets.knowledge.embedding import (
     BedrockTitanEmbedder,
@@ -10,17 +10,8 @@ from rag_assets.knowledge.embedding import (
 
 
 def _embedder(standin, max_attempts=4, read_timeout_seconds=5.0):
-    sleeps: list[float] = []
-    embedder = BedrockTitanEmbedder(
-        dimension=256,
-        endpoint_url=standin.endpoint_url,
-        retry_policy=RetryPolicy(
-            max_attempts=max_attempts, base_delay_seconds=0.01, max_delay_seconds=0.05
-        ),
-        read_timeout_seconds=read_timeout_seconds,
-        sleep=sleeps.append,
-    )
-    return embedder, sleeps
+    options, sleeps = fast_retry_options(standin, max_attempts, read_timeout_seconds)
+    return BedrockTitanEmbedder(dimension=256, **options), sleeps
 
 
 def test_titan_request_and_response_through_boto3(bedrock_standin):
