@@ -138,16 +138,21 @@ CDC_KINDS = ([Kind("cdc", name, message, reason) for name, (message, reason) in 
              + [Kind("cdc", name, message, None) for name, message in CDC_VALID.items()])
 
 
-def cdc_stream() -> list:
-    """Good events first, between every fifth bad one, and last."""
-    good = [debezium("crm", "customers", "c", pk=n, after=_customer(n), ts_ms=1_000 + n, tx_id=n,
-                     lsn=10 * n, partition=0) for n in range(1, 8)]
-    stream, bad = [good.pop(0)], [kind.payload for kind in CDC_KINDS]
-    for index, message in enumerate(bad, 1):
-        stream.append(message)
-        if index % 5 == 0 and len(good) > 1:
+def interleaved(good: list, kinds: list[Kind], every: int) -> list:
+    """Good input first, after every `every` kinds, and last: each kind between good input."""
+    good = list(good)
+    stream = [good.pop(0)]
+    for index, kind in enumerate(kinds, 1):
+        stream.append(kind.payload)
+        if index % every == 0 and len(good) > 1:
             stream.append(good.pop(0))
     return stream + good
+
+
+def cdc_stream() -> list:
+    good = [debezium("crm", "customers", "c", pk=n, after=_customer(n), ts_ms=1_000 + n, tx_id=n,
+                     lsn=10 * n, partition=0) for n in range(1, 8)]
+    return interleaved(good, CDC_KINDS, 5)
 
 
 @dataclass
@@ -274,12 +279,7 @@ FEEDBACK_KINDS = ([Kind("feedback", name, value, reason)
 
 def feedback_stream() -> list[bytes | None]:
     good = [_valid_turn(f"good-{n}", 30 + n, rating=n % 5 + 1) for n in range(8)]
-    stream = [good.pop(0)]
-    for index, kind in enumerate(FEEDBACK_KINDS, 1):
-        stream.append(kind.payload)
-        if index % 6 == 0 and len(good) > 1:
-            stream.append(good.pop(0))
-    return stream + good
+    return interleaved(good, FEEDBACK_KINDS, 6)
 
 
 @dataclass

@@ -5,12 +5,18 @@ tick and the run it asks for, and the state read back (KPI tables, lake rows) ne
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 from dagster import DagsterInstance, build_sensor_context, materialize
 
-from rag_assets.feedback.assets import conversation_log, feedback_scored, kpi_daily, kpi_hourly
+from rag_assets.feedback.assets import (
+    conversation_log,
+    feedback_scored,
+    kpi_daily,
+    kpi_hourly,
+)
 from rag_assets.feedback.events import FeedbackEvent, parse_feedback_record
 from rag_assets.feedback.kpi_store import KPI_COLUMNS, read_rows
 from rag_assets.feedback.kpis import TurnFact, compute_kpis
@@ -28,10 +34,41 @@ from rag_assets.feedback.windows import (
 from sensors.feedback import feedback_sensor
 
 STREAM_ASSETS = [conversation_log, feedback_scored, kpi_hourly, kpi_daily]
+T0 = datetime(2025, 1, 14, tzinfo=timezone.utc)
+MODELS = ("model-a", "model-b", "model-c")
+COMMENTS = (None, None, None, "great answer, thanks!", "useless, it did not help at all",
+            "ok I guess", "   ")
 
 
 def iso(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def turn(rng: random.Random, conversation: str, number: int, ts: datetime, **overrides) -> dict:
+    rating = rng.choice([None, None, "up", "down", 1, 2, 3, 4, 5])
+    return {
+        "conversation_id": conversation, "turn_id": number, "customer_ref": f"crm:{rng.randrange(50)}",
+        "ts": iso(ts), "question": f"question {number} of {conversation}",
+        "answer": "an answer", "model_id": rng.choice(MODELS),
+        "latency_ms": rng.randint(80, 5000) + rng.choice([0, 0.5]),
+        "retrieved_ids": [f"doc-{i}#0" for i in range(rng.choice([0, 1, 2]))],
+        "rating": rating, "comment": rng.choice(COMMENTS), **overrides,
+    }
+
+
+def wave(rng: random.Random, start: datetime, hours: int, conversations: int, prefix: str) -> list[dict]:
+    """Conversations over `hours` from `start`, published roughly in time order with disorder."""
+    events = []
+    for c in range(conversations):
+        ts = start + timedelta(seconds=rng.uniform(0, hours * 3600 - 600))
+        for number in range(1, rng.randint(1, 4) + 1):
+            events.append(turn(rng, f"{prefix}-{c}", number, ts))
+            ts += timedelta(seconds=rng.uniform(10, 200))
+    events.sort(key=lambda e: e["ts"])
+    for i in range(0, len(events) - 1, 5):  # local disorder
+        if rng.random() < 0.5:
+            events[i], events[i + 1] = events[i + 1], events[i]
+    return events
 
 
 def publish(kafka, items: list[tuple[bytes | None, bytes | None]], partitions: int = 3) -> None:

@@ -9,7 +9,7 @@
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 from dagster import materialize
@@ -21,8 +21,8 @@ from rag_assets.feedback.events import FeedbackEvent
 from rag_assets.feedback.windows import Arrival, Granularity
 from tests.integration.feedback.helpers import (
     STREAM_ASSETS,
+    T0,
     as_records,
-    iso,
     lake_rows,
     normalised,
     oracle,
@@ -30,43 +30,14 @@ from tests.integration.feedback.helpers import (
     run_stream,
     stored_kpis,
     tick,
+    turn,
+    wave,
 )
 
 pytestmark = pytest.mark.integration
 
-T0 = datetime(2025, 1, 14, tzinfo=timezone.utc)
-MODELS = ("model-a", "model-b", "model-c")
-COMMENTS = (None, None, None, "great answer, thanks!", "useless, it did not help at all",
-            "ok I guess", "   ")
 INCREMENTAL = {name: {"config": {"rebuild": False}}
                for name in ("feedback_scored", "kpi_hourly", "kpi_daily")}
-
-
-def turn(rng: random.Random, conversation: str, number: int, ts: datetime, **overrides) -> dict:
-    rating = rng.choice([None, None, "up", "down", 1, 2, 3, 4, 5])
-    return {
-        "conversation_id": conversation, "turn_id": number, "customer_ref": f"crm:{rng.randrange(50)}",
-        "ts": iso(ts), "question": f"question {number} of {conversation}",
-        "answer": "an answer", "model_id": rng.choice(MODELS),
-        "latency_ms": rng.randint(80, 5000) + rng.choice([0, 0.5]),
-        "retrieved_ids": [f"doc-{i}#0" for i in range(rng.choice([0, 1, 2]))],
-        "rating": rating, "comment": rng.choice(COMMENTS), **overrides,
-    }
-
-
-def wave(rng: random.Random, start: datetime, hours: int, conversations: int, prefix: str) -> list[dict]:
-    """Conversations over `hours` from `start`, published roughly in time order with disorder."""
-    events = []
-    for c in range(conversations):
-        ts = start + timedelta(seconds=rng.uniform(0, hours * 3600 - 600))
-        for number in range(1, rng.randint(1, 4) + 1):
-            events.append(turn(rng, f"{prefix}-{c}", number, ts))
-            ts += timedelta(seconds=rng.uniform(10, 200))
-    events.sort(key=lambda e: e["ts"])
-    for i in range(0, len(events) - 1, 5):  # local disorder
-        if rng.random() < 0.5:
-            events[i], events[i + 1] = events[i + 1], events[i]
-    return events
 
 
 def test_kpis_equal_the_oracle_with_late_and_out_of_order_events(kafka, s3, postgres):
