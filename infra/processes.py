@@ -140,3 +140,16 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def children(pid: int) -> dict[int, list[str]]:
+    """The direct children of `pid` and their command lines (a fault test picks one to kill)."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            try:
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue  # exited meanwhile
+            found[int(child)] = [part.decode(errors="replace") for part in argv if part]
+    return found

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -37,14 +38,15 @@ def local_services(infra_settings: InfraSettings) -> Iterator[dict[str, str]]:
     services.down(infra_settings, only=set(started))
 
 
-@pytest.fixture
-def kafka(local_services):
-    """A KafkaResource whose topics (`kafka.topic("app.feedback")`) belong to this test alone."""
+@contextmanager
+def private_kafka(env: dict[str, str]) -> Iterator:
+    """A KafkaResource whose topics (`kafka.topic("app.feedback")`) belong to its user alone;
+    they are deleted afterwards."""
     from kafka import KafkaAdminClient
 
     from resources.kafka import KafkaResource
 
-    resource = KafkaResource(bootstrap_servers=local_services["KAFKA_BOOTSTRAP_SERVERS"],
+    resource = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
                              topic_prefix=unique_name("t").replace("-", "_") + ".")
     yield resource
     admin = KafkaAdminClient(**resource.client_config())
@@ -56,31 +58,32 @@ def kafka(local_services):
         admin.close()
 
 
-@pytest.fixture
-def postgres(local_services) -> Iterator:
-    """A PostgresResource on a schema of its own, dropped after the test."""
+@contextmanager
+def private_postgres(env: dict[str, str]) -> Iterator:
+    """A PostgresResource on a schema of its own, dropped afterwards."""
     from resources.postgres import PostgresResource
 
     resource = PostgresResource(
-        host=local_services["PGHOST"], port=int(local_services["PGPORT"]),
-        user=local_services["PGUSER"], password=local_services["PGPASSWORD"],
-        database=local_services["PGDATABASE"], db_schema=unique_name("test").replace("-", "_"),
+        host=env["PGHOST"], port=int(env["PGPORT"]), user=env["PGUSER"],
+        password=env["PGPASSWORD"], database=env["PGDATABASE"],
+        db_schema=unique_name("test").replace("-", "_"),
     )
     yield resource
     with resource.transaction() as cur:
         cur.execute(f'DROP SCHEMA IF EXISTS "{resource.db_schema}" CASCADE')
 
 
-@pytest.fixture
-def s3(local_services) -> Iterator:
-    """An S3Storage whose knowledge and lake buckets belong to this test alone."""
+@contextmanager
+def private_s3(env: dict[str, str]) -> Iterator:
+    """An S3Storage whose knowledge and lake bucket belongs to its user alone (emptied and
+    deleted afterwards)."""
     from resources.s3 import S3Storage
 
     bucket = unique_name("test")
     resource = S3Storage(
-        endpoint_url=local_services["S3_ENDPOINT_URL"], region_name=local_services["AWS_REGION"],
-        aws_access_key_id=local_services["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=local_services["AWS_SECRET_ACCESS_KEY"],
+        endpoint_url=env["S3_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         knowledge_bucket=bucket, lake_bucket=bucket,
     )
     client = resource.get_client()
@@ -91,6 +94,25 @@ def s3(local_services) -> Iterator:
         for item in page.get("Contents", []):
             client.delete_object(Bucket=bucket, Key=item["Key"])
     client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def kafka(local_services):
+    """Kafka topics of this test alone (see `private_kafka`)."""
+    with private_kafka(local_services) as resource:
+        yield resource
+
+
+@pytest.fixture
+def postgres(local_services) -> Iterator:
+    with private_postgres(local_services) as resource:
+        yield resource
+
+
+@pytest.fixture
+def s3(local_services) -> Iterator:
+    with private_s3(local_services) as resource:
+        yield resource
 
 
 @pytest.fixture

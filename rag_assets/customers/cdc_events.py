@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,6 +25,8 @@ from typing import Any, NamedTuple
 from rag_assets.platform.dead_letters import DeadLetter
 
 DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
+# PostgreSQL indexes the primary key (a btree entry holds at most ~2,700 bytes).
+MAX_PK_BYTES = 1024
 DEFAULT_PK_COLUMNS: tuple[str, ...] = ("id",)
 
 DEBEZIUM_OPS = frozenset({"c", "u", "d", "r", "t"})
@@ -68,6 +71,12 @@ class CdcParserConfig:
 
     def pk_columns_for(self, system: str, table: str) -> tuple[str, ...]:
         return tuple(self.pk_columns.get((system, table), DEFAULT_PK_COLUMNS))
+
+
+# What PostgreSQL text and JSONB cannot store: NUL (JSON "\u0000") and lone surrogates (JSON
+# "\ud800" without its pair). JSON text can only carry them as escapes, hence the fast check.
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+_UNSTORABLE_CHAR = re.compile("[\x00\ud800-\udfff]")
 
 
 class _Rejected(Exception):
@@ -141,11 +150,29 @@ def _decode_json(raw: bytes, what: str) -> Any:
     except UnicodeDecodeError as error:
         raise _Rejected(f"{what} is not valid UTF-8 (byte {error.start})") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        document = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         raise _Rejected(f"{what} is malformed JSON: {error.msg} at char {error.pos}") from None
     except RecursionError:
         raise _Rejected(f"{what} JSON is nested too deeply") from None
+    if _UNSTORABLE_ESCAPE.search(text):
+        _reject_unstorable(document, what)
+    return document
+
+
+def _reject_unstorable(document: Any, what: str) -> None:
+    """Reject a NUL or a lone surrogate anywhere in the document (keys included)."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and (found := _UNSTORABLE_CHAR.search(item)):
+            kind = "a NUL character" if found.group() == "\x00" else "a lone surrogate"
+            raise _Rejected(f"{what} holds {kind}, which PostgreSQL text cannot store")
 
 
 def _reject_constant(name: str) -> Any:
@@ -350,5 +377,9 @@ def _canonical_pk(key_fields: Mapping[str, Any]) -> str:
                 f"key column {label!r} is {_json_type(value)}, expected an integer or a string"
             )
     if len(key_fields) == 1:
-        return str(next(iter(key_fields.values())))
-    return "|".join(f"{name}={key_fields[name]}" for name in sorted(key_fields))
+        pk = str(next(iter(key_fields.values())))
+    else:
+        pk = "|".join(f"{name}={key_fields[name]}" for name in sorted(key_fields))
+    if len(pk.encode("utf-8", "surrogatepass")) > MAX_PK_BYTES:
+        raise _Rejected(f"primary key of {len(pk)} characters exceeds the {MAX_PK_BYTES}-byte limit")
+    return pk

@@ -144,7 +144,7 @@ def extract_identity(
     for kind, column_names, normalize in kinds:
         for column in column_names:
             value = normalize(row.get(column))
-            if value:
+            if value and len(value) <= MAX_IDENTIFIER_CHARS:
                 identifiers.add((kind, value))
     given, surname = _names(mapping, row)
     address = " ".join(str(row.get(c) or "") for c in mapping.address_line).strip()
@@ -170,6 +170,11 @@ def _names(mapping: IdentityColumns, row: Mapping[str, Any]) -> tuple[str | None
     if given is None and surname is None and mapping.full_name:
         return split_full_name(row.get(mapping.full_name))
     return given, surname
+
+
+# Longer values identify nobody (an e-mail address has at most 254 characters), and PostgreSQL
+# could not index them (identifiers and blocking keys are looked up through a btree).
+MAX_IDENTIFIER_CHARS = 256
 
 
 # --- email, phone, document numbers --------------------------------------------------------

@@ -47,6 +47,7 @@ from rapidfuzz.distance import JaroWinkler, Levenshtein
 from rag_assets.customers.identifiers import (
     EMAIL,
     LOYALTY_NUMBER,
+    MAX_IDENTIFIER_CHARS,
     NATIONAL_ID,
     PASSPORT,
     PHONE,
@@ -328,7 +329,7 @@ def blocking_keys(identity: PersonIdentity) -> frozenset[str]:
         keys.add(f"sy:{street}:{dob[:4]}")
     if dob and identity.city:
         keys.add(f"cd:{soundex(identity.city)}:{dob}")
-    return frozenset(keys)
+    return frozenset(key for key in keys if len(key) <= MAX_IDENTIFIER_CHARS)
 
 
 def _squashed(name: str | None) -> str | None:

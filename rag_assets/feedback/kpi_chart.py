@@ -25,6 +25,12 @@ def recent_rows(rows: Sequence[dict], span: timedelta) -> list[dict]:
     return [row for row in rows if row["window_start"] > last - span]
 
 
+def legend_label(model_id: str) -> str:
+    """A model id as matplotlib shows it literally: "$...$" would be parsed as math (and fail on
+    most text), a leading "_" would hide the line from the legend."""
+    return ("\u200b" if model_id.startswith("_") else "") + model_id.replace("$", r"\$")
+
+
 def render_trend_png(rows: Sequence[dict], title: str) -> bytes:
     """The chart of `rows` (dicts with window_start, model_id and the KPI columns)."""
     import matplotlib
@@ -45,7 +51,7 @@ def render_trend_png(rows: Sequence[dict], title: str) -> bytes:
             points = [(r["window_start"], r[column]) for r in model_rows if r[column] is not None]
             if points:
                 xs, ys = zip(*points)
-                ax.plot(xs, ys, marker=".", linewidth=1.2, label=model_id)
+                ax.plot(xs, ys, marker=".", linewidth=1.2, label=legend_label(model_id))
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
     axes[1].set_ylim(-0.02, 1.02)

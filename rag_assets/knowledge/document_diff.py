@@ -194,6 +194,8 @@ def parse_event_notification(
         )
     except UnicodeDecodeError:
         return ParsedNotification([], [dead("notification is not UTF-8 text")])
+    except RecursionError:
+        return ParsedNotification([], [dead("notification JSON is nested too deeply")])
     if isinstance(message, dict) and message.get("Event") == "s3:TestEvent":
         return ParsedNotification([], [])
     records = message.get("Records") if isinstance(message, dict) else None
@@ -241,6 +243,9 @@ def _parse_record(record: object, bucket: str) -> ObjectEvent | None:
     key, sequencer = obj.get("key"), obj.get("sequencer")
     if not isinstance(key, str) or not key:
         raise _InvalidRecord("missing s3.object.key")
+    key = urllib.parse.unquote_plus(key)  # keys in notifications are URL-encoded, '+' for ' '
+    if "\x00" in key:
+        raise _InvalidRecord("s3.object.key holds a NUL character")
     if (
         not isinstance(sequencer, str)
         or not sequencer
@@ -255,8 +260,7 @@ def _parse_record(record: object, bucket: str) -> ObjectEvent | None:
         return None  # e.g. ObjectRestore, Replication, LifecycleTransition: content unchanged
     size = obj.get("size")
     return ObjectEvent(
-        # Keys in notifications are URL-encoded with '+' for spaces.
-        key=urllib.parse.unquote_plus(key),
+        key=key,
         removed=removed,
         sequencer=sequencer,
         etag=normalise_etag(obj.get("eTag")),

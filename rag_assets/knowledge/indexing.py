@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from botocore.exceptions import ClientError
 
 from rag_assets.knowledge.chunk_store import (
     _rows_to_arrow,
@@ -256,6 +257,11 @@ class DocumentIndexer:
             response = self.s3.get_object(Bucket=self.bucket, Key=item.key)
         except self.s3.exceptions.NoSuchKey:
             return Deleted(item)  # removed after it was queued: its chunks go too
+        except ClientError as error:
+            # The server refused this one key (e.g. a notified "../" key it will not serve):
+            # the document is failed and retried later, the rest of the batch goes on.
+            # An unreachable server raises past this, failing the run with nothing recorded.
+            return Failed(item, f"S3 GetObject refused: {error.response['Error'].get('Code')}")
         etag = normalise_etag(response.get("ETag")) or item.etag
         version_id = response.get("VersionId")
         if version_id == "null":  # an unversioned object in a versioned bucket

@@ -381,7 +381,7 @@ def _parse_html(text: str) -> tuple[str, list[Section]]:
 def _parse_pdf(body: bytes) -> tuple[str, list[Section]]:
     try:
         from pypdf import PdfReader
-        from pypdf.errors import PdfReadError
+        from pypdf.errors import LimitReachedError
     except ImportError:
         raise UnusableDocument(
             "PDF support is not installed (needs the pypdf package)"
@@ -396,7 +396,10 @@ def _parse_pdf(body: bytes) -> tuple[str, list[Section]]:
         title = str((reader.metadata or {}).get("/Title") or "").strip()
     except UnusableDocument:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError) as error:
+    except LimitReachedError:
+        raise UnusableDocument("PDF stream decompresses past pypdf's limit (a compression "
+                               "bomb?)") from None
+    except Exception as error:  # noqa: BLE001 — hostile bytes can break pypdf in any way
         raise UnusableDocument(f"unreadable PDF: {type(error).__name__}") from None
     sections = [
         Section((f"Page {number}",), _normalise_block(text))

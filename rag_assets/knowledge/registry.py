@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rag_assets.knowledge.document_diff import (
+    DEAD_LETTER_SOURCE,
     ChangeKind,
     DocumentChange,
     RegistryEntry,
     normalise_etag,
 )
 from rag_assets.platform.db import ensure_schema
+from rag_assets.platform.dead_letters import DeadLetter
 from rag_assets.platform.retry import retry_delay
 
 KNOWLEDGE_SCHEMA_FILES = (("rag_assets.knowledge", "schema.sql"),)
@@ -332,6 +334,9 @@ def changes_from_notifications(
     for record in records:
         counts.records += 1
         if record.value is None:
+            counts.dead_letters.append(DeadLetter(
+                DEAD_LETTER_SOURCE, "notification is a tombstone (null value)", None,
+                record.topic, record.partition, record.offset))
             continue
         parsed = parse_event_notification(record.value, bucket, prefix, topic=record.topic,
                                           partition=record.partition, offset=record.offset)

@@ -12,7 +12,7 @@ import pytest
 from rag_assets.feedback.windows import Granularity
 from resources.sentiment import SentimentResource
 from sensors.feedback import FEEDBACK_STREAM
-from tests.integration.feedback.test_feedback_pipeline import (
+from tests.integration.feedback.helpers import (
     T0,
     as_records,
     lake_rows,

@@ -33,22 +33,12 @@ from rag_assets.feedback.assets import (
 from rag_assets.feedback.lake_store import read_lake_events
 from rag_assets.retrieval.context import InvalidRequest, RetrievalService
 from resources.sentiment import SentimentResource
+from tests.hostile_strings import INJECTIONS
 from tests.integration.customers.helpers import catch_up, publish
 
 pytestmark = pytest.mark.integration
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-INJECTIONS = [
-    "x'; DROP TABLE source_records; --",
-    "' OR '1'='1",
-    "\"; DROP TABLE feedback_turns; --",
-    "1); DELETE FROM customer_profiles; --",
-    "$$; DROP SCHEMA public CASCADE; $$",
-    "a\\'; TRUNCATE identity_nodes; --",
-    "%s %(x)s {0} \\x00",
-    "' UNION SELECT customer_id, profile::text FROM customer_profiles --",
-    "Robert'); DROP TABLE erased_customers;--",
-]
 
 # --------------------------------------------------------------------------- static
 

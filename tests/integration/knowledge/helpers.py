@@ -1,0 +1,115 @@
+"""Helpers of the knowledge-base integration tests: a fast stand-in embedder, S3 writes, runs."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from dagster import DagsterInstance, build_sensor_context, materialize
+
+from rag_assets.knowledge.assets import document_chunks, documents
+from rag_assets.knowledge.indexing import HashingEmbedder
+from resources.embedder import EmbedderResource
+
+# Stand-in embedders by name: the resource is rebuilt by Dagster, the embedder must be shared.
+EMBEDDERS: dict = {}
+
+
+class StandinEmbedderResource(EmbedderResource):
+    """The embedder resource with a test embedder behind it (fast, counts what it embeds)."""
+
+    standin: str = "hashing"
+
+    def _build(self):
+        return EMBEDDERS[self.standin]
+
+
+class FlakyEmbedder(HashingEmbedder):
+    """Fails the next `fail_next` calls, and every call on a text containing `poison`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = 0
+        self.poison: str | None = None
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def embed(self, texts):
+        with self._lock:
+            self.calls += 1
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                raise ConnectionError("embedding service unavailable (injected)")
+            if self.poison and any(self.poison in text for text in texts):
+                raise TimeoutError("embedding timed out (injected)")
+        return super().embed(texts)
+
+
+class KnowledgeBase:
+    """The knowledge pipeline of one test: put objects, tick the sensor, run what it asks."""
+
+    def __init__(self, s3, postgres, lancedb, kafka, embedder):
+        self.s3, self.postgres, self.lancedb, self.kafka = s3, postgres, lancedb, kafka
+        self.embedder_resource = embedder
+        self.client = s3.get_client()
+        self.prefix = s3.knowledge_prefix
+        self.instance = DagsterInstance.ephemeral()
+        self.cursor = None
+
+    @property
+    def embedder(self) -> FlakyEmbedder:
+        return EMBEDDERS[self.embedder_resource.standin]
+
+    @property
+    def resources(self) -> dict:
+        return {"s3": self.s3, "postgres": self.postgres, "lancedb": self.lancedb,
+                "kafka": self.kafka, "embedder": self.embedder_resource}
+
+    def put(self, name: str, body: bytes | str) -> str:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        response = self.client.put_object(Bucket=self.s3.knowledge_bucket,
+                                          Key=self.prefix + name, Body=data)
+        return response["ETag"].strip('"')
+
+    def put_many(self, bodies: dict[str, str], threads: int = 8) -> None:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda item: self.put(*item), bodies.items()))
+
+    def delete(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.s3.knowledge_bucket, Key=self.prefix + name)
+
+    def tick(self, sensor=None):
+        from sensors.s3_documents import s3_documents_sensor
+
+        context = build_sensor_context(
+            cursor=self.cursor, instance=self.instance,
+            resources={"s3": self.s3, "postgres": self.postgres})
+        result = (sensor or s3_documents_sensor)(context)
+        self.cursor = result.cursor
+        return result
+
+    def run(self, run_config=None, chunks_config=None):
+        run_config = run_config or {}
+        if chunks_config:
+            ops = dict(run_config.get("ops", {}))
+            chunk_ops = dict(ops.get("document_chunks", {"config": {}}))
+            chunk_ops["config"] = {**chunk_ops.get("config", {}), **chunks_config}
+            ops["document_chunks"] = chunk_ops
+            run_config = {"ops": ops}
+        result = materialize([documents, document_chunks], resources=self.resources,
+                             run_config=run_config, instance=self.instance)
+        assert result.success
+        return result
+
+    def tick_and_run(self, chunks_config=None):
+        """One sensor tick and the run it requested (None if it requested none)."""
+        result = self.tick()
+        if not result.run_requests:
+            return None
+        (request,) = result.run_requests
+        return self.run(request.run_config, chunks_config)
+
+    @staticmethod
+    def metadata(result, asset: str) -> dict:
+        materialization = result.asset_materializations_for_node(asset)[0]
+        return {key: value.value for key, value in materialization.metadata.items()}
