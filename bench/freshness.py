@@ -53,7 +53,7 @@ from infra import services  # noqa: E402
 from infra.dagster import DagsterService  # noqa: E402
 from infra.settings import InfraSettings, connection_env  # noqa: E402
 
-PROBE_MEMBERS = 16
+PROBE_MEMBERS = 8
 PROBE_DOCUMENTS = 8
 
 
@@ -177,7 +177,7 @@ def lineage(url: str) -> dict:
     """CDC events recorded in `source_records` materialisations, and the delay from a streamed
     micro-batch's last commit to the materialisation that reports it."""
     data = graphql(url, '{ assetOrError(assetKey: {path: ["source_records"]}) { ... on Asset {'
-                        ' assetMaterializations(limit: 100000) { timestamp metadataEntries {'
+                        ' assetMaterializations(limit: 10000) { timestamp metadataEntries {'
                         ' label ... on IntMetadataEntry { intRepr }'
                         ' ... on TextMetadataEntry { text } } } } } }')
     events, delays = 0, []

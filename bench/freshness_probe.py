@@ -163,7 +163,7 @@ class Probe(threading.Thread):
     """Reads what a user would read until every sent change is visible."""
 
     def __init__(self, service, postgres, ledger: Ledger, any_doc_key: str,
-                 interval_s: float = 0.1) -> None:
+                 interval_s: float = 0.2) -> None:
         super().__init__(daemon=True)
         self.service, self.postgres, self.ledger = service, postgres, ledger
         self.any_doc_key, self.interval_s = any_doc_key, interval_s

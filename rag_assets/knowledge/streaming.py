@@ -15,6 +15,7 @@ import time
 
 from rag_assets.knowledge import index_queue, registry
 from rag_assets.knowledge.assets import open_table
+from rag_assets.knowledge.chunk_store import maintain_table
 from rag_assets.knowledge.indexing import DocumentIndexer, IndexStats
 from rag_assets.knowledge.listing import scan_listing
 from rag_assets.platform.micro_batch import LagReport, MicroBatchSession
@@ -30,7 +31,7 @@ class DocumentMicroBatches:
     def __init__(self, session: MicroBatchSession, s3: S3Storage, postgres: PostgresResource,
                  lancedb: LanceDBResource, embedder: EmbedderResource,
                  listing_interval_s: float = 1.0, batch_size: int = 20,
-                 max_changes_per_listing: int = 200) -> None:
+                 max_changes_per_listing: int = 200, compact_every_commits: int = 30) -> None:
         self.session = session
         self.s3 = s3
         self.db_schema = postgres.db_schema
@@ -38,6 +39,8 @@ class DocumentMicroBatches:
         self.listing_interval_s = listing_interval_s
         self.batch_size = batch_size
         self.max_changes = max_changes_per_listing
+        self.compact_every_commits = compact_every_commits
+        self._commits_since_compaction = 0
         self._last_listing = 0.0
         self._start_after: str | None = None
         model = embedder.get_embedder()
@@ -86,12 +89,23 @@ class DocumentMicroBatches:
             self.indexer.stats = IndexStats()
             outcomes = self.indexer.process_batch(items)
             dead_letters = index_queue.record_outcomes(cur, outcomes, self.session.run_id)
+            compacted = self._compact_when_due()
             self.session.record(cur, "document_chunks", {
                 **self.indexer.stats.metadata(), "dead_letters": dead_letters,
                 "documents": index_queue.outcome_lineage(outcomes),
-                "table_version": self.table.version,
+                "table_version": self.table.version, "compactions": int(compacted),
             })
         return len(items)
+
+    def _compact_when_due(self) -> bool:
+        """Every commit adds a fragment; hundreds of them slow every query and merge (DESIGN §4),
+        so the stream compacts the table itself, under the writer lock it already holds."""
+        self._commits_since_compaction += 1
+        if self._commits_since_compaction < self.compact_every_commits:
+            return False
+        maintain_table(self.table)
+        self._commits_since_compaction = 0
+        return True
 
     def lag(self) -> LagReport:
         with self.session.transaction() as cur:
