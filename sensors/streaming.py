@@ -1,25 +1,23 @@
-"""Streaming sensors: each tick applies micro-batches as changes arrive, without a run.
+"""Streaming sensors: changes applied as they arrive, without runs, and recorded in the lineage.
 
 The sensor daemon starts a tick at most every 5 s (DESIGN §5), so a design that waits for a tick
 to request a run, and for the run to start, cannot make a change retrievable within seconds. A
-streaming tick instead works for `tick_seconds` (under the daemon's 5 s loop, so ticks follow
-each other closely): it polls its source and applies whatever arrived — with the same functions
-and the same exactly-once ledger as the assets' runs — every few hundred milliseconds.
+streaming sensor's ticks instead keep a worker alive (`sensors/stream_worker.py`) that polls its
+source and applies what arrives, every few hundred milliseconds at most, with the same functions
+and the same exactly-once ledger as the assets' runs.
 
-Lineage: each micro-batch records what it changed in the lineage outbox, in its own transaction;
-the tick returns the outbox rows after its cursor as one `AssetMaterialization` per asset (with
-offsets or document versions), so every change is in Dagster's lineage within a tick. The tick
-also reports its source's lag as an evaluation of the source's lag check, when the verdict
-changes and at least every `lag_report_every_s`.
+Lineage: each micro-batch records what it changed in the lineage outbox, in the transaction of
+its data; each tick returns the outbox rows after its cursor as one `AssetMaterialization` per
+asset (with offsets or document versions), so every change is in Dagster's lineage within a
+tick or two. The tick also reports its source's lag (and any worker failure) as an evaluation of
+the source's lag check, when the verdict changes and at least every `lag_report_every_s`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import dataclass
 
 from dagster import (
@@ -37,8 +35,7 @@ from dagster import (
 from rag_assets.platform import lineage_outbox
 from rag_assets.platform.db import ensure_schema
 from rag_assets.platform.micro_batch import LagReport, MicroBatches, MicroBatchSession
-
-IDLE_WAIT_S = 0.05
+from sensors.stream_worker import StreamWorker, ensure_worker
 
 
 @dataclass(frozen=True)
@@ -48,8 +45,8 @@ class StreamingSensorSpec:
     # Builds the domain's micro-batches from the sensor's resources (by key) and the session.
     open_batches: Callable[[dict, MicroBatchSession], MicroBatches]
     lag_check: tuple[str, str]  # (asset key, check name) the lag is reported to
-    tick_seconds: float = 4.0
     lag_report_every_s: float = 60.0
+    idle_stop_s: float = 30.0  # the worker stops after this long without a tick
 
 
 def _load_cursor(raw: str | None) -> dict:
@@ -63,16 +60,22 @@ def _metadata_value(value):
     return MetadataValue.json(value) if isinstance(value, (list, dict)) else value
 
 
-def materialisations(rows: list[lineage_outbox.OutboxRow], tick_id: str) -> list[AssetMaterialization]:
+def materialisations(rows: list[lineage_outbox.OutboxRow]) -> list[AssetMaterialization]:
     return [
         AssetMaterialization(
             asset_key=AssetKey(asset_key),
-            description="Applied by a streaming sensor tick (micro-batches, no run).",
-            metadata={**{k: _metadata_value(v) for k, v in change.metadata().items()},
-                      "streaming_tick": tick_id},
+            description="Applied by a streaming sensor (micro-batches, no run).",
+            metadata={k: _metadata_value(v) for k, v in change.metadata().items()},
         )
         for asset_key, change in sorted(lineage_outbox.fold(rows).items())
     ]
+
+
+def worker_lag(worker: StreamWorker) -> LagReport | None:
+    """The worker's lag, failed while the worker is failing; None before its first reading."""
+    if worker.error is not None:
+        return LagReport(passed=False, metadata={"worker_error": worker.error[:500]})
+    return worker.lag
 
 
 def lag_evaluation(spec: StreamingSensorSpec, lag: LagReport) -> AssetCheckEvaluation:
@@ -84,34 +87,25 @@ def lag_evaluation(spec: StreamingSensorSpec, lag: LagReport) -> AssetCheckEvalu
 
 def run_tick(spec: StreamingSensorSpec, context: SensorEvaluationContext,
              resources: dict) -> SensorResult:
-    """One tick: micro-batches for `spec.tick_seconds`, then the lineage and the lag."""
+    """Keep the worker alive; report what it applied since the cursor, and its lag."""
     cursor = _load_cursor(context.cursor)
-    tick_id = f"stream-{spec.name}-{uuid.uuid4().hex[:12]}"
+    worker = ensure_worker(spec.name, resources, spec.open_batches, spec.idle_stop_s)
     postgres = resources["postgres"]
-    deadline = time.monotonic() + spec.tick_seconds
-    applied = 0
-    with postgres.connection() as conn:
-        session = MicroBatchSession(conn, spec.name, tick_id)
-        with session.transaction() as cur:
-            ensure_schema(cur, postgres.db_schema)
-            lineage_outbox.prune(cur, spec.name, cursor["reported"])
-        with closing(spec.open_batches(resources, session)) as batches:
-            while time.monotonic() < deadline:
-                taken = batches.step()
-                applied += taken
-                if not taken:
-                    time.sleep(IDLE_WAIT_S)
-            lag = batches.lag()
-        with session.transaction() as cur:
-            rows = lineage_outbox.pending(cur, spec.name, cursor["reported"])
-    events: list = materialisations(rows, tick_id)
-    now = time.time()
+    with postgres.transaction() as cur:
+        ensure_schema(cur, postgres.db_schema)
+        lineage_outbox.prune(cur, spec.name, cursor["reported"])
+        rows = lineage_outbox.pending(cur, spec.name, cursor["reported"])
+    events: list = materialisations(rows)
     new_cursor = {"reported": max((r.id for r in rows), default=cursor["reported"]),
                   "lag_passed": cursor["lag_passed"], "lag_reported_at": cursor["lag_reported_at"]}
-    if lag.passed != cursor["lag_passed"] or now - cursor["lag_reported_at"] >= spec.lag_report_every_s:
+    lag, now = worker_lag(worker), time.time()
+    if lag is not None and (lag.passed != cursor["lag_passed"]
+                            or now - cursor["lag_reported_at"] >= spec.lag_report_every_s):
         events.append(lag_evaluation(spec, lag))
         new_cursor.update(lag_passed=lag.passed, lag_reported_at=now)
-    context.log.info(f"{spec.name}: {applied} changes applied, {len(rows)} micro-batch records")
+    if worker.error is not None:
+        context.log.error(f"{spec.name}: the worker is failing and retrying: {worker.error[:500]}")
+    context.log.info(f"{spec.name}: {len(rows)} micro-batch records reported")
     return SensorResult(asset_events=events, cursor=json.dumps(new_cursor))
 
 

@@ -134,3 +134,12 @@ def bedrock_standin(monkeypatch):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with BedrockStandin() as standin:
         yield standin
+
+
+@pytest.fixture
+def streaming_workers():
+    """Streaming sensors' workers started by a test are stopped after it."""
+    from sensors.stream_worker import stop_workers
+
+    yield
+    stop_workers()

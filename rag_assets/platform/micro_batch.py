@@ -50,7 +50,8 @@ class MicroBatchSession:
         return in_transaction(self.conn)
 
     def record(self, cur, asset_key: str, metadata: dict[str, Any]) -> None:
-        lineage_outbox.record(cur, self.stream, asset_key, metadata)
+        lineage_outbox.record(cur, self.stream, asset_key,
+                              {**metadata, "streaming_session": self.run_id})
 
     def drain(self, asset_key: str, new_stats: Callable[[], HasMetadata],
               step: Callable[[Any, Any], int]) -> int:

@@ -15,24 +15,24 @@ from tests.integration.customers.helpers import (
     read_log,
     stored_state,
 )
-from tests.streaming import check_evaluations, covered, materialisations, stream_tick
+from tests.streaming import check_evaluations, covered, materialisations, stream_until_idle, tick
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("streaming_workers")]
 
 
 def resources(kafka, postgres) -> dict:
     return {"kafka": kafka, "postgres": postgres}
 
 
-def test_stream_tick_applies_every_change_and_reports_its_offsets(kafka, postgres):
+def test_the_stream_applies_every_change_and_reports_its_offsets(kafka, postgres):
     messages = demo_messages(kafka, people=30, changes=120)
     publish(kafka, messages, partitions=2)
     expected = oracle_state(read_log(kafka))
 
-    tick = stream_tick(CDC_STREAM, resources(kafka, postgres), seconds=3)
+    first = stream_until_idle(CDC_STREAM, resources(kafka, postgres))
 
     assert_matches_oracle(stored_state(postgres), expected)
-    reported = materialisations(tick)
+    reported = materialisations(first)
     assert set(reported) == {"source_records", "identity_graph", "customer_profiles"}
     assert reported["source_records"]["events_read"] == len(messages)
     bounds = {(tp.topic, tp.partition): b for tp, b in
@@ -40,18 +40,18 @@ def test_stream_tick_applies_every_change_and_reports_its_offsets(kafka, postgre
     assert covered(reported["source_records"]["offset_ranges"]) == {
         tp: [(begin, end)] for tp, (begin, end) in bounds.items() if end > begin}
     assert reported["customer_profiles"]["profiles_written"] == len(expected.profiles)
-    lag = check_evaluations(tick)["cdc_lag"]
+    lag = check_evaluations(first)["cdc_lag"]
     assert lag.passed and lag.metadata["lag_events"].value == 0
 
     # Nothing new: nothing reported again (the outbox rows were pruned behind the cursor).
-    quiet = stream_tick(CDC_STREAM, resources(kafka, postgres), cursor=tick.cursor, seconds=0.5)
+    quiet = tick(CDC_STREAM, resources(kafka, postgres), cursor=first.cursor)
     assert materialisations(quiet) == {}
 
 
 def test_stream_and_runs_share_the_ledger(kafka, postgres):
     first = demo_messages(kafka, people=20, changes=60, seed=3)
     publish(kafka, first, partitions=2)
-    stream_tick(CDC_STREAM, resources(kafka, postgres), seconds=2)
+    stream_until_idle(CDC_STREAM, resources(kafka, postgres))
 
     # A run asked for everything (a full set of ranges) applies nothing a second time ...
     ranges = [{"topic": tp.topic, "partition": tp.partition, "start": b, "end": e}
@@ -65,22 +65,24 @@ def test_stream_and_runs_share_the_ledger(kafka, postgres):
 
     # ... and what arrives next is the stream's again, still equal to the oracle.
     publish(kafka, demo_messages(kafka, people=25, changes=40, seed=4)[-40:], partitions=2)
-    stream_tick(CDC_STREAM, resources(kafka, postgres), seconds=2)
-    assert_matches_oracle(stored_state(postgres), oracle_state(read_log(kafka)))
+    stream_until_idle(CDC_STREAM, resources(kafka, postgres))
+    # Ids compared by cluster: micro-batches group changes differently from the oracle's single
+    # pass (the identity queue's known limitation, docs/reliability.md).
+    assert_matches_oracle(stored_state(postgres), oracle_state(read_log(kafka)), ids=False)
 
 
-def test_a_tick_that_died_after_committing_is_reported_by_the_next(kafka, postgres):
+def test_a_micro_batch_whose_report_was_lost_is_reported_by_the_next_tick(kafka, postgres):
     from rag_assets.platform.micro_batch import MicroBatchSession
 
     publish(kafka, demo_messages(kafka, people=10, changes=20, seed=8), partitions=1)
-    first = stream_tick(CDC_STREAM, resources(kafka, postgres), seconds=1.5)
-    # The same micro-batch records, as a tick that committed and then died would leave them.
+    first = stream_until_idle(CDC_STREAM, resources(kafka, postgres))
+    # A micro-batch committed by a worker that died before any tick reported it.
     with postgres.connection() as conn:
         session = MicroBatchSession(conn, CDC_STREAM.name, "stream-died")
         with session.transaction() as cur:
             session.record(cur, "source_records", {"events_read": 7, "offset_ranges": [
                 {"topic": "t", "partition": 0, "start": 100, "end": 107}]})
-    after = stream_tick(CDC_STREAM, resources(kafka, postgres), cursor=first.cursor, seconds=0.5)
+    after = tick(CDC_STREAM, resources(kafka, postgres), cursor=first.cursor)
     reported = materialisations(after)["source_records"]
     assert reported["events_read"] == 7
     assert reported["offset_ranges"] == [{"topic": "t", "partition": 0, "start": 100, "end": 107}]

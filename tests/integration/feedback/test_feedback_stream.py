@@ -22,9 +22,9 @@ from tests.integration.feedback.helpers import (
     stored_kpis,
     wave,
 )
-from tests.streaming import check_evaluations, covered, materialisations, stream_tick
+from tests.streaming import check_evaluations, covered, materialisations, stream_until_idle
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("streaming_workers")]
 
 DEFAULT_LATENESS = timedelta(hours=24)
 
@@ -34,8 +34,8 @@ def test_streamed_feedback_equals_the_oracle_and_is_in_the_lineage(kafka, s3, po
     resources = {"kafka": kafka, "s3": s3, "postgres": postgres, "sentiment": SentimentResource()}
     first = wave(rng, T0, 30, 80, "a")
     publish(kafka, as_records(first))
-    tick = stream_tick(FEEDBACK_STREAM, resources, seconds=2.5)
-    reported = materialisations(tick)
+    reported_1 = stream_until_idle(FEEDBACK_STREAM, resources)
+    reported = materialisations(reported_1)
     assert set(reported) == {"conversation_log", "feedback_scored", "kpi_hourly", "kpi_daily"}
     assert reported["conversation_log"]["events_read"] == len(first)
 
@@ -43,7 +43,7 @@ def test_streamed_feedback_equals_the_oracle_and_is_in_the_lineage(kafka, s3, po
     bad = [(b"k1", b"{not json"), (b"k2", None)]
     later = wave(rng, T0 + timedelta(hours=30), 4, 20, "b")
     publish(kafka, as_records(later + redelivered) + bad)
-    second = stream_tick(FEEDBACK_STREAM, resources, cursor=tick.cursor, seconds=2.5)
+    second = stream_until_idle(FEEDBACK_STREAM, resources, cursor=reported_1.cursor)
     log = materialisations(second)["conversation_log"]
     assert log["dead_letters"] == len(bad)
     assert log["duplicates_skipped"] >= len(redelivered)
@@ -59,12 +59,12 @@ def test_streamed_feedback_equals_the_oracle_and_is_in_the_lineage(kafka, s3, po
     topic = kafka.topic("app.feedback")
     ends = {tp.partition: end for tp, (_, end) in kafka.offset_bounds([topic]).items()}
     lineage = Counter()
-    for result in (tick, second):
+    for result in (reported_1, second):
         for (t, partition), parts in covered(
                 materialisations(result)["conversation_log"]["offset_ranges"]).items():
             lineage.update({partition: sum(e - s for s, e in parts)})
     assert dict(lineage) == {p: n for p, n in ends.items() if n}
     # The lag check is reported by the first tick, then again only when it flips (or a minute on).
-    assert check_evaluations(tick)["feedback_lag"].passed
+    assert check_evaluations(reported_1)["feedback_lag"].passed
     assert "feedback_lag" not in check_evaluations(second)
-    assert json.loads(second.cursor)["reported"] > json.loads(tick.cursor)["reported"]
+    assert json.loads(second.cursor)["reported"] > json.loads(reported_1.cursor)["reported"]

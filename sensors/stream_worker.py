@@ -1,0 +1,125 @@
+"""The long-lived worker behind a streaming sensor: micro-batches applied continuously.
+
+The sensor daemon starts a tick at most every 5 s, and a tick that overruns its slot waits for
+the next one, so work done only inside ticks leaves gaps of seconds between them. The worker is
+a thread in the process that evaluates the sensor (the code server); it polls its source and
+applies whatever arrived, with the same functions and the same exactly-once ledger as the runs.
+The sensor's ticks keep it alive (`heartbeat`): when ticks stop — the sensor was switched off,
+or this process no longer serves the daemon — the worker stops after `idle_stop_s`.
+
+A failure (a service down, a bad deployment) is kept in `error`, shown by the sensor's lag check,
+and the worker starts over after a backoff, positioned again at the ledger's marks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import closing
+
+from rag_assets.platform.micro_batch import LagReport, MicroBatches, MicroBatchSession
+
+IDLE_WAIT_S = 0.05
+LAG_EVERY_S = 2.0
+MAX_BACKOFF_S = 30.0
+
+
+class StreamWorker(threading.Thread):
+    def __init__(self, name: str, resources: dict,
+                 open_batches: Callable[[dict, MicroBatchSession], MicroBatches],
+                 idle_stop_s: float = 30.0) -> None:
+        super().__init__(name=f"stream-worker-{name}", daemon=True)
+        self.stream = name
+        self.resources = resources
+        self.open_batches = open_batches
+        self.idle_stop_s = idle_stop_s
+        self.session_id = f"stream-{name}-{uuid.uuid4().hex[:12]}"
+        self.error: str | None = None
+        self.lag: LagReport | None = None
+        self.applied = 0
+        self.idle_since: float | None = None
+        self._heartbeat = time.monotonic()
+        self._stop_requested = threading.Event()
+
+    def heartbeat(self) -> None:
+        self._heartbeat = time.monotonic()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop_requested.set()
+        self.join(timeout)
+
+    def _wanted(self) -> bool:
+        return (not self._stop_requested.is_set()
+                and time.monotonic() - self._heartbeat < self.idle_stop_s)
+
+    def run(self) -> None:
+        backoff = 1.0
+        while self._wanted():
+            try:
+                self._serve()
+                return
+            except Exception as error:  # kept for the sensor to show; start over after a pause
+                self.error = f"{type(error).__name__}: {error}"
+                self._stop_requested.wait(backoff)
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+
+    def _serve(self) -> None:
+        postgres = self.resources["postgres"]
+        with postgres.connection() as conn:
+            session = MicroBatchSession(conn, self.stream, self.session_id)
+            with closing(self.open_batches(self.resources, session)) as batches:
+                self.error = None
+                lag_at = 0.0
+                while self._wanted():
+                    taken = batches.step()
+                    self.applied += taken
+                    now = time.monotonic()
+                    if taken:
+                        self.idle_since = None
+                    else:
+                        self.idle_since = self.idle_since or now
+                        time.sleep(IDLE_WAIT_S)
+                    if now - lag_at >= LAG_EVERY_S:
+                        self.lag, lag_at = batches.lag(), now
+
+    def idle_for(self) -> float:
+        return 0.0 if self.idle_since is None else time.monotonic() - self.idle_since
+
+
+_WORKERS: dict[str, StreamWorker] = {}
+_LOCK = threading.Lock()
+
+
+def _resources_key(name: str, resources: dict) -> str:
+    config = {key: value.model_dump() if hasattr(value, "model_dump") else repr(value)
+              for key, value in sorted(resources.items())}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{name}:{digest[:16]}"
+
+
+def ensure_worker(name: str, resources: dict,
+                  open_batches: Callable[[dict, MicroBatchSession], MicroBatches],
+                  idle_stop_s: float = 30.0) -> StreamWorker:
+    """The running worker of this sensor and configuration, started if there is none."""
+    key = _resources_key(name, resources)
+    with _LOCK:
+        worker = _WORKERS.get(key)
+        if worker is None or not worker.is_alive():
+            worker = StreamWorker(name, resources, open_batches, idle_stop_s)
+            _WORKERS[key] = worker
+            worker.start()
+        worker.heartbeat()
+        return worker
+
+
+def stop_workers() -> None:
+    """Stop every worker of this process (tests; a worker otherwise stops without ticks)."""
+    with _LOCK:
+        workers = list(_WORKERS.values())
+        _WORKERS.clear()
+    for worker in workers:
+        worker.stop()
