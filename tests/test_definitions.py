@@ -32,3 +32,17 @@ def test_dagster_validates_the_workspace(monkeypatch, tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_every_source_has_a_lag_check_and_every_fed_asset_a_freshness_policy(monkeypatch):
+    _env(monkeypatch)
+    from rag_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    checks = {key.name: key.asset_key.to_user_string() for key in graph.asset_check_keys}
+    assert checks["cdc_lag"] == "source_records"
+    assert checks["feedback_lag"] == "conversation_log"
+    assert checks["documents_lag"] == "documents"
+    without_policy = {key.to_user_string() for key in graph.get_all_asset_keys()
+                      if graph.get(key).freshness_policy is None}
+    assert without_policy == {"customer_erasures"}  # runs only when someone asks to be erased

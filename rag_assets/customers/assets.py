@@ -9,7 +9,7 @@ from pydantic import Field
 
 from rag_assets.customers import cdc_apply, identity_linking, profile_refresh, source_store
 from rag_assets.platform import offset_ledger
-from rag_assets.platform.asset_conventions import OWNER, table_schema
+from rag_assets.platform.asset_conventions import OWNER, STREAMED, table_schema
 from rag_assets.platform.db import drain, ensure_schema
 from rag_assets.platform.kafka_ingest import OffsetRangesConfig, ranges_as_dicts, rebuild_ranges
 from resources.kafka import KafkaResource
@@ -24,6 +24,7 @@ def ensure_customer_schema(cur, postgres: PostgresResource) -> None:
 
 @asset(
     group_name="customers",
+    freshness_policy=STREAMED,
     kinds={"kafka", "postgres", "python"},
     owners=[OWNER],
     description=(
@@ -82,6 +83,7 @@ class DerivedAssetConfig(Config):
 
 @asset(
     group_name="customers",
+    freshness_policy=STREAMED,
     deps=[source_records],
     kinds={"postgres", "python"},
     owners=[OWNER],
@@ -121,6 +123,7 @@ def identity_graph(context: AssetExecutionContext, config: DerivedAssetConfig,
 
 @asset(
     group_name="customers",
+    freshness_policy=STREAMED,
     deps=[identity_graph],
     kinds={"postgres", "python"},
     owners=[OWNER],

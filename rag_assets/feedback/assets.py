@@ -33,7 +33,7 @@ from rag_assets.feedback.kpi_chart import chart_key, recent_rows, render_trend_p
 from rag_assets.feedback.lake_layout import LAKE_PREFIX
 from rag_assets.feedback.near_duplicates import NearDuplicateConfig
 from rag_assets.feedback.windows import Granularity, LatenessPolicy
-from rag_assets.platform.asset_conventions import OWNER, table_schema
+from rag_assets.platform.asset_conventions import OWNER, QUARTER_HOURLY, STREAMED, table_schema
 from rag_assets.platform.db import drain, ensure_schema
 from rag_assets.platform.kafka_ingest import OffsetRangesConfig, ranges_as_dicts, rebuild_ranges
 from resources.kafka import KafkaResource
@@ -68,6 +68,7 @@ class FeedbackDerivedConfig(Config):
 
 @asset(
     group_name="feedback",
+    freshness_policy=STREAMED,
     kinds={"kafka", "s3", "parquet", "postgres", "python"},
     owners=[OWNER],
     description=(
@@ -145,6 +146,7 @@ def conversation_log(context: AssetExecutionContext, config: ConversationLogConf
 
 @asset(
     group_name="feedback",
+    freshness_policy=STREAMED,
     deps=[conversation_log],
     kinds={"postgres", "python"},
     owners=[OWNER],
@@ -251,6 +253,7 @@ class KpiHourlyConfig(FeedbackDerivedConfig):
 
 @asset(
     group_name="feedback",
+    freshness_policy=STREAMED,
     deps=[feedback_scored],
     kinds={"postgres", "python", "s3"},
     owners=[OWNER],
@@ -296,6 +299,7 @@ def _last_modified(client, bucket: str, key: str) -> datetime | None:
 
 @asset(
     group_name="feedback",
+    freshness_policy=STREAMED,
     deps=[feedback_scored],
     kinds={"postgres", "python"},
     owners=[OWNER],
@@ -326,6 +330,7 @@ class FinetuneExportConfig(Config):
 
 @asset(
     group_name="feedback",
+    freshness_policy=QUARTER_HOURLY,
     deps=[conversation_log],
     kinds={"s3", "postgres", "python"},
     owners=[OWNER],

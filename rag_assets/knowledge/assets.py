@@ -38,7 +38,7 @@ from rag_assets.knowledge.indexing import (
 from rag_assets.knowledge.listing import scan_listing
 from rag_assets.knowledge.parsing import DEFAULT_MAX_BYTES
 from rag_assets.platform import offset_ledger
-from rag_assets.platform.asset_conventions import OWNER, table_schema
+from rag_assets.platform.asset_conventions import HOURLY, OWNER, STREAMED, table_schema
 from rag_assets.platform.dead_letters import store_dead_letters
 from rag_assets.platform.kafka_ingest import OffsetRangesConfig, ranges_as_dicts, read_records
 from resources.embedder import EmbedderResource
@@ -101,6 +101,7 @@ def _mode(config: DocumentsConfig) -> str:
 
 @asset(
     group_name="knowledge",
+    freshness_policy=STREAMED,
     kinds={"s3", "postgres", "python"},
     owners=[OWNER],
     description=(
@@ -205,6 +206,7 @@ class DocumentChunksConfig(Config):
 
 @asset(
     group_name="knowledge",
+    freshness_policy=STREAMED,
     deps=[documents],
     kinds={"lancedb", "python"},
     owners=[OWNER],
@@ -311,6 +313,7 @@ class ChunkMaintenanceConfig(Config):
 
 @asset(
     group_name="knowledge",
+    freshness_policy=HOURLY,
     deps=[document_chunks],
     kinds={"lancedb", "python"},
     owners=[OWNER],
