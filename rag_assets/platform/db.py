@@ -1,7 +1,15 @@
-"""Creating the project's PostgreSQL schema: each domain ships an idempotent `schema.sql`."""
+"""Creating the project's PostgreSQL schema: each domain ships an idempotent `schema.sql`.
+
+A file is executed only when its content changed since it was last applied in this schema
+(`schema_files` keeps a hash per file). Re-running DDL is not free: `CREATE INDEX IF NOT
+EXISTS` takes a share lock on its table before it sees the index exists, so a run calling
+`ensure_schema` while a streaming worker writes the same tables waited on it, blocked it in turn,
+and once deadlocked (found by bench/freshness.py).
+"""
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources as package_files
 
 from psycopg import sql
@@ -11,14 +19,29 @@ SCHEMA_FILES = (
 )
 
 
+def _files(extra_files: tuple) -> dict[str, str]:
+    return {f"{package}/{name}": package_files.files(package).joinpath(name).read_text()
+            for package, name in (*SCHEMA_FILES, *extra_files)}
+
+
 def ensure_schema(cur, schema_name: str, extra_files: tuple = ()) -> None:
-    """Create `schema_name` and every table in it; safe to call on every run."""
+    """Create `schema_name` and every table in it; safe and cheap to call on every run."""
     # Serialises concurrent first runs, which would otherwise race on CREATE TABLE.
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"schema:{schema_name}",))
     cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema_name)))
     cur.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(schema_name)))
-    for package, name in (*SCHEMA_FILES, *extra_files):
-        cur.execute(package_files.files(package).joinpath(name).read_text())
+    cur.execute("CREATE TABLE IF NOT EXISTS schema_files (name text PRIMARY KEY,"
+                " sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+    files = _files(extra_files)
+    cur.execute("SELECT name, sha256 FROM schema_files WHERE name = ANY(%s)", (sorted(files),))
+    applied = dict(cur.fetchall())
+    for name, text in files.items():
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if applied.get(name) == digest:
+            continue
+        cur.execute(text)
+        cur.execute("INSERT INTO schema_files (name, sha256) VALUES (%s, %s) ON CONFLICT (name)"
+                    " DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()", (name, digest))
 
 
 def drain(postgres, step) -> None:
