@@ -219,7 +219,7 @@ def run_configuration(settings: InfraSettings, mode: str, args) -> dict:
         loads: list[float] = []
         sampler = threading.Thread(target=_sample_load, args=(loads, load.stop_event), daemon=True)
         duration = args.duration if mode == "streaming" else (args.plain_duration or args.duration)
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         for thread in (probe, load, sampler):
             thread.start()
         time.sleep(duration)
@@ -231,6 +231,7 @@ def run_configuration(settings: InfraSettings, mode: str, args) -> dict:
         probe.stop_event.set()
         probe.join()
         censor_at = time.monotonic()
+        bench_cpu = (time.process_time() - cpu_started) / (censor_at - started)
         time.sleep(10)  # the last tick's materialisations
         result = {
             "mode": mode, "duration_s": duration, "sent": dict(load.sent),
@@ -238,6 +239,7 @@ def run_configuration(settings: InfraSettings, mode: str, args) -> dict:
             "producer_behind_max_s": round(load.behind_max_s, 2),
             "probe_cycles": probe.cycles, "probe_cycle_max_s": round(probe.cycle_s_max, 3),
             "probe_errors": probe.errors, "seed_served_s": round(seed_s, 1),
+            "bench_cpu_share": round(bench_cpu, 2),
             "load_1m": [min(loads, default=0), sum(loads) / max(1, len(loads)), max(loads, default=0)],
             "kinds": summarise(ledger, started, censor_at),
             "cdc_events_sent": sum(publisher.sent[t] for t in publisher.sent if ".cdc." in t)
@@ -275,7 +277,8 @@ def report(result: dict) -> None:
           f"commit -> materialisation p95 {result['lineage_delay_p95_s']} s")
     print(f"  probe: {result['probe_cycles']} cycles, slowest {result['probe_cycle_max_s']} s, "
           f"errors {result['probe_errors']}; producer at most {result['producer_behind_max_s']} s "
-          f"behind its pace; seed served in {result['seed_served_s']} s")
+          f"behind its pace; seed served in {result['seed_served_s']} s; this script (producer + "
+          f"probe) used {result['bench_cpu_share']} of a core")
 
 
 def parse_mix(text: str) -> dict[str, float]:

@@ -46,7 +46,9 @@ class StreamingSensorSpec:
     open_batches: Callable[[dict, MicroBatchSession], MicroBatches]
     lag_check: tuple[str, str]  # (asset key, check name) the lag is reported to
     lag_report_every_s: float = 60.0
-    idle_stop_s: float = 30.0  # the worker stops after this long without a tick
+    # The worker stops after this long without a tick: the sensor was switched off. Generous,
+    # since a busy daemon can leave a running sensor without a tick for tens of seconds.
+    idle_stop_s: float = 120.0
 
 
 def _load_cursor(raw: str | None) -> dict:
