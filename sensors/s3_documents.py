@@ -174,7 +174,7 @@ def _open_document_batches(resources: dict, session: MicroBatchSession) -> Docum
 
 DOCUMENTS_STREAM = StreamingSensorSpec(
     name="documents_stream",
-    description="Streams S3 document changes into LanceDB: lists the knowledge prefix every "
+    description="Streams S3 document changes into LanceDB: lists the knowledge prefix twice a "
                 "second, registers created/modified/deleted documents and indexes them in small "
                 "batches inside the tick (no run); each tick reports what it changed as "
                 "materialisations of `documents` and `document_chunks`.",

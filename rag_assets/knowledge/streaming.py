@@ -1,6 +1,6 @@
 """Knowledge micro-batches for the streaming sensor: S3 changes into LanceDB within seconds.
 
-Every `listing_interval_s` the knowledge prefix is listed (resuming where the last listing
+Every `listing_interval_s` (0.5 s) the knowledge prefix is listed (resuming where the last listing
 stopped, so a large bucket is covered in bounded steps) and diffed with the registry, exactly as
 the listing sensor does; the changes are registered, then the queued documents are indexed in
 small batches with the same indexer as `document_chunks` (one LanceDB commit per batch, only
@@ -30,8 +30,8 @@ MAX_LAG_SECONDS = float(os.environ.get("RAG_MAX_DOCUMENT_LAG_SECONDS", "300"))
 class DocumentMicroBatches:
     def __init__(self, session: MicroBatchSession, s3: S3Storage, postgres: PostgresResource,
                  lancedb: LanceDBResource, embedder: EmbedderResource,
-                 listing_interval_s: float = 1.0, batch_size: int = 20,
-                 max_changes_per_listing: int = 200, compact_every_commits: int = 30) -> None:
+                 listing_interval_s: float = 0.5, batch_size: int = 20,
+                 max_changes_per_listing: int = 200, compact_every_commits: int = 60) -> None:
         self.session = session
         self.s3 = s3
         self.db_schema = postgres.db_schema

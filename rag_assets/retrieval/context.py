@@ -190,7 +190,7 @@ class RetrievalService:
     table_name: str = DEFAULT_TABLE_NAME
     answerer: Any = None  # rag_assets.retrieval.answer.BedrockAnswerer, optional
     # How stale the table handle may be: new document versions are seen within this interval.
-    read_consistency: timedelta = timedelta(seconds=1)
+    read_consistency: timedelta = timedelta(milliseconds=500)
     _table: Any = field(default=None, init=False, repr=False)
     _local: threading.local = field(default_factory=threading.local, init=False, repr=False)
 
