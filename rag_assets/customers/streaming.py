@@ -35,6 +35,9 @@ class CdcMicroBatches:
         self.source.__exit__()
 
     def step(self) -> int:
+        if self.source.discovery_due():
+            with self.session.transaction() as cur:
+                self.source.discover(cur)
         polled = self.source.poll(timeout_ms=100, max_records=self.max_records)
         if not polled:
             return 0

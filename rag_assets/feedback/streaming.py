@@ -50,6 +50,9 @@ class FeedbackMicroBatches:
         self.source.__exit__()
 
     def step(self) -> int:
+        if self.source.discovery_due():
+            with self.session.transaction() as cur:
+                self.source.discover(cur)
         if time.monotonic() - self._last_batch < self.batch_interval_s:
             return 0
         polled = self.source.poll(timeout_ms=100, max_records=self.max_records)

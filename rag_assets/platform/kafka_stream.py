@@ -10,6 +10,8 @@ it, exactly as a run does with a range from its config, so a range applied meanw
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
@@ -50,32 +52,59 @@ def ledger_lag(kafka: KafkaResource, cur, consumer: str, topic_pattern: str) -> 
 
 
 class LedgerPositionedStream:
-    """Open with `with`; `poll()` returns [(range, records)] per partition with new records."""
+    """Open with `with`; `poll()` returns [(range, records)] per partition with new records.
 
-    def __init__(self, kafka: KafkaResource, consumer_name: str, topic_pattern: str) -> None:
+    Topics created later (a source system added, a fresh deployment) are picked up: every
+    `discover_every_s` the topic list is read again, and new partitions join at their marks.
+    """
+
+    def __init__(self, kafka: KafkaResource, consumer_name: str, topic_pattern: str,
+                 discover_every_s: float = 5.0) -> None:
         self.kafka = kafka
         self.consumer_name = consumer_name
         self.topic_pattern = topic_pattern
+        self.discover_every_s = discover_every_s
         self._consumer: KafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}
+        self._discovered_at = 0.0
 
     def open(self, cur) -> LedgerPositionedStream:
         """Assign every matching partition and seek it to the ledger's mark (read with `cur`)."""
-        bounds = self.kafka.offset_bounds(self.kafka.topics_matching(self.topic_pattern))
-        marks = offset_ledger.next_offsets(
-            cur, self.consumer_name, {(tp.topic, tp.partition): b for tp, (b, _) in bounds.items()})
         # retry_backoff_ms: a poll that finds nothing fetchable sleeps this long (100 ms by
         # default) — the whole latency budget of a quiet partition.
         self._consumer = KafkaConsumer(
             **self.kafka.client_config(), group_id=None, enable_auto_commit=False,
             max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION, retry_backoff_ms=10,
             fetch_max_wait_ms=50)
-        self._consumer.assign(list(bounds))
-        for tp, (begin, _) in bounds.items():
-            position = max(marks[(tp.topic, tp.partition)], begin)
-            self._consumer.seek(tp, position)
-            self._positions[tp] = position
+        self.discover(cur)
         return self
+
+    def discovery_due(self) -> bool:
+        return time.monotonic() - self._discovered_at >= self.discover_every_s
+
+    def discover(self, cur) -> int:
+        """Assign partitions of matching topics not assigned yet, each at the ledger's mark
+        (read with `cur`); returns how many joined."""
+        self._discovered_at = time.monotonic()
+        pattern = re.compile(self.topic_pattern)
+        topics = [t for t in self._consumer.topics()
+                  if t.startswith(self.kafka.topic_prefix)
+                  and pattern.fullmatch(self.kafka.logical_topic(t))]
+        new = [TopicPartition(topic, p) for topic in sorted(topics)
+               for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+               if TopicPartition(topic, p) not in self._positions]
+        if not new:
+            return 0
+        begin = self._consumer.beginning_offsets(new)
+        marks = offset_ledger.next_offsets(
+            cur, self.consumer_name, {(tp.topic, tp.partition): begin[tp] for tp in new})
+        self._consumer.assign([*self._positions, *new])
+        for tp in self._positions:
+            self._consumer.seek(tp, self._positions[tp])
+        for tp in new:
+            self._positions[tp] = max(marks[(tp.topic, tp.partition)], begin[tp])
+            self._consumer.seek(tp, self._positions[tp])
+        return len(new)
 
     def __enter__(self) -> LedgerPositionedStream:
         return self

@@ -2,6 +2,8 @@
 reach the same state as the oracle, every applied offset is in the lineage it reports, and the
 run path and the stream never apply a range twice."""
 
+import time
+
 import pytest
 
 from sensors.customers import CDC_STREAM
@@ -86,3 +88,17 @@ def test_a_micro_batch_whose_report_was_lost_is_reported_by_the_next_tick(kafka,
     reported = materialisations(after)["source_records"]
     assert reported["events_read"] == 7
     assert reported["offset_ranges"] == [{"topic": "t", "partition": 0, "start": 100, "end": 107}]
+
+
+def test_topics_created_after_the_worker_started_are_streamed(kafka, postgres):
+    stream_until_idle(CDC_STREAM, resources(kafka, postgres))  # no topic exists yet
+    publish(kafka, demo_messages(kafka, people=10, changes=20, seed=9), partitions=2)
+    expected = oracle_state(read_log(kafka))
+    deadline = time.monotonic() + 60
+    while stored_state(postgres).live_rows != expected.live_rows:  # topics are re-read every 5 s
+        assert time.monotonic() < deadline, "the new topics were never streamed"
+        tick(CDC_STREAM, resources(kafka, postgres))  # the heartbeat a running sensor gives
+        time.sleep(0.5)
+    reported = materialisations(stream_until_idle(CDC_STREAM, resources(kafka, postgres)))
+    assert reported["source_records"]["events_read"] > 0
+    assert_matches_oracle(stored_state(postgres), expected)
