@@ -48,7 +48,7 @@ def load_records(cur, keys: Iterable[RecordKey], whole_tables: Iterable[TableKey
     if keys:
         cur.execute(
             f"SELECT {_COLUMNS} FROM source_records"
-            " WHERE (system, table_name, pk) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
+            " WHERE (system, table_name, pk) IN (SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]))",
             ([k.system for k in keys], [k.table for k in keys], [k.pk for k in keys]),
         )
         found.update((r.key, r) for r in map(_record, cur.fetchall()))
