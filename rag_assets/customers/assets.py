@@ -55,15 +55,17 @@ def source_records(context: AssetExecutionContext, config: OffsetRangesConfig,
             # Everything derived from the old state is derived again.
             identity_linking.queue_every_record(cur)
             profile_refresh.queue_every_customer(cur)
-            for rng in ranges:
-                cdc_apply.apply_range(cur, kafka, rng, stats, context.run.run_id)
+            with kafka.range_reader() as read:
+                for rng in ranges:
+                    cdc_apply.apply_range(cur, kafka, rng, stats, context.run.run_id, read=read)
     else:
         ranges = config.ranges
         with postgres.transaction() as cur:
             ensure_customer_schema(cur, postgres)
-        for rng in ranges:
-            with postgres.transaction() as cur:
-                cdc_apply.apply_range(cur, kafka, rng, stats, context.run.run_id)
+        with kafka.range_reader() as read:  # one consumer for every range of the run
+            for rng in ranges:
+                with postgres.transaction() as cur:
+                    cdc_apply.apply_range(cur, kafka, rng, stats, context.run.run_id, read=read)
     context.log.info(f"applied {stats.outcomes['applied']} of {stats.events_read} CDC events")
     return MaterializeResult(metadata={
         **stats.metadata(),
