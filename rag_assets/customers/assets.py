@@ -13,7 +13,7 @@ from rag_assets.platform.asset_conventions import OWNER, STREAMED, table_schema
 from rag_assets.platform.db import drain, ensure_schema
 from rag_assets.platform.kafka_ingest import OffsetRangesConfig, ranges_as_dicts, rebuild_ranges
 from resources.kafka import KafkaResource
-from resources.postgres import PostgresResource
+from resources.postgres import PostgresResource, in_transaction
 
 CUSTOMER_SCHEMA_FILES = (("rag_assets.customers", "schema.sql"),)
 
@@ -62,9 +62,11 @@ def source_records(context: AssetExecutionContext, config: OffsetRangesConfig,
         ranges = config.ranges
         with postgres.transaction() as cur:
             ensure_customer_schema(cur, postgres)
-        with kafka.range_reader() as read:  # one consumer for every range of the run
+        # One Kafka consumer and one PostgreSQL connection for every range of the run; each
+        # range is applied in its own transaction.
+        with kafka.range_reader() as read, postgres.connection() as conn:
             for rng in ranges:
-                with postgres.transaction() as cur:
+                with in_transaction(conn) as cur:
                     cdc_apply.apply_range(cur, kafka, rng, stats, context.run.run_id, read=read)
     context.log.info(f"applied {stats.outcomes['applied']} of {stats.events_read} CDC events")
     return MaterializeResult(metadata={
