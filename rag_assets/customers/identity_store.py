@@ -265,7 +265,6 @@ class PostgresIdentityStore:
         cur = self.cur
         replaced = [record_key_text(k) for k in delta.nodes_deleted | set(delta.nodes_upserted)]
         cur.execute("DELETE FROM identity_nodes WHERE record_key = ANY(%b)", (replaced,))
-        cur.execute("DELETE FROM identity_lookup WHERE record_key = ANY(%b)", (replaced,))
         nodes = list(delta.nodes_upserted.values())
         node_keys = [record_key_text(n.key) for n in nodes]
         if nodes:
@@ -278,6 +277,14 @@ class PostgresIdentityStore:
                   for n, text in zip(nodes, node_keys, strict=True)
                   for kind, value in [*n.identity.identifiers,
                                       *(("block", b) for b in n.blocking_keys)]]
+        # Of the replaced records' lookup rows only those the new versions no longer hold go (a
+        # relinked record keeps most of its ~20 identifiers and blocking keys); the insert then
+        # adds only the new ones. The rows are those of a delete-all and insert.
+        cur.execute(
+            "DELETE FROM identity_lookup l WHERE l.record_key = ANY(%b) AND NOT EXISTS"
+            " (SELECT FROM unnest(%b::text[], %b::text[], %b::text[]) AS n(kind, value, record_key)"
+            " WHERE n.kind = l.kind AND n.value = l.value AND n.record_key = l.record_key)",
+            (replaced, *_columns(lookup, 3)))
         if lookup:
             cur.execute(
                 "INSERT INTO identity_lookup (kind, value, record_key)"
