@@ -54,7 +54,7 @@ from rag_assets.customers.matching import (
     RuleMatch,
     blocking_keys,
     comparison_key,
-    fuzzy_matches,
+    fuzzy_matches_by_key,
 )
 from rag_assets.customers.source_state import RecordKey, SourceRecord
 
@@ -77,6 +77,12 @@ class IdentityNode:
         # for every candidate of every lookup. The dataclass has no __slots__, so the cache lives
         # in the instance __dict__ and takes no part in equality, hashing or repr.
         return blocking_keys(self.identity)
+
+    @cached_property
+    def comparison_key(self) -> tuple:
+        # What fuzzy matching reads of the identity (see `matching.comparison_key`), once per
+        # node: looking it up by identity hashes the whole identity every time.
+        return comparison_key(self.identity)
 
 
 class Edge(NamedTuple):
@@ -322,9 +328,8 @@ class IdentityGraph:
             if len(sharing) >= limit:  # a value shared this widely does not identify a person
                 continue
             edges |= {Edge.between(node.key, k, DETERMINISTIC_RULES[kind], 1.0) for k in sharing}
-        own = comparison_key(node.identity)
-        candidates = {k: comparison_key(overlay.node(k).identity)
-                      for k in self._fuzzy_candidates(overlay, node)}
+        own = node.comparison_key
+        candidates = {k: overlay.node(k).comparison_key for k in self._fuzzy_candidates(overlay, node)}
         results = self._score(overlay, node, candidates)
         for other, theirs in candidates.items():
             match = results[(own, theirs)]
@@ -338,13 +343,10 @@ class IdentityGraph:
         """Fuzzy results of `node` against its candidates (by `comparison_key`), scoring the
         pairs this batch has not scored yet in one bulk call."""
         results = overlay.fuzzy_results
-        own = comparison_key(node.identity)
-        unscored: dict[tuple, PersonIdentity] = {}
-        for key, theirs in candidates.items():
-            if (own, theirs) not in results and theirs not in unscored:
-                unscored[theirs] = overlay.node(key).identity
+        own = node.comparison_key
+        unscored = list({theirs for theirs in candidates.values() if (own, theirs) not in results})
         if unscored:
-            matches = fuzzy_matches(node.identity, list(unscored.values()), self.rules)
+            matches = fuzzy_matches_by_key(own, unscored, self.rules)
             results.update(((own, theirs), m) for theirs, m in zip(unscored, matches, strict=True))
         return results
 

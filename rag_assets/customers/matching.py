@@ -140,11 +140,18 @@ def fuzzy_matches(
     """`fuzzy_match(a, b, rules)` for every b of `others`, in order. What depends only on `a` and
     the rules (field weights, which fields `a` has, the early-exit bound) is prepared once: the
     graph scores a record against every candidate of its blocks at once."""
+    return fuzzy_matches_by_key(comparison_key(a), [comparison_key(b) for b in others], rules)
+
+
+def fuzzy_matches_by_key(
+    key: tuple, other_keys: Iterable[tuple], rules: MatchRules = DEFAULT_RULES
+) -> list[RuleMatch | None]:
+    """`fuzzy_matches` of identities given by their `comparison_key`s."""
     threshold = rules.fuzzy_threshold_bits
-    evidence = _Evidence(comparison_key(a), _weights(rules), floor=threshold)
+    evidence = _Evidence(key, _weights(rules), floor=threshold)
     matches: list[RuleMatch | None] = []
-    for b in others:
-        bits = evidence.against(comparison_key(b))
+    for other in other_keys:
+        bits = evidence.against(other)
         if bits is None or bits < threshold:
             matches.append(None)
         else:
