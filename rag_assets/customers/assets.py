@@ -13,7 +13,7 @@ from rag_assets.platform.asset_conventions import OWNER, STREAMED, table_schema
 from rag_assets.platform.db import drain, ensure_schema
 from rag_assets.platform.kafka_ingest import OffsetRangesConfig, ranges_as_dicts, rebuild_ranges
 from resources.kafka import KafkaResource
-from resources.postgres import PostgresResource
+from resources.postgres import PostgresResource, in_transaction
 
 CUSTOMER_SCHEMA_FILES = (("rag_assets.customers", "schema.sql"),)
 
@@ -55,15 +55,19 @@ def source_records(context: AssetExecutionContext, config: OffsetRangesConfig,
             # Everything derived from the old state is derived again.
             identity_linking.queue_every_record(cur)
             profile_refresh.queue_every_customer(cur)
-            for rng in ranges:
-                cdc_apply.apply_range(cur, kafka, rng, stats, context.run.run_id)
+            with kafka.range_reader() as read:
+                for rng in ranges:
+                    cdc_apply.apply_range(cur, kafka, rng, stats, context.run.run_id, read=read)
     else:
         ranges = config.ranges
         with postgres.transaction() as cur:
             ensure_customer_schema(cur, postgres)
-        for rng in ranges:
-            with postgres.transaction() as cur:
-                cdc_apply.apply_range(cur, kafka, rng, stats, context.run.run_id)
+        # One Kafka consumer and one PostgreSQL connection for every range of the run; each
+        # range is applied in its own transaction.
+        with kafka.range_reader() as read, postgres.connection() as conn:
+            for rng in ranges:
+                with in_transaction(conn) as cur:
+                    cdc_apply.apply_range(cur, kafka, rng, stats, context.run.run_id, read=read)
     context.log.info(f"applied {stats.outcomes['applied']} of {stats.events_read} CDC events")
     return MaterializeResult(metadata={
         **stats.metadata(),

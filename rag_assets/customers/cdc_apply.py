@@ -7,6 +7,7 @@ dead letters: a run killed half-way leaves nothing, and a range applied before i
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rag_assets.customers.cdc_events import TOMBSTONE, CdcParserConfig, ChangeEvent, parse_cdc_record
@@ -80,17 +81,18 @@ def apply_events(cur, events: list[ChangeEvent], stats: ApplyStats):
 
 def apply_range(cur, kafka: KafkaResource, rng: OffsetRangeConfig, stats: ApplyStats,
                 run_id: str | None = None, config: CdcParserConfig = PARSER_CONFIG,
-                prefetched: list | None = None) -> None:
+                prefetched: list | None = None, read: Callable[..., list] | None = None) -> None:
     """Apply the not-yet-applied part of one range inside the caller's transaction.
 
-    `prefetched` may hold the range's records already read (a streaming sensor's poll)."""
+    `prefetched` may hold the range's records already read (a streaming sensor's poll); `read`
+    reads the rest (`KafkaResource.read_range` by default, or a `range_reader` of the run)."""
     parts = offset_ledger.claim(cur, CONSUMER, rng.topic, rng.partition, (rng.start, rng.end), run_id)
     if not parts:
         stats.ranges_already_applied += 1
         return
     if prefetched is None:
-        records = [r for start, end in parts
-                   for r in kafka.read_range(rng.topic, rng.partition, start, end)]
+        read = read or kafka.read_range
+        records = [r for start, end in parts for r in read(rng.topic, rng.partition, start, end)]
     else:
         records = [r for r in prefetched if any(start <= r.offset < end for start, end in parts)]
     events, letters = _parse(kafka, records, config)

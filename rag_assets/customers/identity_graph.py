@@ -38,7 +38,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from rag_assets.customers.identifiers import (
     DEFAULT_PHONE_REGION,
@@ -54,12 +54,11 @@ from rag_assets.customers.matching import (
     RuleMatch,
     blocking_keys,
     comparison_key,
-    fuzzy_match,
+    fuzzy_matches_by_key,
 )
 from rag_assets.customers.source_state import RecordKey, SourceRecord
 
 Rank = tuple[Any, ...]  # age of a record or an id: smaller is older
-_UNSCORED = object()
 
 
 @dataclass(frozen=True)
@@ -79,9 +78,17 @@ class IdentityNode:
         # in the instance __dict__ and takes no part in equality, hashing or repr.
         return blocking_keys(self.identity)
 
+    @cached_property
+    def comparison_key(self) -> tuple:
+        # What fuzzy matching reads of the identity (see `matching.comparison_key`), once per
+        # node: looking it up by identity hashes the whole identity every time.
+        return comparison_key(self.identity)
 
-@dataclass(frozen=True, order=True)
-class Edge:
+
+class Edge(NamedTuple):
+    """A link (a < b). A named tuple rather than a dataclass: edges live in sets, and a tuple
+    hashes and compares in C (a frozen dataclass's `__hash__` is Python code)."""
+
     a: RecordKey
     b: RecordKey
     rule: str
@@ -128,7 +135,8 @@ class GraphDelta:
 
 
 class IdentityGraphStore(Protocol):
-    """Read access to the stored graph; every method answers for the state before the batch."""
+    """Read access to the stored graph; every method answers for the state before the batch.
+    A key found by identifier or blocking key is that of a stored node holding it."""
 
     def nodes(self, keys: Iterable[RecordKey]) -> dict[RecordKey, IdentityNode]: ...
 
@@ -175,6 +183,7 @@ class _Overlay:
         # Identifiers and blocking keys of nodes written in this batch (not yet in the store's
         # index).
         self.written_by_index: dict[tuple[str, ...], set[RecordKey]] = {}
+        self.written: set[RecordKey] = set()  # records (re)written or deleted in this batch
         self.assigned: dict[RecordKey, str | None] = {}
         self.stored_assignment: dict[RecordKey, str | None] = {}
         self.member_sets: dict[str, set[RecordKey]] = {}
@@ -197,19 +206,28 @@ class _Overlay:
     def write_node(self, key: RecordKey, node: IdentityNode | None) -> None:
         self.node(key)  # load the stored version first, so the overlay knows it changed
         self.nodes[key] = node
+        self.written.add(key)
         if node is not None:
             for index in _index_entries(node):
                 self.written_by_index.setdefault(index, set()).add(key)
 
     def keys_with_identifier(self, kind: str, value: str, limit: int) -> set[RecordKey]:
         stored = self.store.keys_with_identifier(kind, value, limit)
-        found = stored | self.written_by_index.get(("id", kind, value), set())
-        return {k for k in found if (n := self.node(k)) and (kind, value) in n.identity.identifiers}
+        return self._current(stored, ("id", kind, value),
+                             lambda node: (kind, value) in node.identity.identifiers)
 
     def keys_with_blocking_key(self, block: str, limit: int) -> set[RecordKey]:
         stored = self.store.keys_with_blocking_key(block, limit)
-        found = stored | self.written_by_index.get(("block", block), set())
-        return {k for k in found if (n := self.node(k)) and block in n.blocking_keys}
+        return self._current(stored, ("block", block), lambda node: block in node.blocking_keys)
+
+    def _current(self, stored: set[RecordKey], index: tuple[str, ...], holds) -> set[RecordKey]:
+        """The keys of an index entry after this batch's writes. A stored entry names a stored
+        node that holds it (the store writes nodes and entries together), so only the records
+        written in this batch are checked again (`holds`: does the node still hold the entry),
+        together with those this batch filed under it."""
+        unchanged = stored - self.written
+        recheck = (stored - unchanged) | self.written_by_index.get(index, set())
+        return unchanged | {k for k in recheck if (n := self.node(k)) is not None and holds(n)}
 
     def customer_id(self, key: RecordKey) -> str | None:
         if key not in self.assigned:
@@ -310,17 +328,27 @@ class IdentityGraph:
             if len(sharing) >= limit:  # a value shared this widely does not identify a person
                 continue
             edges |= {Edge.between(node.key, k, DETERMINISTIC_RULES[kind], 1.0) for k in sharing}
-        results = overlay.fuzzy_results
-        own = comparison_key(node.identity)
-        for other in self._fuzzy_candidates(overlay, node):
-            identity = overlay.node(other).identity
-            pair = (own, comparison_key(identity))
-            match = results.get(pair, _UNSCORED)
-            if match is _UNSCORED:
-                match = results[pair] = fuzzy_match(node.identity, identity, self.rules)
+        own = node.comparison_key
+        candidates = {k: overlay.node(k).comparison_key for k in self._fuzzy_candidates(overlay, node)}
+        results = self._score(overlay, node, candidates)
+        for other, theirs in candidates.items():
+            match = results[(own, theirs)]
             if match is not None:
                 edges.add(Edge.between(node.key, other, match.rule, match.score))
         return edges
+
+    def _score(
+        self, overlay: _Overlay, node: IdentityNode, candidates: dict[RecordKey, tuple]
+    ) -> dict[tuple[tuple, tuple], RuleMatch | None]:
+        """Fuzzy results of `node` against its candidates (by `comparison_key`), scoring the
+        pairs this batch has not scored yet in one bulk call."""
+        results = overlay.fuzzy_results
+        own = node.comparison_key
+        unscored = list({theirs for theirs in candidates.values() if (own, theirs) not in results})
+        if unscored:
+            matches = fuzzy_matches_by_key(own, unscored, self.rules)
+            results.update(((own, theirs), m) for theirs, m in zip(unscored, matches, strict=True))
+        return results
 
     def _fuzzy_candidates(self, overlay: _Overlay, node: IdentityNode) -> set[RecordKey]:
         limit = self.rules.max_block_size

@@ -61,7 +61,7 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
         changes = [c for c in changes if c.key not in skip]
         cur.execute(
             "INSERT INTO profile_pending (customer_id) SELECT DISTINCT customer_id"
-            " FROM customer_assignments WHERE record_key = ANY(%s) ON CONFLICT DO NOTHING",
+            " FROM customer_assignments WHERE record_key = ANY(%b) ON CONFLICT DO NOTHING",
             ([record_key_text(k) for k in unchanged],))
         stats.identity_unchanged += len(unchanged)
     graph = IdentityGraph(store)
@@ -71,7 +71,7 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
     store.write(delta, run_id)
     cur.execute(
         "DELETE FROM identity_pending WHERE (system, table_name, pk) IN"
-        " (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
+        " (SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]))",
         ([k.system for k in keys], [k.table for k in keys], [k.pk for k in keys]))
     stats.records_linked += len(changes)
     stats.edges_added += len(delta.edges_added)

@@ -37,9 +37,10 @@ block of more than `max_block_size` records is too unspecific to help and is ign
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import JaroWinkler, Levenshtein
@@ -86,10 +87,6 @@ class FieldEvidence:
         """The most evidence the field can give (at full agreement when m > u)."""
         return max(self.agree_bits, self.disagree_bits)
 
-    def bits(self, agreement: float) -> float:
-        """Evidence for an agreement level in [0, 1] (partial agreement interpolates)."""
-        return self.disagree_bits + (self.agree_bits - self.disagree_bits) * agreement
-
 
 # Generic priors for person data, not fitted to any data set: m says how often a field agrees
 # for the same person (typos, moves), u how often it agrees by chance for two different people.
@@ -102,7 +99,6 @@ FIELD_EVIDENCE: dict[str, FieldEvidence] = {
     "postcode": FieldEvidence(m=0.9, u=1 / 200),
     "city": FieldEvidence(m=0.85, u=1 / 100),
 }
-_LOCATION_FIELDS = ("address_line", "postcode", "city")
 
 
 @dataclass(frozen=True)
@@ -135,10 +131,32 @@ def deterministic_matches(a: PersonIdentity, b: PersonIdentity) -> list[RuleMatc
 def fuzzy_match(
     a: PersonIdentity, b: PersonIdentity, rules: MatchRules = DEFAULT_RULES
 ) -> RuleMatch | None:
-    bits = _evidence(a, b, rules, floor=rules.fuzzy_threshold_bits)
-    if bits is None or bits < rules.fuzzy_threshold_bits:
-        return None
-    return RuleMatch(FUZZY_RULE, round(match_probability(bits, rules), 4))
+    return fuzzy_matches(a, [b], rules)[0]
+
+
+def fuzzy_matches(
+    a: PersonIdentity, others: Iterable[PersonIdentity], rules: MatchRules = DEFAULT_RULES
+) -> list[RuleMatch | None]:
+    """`fuzzy_match(a, b, rules)` for every b of `others`, in order. What depends only on `a` and
+    the rules (field weights, which fields `a` has, the early-exit bound) is prepared once: the
+    graph scores a record against every candidate of its blocks at once."""
+    return fuzzy_matches_by_key(comparison_key(a), [comparison_key(b) for b in others], rules)
+
+
+def fuzzy_matches_by_key(
+    key: tuple, other_keys: Iterable[tuple], rules: MatchRules = DEFAULT_RULES
+) -> list[RuleMatch | None]:
+    """`fuzzy_matches` of identities given by their `comparison_key`s."""
+    threshold = rules.fuzzy_threshold_bits
+    evidence = _Evidence(key, _weights(rules), floor=threshold)
+    matches: list[RuleMatch | None] = []
+    for other in other_keys:
+        bits = evidence.against(other)
+        if bits is None or bits < threshold:
+            matches.append(None)
+        else:
+            matches.append(RuleMatch(FUZZY_RULE, round(match_probability(bits, rules), 4)))
+    return matches
 
 
 def match_probability(bits: float, rules: MatchRules = DEFAULT_RULES) -> float:
@@ -149,7 +167,7 @@ def match_evidence(
     a: PersonIdentity, b: PersonIdentity, rules: MatchRules = DEFAULT_RULES
 ) -> float | None:
     """Total evidence in bits that a and b are one person; None when no name can be compared."""
-    return _evidence(a, b, rules)
+    return _Evidence(comparison_key(a), _weights(rules)).against(comparison_key(b))
 
 
 # Rounding slack of the bound below (bits): far more than float error, far less than any
@@ -157,73 +175,85 @@ def match_evidence(
 _BOUND_MARGIN = 1e-6
 
 
-def _evidence(
-    a: PersonIdentity, b: PersonIdentity, rules: MatchRules, floor: float | None = None
-) -> float | None:
-    """`match_evidence`; with a `floor`, None as soon as the names show the total cannot reach
-    it (the other fields together can add at most their full-agreement evidence), which spares
-    the date and address comparisons of pairs whose names disagree."""
-    fa, fb = _fields(a), _fields(b)
-    evidence = rules.evidence
-    names = _names_bits(fa, fb, evidence)
-    if names is None:
-        return None
-    if floor is not None:
-        ceiling = names
-        for name in ("date_of_birth", "national_id"):
-            if fa.get(name) and fb.get(name):
-                ceiling += evidence[name].max_bits
-        location = [evidence[n].max_bits for n in _LOCATION_FIELDS if fa.get(n) and fb.get(n)]
-        if location:
-            ceiling += max(location)
-        if ceiling < floor - _BOUND_MARGIN:
+class _Weight(NamedTuple):
+    """A field's `FieldEvidence` ready for scoring: the evidence for an agreement level in
+    [0, 1] is disagree + span * agreement (partial agreement interpolates)."""
+
+    disagree: float
+    span: float  # agree_bits - disagree_bits
+    most: float  # max_bits
+
+
+def _weights(rules: MatchRules) -> dict[str, _Weight]:
+    return {name: _Weight(e.disagree_bits, e.agree_bits - e.disagree_bits, e.max_bits)
+            for name, e in rules.evidence.items()}
+
+
+# The fields of a `comparison_key`, in order: the names first, then those each counting alone
+# and the location fields (of which only the strongest counts), with their positions.
+_COMPARED = ("surname", "given_name", "date_of_birth", "national_id", "address_line", "postcode",
+             "city")
+_INDEPENDENT = tuple((name, _COMPARED.index(name)) for name in ("date_of_birth", "national_id"))
+_LOCATION = tuple((name, _COMPARED.index(name)) for name in ("address_line", "postcode", "city"))
+
+
+class _Evidence:
+    """Evidence of one identity (its `comparison_key`) against others. With a `floor`, None as
+    soon as the names show the total cannot reach it (the other fields together can add at most
+    their full-agreement evidence), which spares the date and address comparisons of pairs
+    whose names disagree."""
+
+    def __init__(self, key: tuple, weights: dict[str, _Weight], floor: float | None = None):
+        self.surname, self.given = key[0], key[1]
+        self.surname_weight, self.given_weight = weights["surname"], weights["given_name"]
+        # The fields this identity has: (weight, agreement, value, position in the other key).
+        self.independent = [(weights[n], _AGREEMENT[n], key[i], i) for n, i in _INDEPENDENT if key[i]]
+        self.location = [(weights[n], _AGREEMENT[n], key[i], i) for n, i in _LOCATION if key[i]]
+        self.reach = None if floor is None else floor - _BOUND_MARGIN
+
+    def against(self, other: tuple) -> float | None:
+        names = self._names_bits(other[0], other[1])
+        if names is None:
             return None
-    total = names
-    for name in ("date_of_birth", "national_id"):
-        if fa.get(name) and fb.get(name):
-            total += evidence[name].bits(_AGREEMENT[name](fa[name], fb[name]))
-    # Address, postcode and city are not independent (one follows from another): count the
-    # strongest of them once.
-    location = [
-        evidence[n].bits(_AGREEMENT[n](fa[n], fb[n]))
-        for n in _LOCATION_FIELDS
-        if fa.get(n) and fb.get(n)
-    ]
-    if location:
-        total += max(location)
-    return total
+        independent = [(w, agree, v, other[i]) for w, agree, v, i in self.independent if other[i]]
+        location = [(w, agree, v, other[i]) for w, agree, v, i in self.location if other[i]]
+        if self.reach is not None:
+            ceiling = names
+            for weight, *_ in independent:
+                ceiling += weight.most
+            if location:
+                ceiling += max(weight.most for weight, *_ in location)
+            if ceiling < self.reach:
+                return None
+        total = names
+        for weight, agreement, mine, theirs in independent:
+            total += weight.disagree + weight.span * agreement(mine, theirs)
+        # Address, postcode and city are not independent (one follows from another): count the
+        # strongest of them once.
+        if location:
+            total += max(w.disagree + w.span * agreement(mine, theirs)
+                         for w, agreement, mine, theirs in location)
+        return total
 
+    def _names_bits(self, other_surname: str | None, other_given: str | None) -> float | None:
+        """Evidence from the names, as written or with given name and surname swapped."""
+        aligned = self._aligned_names_bits(other_surname, other_given)
+        swapped = self._aligned_names_bits(other_given, other_surname)
+        if aligned is None:
+            return swapped
+        return aligned if swapped is None else max(aligned, swapped)
 
-def _names_bits(fa: dict, fb: dict, evidence: dict[str, FieldEvidence]) -> float | None:
-    """Evidence from the names, as written or with given name and surname swapped."""
-    surname, given = fa.get("surname"), fa.get("given_name")
-    other_surname, other_given = fb.get("surname"), fb.get("given_name")
-    options = [
-        bits
-        for bits in (
-            _aligned_names_bits(surname, given, other_surname, other_given, evidence),
-            _aligned_names_bits(surname, given, other_given, other_surname, evidence),
-        )
-        if bits is not None
-    ]
-    return max(options) if options else None
-
-
-def _aligned_names_bits(
-    surname: str | None,
-    given: str | None,
-    other_surname: str | None,
-    other_given: str | None,
-    evidence: dict[str, FieldEvidence],
-) -> float | None:
-    bits, compared = 0.0, False
-    if surname and other_surname:
-        bits += evidence["surname"].bits(_jaro_winkler_agreement(surname, other_surname))
-        compared = True
-    if given and other_given:
-        bits += evidence["given_name"].bits(_given_name_agreement(given, other_given))
-        compared = True
-    return bits if compared else None
+    def _aligned_names_bits(self, other_surname: str | None, other_given: str | None) -> float | None:
+        bits, compared = 0.0, False
+        if self.surname and other_surname:
+            w = self.surname_weight
+            bits += w.disagree + w.span * _jaro_winkler_agreement(self.surname, other_surname)
+            compared = True
+        if self.given and other_given:
+            w = self.given_weight
+            bits += w.disagree + w.span * _given_name_agreement(self.given, other_given)
+            compared = True
+        return bits if compared else None
 
 
 @lru_cache(maxsize=1 << 16)
@@ -231,7 +261,8 @@ def comparison_key(identity: PersonIdentity) -> tuple[str | None, ...]:
     """Everything `fuzzy_match` and `match_evidence` read of an identity, as a hashable value:
     two identities with equal keys score the same against anyone (identifiers such as e-mail
     take no part in fuzzy evidence)."""
-    return tuple(_fields(identity).values())
+    fields = _fields(identity)
+    return tuple(fields[name] for name in _COMPARED)
 
 
 @lru_cache(maxsize=1 << 16)

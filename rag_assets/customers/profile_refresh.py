@@ -33,7 +33,7 @@ def _pending(cur, limit: int) -> list[str]:
 
 def _members(cur, customer_ids: list[str]) -> dict[str, list[RecordKey]]:
     cur.execute("SELECT customer_id, record_key FROM customer_assignments"
-                " WHERE customer_id = ANY(%s)", (customer_ids,))
+                " WHERE customer_id = ANY(%b)", (customer_ids,))
     members: dict[str, list[RecordKey]] = {cid: [] for cid in customer_ids}
     for customer_id, key in cur.fetchall():
         members[customer_id].append(parse_record_key(key))
@@ -48,7 +48,7 @@ def _save_all(cur, profiles: dict[str, dict], stats: RefreshStats) -> None:
     cur.execute(
         "INSERT INTO customer_profiles (customer_id, profile, content_hash, version)"
         " SELECT customer_id, profile, content_hash, 1"
-        " FROM unnest(%s::text[], %s::jsonb[], %s::text[]) AS p(customer_id, profile, content_hash)"
+        " FROM unnest(%b::text[], %b::jsonb[], %b::text[]) AS p(customer_id, profile, content_hash)"
         " ON CONFLICT (customer_id) DO UPDATE SET profile = EXCLUDED.profile,"
         " content_hash = EXCLUDED.content_hash, version = customer_profiles.version + 1,"
         " updated_at = now()"
@@ -79,9 +79,9 @@ def refresh_batch(cur, stats: RefreshStats, today: date | None = None, limit: in
             empty.append(customer_id)
     _save_all(cur, profiles, stats)
     if empty:
-        cur.execute("DELETE FROM customer_profiles WHERE customer_id = ANY(%s)", (empty,))
+        cur.execute("DELETE FROM customer_profiles WHERE customer_id = ANY(%b)", (empty,))
         stats.profiles_removed += cur.rowcount
-    cur.execute("DELETE FROM profile_pending WHERE customer_id = ANY(%s)", (customer_ids,))
+    cur.execute("DELETE FROM profile_pending WHERE customer_id = ANY(%b)", (customer_ids,))
     return len(customer_ids)
 
 

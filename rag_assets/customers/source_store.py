@@ -48,7 +48,7 @@ def load_records(cur, keys: Iterable[RecordKey], whole_tables: Iterable[TableKey
     if keys:
         cur.execute(
             f"SELECT {_COLUMNS} FROM source_records"
-            " WHERE (system, table_name, pk) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
+            " WHERE (system, table_name, pk) IN (SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]))",
             ([k.system for k in keys], [k.table for k in keys], [k.pk for k in keys]),
         )
         found.update((r.key, r) for r in map(_record, cur.fetchall()))
@@ -65,26 +65,36 @@ def load_truncations(cur) -> dict[TableKey, RecordVersion]:
 
 
 def save_changes(cur, changes: StateChanges) -> None:
-    """Upsert every changed record and truncate watermark; queue the records for identity."""
-    rows = [
-        (r.key.system, r.key.table, r.key.pk, None if r.row is None else Jsonb(r.row),
-         _version_json(r.version), _version_json(r.first_version), sorted(r.applied_at_version),
-         r.position.topic, r.position.partition, r.position.offset)
-        for r in changes.records.values()
-    ]
-    cur.executemany(
-        f"INSERT INTO source_records ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (system, table_name, pk) DO UPDATE SET row_data = EXCLUDED.row_data,"
-        " version = EXCLUDED.version, first_version = EXCLUDED.first_version,"
-        " applied_ids = EXCLUDED.applied_ids, topic = EXCLUDED.topic,"
-        " partition = EXCLUDED.partition, \"offset\" = EXCLUDED.\"offset\", updated_at = now()",
-        rows,
-    )
-    cur.executemany(
-        "INSERT INTO identity_pending (system, table_name, pk) VALUES (%s, %s, %s)"
-        " ON CONFLICT DO NOTHING",
-        [(r.key.system, r.key.table, r.key.pk) for r in changes.records.values()],
-    )
+    """Upsert every changed record and truncate watermark; queue the records for identity.
+    One set-based statement per table (`unnest` of column arrays, sent in binary), whatever the
+    number of records."""
+    records = list(changes.records.values())
+    if records:
+        keys = [r.key for r in records]
+        cur.execute(
+            f"INSERT INTO source_records ({_COLUMNS})"
+            " SELECT system, table_name, pk, row_data, version, first_version,"
+            " ARRAY(SELECT jsonb_array_elements_text(applied_ids)), topic, partition, \"offset\""
+            " FROM unnest(%b::text[], %b::text[], %b::text[], %b::jsonb[], %b::jsonb[], %b::jsonb[],"
+            " %b::jsonb[], %b::text[], %b::int[], %b::bigint[]) AS r(system, table_name, pk,"
+            " row_data, version, first_version, applied_ids, topic, partition, \"offset\")"
+            " ON CONFLICT (system, table_name, pk) DO UPDATE SET row_data = EXCLUDED.row_data,"
+            " version = EXCLUDED.version, first_version = EXCLUDED.first_version,"
+            " applied_ids = EXCLUDED.applied_ids, topic = EXCLUDED.topic,"
+            " partition = EXCLUDED.partition, \"offset\" = EXCLUDED.\"offset\", updated_at = now()",
+            ([k.system for k in keys], [k.table for k in keys], [k.pk for k in keys],
+             [None if r.row is None else Jsonb(r.row) for r in records],
+             [_version_json(r.version) for r in records],
+             [_version_json(r.first_version) for r in records],
+             [Jsonb(sorted(r.applied_at_version)) for r in records],
+             [r.position.topic for r in records], [r.position.partition for r in records],
+             [r.position.offset for r in records]),
+        )
+        cur.execute(
+            "INSERT INTO identity_pending (system, table_name, pk)"
+            " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) ON CONFLICT DO NOTHING",
+            ([k.system for k in keys], [k.table for k in keys], [k.pk for k in keys]),
+        )
     cur.executemany(
         "INSERT INTO table_truncations (system, table_name, version) VALUES (%s, %s, %s)"
         " ON CONFLICT (system, table_name) DO UPDATE SET version = EXCLUDED.version",

@@ -14,6 +14,8 @@ from importlib import resources as package_files
 
 from psycopg import sql
 
+from resources.postgres import in_transaction
+
 SCHEMA_FILES = (
     ("rag_assets.platform", "schema.sql"),
 )
@@ -45,8 +47,10 @@ def ensure_schema(cur, schema_name: str, extra_files: tuple = ()) -> None:
 
 
 def drain(postgres, step) -> None:
-    """Run `step(cur)` in its own transaction on `postgres` until it reports no more work."""
-    while True:
-        with postgres.transaction() as cur:
-            if step(cur) == 0:
-                return
+    """Run `step(cur)` in its own transaction on `postgres` until it reports no more work; one
+    connection serves them all (opening one costs ~15-20 ms locally)."""
+    with postgres.connection() as conn:
+        while True:
+            with in_transaction(conn) as cur:
+                if step(cur) == 0:
+                    return

@@ -367,9 +367,14 @@ def test_a_nodes_blocking_keys_are_computed_once_and_take_no_part_in_equality():
 def test_equal_identities_in_one_batch_are_scored_once(monkeypatch):
     from rag_assets.customers import identity_graph
 
-    calls = []
-    real = identity_graph.fuzzy_match
-    monkeypatch.setattr(identity_graph, "fuzzy_match", lambda *a: calls.append(a) or real(*a))
+    calls = []  # one entry per scored pair
+    real = identity_graph.fuzzy_matches_by_key
+
+    def counting(key, other_keys, rules):
+        calls.extend((key, other) for other in other_keys)
+        return real(key, other_keys, rules)
+
+    monkeypatch.setattr(identity_graph, "fuzzy_matches_by_key", counting)
     pipeline = Pipeline()
     # Three bookings of one passenger carry equal identities: the second and third compare the
     # same pair of values with the earlier ones.
