@@ -41,7 +41,7 @@ def ensure_schema(cur, schema_name: str, extra_files: tuple = ()) -> None:
         digest = hashlib.sha256(text.encode()).hexdigest()
         if applied.get(name) == digest:
             continue
-        cur.execute(text)
+        cur.execute(sql.SQL(text))  # the package's own DDL, never run-time input
         cur.execute("INSERT INTO schema_files (name, sha256) VALUES (%s, %s) ON CONFLICT (name)"
                     " DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()", (name, digest))
 

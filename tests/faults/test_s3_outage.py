@@ -15,6 +15,7 @@ import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
 
 from infra.s3 import S3Service
+from resources.sentiment import SentimentResource
 from sensors.s3_documents import s3_documents_sensor
 from tests.conftest import private_s3
 from tests.integration.feedback import helpers as feedback
@@ -53,7 +54,8 @@ def _listing_tick(s3, postgres, cursor):
 
 def test_s3_down_during_lake_writes_then_back(fault_stack, fault_kafka, fault_s3, fault_postgres):
     settings, _ = fault_stack
-    resources = {"kafka": fault_kafka, "s3": fault_s3, "postgres": fault_postgres}
+    resources = {"kafka": fault_kafka, "s3": fault_s3, "postgres": fault_postgres,
+                 "sentiment": SentimentResource()}
     rng = random.Random(7)
     first = feedback.wave(rng, feedback.T0, 12, 40, "a")
     second = feedback.wave(rng, feedback.T0 + timedelta(hours=12), 12, 40, "b")

@@ -182,6 +182,6 @@ def test_maintenance_compacts_and_the_checks_pass(kb):
                           instance=kb.instance)
     evaluations = {e.check_name: e for e in checked.get_asset_check_evaluations()}
     assert set(evaluations) == {"chunk_fragment_count", "chunks_match_registry",
-                                "documents_not_failing"}
+                                "documents_not_failing", "documents_lag"}
     assert all(e.passed for e in evaluations.values()), evaluations
     assert evaluations["chunk_fragment_count"].metadata["fragment_count"].value <= 2
