@@ -1,14 +1,12 @@
-"""Shared by the customer benchmarks: tick `cdc_sensor` and run what it requests, in process,
+"""Shared by the benchmarks: tick a run-requesting sensor and run what it requests, in process,
 until it requests nothing more."""
 
 from collections.abc import Iterator
 
 
-def customer_runs(sensor, resources: dict) -> Iterator:
-    """Yield the result of every `customers_cdc` run the sensor requests, until caught up."""
+def requested_runs(sensor, assets: list, resources: dict) -> Iterator:
+    """Yield the result of every run the sensor requests (materialising `assets`), until caught up."""
     from dagster import DagsterInstance, build_sensor_context, materialize
-
-    from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
 
     cursor = None
     with DagsterInstance.ephemeral() as instance:
@@ -19,8 +17,22 @@ def customer_runs(sensor, resources: dict) -> Iterator:
             if not tick.run_requests:
                 return
             for request in tick.run_requests:
-                result = materialize([source_records, identity_graph, customer_profiles],
-                                     resources=resources, run_config=request.run_config,
-                                     instance=instance)
+                result = materialize(assets, resources=resources, run_config=request.run_config,
+                                     instance=instance, tags=request.tags)
                 assert result.success
                 yield result
+
+
+def customer_runs(sensor, resources: dict) -> Iterator:
+    """Every `customers_cdc` run `cdc_sensor` (or a sensor of its spec) requests, until caught up."""
+    from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
+
+    return requested_runs(sensor, [source_records, identity_graph, customer_profiles], resources)
+
+
+def feedback_runs(sensor, resources: dict) -> Iterator:
+    """Every `feedback_stream` run `feedback_sensor` (or a sensor of its spec) requests."""
+    from rag_assets.feedback.assets import conversation_log, feedback_scored, kpi_daily, kpi_hourly
+
+    return requested_runs(sensor, [conversation_log, feedback_scored, kpi_hourly, kpi_daily],
+                          resources)

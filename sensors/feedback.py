@@ -16,7 +16,7 @@ from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
 from sensors.mode import streaming
 from sensors.streaming import StreamingSensorSpec, run_tick, streaming_sensor
 
-feedback_sensor = build_kafka_range_sensor(KafkaRangeSensorSpec(
+FEEDBACK_RANGES = KafkaRangeSensorSpec(
     name="feedback_sensor",
     job_name="feedback_stream",
     root_asset="conversation_log",
@@ -27,7 +27,8 @@ feedback_sensor = build_kafka_range_sensor(KafkaRangeSensorSpec(
     description="Requests a run of the feedback analytics assets (lake, scoring, KPI tables) "
                 "for each new offset range of the `app.feedback` topic.",
     running=not streaming(),
-))
+)
+feedback_sensor = build_kafka_range_sensor(FEEDBACK_RANGES)
 
 
 def _open_feedback_batches(resources: dict, session: MicroBatchSession) -> FeedbackMicroBatches:

@@ -45,6 +45,9 @@ class KafkaRangeSensorSpec:
     # Run config of the other assets in the job, e.g. {"identity_graph": {"rebuild": False}}.
     downstream_config: dict = field(default_factory=dict)
     running: bool = True  # the sensor's default status
+    # The partition numbers this sensor requests ranges of; None = every partition. Sensors of
+    # disjoint partition sets split a source between concurrent runs (docs/scaling.md).
+    partitions: frozenset[int] | None = None
 
 
 def _applied_marks(postgres: PostgresResource, consumer: str,
@@ -64,7 +67,8 @@ def plan_tick(spec: KafkaRangeSensorSpec, cursor_raw: str | None, kafka: KafkaRe
     if not topics:
         return SensorResult(skip_reason=f"no topic matches {spec.topic_pattern!r} yet",
                             cursor=cursor_raw)
-    bounds = {(tp.topic, tp.partition): b for tp, b in kafka.offset_bounds(topics).items()}
+    bounds = {(tp.topic, tp.partition): b for tp, b in kafka.offset_bounds(topics).items()
+              if spec.partitions is None or tp.partition in spec.partitions}
     cursor = load_cursor(cursor_raw)
     applied = _applied_marks(postgres, spec.root_asset, bounds)
     rerequest = False

@@ -116,10 +116,17 @@ def s3(local_services) -> Iterator:
 
 
 @pytest.fixture
-def lancedb(tmp_path):
+def lancedb(tmp_path, request):
+    """A local LanceDB directory; with RAG_TEST_LANCEDB_ON_S3=1, a prefix of the test's own
+    bucket in the local S3 instead (how a deployment beyond one machine stores it)."""
     from resources.lancedb import LanceDBResource
 
-    return LanceDBResource(uri=str(tmp_path / "lancedb"))
+    if os.environ.get("RAG_TEST_LANCEDB_ON_S3") != "1":
+        return LanceDBResource(uri=str(tmp_path / "lancedb"))
+    s3 = request.getfixturevalue("s3")
+    return LanceDBResource(uri=f"s3://{s3.knowledge_bucket}/lancedb", s3_endpoint_url=s3.endpoint_url,
+                           aws_access_key_id=s3.aws_access_key_id,
+                           aws_secret_access_key=s3.aws_secret_access_key, aws_region=s3.region_name)
 
 
 @pytest.fixture

@@ -39,8 +39,15 @@ def _pending_keys(cur, limit: int) -> list[RecordKey]:
     return [RecordKey(*row) for row in cur.fetchall()]
 
 
+def _graph_lock(cur) -> None:
+    # One linker at a time per schema: a streaming worker and a run started by hand would
+    # otherwise read the same clusters and merge or split them from different snapshots.
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('identity-graph:' || current_schema()))")
+
+
 def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 2000) -> int:
     """Link up to `limit` pending records; returns how many were taken."""
+    _graph_lock(cur)
     keys = _pending_keys(cur, limit)
     if not keys:
         return 0

@@ -6,6 +6,7 @@ and Dagster database, buckets, LanceDB directory and port.
 """
 
 import json
+import re
 import socket
 import time
 import urllib.request
@@ -161,9 +162,38 @@ GROUP_ASSETS = {
 }
 
 
+def _expand_every_group(page) -> None:
+    """The global graph shows each group collapsed: its settings menu expands them all."""
+    page.locator("button:has([aria-label='settings'])").last.click()
+    page.get_by_role("menuitem", name=re.compile("Expand all groups")).click()
+    page.keyboard.press("Escape")
+    zoom_out = page.locator("button:has([aria-label='zoom_out'])").last
+    for _ in range(8):  # the three groups, one under the other, fit the screen
+        zoom_out.click()
+
+
+def _open_with_every_asset(page, url: str, assets: list[str], screenshot,
+                           prepare=lambda page: None) -> None:
+    """Open a lineage page, wait until each asset's name is on screen, and save a screenshot."""
+    from playwright.sync_api import expect
+
+    page.goto(url, wait_until="networkidle", timeout=120_000)
+    skip = page.get_by_role("button", name="Skip")  # first-visit community dialog
+    if skip.count():
+        skip.first.click()
+    try:
+        prepare(page)
+        for name in assets:
+            page.get_by_text(name, exact=True).first.wait_for(state="visible", timeout=60_000)
+            expect(page.get_by_text(name, exact=True).first).to_be_in_viewport()
+    finally:  # also on failure: the screenshot shows what was on screen instead
+        page.screenshot(path=screenshot)
+
+
 @pytest.mark.ui
 def test_the_lineage_pages_show_every_asset(deployment):
-    """Headless Chromium on each group's lineage page: the asset names are on screen."""
+    """Headless Chromium on each group's lineage page and on the global lineage page (all three
+    groups in one graph): the asset names are on screen."""
     from pathlib import Path
 
     from playwright.sync_api import sync_playwright
@@ -178,13 +208,11 @@ def test_the_lineage_pages_show_every_asset(deployment):
         try:
             page = browser.new_page(viewport={"width": 1800, "height": 1100})
             for group, assets in GROUP_ASSETS.items():
-                page.goto(f"{service.url}/locations/rag_assets/asset-groups/{group}",
-                          wait_until="networkidle", timeout=120_000)
-                skip = page.get_by_role("button", name="Skip")  # first-visit community dialog
-                if skip.count():
-                    skip.first.click()
-                for name in assets:
-                    page.get_by_text(name, exact=True).first.wait_for(state="visible", timeout=60_000)
-                page.screenshot(path=artifacts / f"lineage-{group}.png")
+                _open_with_every_asset(page, f"{service.url}/locations/rag_assets/asset-groups/{group}",
+                                       assets, artifacts / f"lineage-{group}.png")
+            # Dagster's "Global asset lineage": every group of every code location.
+            _open_with_every_asset(page, f"{service.url}/asset-groups",
+                                   [name for assets in GROUP_ASSETS.values() for name in assets],
+                                   artifacts / "lineage-all.png", prepare=_expand_every_group)
         finally:
             browser.close()
