@@ -6,7 +6,7 @@ import time
 
 from dagster import AssetCheckEvaluation, AssetMaterialization, DagsterInstance, build_sensor_context
 
-from sensors.stream_worker import ensure_worker, stop_workers
+from sensors.stream_worker import ensure_worker
 from sensors.streaming import StreamingSensorSpec, run_tick
 
 
@@ -47,5 +47,3 @@ def covered(ranges: list[dict]) -> dict[tuple[str, int], list[tuple[int, int]]]:
         out.setdefault((r["topic"], r["partition"]), []).append((r["start"], r["end"]))
     return out
 
-
-__all__ = ["stop_workers", "stream_until_idle", "tick"]

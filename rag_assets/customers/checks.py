@@ -27,8 +27,8 @@ def cdc_lag(kafka: KafkaResource, postgres: PostgresResource) -> AssetCheckResul
     with postgres.transaction() as cur:
         ensure_customer_schema(cur, postgres)
         lag = ledger_lag(kafka, cur, CONSUMER, CDC_TOPIC_PATTERN)
-    return AssetCheckResult(passed=lag.events <= MAX_LAG_EVENTS,
-                            metadata={**lag.metadata(), "max_lag_events": MAX_LAG_EVENTS})
+    report = lag.report(MAX_LAG_EVENTS)
+    return AssetCheckResult(passed=report.passed, metadata=report.metadata)
 
 
 @asset_check(asset=identity_graph, description=(

@@ -28,16 +28,13 @@ class CdcMicroBatches:
         self.max_records = max_records
         with session.transaction() as cur:
             ensure_customer_schema(cur, postgres)
-            self.source = LedgerPositionedStream(
-                kafka, cdc_apply.CONSUMER, cdc_apply.CDC_TOPIC_PATTERN).open(cur)
+        self.source = LedgerPositionedStream(
+            kafka, cdc_apply.CONSUMER, cdc_apply.CDC_TOPIC_PATTERN, session.transaction).open()
 
     def close(self) -> None:
-        self.source.__exit__()
+        self.source.close()
 
     def step(self) -> int:
-        if self.source.discovery_due():
-            with self.session.transaction() as cur:
-                self.source.discover(cur)
         polled = self.source.poll(timeout_ms=100, max_records=self.max_records)
         if not polled:
             return 0
@@ -56,6 +53,4 @@ class CdcMicroBatches:
         return stats.events_read
 
     def lag(self) -> LagReport:
-        lag = self.source.lag()
-        return LagReport(passed=lag.events <= MAX_LAG_EVENTS,
-                         metadata={**lag.metadata(), "max_lag_events": MAX_LAG_EVENTS})
+        return self.source.lag().report(MAX_LAG_EVENTS)

@@ -116,8 +116,8 @@ def feedback_lag(kafka: KafkaResource, postgres: PostgresResource) -> AssetCheck
     with postgres.transaction() as cur:
         ensure_feedback_schema(cur, postgres)
         lag = ledger_lag(kafka, cur, ingest.CONSUMER, ingest.FEEDBACK_TOPIC_PATTERN)
-    return AssetCheckResult(passed=lag.events <= MAX_LAG_EVENTS,
-                            metadata={**lag.metadata(), "max_lag_events": MAX_LAG_EVENTS})
+    report = lag.report(MAX_LAG_EVENTS)
+    return AssetCheckResult(passed=report.passed, metadata=report.metadata)
 
 
 feedback_checks = [feedback_lag, late_drop_share, kpi_hourly_counts_every_turn, kpi_daily_counts_every_turn,

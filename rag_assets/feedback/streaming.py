@@ -43,16 +43,13 @@ class FeedbackMicroBatches:
         self._last_batch = 0.0
         with session.transaction() as cur:
             ensure_feedback_schema(cur, postgres)
-            self.source = LedgerPositionedStream(
-                kafka, ingest.CONSUMER, ingest.FEEDBACK_TOPIC_PATTERN).open(cur)
+        self.source = LedgerPositionedStream(
+            kafka, ingest.CONSUMER, ingest.FEEDBACK_TOPIC_PATTERN, session.transaction).open()
 
     def close(self) -> None:
-        self.source.__exit__()
+        self.source.close()
 
     def step(self) -> int:
-        if self.source.discovery_due():
-            with self.session.transaction() as cur:
-                self.source.discover(cur)
         if time.monotonic() - self._last_batch < self.batch_interval_s:
             return 0
         polled = self.source.poll(timeout_ms=100, max_records=self.max_records)
@@ -79,6 +76,4 @@ class FeedbackMicroBatches:
         return stats.events_read
 
     def lag(self) -> LagReport:
-        lag = self.source.lag()
-        return LagReport(passed=lag.events <= MAX_LAG_EVENTS,
-                         metadata={**lag.metadata(), "max_lag_events": MAX_LAG_EVENTS})
+        return self.source.lag().report(MAX_LAG_EVENTS)

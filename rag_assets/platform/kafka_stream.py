@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
 
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.kafka_ingest import OffsetRangeConfig
+from rag_assets.platform.micro_batch import LagReport
 from resources.kafka import KafkaResource
 
 FETCH_BYTES_PER_PARTITION = 512 * 1024
@@ -32,6 +35,11 @@ class KafkaLag:
     def metadata(self) -> dict:
         return {"lag_events": self.events, "partitions_behind": self.partitions_behind,
                 "partitions": self.partitions}
+
+    def report(self, max_events: int) -> LagReport:
+        """This lag against its bound, as the lag checks and streaming sensors report it."""
+        return LagReport(passed=self.events <= max_events,
+                         metadata={**self.metadata(), "max_lag_events": max_events})
 
 
 def lag_from(bounds: dict[tuple[str, int], tuple[int, int]],
@@ -52,39 +60,39 @@ def ledger_lag(kafka: KafkaResource, cur, consumer: str, topic_pattern: str) -> 
 
 
 class LedgerPositionedStream:
-    """Open with `with`; `poll()` returns [(range, records)] per partition with new records.
+    """`open()`, then `poll()` returns [(range, records)] per partition with new records;
+    `close()` at the end. Ledger marks are read in transactions from `transaction()`.
 
     Topics created later (a source system added, a fresh deployment) are picked up: every
     `discover_every_s` the topic list is read again, and new partitions join at their marks.
     """
 
     def __init__(self, kafka: KafkaResource, consumer_name: str, topic_pattern: str,
-                 discover_every_s: float = 5.0) -> None:
+                 transaction: Callable[[], AbstractContextManager], discover_every_s: float = 5.0
+                 ) -> None:
         self.kafka = kafka
         self.consumer_name = consumer_name
         self.topic_pattern = topic_pattern
+        self.transaction = transaction
         self.discover_every_s = discover_every_s
         self._consumer: KafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._discovered_at = 0.0
 
-    def open(self, cur) -> LedgerPositionedStream:
-        """Assign every matching partition and seek it to the ledger's mark (read with `cur`)."""
+    def open(self) -> LedgerPositionedStream:
+        """Assign every matching partition and seek it to the ledger's mark."""
         # retry_backoff_ms: a poll that finds nothing fetchable sleeps this long (100 ms by
         # default) — the whole latency budget of a quiet partition.
         self._consumer = KafkaConsumer(
             **self.kafka.client_config(), group_id=None, enable_auto_commit=False,
             max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION, retry_backoff_ms=10,
             fetch_max_wait_ms=50)
-        self.discover(cur)
+        self._discover()
         return self
 
-    def discovery_due(self) -> bool:
-        return time.monotonic() - self._discovered_at >= self.discover_every_s
-
-    def discover(self, cur) -> int:
-        """Assign partitions of matching topics not assigned yet, each at the ledger's mark
-        (read with `cur`); returns how many joined."""
+    def _discover(self) -> int:
+        """Assign partitions of matching topics not assigned yet, each at the ledger's mark;
+        returns how many joined."""
         self._discovered_at = time.monotonic()
         pattern = re.compile(self.topic_pattern)
         topics = [t for t in self._consumer.topics()
@@ -96,8 +104,9 @@ class LedgerPositionedStream:
         if not new:
             return 0
         begin = self._consumer.beginning_offsets(new)
-        marks = offset_ledger.next_offsets(
-            cur, self.consumer_name, {(tp.topic, tp.partition): begin[tp] for tp in new})
+        with self.transaction() as cur:
+            marks = offset_ledger.next_offsets(
+                cur, self.consumer_name, {(tp.topic, tp.partition): begin[tp] for tp in new})
         self._consumer.assign([*self._positions, *new])
         for tp in self._positions:
             self._consumer.seek(tp, self._positions[tp])
@@ -106,19 +115,14 @@ class LedgerPositionedStream:
             self._consumer.seek(tp, self._positions[tp])
         return len(new)
 
-    def __enter__(self) -> LedgerPositionedStream:
-        return self
-
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
         if self._consumer is not None:
             self._consumer.close()
 
-    @property
-    def partitions(self) -> int:
-        return len(self._positions)
-
     def poll(self, timeout_ms: int = 100,
              max_records: int = 5000) -> list[tuple[OffsetRangeConfig, list]]:
+        if time.monotonic() - self._discovered_at >= self.discover_every_s:
+            self._discover()
         if not self._positions:
             return []
         batches = []
