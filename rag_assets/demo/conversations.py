@@ -146,18 +146,21 @@ class _Conversation:
 
 @dataclass
 class FeedbackGenerator:
-    """Produces feedback events, deterministic for (snapshot, people, documents, seed, clock)."""
+    """Produces feedback events, deterministic for (snapshot, people, documents, seed, session,
+    clock). `session` tells publishing sessions apart: a demo started again must not send the
+    conversation and turn ids of an earlier one (they would be skipped as duplicates)."""
 
     snapshot: SourceSnapshot
     people: Sequence[Person]
     documents: Sequence[Document]
     seed: int = 7
     late_fraction: float = 0.05
+    session: int = 0
     _rng: random.Random = field(init=False, repr=False)
     _open: list[_Conversation] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(f"feedback:{self.seed}")
+        self._rng = random.Random(f"feedback:{self.seed}:{self.session}")
         self._people = {p.person_id: p for p in self.people}
         self._refs: dict[str, list[str]] = {}
         for (system, table, pk), person_id in sorted(self.snapshot.truth.items()):

@@ -109,7 +109,8 @@ class DemoPublisher:
                                        wrapped_tables=self.config.wrapped_tables)
         id_offset = max(0, int(self.started.timestamp()) - _ID_EPOCH_S) * 20
         self.changes = SourceChangeGenerator(self.sources, self.people, seed, today, id_offset)
-        self.feedback = FeedbackGenerator(self.sources, self.people, list(self.documents.values()), seed)
+        self.feedback = FeedbackGenerator(self.sources, self.people, list(self.documents.values()),
+                                          seed, session=start_ms)
         self.rng = random.Random(f"publisher:{seed}")
         self._advisory_serial = 0
 

@@ -28,6 +28,13 @@ def test_deterministic(people, sources, documents, history):
     assert FeedbackGenerator(sources, people, documents, seed=7).history(150, NOW) == history
 
 
+def test_another_session_sends_other_conversations(people, sources, documents, history):
+    """A demo started again publishes new turns, not the ids of the last one (duplicates)."""
+    again = FeedbackGenerator(sources, people, documents, seed=7, session=1).history(150, NOW)
+    turn_keys = {(e["conversation_id"], e["turn_id"]) for e in history}
+    assert not turn_keys & {(e["conversation_id"], e["turn_id"]) for e in again}
+
+
 def test_events_have_the_contract_fields_and_parse(history):
     for offset, event in enumerate(history):
         assert list(event) == FIELDS
