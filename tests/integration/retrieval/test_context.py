@@ -34,7 +34,7 @@ def test_context_returns_the_profile_and_top_chunks_with_provenance_and_age(retr
     assert "8 kg" in top["text"]
     assert top["provenance"]["run_id"] == run_id
     assert top["provenance"]["doc_version"] and top["provenance"]["chunk_no"] == 0
-    assert top["provenance"]["embedding_model"].endswith("all-MiniLM-L6-v2")
+    assert "all-MiniLM-L6-v2" in top["provenance"]["embedding_model"]  # +openvino-bf16 on AMX
     assert top["indexed_at"] and 0 <= top["age_seconds"] < 600
 
     for mode in ("vector", "text"):

@@ -77,3 +77,9 @@ def minilm():
     from rag_assets.knowledge.embedding import MiniLMEmbedder
 
     return MiniLMEmbedder()
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory):
+    """A model cache of the session's own: the ONNX graphs are built into it once."""
+    return tmp_path_factory.mktemp("model-cache")

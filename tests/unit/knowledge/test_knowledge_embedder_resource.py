@@ -3,7 +3,7 @@ import pytest
 from dagster import asset, materialize
 
 from rag_assets.knowledge.embedding import BedrockTitanEmbedder
-from resources.embedder import EmbedderResource, embedder_resource_from_env
+from resources.embedder import EmbedderResource, default_backend, embedder_resource_from_env
 
 ENV_VARS = [
     "EMBEDDER_BACKEND",
@@ -22,6 +22,17 @@ def clean_env(monkeypatch):
     return monkeypatch
 
 
+# What the default backend builds: openvino and onnxruntime are dependencies; OpenVINO is chosen
+# where the CPU has AMX for bfloat16 (its vectors have their own model_id), else ONNX Runtime fp32.
+DEFAULT_EMBEDDERS = {
+    "local-minilm-openvino": (
+        "OpenVinoMiniLMEmbedder",
+        "sentence-transformers/all-MiniLM-L6-v2+openvino-bf16",
+    ),
+    "local-minilm-onnx": ("OnnxMiniLMEmbedder", "sentence-transformers/all-MiniLM-L6-v2"),
+}
+
+
 def _embed_in_an_asset(resource, texts):
     @asset
     def embedded(embedder: EmbedderResource):
@@ -36,11 +47,7 @@ def _embed_in_an_asset(resource, texts):
 def test_defaults_to_the_offline_model(clean_env):
     resource = embedder_resource_from_env()
     kind, model_id, vectors = _embed_in_an_asset(resource, ["cabin bags"])
-    assert (kind, model_id, vectors.shape) == (
-        "OnnxMiniLMEmbedder",  # onnxruntime is a dependency: the fp32 ONNX graph of the model
-        "sentence-transformers/all-MiniLM-L6-v2",
-        (1, 384),
-    )
+    assert (kind, model_id, vectors.shape) == (*DEFAULT_EMBEDDERS[default_backend()], (1, 384))
 
 
 def test_bedrock_backend_is_configured_from_the_environment(clean_env, bedrock_standin):
@@ -67,7 +74,10 @@ def test_embedder_is_built_once_per_resource(clean_env):
     )
     first = resource.get_embedder()
     assert isinstance(first, BedrockTitanEmbedder) and resource.get_embedder() is first
-    assert type(EmbedderResource().get_embedder()).__name__ == "OnnxMiniLMEmbedder"
+    assert (
+        type(EmbedderResource().get_embedder()).__name__
+        == DEFAULT_EMBEDDERS[default_backend()][0]
+    )
 
 
 def test_an_unknown_backend_is_refused():

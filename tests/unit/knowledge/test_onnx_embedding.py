@@ -14,31 +14,13 @@ from rag_assets.knowledge.onnx_embedding import (  # noqa: E402
     OnnxMiniLMEmbedder,
     ensure_onnx_model,
 )
-from resources.embedder import EmbedderResource  # noqa: E402
-
-REFERENCE_SENTENCES = [
-    "The weather is lovely today.",
-    "It's so sunny outside!",
-    "He drove to the stadium.",
-]
-# sentence-transformers' quickstart for all-MiniLM-L6-v2 (rounded to 4 places).
-PUBLISHED = np.array([0.6660, 0.1046, 0.1411])
-TEXTS = [
-    "Short.",
-    "A much longer sentence about checked baggage fees on long-haul flights to Asia.",
-    "Each passenger may bring one cabin bag weighing up to 8 kg.",
-    "Refunds are paid to the original card within seven days. " * 40,  # truncated at 256
-]
-
-
-def _pairwise(vectors: np.ndarray) -> np.ndarray:
-    sims = vectors @ vectors.T
-    return np.array([sims[0, 1], sims[0, 2], sims[1, 2]])
-
-
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("model-cache")
+from resources.embedder import EmbedderResource, default_backend  # noqa: E402
+from tests.unit.knowledge.quickstart import (  # noqa: E402
+    PUBLISHED,
+    REFERENCE_SENTENCES,
+    TEXTS,
+    pairwise,
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +38,7 @@ def test_fp32_matches_the_numpy_reference(onnx_fp32, minilm):
     got = onnx_fp32.embed(REFERENCE_SENTENCES + TEXTS)
     assert got.shape == expected.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    np.testing.assert_allclose(_pairwise(got[:3]), PUBLISHED, atol=1e-4)
+    np.testing.assert_allclose(pairwise(got[:3]), PUBLISHED, atol=1e-4)
 
 
 def test_fp32_shares_the_numpy_model_id_and_protocol(onnx_fp32, minilm):
@@ -80,7 +62,7 @@ def test_int8_stays_close_to_the_published_scores(onnx_int8, minilm):
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     # Measured deviation 0.004-0.026 depending on which texts share a batch; this is the
     # default batch of 4 holding exactly these three sentences (0.011 when measured).
-    np.testing.assert_allclose(_pairwise(vectors), PUBLISHED, atol=0.02)
+    np.testing.assert_allclose(pairwise(vectors), PUBLISHED, atol=0.02)
     cosines = (onnx_int8.embed(TEXTS) * minilm.embed(TEXTS)).sum(axis=1)
     assert cosines.min() > 0.98
 
@@ -100,7 +82,7 @@ def test_int8_ranks_like_the_reference(onnx_int8):
     for question, answer in questions.items():
         scores = passage_vectors @ onnx_int8.embed([question])[0]
         assert int(np.argmax(scores)) == answer, question
-    sims = _pairwise(onnx_int8.embed(REFERENCE_SENTENCES))
+    sims = pairwise(onnx_int8.embed(REFERENCE_SENTENCES))
     assert sims[0] > sims[2] > sims[1]  # same order as the published scores
 
 
@@ -123,7 +105,7 @@ def test_an_unknown_variant_is_refused(model_cache):
 
 def test_resource_backends(model_cache, monkeypatch):
     monkeypatch.setenv("RAG_MODEL_CACHE", str(model_cache))
-    assert EmbedderResource().backend == "local-minilm-onnx"  # onnxruntime is installed here
+    assert EmbedderResource().backend == default_backend()
     fp32 = EmbedderResource(backend="local-minilm-onnx").get_embedder()
     int8 = EmbedderResource(backend="local-minilm-int8").get_embedder()
     assert isinstance(fp32, OnnxMiniLMEmbedder) and fp32.model_id == MINILM_MODEL_ID
