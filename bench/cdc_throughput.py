@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from infra import services  # noqa: E402
+from infra.processes import interrupt_on_termination  # noqa: E402
 from infra.settings import InfraSettings, connection_env  # noqa: E402
 from sensor_runs import customer_runs  # noqa: E402  (bench/ is the script's own directory)
 
@@ -178,6 +179,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", default=None, help="write a cProfile of the catch-up here")
     args = parser.parse_args()
+    interrupt_on_termination()
 
     settings = InfraSettings.from_env()
     started = services.up(settings)

@@ -50,6 +50,7 @@ from bench.freshness_probe import (  # noqa: E402
     summarise,
 )
 from infra import services  # noqa: E402
+from infra.processes import interrupt_on_termination  # noqa: E402
 from infra.dagster import DagsterService  # noqa: E402
 from infra.settings import InfraSettings, connection_env  # noqa: E402
 
@@ -302,6 +303,7 @@ def main() -> None:
     parser.add_argument("--modes", default="streaming,runs")
     parser.add_argument("--keep", action="store_true", help="keep the namespaces for inspection")
     args = parser.parse_args()
+    interrupt_on_termination()
 
     settings = InfraSettings.from_env()
     started_services = services.up(settings)

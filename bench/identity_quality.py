@@ -48,6 +48,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from infra import services  # noqa: E402
+from infra.processes import interrupt_on_termination  # noqa: E402
 from infra.settings import InfraSettings, connection_env  # noqa: E402
 from sensor_runs import customer_runs  # noqa: E402  (bench/ is the script's own directory)
 
@@ -128,6 +129,7 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--keep", action="store_true", help="keep the topics and schema")
     args = parser.parse_args()
+    interrupt_on_termination()
 
     dataset = read_febrl(args.dataset)
     link = read_febrl(args.link) if args.link else None

@@ -153,3 +153,14 @@ def children(pid: int) -> dict[int, list[str]]:
                 continue  # exited meanwhile
             found[int(child)] = [part.decode(errors="replace") for part in argv if part]
     return found
+
+
+def interrupt_on_termination() -> None:
+    """Make SIGTERM, and SIGINT, raise KeyboardInterrupt in the main thread, so that a script's
+    `finally` blocks stop the servers it started. SIGINT too because a script started in the
+    background by a non-interactive shell inherits it ignored."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)

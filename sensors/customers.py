@@ -1,18 +1,15 @@
 """The sensors of the Customer 360 pipeline (`cdc.<system>.<table>`): a streaming sensor that
-applies changes inside its ticks, and the plain one that requests a `customers_cdc` run per
-offset range (see `sensors/mode.py` for which runs by default)."""
+applies changes in a worker its ticks keep alive, and the plain one that requests a
+`customers_cdc` run per offset range (see `sensors/mode.py` for which runs by default)."""
 
 from __future__ import annotations
 
-from dagster import SensorEvaluationContext, SensorResult
 
 from rag_assets.customers.streaming import CdcMicroBatches
 from rag_assets.platform.micro_batch import MicroBatchSession
-from resources.kafka import KafkaResource
-from resources.postgres import PostgresResource
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
 from sensors.mode import streaming
-from sensors.streaming import StreamingSensorSpec, run_tick, streaming_sensor
+from sensors.streaming import StreamingSensorSpec, streaming_sensor
 
 cdc_sensor = build_kafka_range_sensor(KafkaRangeSensorSpec(
     name="cdc_sensor",
@@ -33,14 +30,13 @@ def _open_cdc_batches(resources: dict, session: MicroBatchSession) -> CdcMicroBa
 CDC_STREAM = StreamingSensorSpec(
     name="cdc_stream",
     description="Streams CDC events into source records, the identity graph and the profiles "
-                "inside the tick (no run), exactly once through the offset ledger; each tick "
-                "reports what it applied as materialisations with their offset ranges.",
+                "in a worker its ticks keep alive (no run), exactly once through the offset "
+                "ledger; each tick reports what it applied as materialisations with their "
+                "offset ranges.",
     open_batches=_open_cdc_batches,
+    resource_keys=("kafka", "postgres"),
     lag_check=("source_records", "cdc_lag"),
 )
 
 
-@streaming_sensor(CDC_STREAM, running=streaming())
-def cdc_stream(context: SensorEvaluationContext, kafka: KafkaResource,
-               postgres: PostgresResource) -> SensorResult:
-    return run_tick(CDC_STREAM, context, {"kafka": kafka, "postgres": postgres})
+cdc_stream = streaming_sensor(CDC_STREAM, running=streaming())

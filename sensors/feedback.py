@@ -4,17 +4,12 @@ offset range (see `sensors/mode.py` for which runs by default)."""
 
 from __future__ import annotations
 
-from dagster import SensorEvaluationContext, SensorResult
 
 from rag_assets.feedback.streaming import FeedbackMicroBatches
 from rag_assets.platform.micro_batch import MicroBatchSession
-from resources.kafka import KafkaResource
-from resources.postgres import PostgresResource
-from resources.s3 import S3Storage
-from resources.sentiment import SentimentResource
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
 from sensors.mode import streaming
-from sensors.streaming import StreamingSensorSpec, run_tick, streaming_sensor
+from sensors.streaming import StreamingSensorSpec, streaming_sensor
 
 FEEDBACK_RANGES = KafkaRangeSensorSpec(
     name="feedback_sensor",
@@ -39,15 +34,13 @@ def _open_feedback_batches(resources: dict, session: MicroBatchSession) -> Feedb
 FEEDBACK_STREAM = StreamingSensorSpec(
     name="feedback_events_stream",
     description="Streams feedback events into the conversation lake, the scored turns and the "
-                "KPI tables inside the tick (no run), exactly once through the offset ledger; "
-                "each tick reports what it applied as materialisations with their offset ranges.",
+                "KPI tables in a worker its ticks keep alive (no run), exactly once through the "
+                "offset ledger; each tick reports what it applied as materialisations with their "
+                "offset ranges.",
     open_batches=_open_feedback_batches,
+    resource_keys=("kafka", "s3", "postgres", "sentiment"),
     lag_check=("conversation_log", "feedback_lag"),
 )
 
 
-@streaming_sensor(FEEDBACK_STREAM, running=streaming())
-def feedback_stream(context: SensorEvaluationContext, kafka: KafkaResource, s3: S3Storage,
-                    postgres: PostgresResource, sentiment: SentimentResource) -> SensorResult:
-    return run_tick(FEEDBACK_STREAM, context, {"kafka": kafka, "s3": s3, "postgres": postgres,
-                                               "sentiment": sentiment})
+feedback_stream = streaming_sensor(FEEDBACK_STREAM, running=streaming())

@@ -43,14 +43,12 @@ from rag_assets.knowledge.document_diff import DocumentChange
 from rag_assets.knowledge.listing import scan_listing
 from rag_assets.knowledge.streaming import DocumentMicroBatches
 from rag_assets.platform.micro_batch import MicroBatchSession
-from resources.embedder import EmbedderResource
-from resources.lancedb import LanceDBResource
 from resources.postgres import PostgresResource
 from resources.s3 import S3Storage
 from sensors.mode import streaming
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
 from sensors.run_queue import IN_FLIGHT, WAITING, runs_of
-from sensors.streaming import StreamingSensorSpec, run_tick, streaming_sensor
+from sensors.streaming import StreamingSensorSpec, streaming_sensor
 
 # Names of the job and assets in rag_assets/knowledge (by name: sensors do not import assets).
 LISTING_JOB = "knowledge_documents"
@@ -176,17 +174,14 @@ DOCUMENTS_STREAM = StreamingSensorSpec(
     name="documents_stream",
     description="Streams S3 document changes into LanceDB: lists the knowledge prefix twice a "
                 "second, registers created/modified/deleted documents and indexes them in small "
-                "batches inside the tick (no run); each tick reports what it changed as "
-                "materialisations of `documents` and `document_chunks`.",
+                "batches in a worker its ticks keep alive (no run); each tick reports what it "
+                "changed as materialisations of `documents` and `document_chunks`.",
     open_batches=_open_document_batches,
+    resource_keys=("s3", "postgres", "lancedb", "embedder"),
     lag_check=("documents", "documents_lag"),
 )
 
 
-@streaming_sensor(DOCUMENTS_STREAM, running=streaming())
-def documents_stream(context: SensorEvaluationContext, s3: S3Storage, postgres: PostgresResource,
-                     lancedb: LanceDBResource, embedder: EmbedderResource) -> SensorResult:
-    return run_tick(DOCUMENTS_STREAM, context, {"s3": s3, "postgres": postgres,
-                                                "lancedb": lancedb, "embedder": embedder})
+documents_stream = streaming_sensor(DOCUMENTS_STREAM, running=streaming())
 
 knowledge_sensors = [s3_documents_sensor, s3_events_sensor, documents_stream]
