@@ -22,11 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rag_assets.demo.documents import generate_documents  # noqa: E402
 from rag_assets.knowledge.chunking import chunk_document  # noqa: E402
-from rag_assets.knowledge.embedding import MiniLMEmbedder  # noqa: E402
+from rag_assets.knowledge.embedding import (  # noqa: E402
+    QUICKSTART_SENTENCES,
+    QUICKSTART_SIMILARITIES,
+    MiniLMEmbedder,
+    quickstart_pairs,
+)
 from rag_assets.knowledge.parsing import parse_document  # noqa: E402
 
-QUICKSTART = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
-PUBLISHED = np.array([0.6660, 0.1046, 0.1411])
 QUESTIONS = [
     "How heavy can my cabin bag be?", "When do I get a refund for a cancelled flight?",
     "Can I bring my dog on board?", "Do Gold members get lounge access?",
@@ -73,11 +76,6 @@ def demo_chunks(count: int, counter) -> list[str]:
     return texts[:count]
 
 
-def pairwise(vectors: np.ndarray) -> np.ndarray:
-    sims = vectors @ vectors.T
-    return np.array([sims[0, 1], sims[0, 2], sims[1, 2]])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=2000)
@@ -119,12 +117,12 @@ def main() -> int:
     print(f"  {'backend':<14} {'model_id':<52} {quickstart:<52} "
           f"{'cos min':>9} {'cos mean':>9} {f'top-{args.k} overlap':>14} {'same top-1':>10}")
     for name, embedder in backends.items():
-        scores = pairwise(embedder.embed(QUICKSTART))
+        scores = quickstart_pairs(embedder.embed(QUICKSTART_SENTENCES))
         cosines = (chunk_vectors[name][: args.reference_chunks] * expected).sum(axis=1)
         ranked = top(name)
         overlap = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ranked, baseline)])
         same_first = np.mean(ranked[:, 0] == baseline[:, 0])
-        deltas = " ".join(f"{s:.4f}({s - p:+.4f})" for s, p in zip(scores, PUBLISHED))
+        deltas = " ".join(f"{s:.4f}({s - p:+.4f})" for s, p in zip(scores, QUICKSTART_SIMILARITIES))
         print(f"  {name:<14} {embedder.model_id:<52} {deltas:<52} {cosines.min():9.6f} "
               f"{cosines.mean():9.6f} {overlap:14.3f} {same_first:10.2f}")
     return 0

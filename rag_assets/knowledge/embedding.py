@@ -28,6 +28,23 @@ MINILM_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 # The model was trained with 128-token sequences and sentence-transformers caps input at 256.
 MINILM_MAX_TOKENS = 256
 
+# The reference the local MiniLM embedders are checked against: sentence-transformers' quickstart
+# for all-MiniLM-L6-v2 publishes these three sentences' cosine similarities, (0, 1), (0, 2) and
+# (1, 2), rounded to 4 places.
+QUICKSTART_SENTENCES = [
+    "The weather is lovely today.",
+    "It's so sunny outside!",
+    "He drove to the stadium.",
+]
+QUICKSTART_SIMILARITIES = np.array([0.6660, 0.1046, 0.1411])
+
+
+def quickstart_pairs(vectors: np.ndarray) -> np.ndarray:
+    """The similarities (0, 1), (0, 2), (1, 2) of the quickstart sentences' unit vectors, in the
+    order of `QUICKSTART_SIMILARITIES`."""
+    sims = vectors @ vectors.T
+    return np.array([sims[0, 1], sims[0, 2], sims[1, 2]])
+
 
 @runtime_checkable
 class Embedder(Protocol):

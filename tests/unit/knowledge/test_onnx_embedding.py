@@ -8,19 +8,20 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from rag_assets.knowledge.embedding import MINILM_MODEL_ID, Embedder  # noqa: E402
+from rag_assets.knowledge.embedding import (  # noqa: E402
+    MINILM_MODEL_ID,
+    QUICKSTART_SENTENCES,
+    QUICKSTART_SIMILARITIES,
+    Embedder,
+    quickstart_pairs,
+)
 from rag_assets.knowledge.onnx_embedding import (  # noqa: E402
     MINILM_INT8_MODEL_ID,
     OnnxMiniLMEmbedder,
     ensure_onnx_model,
 )
 from resources.embedder import EmbedderResource, default_backend  # noqa: E402
-from tests.unit.knowledge.quickstart import (  # noqa: E402
-    PUBLISHED,
-    REFERENCE_SENTENCES,
-    TEXTS,
-    pairwise,
-)
+from tests.unit.knowledge.quickstart import TEXTS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +35,11 @@ def onnx_int8(model_cache):
 
 
 def test_fp32_matches_the_numpy_reference(onnx_fp32, minilm):
-    expected = minilm.embed(REFERENCE_SENTENCES + TEXTS)
-    got = onnx_fp32.embed(REFERENCE_SENTENCES + TEXTS)
+    expected = minilm.embed(QUICKSTART_SENTENCES + TEXTS)
+    got = onnx_fp32.embed(QUICKSTART_SENTENCES + TEXTS)
     assert got.shape == expected.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    np.testing.assert_allclose(pairwise(got[:3]), PUBLISHED, atol=1e-4)
+    np.testing.assert_allclose(quickstart_pairs(got[:3]), QUICKSTART_SIMILARITIES, atol=1e-4)
 
 
 def test_fp32_shares_the_numpy_model_id_and_protocol(onnx_fp32, minilm):
@@ -58,11 +59,11 @@ def test_fp32_batching_and_padding_do_not_change_vectors(model_cache):
 
 def test_int8_stays_close_to_the_published_scores(onnx_int8, minilm):
     assert onnx_int8.model_id == MINILM_INT8_MODEL_ID != MINILM_MODEL_ID
-    vectors = onnx_int8.embed(REFERENCE_SENTENCES)
+    vectors = onnx_int8.embed(QUICKSTART_SENTENCES)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     # Measured deviation 0.004-0.026 depending on which texts share a batch; this is the
     # default batch of 4 holding exactly these three sentences (0.011 when measured).
-    np.testing.assert_allclose(pairwise(vectors), PUBLISHED, atol=0.02)
+    np.testing.assert_allclose(quickstart_pairs(vectors), QUICKSTART_SIMILARITIES, atol=0.02)
     cosines = (onnx_int8.embed(TEXTS) * minilm.embed(TEXTS)).sum(axis=1)
     assert cosines.min() > 0.98
 
@@ -82,7 +83,7 @@ def test_int8_ranks_like_the_reference(onnx_int8):
     for question, answer in questions.items():
         scores = passage_vectors @ onnx_int8.embed([question])[0]
         assert int(np.argmax(scores)) == answer, question
-    sims = pairwise(onnx_int8.embed(REFERENCE_SENTENCES))
+    sims = quickstart_pairs(onnx_int8.embed(QUICKSTART_SENTENCES))
     assert sims[0] > sims[2] > sims[1]  # same order as the published scores
 
 

@@ -6,7 +6,13 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("openvino")
 
-from rag_assets.knowledge.embedding import MINILM_MODEL_ID, Embedder  # noqa: E402
+from rag_assets.knowledge.embedding import (  # noqa: E402
+    MINILM_MODEL_ID,
+    QUICKSTART_SENTENCES,
+    QUICKSTART_SIMILARITIES,
+    Embedder,
+    quickstart_pairs,
+)
 from rag_assets.knowledge.onnx_embedding import (  # noqa: E402
     MINILM_BF16_MODEL_ID,
     OpenVinoMiniLMEmbedder,
@@ -14,12 +20,7 @@ from rag_assets.knowledge.onnx_embedding import (  # noqa: E402
 )
 from resources import embedder as embedder_module  # noqa: E402
 from resources.embedder import EmbedderResource, default_backend  # noqa: E402
-from tests.unit.knowledge.quickstart import (  # noqa: E402
-    PUBLISHED,
-    REFERENCE_SENTENCES,
-    TEXTS,
-    pairwise,
-)
+from tests.unit.knowledge.quickstart import TEXTS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def openvino_bf16(model_cache):
 def test_f32_matches_the_numpy_reference(model_cache, minilm):
     f32 = OpenVinoMiniLMEmbedder("f32", cache_dir=model_cache)
     assert f32.precision == "f32" and f32.model_id == MINILM_MODEL_ID
-    texts = REFERENCE_SENTENCES + TEXTS  # mixed lengths: padding is masked
+    texts = QUICKSTART_SENTENCES + TEXTS  # mixed lengths: padding is masked
     np.testing.assert_allclose(f32.embed(texts), minilm.embed(texts), atol=1e-5)
 
 
@@ -41,12 +42,12 @@ def test_bf16_stays_within_bf16_rounding_of_the_reference(openvino_bf16, minilm)
         assert openvino_bf16.model_id == MINILM_MODEL_ID
         return
     assert openvino_bf16.model_id == MINILM_BF16_MODEL_ID != MINILM_MODEL_ID
-    vectors = openvino_bf16.embed(REFERENCE_SENTENCES)
+    vectors = openvino_bf16.embed(QUICKSTART_SENTENCES)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     # Measured 0.6661, 0.1046, 0.1416 against the published 0.6660, 0.1046, 0.1411 (at most
     # 5e-4 away, and the vectors do not depend on the batch). 2e-3 is about one bfloat16
     # rounding step (2^-9) and 4x the measured gap; the int8 variant misses by 0.004-0.026.
-    np.testing.assert_allclose(pairwise(vectors), PUBLISHED, atol=2e-3)
+    np.testing.assert_allclose(quickstart_pairs(vectors), QUICKSTART_SIMILARITIES, atol=2e-3)
     cosines = (openvino_bf16.embed(TEXTS) * minilm.embed(TEXTS)).sum(axis=1)
     assert cosines.min() > 0.999
 
