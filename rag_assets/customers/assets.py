@@ -8,6 +8,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from pydantic import Field
 
 from rag_assets.customers import cdc_apply, identity_linking, profile_refresh, source_store
+from rag_assets.customers.identity_store import PostgresIdentityStore
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.asset_conventions import OWNER, STREAMED, table_schema
 from rag_assets.platform.db import drain, ensure_schema
@@ -115,7 +116,9 @@ def identity_graph(context: AssetExecutionContext, config: DerivedAssetConfig,
         if config.rebuild:
             identity_linking.queue_every_record(cur)
             profile_refresh.queue_every_customer(cur)
-    drain(postgres, lambda cur: identity_linking.link_batch(cur, stats, context.run.run_id))
+    store = PostgresIdentityStore()  # what one batch reads of the graph serves the next ones
+    drain(postgres, lambda cur: identity_linking.link_batch(cur, stats, context.run.run_id,
+                                                            store=store))
     with postgres.transaction() as cur:
         summary = identity_linking.cluster_summary(cur)
     return MaterializeResult(metadata={

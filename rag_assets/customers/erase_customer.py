@@ -43,6 +43,7 @@ from rag_assets.customers.erasure import (
     new_request_id,
     plan_erasure,
 )
+from rag_assets.customers.identity_store import lock_graph
 
 CUSTOMER_AND_FEEDBACK_SCHEMA = (("rag_assets.customers", "schema.sql"),
                                 ("rag_assets.feedback", "schema.sql"))
@@ -293,6 +294,7 @@ def erase_in_postgres(cur, db_schema: str, ref: str, request_id: str | None = No
     ensure_erasure_schema(cur, db_schema)
     # One erasure at a time: two requests for the same person must not interleave.
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('rag:erasure'))")
+    lock_graph(cur)  # the graph changes: no linker may be between its read and its write
     done = _existing(cur, request_id)
     if done is not None:
         return done

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, NamedTuple, Protocol
 
+from rag_assets.customers.candidate_scoring import score_candidates
 from rag_assets.customers.identifiers import (
     DEFAULT_PHONE_REGION,
     IDENTITY_COLUMNS,
@@ -54,7 +55,6 @@ from rag_assets.customers.matching import (
     RuleMatch,
     blocking_keys,
     comparison_key,
-    fuzzy_matches_by_key,
 )
 from rag_assets.customers.source_state import RecordKey, SourceRecord
 
@@ -346,7 +346,7 @@ class IdentityGraph:
         own = node.comparison_key
         unscored = list({theirs for theirs in candidates.values() if (own, theirs) not in results})
         if unscored:
-            matches = fuzzy_matches_by_key(own, unscored, self.rules)
+            matches = score_candidates(own, unscored, self.rules)
             results.update(((own, theirs), m) for theirs, m in zip(unscored, matches, strict=True))
         return results
 

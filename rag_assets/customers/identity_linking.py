@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from rag_assets.customers import source_store
 from rag_assets.customers.identity_graph import IdentityGraph, NodeChange, node_from_record
-from rag_assets.customers.identity_store import PostgresIdentityStore, record_key_text
+from rag_assets.customers.identity_store import PostgresIdentityStore, lock_graph, record_key_text
 from rag_assets.customers.source_state import RecordKey
 
 
@@ -39,18 +39,16 @@ def _pending_keys(cur, limit: int) -> list[RecordKey]:
     return [RecordKey(*row) for row in cur.fetchall()]
 
 
-def _graph_lock(cur) -> None:
-    # One linker at a time per schema: a streaming worker and a run started by hand would
-    # otherwise read the same clusters and merge or split them from different snapshots.
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext('identity-graph:' || current_schema()))")
-
-
-def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 2000) -> int:
-    """Link up to `limit` pending records; returns how many were taken."""
-    _graph_lock(cur)
+def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 2000,
+               store: PostgresIdentityStore | None = None) -> int:
+    """Link up to `limit` pending records; returns how many were taken. Pass the same `store`
+    to the batches of a run: it keeps what earlier batches read of the graph."""
+    lock_graph(cur)
     keys = _pending_keys(cur, limit)
     if not keys:
         return 0
+    store = store or PostgresIdentityStore()
+    store.begin(cur)
     records = source_store.load_records(cur, keys)
     changes = []
     for key in keys:
@@ -58,7 +56,6 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
         change = node_from_record(record) if record is not None else NodeChange(key, None)
         if change is not None:
             changes.append(change)
-    store = PostgresIdentityStore(cur)
     # A record whose identity evidence did not change (a points balance, a booking status) has
     # nothing to relink: only its customer's profile is rebuilt.
     stored = store.nodes([c.key for c in changes if c.node is not None])

@@ -3,12 +3,20 @@
 Reads answer for the state before the batch (the graph overlays its own changes); `write`
 applies a delta inside the caller's transaction and queues the affected customers' profiles.
 
+A store is meant to live across the batches of a run (or of a streaming worker): what it has
+read stays valid after its own writes, which it applies to its snapshot as well, so the next
+batch reads from PostgreSQL only what no earlier batch loaded. Every write to the graph tables
+changes `identity_graph_stamp` (a trigger); `begin` compares it with the stamp the store's own
+last write left and forgets everything when someone else wrote in between (or a write of its own
+was rolled back).
+
 Array parameters go in binary (`%b`): psycopg's text form quotes and escapes every element in
 Python, 4-6 times slower for the tens of thousands of keys and JSON values of a batch.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterable
 from dataclasses import fields
@@ -64,6 +72,22 @@ def _keys(texts: Iterable[str]) -> set[RecordKey]:
     return {parse_record_key(t) for t in texts}
 
 
+def lookup_pairs(node: IdentityNode) -> list[tuple[str, str]]:
+    """The `identity_lookup` rows of a node: its identifiers and ("block", key) pairs."""
+    return [*node.identity.identifiers, *(("block", b) for b in node.blocking_keys)]
+
+
+def lock_graph(cur) -> None:
+    """One writer of the graph at a time per schema, until the transaction ends: a streaming
+    worker and a run started by hand would otherwise read the same clusters and merge or split
+    them from different snapshots."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('identity-graph:' || current_schema()))")
+
+
+# Beyond this many nodes a store starts again from an empty snapshot (memory stays bounded).
+MAX_REMEMBERED_NODES = 500_000
+
+
 class PostgresIdentityStore:
     """The graph in PostgreSQL. Reads answer for the stored state before the batch.
 
@@ -71,11 +95,27 @@ class PostgresIdentityStore:
     will read for those changes (their lookups, the candidates' nodes and edges, the customers
     they belong to, those customers' members and id ranks). Later reads are answered from that
     snapshot and fall back to a query for anything it does not cover, so the result is the same
-    with or without the prefetch — only the number of round trips differs.
+    with or without the prefetch — only the number of round trips differs. The snapshot is kept
+    across batches (see the module doc): call `begin(cur)` at the start of each transaction.
     """
 
-    def __init__(self, cur):
+    def __init__(self, cur=None):
         self.cur = cur
+        self._stamp: int | None = None  # the graph's stamp the snapshot describes
+        self._forget()
+
+    def begin(self, cur) -> None:
+        """Use `cur` (a transaction holding `lock_graph`); keep the snapshot only if the graph is
+        still as this store's last write left it."""
+        self.cur = cur
+        cur.execute("SELECT stamp FROM identity_graph_stamp")
+        row = cur.fetchone()
+        stamp = row[0] if row else None
+        if stamp is None or stamp != self._stamp or len(self._nodes) > MAX_REMEMBERED_NODES:
+            self._forget()
+        self._stamp = stamp
+
+    def _forget(self) -> None:
         self._nodes: dict[RecordKey, IdentityNode | None] = {}
         self._edges: dict[RecordKey, set[Edge]] = {}
         self._customer: dict[RecordKey, str | None] = {}
@@ -120,10 +160,10 @@ class PostgresIdentityStore:
         self.cur.execute(
             "SELECT kind, value, record_key FROM ("
             " SELECT l.kind, l.value, l.record_key, row_number() OVER"
-            "  (PARTITION BY l.kind, l.value ORDER BY l.record_key) AS n"
+            "  (PARTITION BY l.kind, l.value ORDER BY l.record_key COLLATE \"C\") AS n"
             " FROM identity_lookup l JOIN unnest(%b::text[], %b::text[]) AS w(kind, value)"
             " ON l.kind = w.kind AND l.value = w.value) ranked"
-            " WHERE n <= %s ORDER BY kind, value, record_key",
+            " WHERE n <= %s ORDER BY kind, value, record_key COLLATE \"C\"",
             ([k for k, _ in pairs], [v for _, v in pairs], limit))
         for pair in pairs:
             self._lookups[pair] = []
@@ -204,7 +244,7 @@ class PostgresIdentityStore:
             return set(cached[:limit])
         self.cur.execute(
             "SELECT record_key FROM identity_lookup WHERE kind = %s AND value = %s"
-            " ORDER BY record_key LIMIT %s", (kind, value, limit))
+            " ORDER BY record_key COLLATE \"C\" LIMIT %s", (kind, value, limit))
         return _keys(r[0] for r in self.cur.fetchall())
 
     def keys_with_identifier(self, kind: str, value: str, limit: int) -> set[RecordKey]:
@@ -234,7 +274,9 @@ class PostgresIdentityStore:
         missing = [k for k in keys if k not in self._customer]
         result = {k: c for k in keys if (c := self._customer.get(k)) is not None}
         if missing:
-            result.update(self._load_customer_ids(missing))
+            found = self._load_customer_ids(missing)
+            self._customer.update({k: found.get(k) for k in missing})
+            result.update(found)
         return result
 
     def members(self, customer_id: str) -> set[RecordKey]:
@@ -261,7 +303,8 @@ class PostgresIdentityStore:
     def write(self, delta: GraphDelta, run_id: str | None = None) -> None:
         """Apply `delta` in a fixed number of statements: each table gets one set-based write
         (`unnest` of column arrays), whatever the size of the batch."""
-        self.__init__(self.cur)  # the prefetched snapshot describes the state before this write
+        self._stamp = None  # until the write is done, the snapshot describes no stored state
+        self._remember(delta)
         cur = self.cur
         replaced = [record_key_text(k) for k in delta.nodes_deleted | set(delta.nodes_upserted)]
         cur.execute("DELETE FROM identity_nodes WHERE record_key = ANY(%b)", (replaced,))
@@ -275,8 +318,7 @@ class PostgresIdentityStore:
                  [n.first_seen[0] for n in nodes], [n.first_seen[1] for n in nodes]))
         lookup = [(kind, value, text)
                   for n, text in zip(nodes, node_keys, strict=True)
-                  for kind, value in [*n.identity.identifiers,
-                                      *(("block", b) for b in n.blocking_keys)]]
+                  for kind, value in lookup_pairs(n)]
         # Of the replaced records' lookup rows only those the new versions no longer hold go (a
         # relinked record keeps most of its ~20 identifiers and blocking keys); the insert then
         # adds only the new ones. The rows are those of a delete-all and insert.
@@ -333,8 +375,62 @@ class PostgresIdentityStore:
             cur.execute(
                 "INSERT INTO profile_pending (customer_id) SELECT unnest(%b::text[])"
                 " ON CONFLICT DO NOTHING", (sorted(delta.affected_customer_ids),))
+        cur.execute("SELECT stamp FROM identity_graph_stamp")
+        self._stamp = cur.fetchone()[0]
+
+    # --- the snapshot after a write ---
+    def _remember(self, delta: GraphDelta) -> None:
+        """Bring the snapshot to the state `write` stores; what was unknown stays unknown."""
+        for key in delta.nodes_deleted | set(delta.nodes_upserted):
+            new = delta.nodes_upserted.get(key)
+            if key in self._nodes:
+                self._refile(key, self._nodes[key], new)
+            else:  # never read: the lookup rows it leaves are unknown
+                self._lookups.clear()
+            self._nodes[key] = new
+        for edge in delta.edges_removed:
+            for end in (edge.a, edge.b):
+                self._edges.get(end, set()).discard(edge)
+        for edge in delta.edges_added:
+            for end in (edge.a, edge.b):
+                if end in self._edges:
+                    self._edges[end].add(edge)
+        for key in delta.unassigned:
+            self._reassign(key, None)
+        for key, customer_id in delta.assignments.items():
+            self._reassign(key, customer_id)
+        for customer_id, rank in delta.new_customer_ids.items():
+            if customer_id in self._ranks and self._ranks[customer_id] is None:
+                self._ranks[customer_id] = rank  # an existing rank is kept (ON CONFLICT DO NOTHING)
+
+    def _refile(self, key: RecordKey, old: IdentityNode | None, new: IdentityNode | None) -> None:
+        before = set(lookup_pairs(old)) if old is not None else set()
+        after = set(lookup_pairs(new)) if new is not None else set()
+        for pair in before - after:
+            keys = self._lookups.get(pair)
+            if keys is None:
+                continue
+            if len(keys) >= self._lookup_limit:  # cut at the limit: the next one is unknown
+                del self._lookups[pair]
+            elif key in keys:
+                keys.remove(key)
+        for pair in after - before:
+            keys = self._lookups.get(pair)
+            if keys is not None:  # the first `limit` keys in the query's (byte) order
+                bisect.insort(keys, key, key=str)
+                del keys[self._lookup_limit:]
+
+    def _reassign(self, key: RecordKey, customer_id: str | None) -> None:
+        if key not in self._customer:  # never read: the member set it leaves is unknown
+            self._members.clear()
+        elif (old := self._customer[key]) is not None and old in self._members:
+            self._members[old].discard(key)
+        self._customer[key] = customer_id
+        if customer_id is not None and customer_id in self._members:
+            self._members[customer_id].add(key)
 
     def clear(self) -> None:
+        lock_graph(self.cur)
         self.cur.execute(
             "TRUNCATE identity_nodes, identity_lookup, identity_edges, customer_assignments,"
             " customer_ids, cluster_history, profile_pending")

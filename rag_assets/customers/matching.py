@@ -148,7 +148,7 @@ def fuzzy_matches_by_key(
 ) -> list[RuleMatch | None]:
     """`fuzzy_matches` of identities given by their `comparison_key`s."""
     threshold = rules.fuzzy_threshold_bits
-    evidence = _Evidence(key, _weights(rules), floor=threshold)
+    evidence = _Evidence(key, evidence_weights(rules), floor=threshold)
     matches: list[RuleMatch | None] = []
     for other in other_keys:
         bits = evidence.against(other)
@@ -167,7 +167,7 @@ def match_evidence(
     a: PersonIdentity, b: PersonIdentity, rules: MatchRules = DEFAULT_RULES
 ) -> float | None:
     """Total evidence in bits that a and b are one person; None when no name can be compared."""
-    return _Evidence(comparison_key(a), _weights(rules)).against(comparison_key(b))
+    return _Evidence(comparison_key(a), evidence_weights(rules)).against(comparison_key(b))
 
 
 # Rounding slack of the bound below (bits): far more than float error, far less than any
@@ -175,7 +175,7 @@ def match_evidence(
 _BOUND_MARGIN = 1e-6
 
 
-class _Weight(NamedTuple):
+class FieldWeight(NamedTuple):
     """A field's `FieldEvidence` ready for scoring: the evidence for an agreement level in
     [0, 1] is disagree + span * agreement (partial agreement interpolates)."""
 
@@ -184,17 +184,17 @@ class _Weight(NamedTuple):
     most: float  # max_bits
 
 
-def _weights(rules: MatchRules) -> dict[str, _Weight]:
-    return {name: _Weight(e.disagree_bits, e.agree_bits - e.disagree_bits, e.max_bits)
+def evidence_weights(rules: MatchRules) -> dict[str, FieldWeight]:
+    return {name: FieldWeight(e.disagree_bits, e.agree_bits - e.disagree_bits, e.max_bits)
             for name, e in rules.evidence.items()}
 
 
 # The fields of a `comparison_key`, in order: the names first, then those each counting alone
 # and the location fields (of which only the strongest counts), with their positions.
-_COMPARED = ("surname", "given_name", "date_of_birth", "national_id", "address_line", "postcode",
+COMPARED_FIELDS = ("surname", "given_name", "date_of_birth", "national_id", "address_line", "postcode",
              "city")
-_INDEPENDENT = tuple((name, _COMPARED.index(name)) for name in ("date_of_birth", "national_id"))
-_LOCATION = tuple((name, _COMPARED.index(name)) for name in ("address_line", "postcode", "city"))
+_INDEPENDENT = tuple((name, COMPARED_FIELDS.index(name)) for name in ("date_of_birth", "national_id"))
+_LOCATION = tuple((name, COMPARED_FIELDS.index(name)) for name in ("address_line", "postcode", "city"))
 
 
 class _Evidence:
@@ -203,7 +203,7 @@ class _Evidence:
     their full-agreement evidence), which spares the date and address comparisons of pairs
     whose names disagree."""
 
-    def __init__(self, key: tuple, weights: dict[str, _Weight], floor: float | None = None):
+    def __init__(self, key: tuple, weights: dict[str, FieldWeight], floor: float | None = None):
         self.surname, self.given = key[0], key[1]
         self.surname_weight, self.given_weight = weights["surname"], weights["given_name"]
         # The fields this identity has: (weight, agreement, value, position in the other key).
@@ -262,7 +262,7 @@ def comparison_key(identity: PersonIdentity) -> tuple[str | None, ...]:
     two identities with equal keys score the same against anyone (identifiers such as e-mail
     take no part in fuzzy evidence)."""
     fields = _fields(identity)
-    return tuple(fields[name] for name in _COMPARED)
+    return tuple(fields[name] for name in COMPARED_FIELDS)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -281,13 +281,21 @@ def _fields(identity: PersonIdentity) -> dict[str, str | None]:
     }
 
 
+# Agreement levels (see the module table): similarity floors of the ramps, and the partial
+# agreement of a swapped day and month or of a one-character edit.
+NAME_FLOOR = 0.75
+ADDRESS_FLOOR = 0.7
+SWAPPED_DATE = 0.7
+ONE_EDIT = 0.6
+
+
 def _ramp(similarity: float, floor: float) -> float:
     """Similarity below `floor` is no agreement; from there it rises linearly to 1."""
     return max(0.0, (similarity - floor) / (1.0 - floor))
 
 
 def _jaro_winkler_agreement(a: str, b: str) -> float:
-    return _ramp(JaroWinkler.normalized_similarity(a, b), 0.75)
+    return _ramp(JaroWinkler.normalized_similarity(a, b), NAME_FLOOR)
 
 
 def _given_name_agreement(a: str, b: str) -> float:
@@ -302,22 +310,22 @@ def _date_agreement(a: str, b: str) -> float:
     ya, ma, da = a.split("-")
     yb, mb, db = b.split("-")
     if ya == yb and ma == db and da == mb:
-        return 0.7
+        return SWAPPED_DATE
     # One character off (a substitution) is Levenshtein distance 1 too: one C call covers both.
     if Levenshtein.distance(a, b) == 1:
-        return 0.6
+        return ONE_EDIT
     return 0.0
 
 
 def _address_agreement(a: str, b: str) -> float:
     squashed = fuzz.ratio(a.replace(" ", ""), b.replace(" ", ""))
-    return _ramp(max(fuzz.token_sort_ratio(a, b), squashed) / 100.0, 0.7)
+    return _ramp(max(fuzz.token_sort_ratio(a, b), squashed) / 100.0, ADDRESS_FLOOR)
 
 
 def _code_agreement(a: str, b: str) -> float:
     if a == b:
         return 1.0
-    return 0.6 if Levenshtein.distance(a, b) == 1 else 0.0
+    return ONE_EDIT if Levenshtein.distance(a, b) == 1 else 0.0
 
 
 _AGREEMENT: dict[str, Callable[[str, str], float]] = {

@@ -117,3 +117,29 @@ CREATE TABLE IF NOT EXISTS erased_records (
     erased_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (system, table_name, pk)
 );
+
+-- A stamp that changes with every write to the graph tables, whoever writes (a statement-level
+-- trigger). A linker that keeps what it read of the graph between batches compares the stamp to
+-- the one its own last write left: equal means no one else wrote since. Stamps come from a
+-- sequence, whose values are never reused even when a transaction rolls back.
+CREATE SEQUENCE IF NOT EXISTS identity_graph_stamps;
+CREATE TABLE IF NOT EXISTS identity_graph_stamp (
+    single boolean PRIMARY KEY DEFAULT true CHECK (single),
+    stamp  bigint  NOT NULL
+);
+INSERT INTO identity_graph_stamp (stamp) VALUES (0) ON CONFLICT DO NOTHING;
+CREATE OR REPLACE FUNCTION stamp_identity_graph() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE identity_graph_stamp SET stamp = nextval('identity_graph_stamps');
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER identity_nodes_stamp AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON identity_nodes FOR EACH STATEMENT EXECUTE FUNCTION stamp_identity_graph();
+CREATE OR REPLACE TRIGGER identity_lookup_stamp AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON identity_lookup FOR EACH STATEMENT EXECUTE FUNCTION stamp_identity_graph();
+CREATE OR REPLACE TRIGGER identity_edges_stamp AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON identity_edges FOR EACH STATEMENT EXECUTE FUNCTION stamp_identity_graph();
+CREATE OR REPLACE TRIGGER customer_assignments_stamp AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON customer_assignments FOR EACH STATEMENT EXECUTE FUNCTION stamp_identity_graph();
+CREATE OR REPLACE TRIGGER customer_ids_stamp AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON customer_ids FOR EACH STATEMENT EXECUTE FUNCTION stamp_identity_graph();

@@ -11,6 +11,7 @@ import os
 
 from rag_assets.customers import cdc_apply, identity_linking, profile_refresh
 from rag_assets.customers.assets import ensure_customer_schema
+from rag_assets.customers.identity_store import PostgresIdentityStore
 from rag_assets.platform.kafka_ingest import ranges_as_dicts
 from rag_assets.platform.kafka_stream import LedgerPositionedStream
 from rag_assets.platform.micro_batch import LagReport, MicroBatchSession
@@ -26,6 +27,8 @@ class CdcMicroBatches:
         self.session = session
         self.kafka = kafka
         self.max_records = max_records
+        # What the worker has read of the identity graph serves its later micro-batches.
+        self.identity_store = PostgresIdentityStore()
         with session.transaction() as cur:
             ensure_customer_schema(cur, postgres)
         self.source = LedgerPositionedStream(
@@ -47,7 +50,8 @@ class CdcMicroBatches:
                 self.session.record(cur, "source_records",
                                     {**stats.metadata(), "offset_ranges": ranges_as_dicts(r for r, _ in polled)})
         self.session.drain("identity_graph", identity_linking.LinkStats,
-                           lambda cur, s: identity_linking.link_batch(cur, s, self.session.run_id))
+                           lambda cur, s: identity_linking.link_batch(
+                               cur, s, self.session.run_id, store=self.identity_store))
         self.session.drain("customer_profiles", profile_refresh.RefreshStats,
                            profile_refresh.refresh_batch)
         return stats.events_read

@@ -221,15 +221,27 @@ def read_log(kafka) -> list[ChangeEvent]:
     return events
 
 
-def oracle_state(events: list[ChangeEvent], today: date | None = None) -> CustomerState:
-    """The expected final state, computed in memory from the event log alone."""
-    today = today or datetime.now(timezone.utc).date()
+def oracle_graph(events: list[ChangeEvent]) -> tuple[SourceState, InMemoryIdentityStore]:
+    """The source state and identity graph the event log gives, computed in memory."""
     source = SourceState()
     source.apply(events)
     store = InMemoryIdentityStore()
     changes = [c for key in sorted(source.records)
                if (c := node_from_record(source.records[key])) is not None]
     store.apply(IdentityGraph(store).apply(changes))
+    return source, store
+
+
+def stored_edges(postgres) -> set[tuple[str, str, str]]:
+    with postgres.transaction() as cur:
+        cur.execute("SELECT a_key, b_key, rule FROM identity_edges")
+        return set(cur.fetchall())
+
+
+def oracle_state(events: list[ChangeEvent], today: date | None = None) -> CustomerState:
+    """The expected final state, computed in memory from the event log alone."""
+    today = today or datetime.now(timezone.utc).date()
+    source, store = oracle_graph(events)
     profiles = {}
     for customer_id, keys in store.clusters().items():
         live = [source.records[k] for k in keys if not source.records[k].deleted]

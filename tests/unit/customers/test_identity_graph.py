@@ -368,13 +368,13 @@ def test_equal_identities_in_one_batch_are_scored_once(monkeypatch):
     from rag_assets.customers import identity_graph
 
     calls = []  # one entry per scored pair
-    real = identity_graph.fuzzy_matches_by_key
+    real = identity_graph.score_candidates
 
     def counting(key, other_keys, rules):
         calls.extend((key, other) for other in other_keys)
         return real(key, other_keys, rules)
 
-    monkeypatch.setattr(identity_graph, "fuzzy_matches_by_key", counting)
+    monkeypatch.setattr(identity_graph, "score_candidates", counting)
     pipeline = Pipeline()
     # Three bookings of one passenger carry equal identities: the second and third compare the
     # same pair of values with the earlier ones.
