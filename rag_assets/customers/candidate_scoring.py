@@ -1,13 +1,15 @@
-"""Fuzzy evidence of one record against all its blocking candidates at once, column by column.
+"""Fuzzy evidence of many pairs of identities at once, column by column.
 
 `matching.fuzzy_matches_by_key` is the reference: readable, one pair at a time in Python. The
-graph scores a record against tens to hundreds of candidates, so here each field is compared
-with every candidate in one rapidfuzz call (C++), and the evidence is summed with numpy. The
-operations and their order are those of the reference, so the bits are the same doubles and the
-decisions identical (a unit test compares the two on random pairs).
+graph scores each record against tens to hundreds of candidates, tens of thousands of pairs per
+batch, so here each field of all pairs is compared in one rapidfuzz call (C++, element-wise) and
+the evidence is summed with numpy. The operations and their order are those of the reference, so
+the bits are the same doubles and the decisions identical (a unit test compares the two on
+random pairs).
 
-Every array has one element per candidate. A candidate without a field contributes nothing for
-it (`present` masks), exactly as the reference skips the field.
+Pairs are given as two equally long sequences of `comparison_key`s, and every array has one
+element per pair. A field missing on either side contributes nothing (`both` masks), exactly as
+the reference skips it.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from rag_assets.customers.matching import (
     match_probability,
 )
 
-# Below this many candidates the per-call cost of the array calls outweighs the gain.
-MIN_CANDIDATES = 8
+# Below this many pairs the per-call cost of the array calls outweighs the gain.
+MIN_PAIRS = 8
 
 SURNAME, GIVEN, DOB, NATIONAL_ID, ADDRESS, POSTCODE, CITY = range(len(COMPARED_FIELDS))
 
@@ -45,125 +47,148 @@ def score_candidates(
     key: tuple, other_keys: Sequence[tuple], rules: MatchRules = DEFAULT_RULES
 ) -> list[RuleMatch | None]:
     """`fuzzy_matches_by_key(key, other_keys, rules)`, computed column-wise."""
-    if len(other_keys) < MIN_CANDIDATES:
+    if len(other_keys) < MIN_PAIRS:
         return fuzzy_matches_by_key(key, other_keys, rules)
-    bits = evidence_bits(key, other_keys, evidence_weights(rules))
+    return score_pairs([key] * len(other_keys), other_keys, rules)
+
+
+def score_pairs(
+    keys: Sequence[tuple], other_keys: Sequence[tuple], rules: MatchRules = DEFAULT_RULES
+) -> list[RuleMatch | None]:
+    """The fuzzy match of each pair (keys[i], other_keys[i]), as `fuzzy_matches_by_key`."""
+    bits = evidence_bits(keys, other_keys, evidence_weights(rules))
     threshold = rules.fuzzy_threshold_bits
     linked = ~np.isnan(bits) & (bits >= threshold)
     return [RuleMatch(FUZZY_RULE, round(match_probability(float(b), rules), 4)) if hit else None
             for b, hit in zip(bits.tolist(), linked.tolist())]
 
 
-def evidence_bits(key: tuple, other_keys: Sequence[tuple], weights: dict[str, FieldWeight]) -> np.ndarray:
-    """Evidence in bits of `key` against each of `other_keys`; NaN where no name is comparable."""
-    columns = list(zip(*other_keys))
-    total = _names_bits(key, columns, weights)
+def evidence_bits(keys: Sequence[tuple], other_keys: Sequence[tuple],
+                  weights: dict[str, FieldWeight]) -> np.ndarray:
+    """Evidence in bits of each pair; NaN where no name is comparable."""
+    mine, theirs = _pair_columns(keys, other_keys)
+    total = _names_bits(mine, theirs, weights)
     for position in (DOB, NATIONAL_ID):  # each counts on its own, in the reference's order
-        if key[position]:
-            contribution, present = _field_bits(key, columns, position, weights)
-            total = total + np.where(present, contribution, 0.0)
-    location = [_field_bits(key, columns, p, weights) for p in (ADDRESS, POSTCODE, CITY) if key[p]]
-    if location:
-        # Address, postcode and city are not independent: only the strongest counts.
-        strongest = np.maximum.reduce([np.where(present, c, -np.inf) for c, present in location])
-        total = total + np.where(np.isfinite(strongest), strongest, 0.0)
-    return total
+        contribution, both = _field_bits(mine, theirs, position, weights)
+        total = total + np.where(both, contribution, 0.0)
+    # Address, postcode and city are not independent: only the strongest counts.
+    location = [_field_bits(mine, theirs, p, weights) for p in (ADDRESS, POSTCODE, CITY)]
+    strongest = np.maximum.reduce([np.where(both, c, -np.inf) for c, both in location])
+    return total + np.where(np.isfinite(strongest), strongest, 0.0)
 
 
-def _names_bits(key: tuple, columns: list[tuple], weights: dict[str, FieldWeight]) -> np.ndarray:
-    surnames, givens = columns[SURNAME], columns[GIVEN]
-    aligned, aligned_ok = _aligned_names(key[SURNAME], key[GIVEN], surnames, givens, weights)
-    swapped, swapped_ok = _aligned_names(key[SURNAME], key[GIVEN], givens, surnames, weights)
+def _pair_columns(keys: Sequence[tuple], other_keys: Sequence[tuple]
+                  ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per field, the values of the left and of the right side of every pair ("" when missing),
+    followed by the derived columns (`DERIVED`). Built once per distinct key (a batch has far
+    fewer keys than pairs), then spread over the pairs by array indexing."""
+    index: dict[tuple, int] = {}
+    left = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.intp,
+                       count=len(keys))
+    right = np.fromiter((index.setdefault(k, len(index)) for k in other_keys), dtype=np.intp,
+                        count=len(other_keys))
+    fields = [[v or "" for v in column] for column in zip(*index)]
+    derived = [[derive(v) if v else "" for v in fields[source]] for source, derive in DERIVED]
+    columns = [np.array(values, dtype=object) for values in fields + derived]
+    return [c[left] for c in columns], [c[right] for c in columns]
+
+
+def _swap_day_and_month(date: str) -> str:
+    parts = date.split("-")
+    return f"{parts[0]}-{parts[2]}-{parts[1]}" if len(parts) == 3 else ""
+
+
+# Columns computed from a field once per distinct value, after the compared fields.
+DERIVED = ((SURNAME, canonical_given_name), (GIVEN, canonical_given_name),
+           (DOB, _swap_day_and_month), (ADDRESS, lambda address: address.replace(" ", "")))
+FORMAL_SURNAME, FORMAL_GIVEN, SWAPPED_DOB, SQUASHED_ADDRESS = range(
+    len(COMPARED_FIELDS), len(COMPARED_FIELDS) + len(DERIVED))
+# The formal form (`canonical_given_name`) of the name at a position.
+FORMAL = {SURNAME: FORMAL_SURNAME, GIVEN: FORMAL_GIVEN}
+
+
+def _names_bits(mine: list[np.ndarray], theirs: list[np.ndarray],
+                weights: dict[str, FieldWeight]) -> np.ndarray:
+    aligned, aligned_ok = _aligned_names(mine, theirs, SURNAME, GIVEN, weights)
+    swapped, swapped_ok = _aligned_names(mine, theirs, GIVEN, SURNAME, weights)
     best = np.where(aligned_ok & swapped_ok, np.maximum(aligned, swapped),
                     np.where(aligned_ok, aligned, swapped))
     return np.where(aligned_ok | swapped_ok, best, np.nan)
 
 
-def _aligned_names(
-    surname: str | None, given: str | None, their_surnames: tuple, their_givens: tuple,
-    weights: dict[str, FieldWeight],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bits from the surname and the given name (0 + surname + given, as the reference adds
-    them) and whether any name was comparable."""
-    bits = np.zeros(len(their_surnames))
-    compared = np.zeros(len(their_surnames), dtype=bool)
-    if surname:
-        present = _present(their_surnames)
-        agreement = _ramp(_similarities(surname, their_surnames, JaroWinkler.normalized_similarity),
-                          NAME_FLOOR)
-        bits = bits + np.where(present, _weighted(weights["surname"], agreement), 0.0)
-        compared |= present
-    if given:
-        present = _present(their_givens)
-        bits = bits + np.where(present, _weighted(weights["given_name"],
-                                                  _given_agreement(given, their_givens)), 0.0)
-        compared |= present
-    return bits, compared
+def _aligned_names(mine: list[np.ndarray], theirs: list[np.ndarray], their_surname: int,
+                   their_given: int, weights: dict[str, FieldWeight]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Bits from my surname and given name against their names at the given positions (0 +
+    surname + given, as the reference adds them) and whether any name was comparable."""
+    surname_ok = _both(mine[SURNAME], theirs[their_surname])
+    given_ok = _both(mine[GIVEN], theirs[their_given])
+    surname_agreement = _name_agreement(mine[SURNAME], theirs[their_surname])
+    given_agreement = np.where(mine[FORMAL_GIVEN] == theirs[FORMAL[their_given]], 1.0,
+                               _name_agreement(mine[GIVEN], theirs[their_given]))
+    bits = np.zeros(len(surname_ok)) + np.where(
+        surname_ok, _weighted(weights["surname"], surname_agreement), 0.0)
+    bits = bits + np.where(given_ok, _weighted(weights["given_name"], given_agreement), 0.0)
+    return bits, surname_ok | given_ok
 
 
-def _given_agreement(given: str, theirs: tuple) -> np.ndarray:
-    formal = canonical_given_name(given)
-    same_formal = np.array([t is not None and canonical_given_name(t) == formal for t in theirs])
-    similar = _ramp(_similarities(given, theirs, JaroWinkler.normalized_similarity), NAME_FLOOR)
-    return np.where(same_formal, 1.0, similar)
-
-
-def _field_bits(key: tuple, columns: list[tuple], position: int,
-                weights: dict[str, FieldWeight]) -> tuple[np.ndarray, np.ndarray]:
-    mine, theirs = key[position], columns[position]
-    agreement = _AGREEMENT[position](mine, theirs)
-    return _weighted(weights[COMPARED_FIELDS[position]], agreement), _present(theirs)
-
-
-def _date_agreement(mine: str, theirs: tuple) -> np.ndarray:
-    year, month, day = mine.split("-")
-    swapped = f"{year}-{day}-{month}"
-    equal = _equal(mine, theirs)
-    return np.where(equal, 1.0, np.where(_equal(swapped, theirs), SWAPPED_DATE, _one_edit(mine, theirs)))
-
-
-def _code_agreement(mine: str, theirs: tuple) -> np.ndarray:
-    return np.where(_equal(mine, theirs), 1.0, _one_edit(mine, theirs))
-
-
-def _address_agreement(mine: str, theirs: tuple) -> np.ndarray:
-    squashed = _similarities(mine.replace(" ", ""), tuple(t and t.replace(" ", "") for t in theirs),
-                             fuzz.ratio)
-    token_sorted = _similarities(mine, theirs, fuzz.token_sort_ratio)
-    return _ramp(np.maximum(token_sorted, squashed) / 100.0, ADDRESS_FLOOR)
-
-
-def _city_agreement(mine: str, theirs: tuple) -> np.ndarray:
+def _name_agreement(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     return _ramp(_similarities(mine, theirs, JaroWinkler.normalized_similarity), NAME_FLOOR)
 
 
-_AGREEMENT: dict[int, Callable[[str, tuple], np.ndarray]] = {
+def _field_bits(mine: list[np.ndarray], theirs: list[np.ndarray], position: int,
+                weights: dict[str, FieldWeight]) -> tuple[np.ndarray, np.ndarray]:
+    both = _both(mine[position], theirs[position])
+    agreement = _AGREEMENT[position](mine, theirs)
+    return _weighted(weights[COMPARED_FIELDS[position]], agreement), both
+
+
+def _date_agreement(mine: list[np.ndarray], theirs: list[np.ndarray]) -> np.ndarray:
+    return np.where(mine[DOB] == theirs[DOB], 1.0,
+                    np.where(mine[SWAPPED_DOB] == theirs[DOB], SWAPPED_DATE,
+                             _one_edit(mine[DOB], theirs[DOB])))
+
+
+def _code_agreement(position: int) -> Callable[[list[np.ndarray], list[np.ndarray]], np.ndarray]:
+    def agreement(mine: list[np.ndarray], theirs: list[np.ndarray]) -> np.ndarray:
+        return np.where(mine[position] == theirs[position], 1.0,
+                        _one_edit(mine[position], theirs[position]))
+    return agreement
+
+
+def _address_agreement(mine: list[np.ndarray], theirs: list[np.ndarray]) -> np.ndarray:
+    squashed = _similarities(mine[SQUASHED_ADDRESS], theirs[SQUASHED_ADDRESS], fuzz.ratio)
+    token_sorted = _similarities(mine[ADDRESS], theirs[ADDRESS], fuzz.token_sort_ratio)
+    return _ramp(np.maximum(token_sorted, squashed) / 100.0, ADDRESS_FLOOR)
+
+
+def _city_agreement(mine: list[np.ndarray], theirs: list[np.ndarray]) -> np.ndarray:
+    return _name_agreement(mine[CITY], theirs[CITY])
+
+
+_AGREEMENT: dict[int, Callable[[list[np.ndarray], list[np.ndarray]], np.ndarray]] = {
     DOB: _date_agreement,
-    NATIONAL_ID: _code_agreement,
+    NATIONAL_ID: _code_agreement(NATIONAL_ID),
     ADDRESS: _address_agreement,
-    POSTCODE: _code_agreement,
+    POSTCODE: _code_agreement(POSTCODE),
     CITY: _city_agreement,
 }
 
 
-def _similarities(mine: str, theirs: tuple, scorer) -> np.ndarray:
-    """scorer(mine, t) for every t (a missing t scores against "" and is masked by the caller)."""
-    return process.cdist([mine], [t or "" for t in theirs], scorer=scorer, dtype=np.float64,
-                         workers=1)[0]
+def _similarities(mine: np.ndarray, theirs: np.ndarray, scorer) -> np.ndarray:
+    """scorer(mine[i], theirs[i]) for every i (a missing value, "", is masked by the caller)."""
+    return process.cpdist(mine, theirs, scorer=scorer, dtype=np.float64, workers=1)
 
 
-def _one_edit(mine: str, theirs: tuple) -> np.ndarray:
-    distances = process.cdist([mine], [t or "" for t in theirs], scorer=Levenshtein.distance,
-                              dtype=np.int32, workers=1)[0]
+def _one_edit(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    distances = process.cpdist(mine, theirs, scorer=Levenshtein.distance, dtype=np.int32,
+                               workers=1)
     return np.where(distances == 1, ONE_EDIT, 0.0)
 
 
-def _equal(mine: str, theirs: tuple) -> np.ndarray:
-    return np.array([t == mine for t in theirs], dtype=bool)
-
-
-def _present(theirs: tuple) -> np.ndarray:
-    return np.array([bool(t) for t in theirs], dtype=bool)
+def _both(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """Both sides have the field (the reference tests each value's truth; missing is "")."""
+    return mine.astype(bool) & theirs.astype(bool)
 
 
 def _ramp(similarity: np.ndarray, floor: float) -> np.ndarray:

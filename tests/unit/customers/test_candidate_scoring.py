@@ -6,7 +6,12 @@ import random
 
 import pytest
 
-from rag_assets.customers.candidate_scoring import MIN_CANDIDATES, evidence_bits, score_candidates
+from rag_assets.customers.candidate_scoring import (
+    MIN_PAIRS,
+    evidence_bits,
+    score_candidates,
+    score_pairs,
+)
 from rag_assets.customers.identifiers import NATIONAL_ID, PersonIdentity
 from rag_assets.customers.matching import (
     MatchRules,
@@ -53,7 +58,7 @@ def test_evidence_bits_are_the_reference_doubles(seed):
     weights = evidence_weights(MatchRules())
     for a, key in zip(people, keys):
         expected = [match_evidence(a, b) for b in people]
-        got = evidence_bits(key, keys, weights).tolist()
+        got = evidence_bits([key] * len(keys), keys, weights).tolist()
         assert [None if g != g else g for g in got] == expected  # NaN: no comparable name
 
 
@@ -69,6 +74,13 @@ def test_matches_and_scores_equal_the_reference(threshold):
     assert linked  # the sample does link some pairs
 
 
+def test_pairs_of_different_records_score_as_each_alone():
+    keys = [comparison_key(p) for p in _people(5, 60)]
+    mine, theirs = keys[:30], keys[30:]
+    assert score_pairs(mine, theirs) == [fuzzy_matches_by_key(a, [b])[0]
+                                         for a, b in zip(mine, theirs)]
+
+
 def test_few_candidates_take_the_reference_path():
-    keys = [comparison_key(p) for p in _people(9, MIN_CANDIDATES - 1)]
+    keys = [comparison_key(p) for p in _people(9, MIN_PAIRS - 1)]
     assert score_candidates(keys[0], keys) == fuzzy_matches_by_key(keys[0], keys)
