@@ -367,14 +367,19 @@ def test_a_nodes_blocking_keys_are_computed_once_and_take_no_part_in_equality():
 def test_equal_identities_in_one_batch_are_scored_once(monkeypatch):
     from rag_assets.customers import identity_graph
 
-    calls = []  # one entry per scored pair
-    real = identity_graph.score_candidates
+    calls = []  # one entry per scored pair, whether scored ahead for the batch or on demand
+    score_pairs, score_candidates = identity_graph.score_pairs, identity_graph.score_candidates
 
-    def counting(key, other_keys, rules):
+    def counting_pairs(keys, other_keys, rules):
+        calls.extend(zip(keys, other_keys))
+        return score_pairs(keys, other_keys, rules)
+
+    def counting_candidates(key, other_keys, rules):
         calls.extend((key, other) for other in other_keys)
-        return real(key, other_keys, rules)
+        return score_candidates(key, other_keys, rules)
 
-    monkeypatch.setattr(identity_graph, "score_candidates", counting)
+    monkeypatch.setattr(identity_graph, "score_pairs", counting_pairs)
+    monkeypatch.setattr(identity_graph, "score_candidates", counting_candidates)
     pipeline = Pipeline()
     # Three bookings of one passenger carry equal identities: the second and third compare the
     # same pair of values with the earlier ones.
