@@ -1,4 +1,6 @@
-"""Column-wise candidate scoring gives exactly what the pair-at-a-time reference gives."""
+"""Column-wise candidate scoring gives what the pair-at-a-time reference gives: the same
+decisions and scores, and the evidence to within float rounding (rapidfuzz's bulk Jaro-Winkler
+may differ from the scalar one in the last bit)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ import random
 import pytest
 
 from rag_assets.customers.candidate_scoring import (
-    MIN_PAIRS,
     evidence_bits,
     score_candidates,
     score_pairs,
@@ -59,7 +60,9 @@ def test_evidence_bits_are_the_reference_doubles(seed):
     for a, key in zip(people, keys):
         expected = [match_evidence(a, b) for b in people]
         got = evidence_bits([key] * len(keys), keys, weights).tolist()
-        assert [None if g != g else g for g in got] == expected  # NaN: no comparable name
+        assert [g != g for g in got] == [e is None for e in expected]  # NaN: no comparable name
+        assert [g for g in got if g == g] == pytest.approx([e for e in expected if e is not None],
+                                                           rel=0, abs=1e-12)
 
 
 @pytest.mark.parametrize("threshold", [4.0, 16.0, 30.0])
@@ -81,6 +84,15 @@ def test_pairs_of_different_records_score_as_each_alone():
                                          for a, b in zip(mine, theirs)]
 
 
-def test_few_candidates_take_the_reference_path():
-    keys = [comparison_key(p) for p in _people(9, MIN_PAIRS - 1)]
-    assert score_candidates(keys[0], keys) == fuzzy_matches_by_key(keys[0], keys)
+def test_bulk_jaro_winkler_differs_only_in_the_last_bits():
+    """Why the evidence is compared with a tolerance: documents the rapidfuzz behaviour."""
+    from rapidfuzz import process
+    from rapidfuzz.distance import JaroWinkler
+
+    rng = random.Random(1)
+    words = ["".join(rng.choice("abcdeilmnorst") for _ in range(rng.randint(1, 20)))
+             for _ in range(4000)]
+    left, right = words[:2000], words[2000:]
+    bulk = process.cpdist(left, right, scorer=JaroWinkler.normalized_similarity, dtype="float64")
+    scalar = [JaroWinkler.normalized_similarity(a, b) for a, b in zip(left, right)]
+    assert bulk.tolist() == pytest.approx(scalar, rel=0, abs=1e-15)
