@@ -359,19 +359,21 @@ class IdentityGraph:
         so this changes the speed, not the decisions."""
         limit = self.rules.max_block_size
         nodes = [c.node for c in changes if c.node is not None]
-        filed: dict[str, set[tuple]] = {}
+        filed: dict[str, list[IdentityNode]] = {}
         for node in nodes:
             for block in node.blocking_keys:
-                filed.setdefault(block, set()).add(node.comparison_key)
+                filed.setdefault(block, []).append(node)
         wanted: set[tuple[tuple, tuple]] = set()
         for node in nodes:
-            own, theirs = node.comparison_key, set()
+            others: dict[RecordKey, IdentityNode] = {}
             for block in node.blocking_keys:
                 stored = self.store.keys_with_blocking_key(block, limit + 1)
                 if len(stored) <= limit:
-                    theirs |= {n.comparison_key for n in self.store.nodes(stored).values()}
-                    theirs |= filed[block]
-            wanted |= {(own, other) for other in theirs}
+                    others.update(self.store.nodes(stored))
+                    others.update((n.key, n) for n in filed[block])
+            others.pop(node.key, None)
+            own = node.comparison_key
+            wanted |= {(own, other.comparison_key) for other in others.values()}
         pairs = [pair for pair in wanted if pair not in overlay.fuzzy_results]
         if pairs:
             matches = score_pairs([a for a, _ in pairs], [b for _, b in pairs], self.rules)

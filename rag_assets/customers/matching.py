@@ -32,6 +32,12 @@ keys (see `blocking_keys`: Soundex of either name with the birth date or year, b
 Soundex codes, postcode or house number + street Soundex with a name initial, postcode or street
 or city with the birth date). Several keys per record tolerate errors in one or two fields. A
 block of more than `max_block_size` records is too unspecific to help and is ignored.
+
+A record that cannot reach the threshold with anyone, even agreeing fully on every field it has
+(`can_fuzzy_link`: a booking or a support ticket carries names and contact details only, and
+names alone give 13 bits), is filed under no blocking key: it links by identifiers only, and
+blocks hold only records that can link. This changes no pair's outcome; it only spares the
+comparisons that cannot succeed (and can keep a block under `max_block_size`).
 """
 
 from __future__ import annotations
@@ -337,14 +343,36 @@ _AGREEMENT: dict[str, Callable[[str, str], float]] = {
 }
 
 
+def fuzzy_reach(key: tuple, rules: MatchRules = DEFAULT_RULES) -> float | None:
+    """The most evidence (bits) an identity, given by its `comparison_key`, can reach against
+    anyone: full agreement on every field it has (each name counts with its own weight whether
+    compared as written or swapped). None without a name, which nothing can be compared on."""
+    weights = evidence_weights(rules)
+    surname, given = key[0], key[1]
+    if not (surname or given):
+        return None
+    reach = (weights["surname"].most if surname else 0.0) + (weights["given_name"].most if given else 0.0)
+    reach += sum(weights[name].most for name, i in _INDEPENDENT if key[i])
+    return reach + max((weights[name].most for name, i in _LOCATION if key[i]), default=0.0)
+
+
+def can_fuzzy_link(identity: PersonIdentity, rules: MatchRules = DEFAULT_RULES) -> bool:
+    """Whether some partner could take the identity to the fuzzy threshold."""
+    reach = fuzzy_reach(comparison_key(identity), rules)
+    return reach is not None and reach >= rules.fuzzy_threshold_bits - _BOUND_MARGIN
+
+
 # --- blocking ------------------------------------------------------------------------------
 
 
 def blocking_keys(identity: PersonIdentity) -> frozenset[str]:
     """Keys under which a record is filed; fuzzy candidates share at least one of them.
 
-    Name keys are built for given name and surname alike, so swapped names still meet.
+    Name keys are built for given name and surname alike, so swapped names still meet. A record
+    that cannot fuzzy-link under the default rules (`can_fuzzy_link`) gets none.
     """
+    if not can_fuzzy_link(identity):
+        return frozenset()
     names = [n for n in (_squashed(identity.given_name), _squashed(identity.surname)) if n]
     dob = identity.date_of_birth
     postcode = identity.postcode

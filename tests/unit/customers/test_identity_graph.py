@@ -381,16 +381,36 @@ def test_equal_identities_in_one_batch_are_scored_once(monkeypatch):
     monkeypatch.setattr(identity_graph, "score_pairs", counting_pairs)
     monkeypatch.setattr(identity_graph, "score_candidates", counting_candidates)
     pipeline = Pipeline()
-    # Three bookings of one passenger carry equal identities: the second and third compare the
-    # same pair of values with the earlier ones.
-    bookings = [{**SALLY_BOOKING, "id": pk, "customer_email": None} for pk in (7, 8, 9)]
-    pipeline.apply([event("booking", row, op="c") for row in bookings])
+    # Three CRM rows of one person without contact details carry equal identities: the second
+    # and third compare the same pair of values with the earlier ones.
+    rows = [{**SALLY_CRM, "id": pk, "email": None, "phone": None} for pk in (1, 2, 3)]
+    pipeline.apply([event("crm", row, op="c") for row in rows])
     assert len(calls) == 1
     separately = Pipeline()
-    for row in bookings:
-        separately.apply([event("booking", row, op="c")])
-    assert {separately.customer("booking", pk) for pk in (7, 8, 9)} == {
-        pipeline.customer("booking", pk) for pk in (7, 8, 9)}
+    for row in rows:
+        separately.apply([event("crm", row, op="c")])
+    assert {separately.customer("crm", pk) for pk in (1, 2, 3)} == {
+        pipeline.customer("crm", pk) for pk in (1, 2, 3)}
+    assert len({pipeline.customer("crm", pk) for pk in (1, 2, 3)}) == 1  # fuzzy-linked
+
+
+def test_records_that_cannot_reach_the_fuzzy_threshold_are_never_compared(monkeypatch):
+    """Bookings carry names and contact details only: names alone cannot link, so bookings are
+    filed under no blocking key and link by their identifiers only."""
+    from rag_assets.customers import identity_graph
+
+    scored = []
+    score_pairs = identity_graph.score_pairs
+    monkeypatch.setattr(identity_graph, "score_pairs",
+                        lambda keys, others, rules: scored.extend(keys) or score_pairs(keys, others, rules))
+    pipeline = Pipeline()
+    bookings = [{**SALLY_BOOKING, "id": pk, "customer_email": None} for pk in (7, 8)]
+    pipeline.apply([event("booking", row, op="c") for row in bookings]
+                   + [event("booking", {**SALLY_BOOKING, "id": 9}, op="c"),
+                      event("crm", SALLY_CRM, op="c")])
+    assert scored == []
+    assert pipeline.customer("booking", 9) == pipeline.customer("crm", 1)  # same e-mail
+    assert pipeline.customer("booking", 7) != pipeline.customer("booking", 8)
 
 
 @pytest.mark.parametrize("seed", range(25))

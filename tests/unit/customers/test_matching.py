@@ -11,6 +11,7 @@ from rag_assets.customers.matching import (
     FIELD_EVIDENCE,
     MatchRules,
     blocking_keys,
+    can_fuzzy_link,
     deterministic_matches,
     fuzzy_match,
     match_evidence,
@@ -205,3 +206,24 @@ def test_memoised_fields_follow_the_value_not_the_object():
     assert a is not b
     assert fuzzy_match(a, person(surname="walker")) == fuzzy_match(b, person(surname="walker"))
     assert match_evidence(a, person(dob="1990-01-01")) < match_evidence(a, person())
+
+
+def test_a_record_with_names_only_cannot_fuzzy_link_and_has_no_blocking_key():
+    names_only = person(dob=None, address=None, postcode=None, city=None)
+    assert not can_fuzzy_link(names_only)
+    assert blocking_keys(names_only) == frozenset()
+    assert can_fuzzy_link(person(address=None, postcode=None, city=None))  # names + birth date
+    assert can_fuzzy_link(person(dob=None))  # names + address
+
+
+@pytest.mark.parametrize("threshold", [16.0, 24.0, 30.0])
+def test_a_record_that_cannot_fuzzy_link_matches_no_one(threshold):
+    """`can_fuzzy_link` is a bound, not a heuristic: no partner takes such a record to the
+    threshold."""
+    rules = MatchRules(fuzzy_threshold_bits=threshold)
+    people = _random_people(seed=int(threshold) + 1, count=80)
+    unlinkable = [a for a in people if not can_fuzzy_link(a, rules)]
+    assert unlinkable  # the sample has some
+    for a in unlinkable:
+        for b in people:
+            assert fuzzy_match(a, b, rules) is None and fuzzy_match(b, a, rules) is None
