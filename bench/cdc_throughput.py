@@ -46,8 +46,9 @@ LAST = ["Moreau", "Stone", "Ruiz", "Ng", "Okafor", "Smith", "Jones", "Khan", "Ga
         "Novak", "Silva", "Berg", "Kowalski", "Murphy", "Tanaka", "Haddad", "Larsen", "Patel", "Wu"]
 SUFFIXES = ["", "son", "ley", "ford", "wood", "man", "ton", "er", "ini", "ova", "berg", "stein",
             "ham", "well", "by", "field", "more", "croft", "ridge", "dale"]
-CITIES = [("Leeds", "LS1 4AB"), ("York", "YO1 7HH"), ("Bath", "BA1 1AA"), ("Derby", "DE1 2BB"),
-          ("Hull", "HU1 3CC"), ("Ely", "CB7 4DD")]
+CITIES = [("Leeds", "LS1"), ("York", "YO1"), ("Bath", "BA1"), ("Derby", "DE1"), ("Hull", "HU1"),
+          ("Ely", "CB7")]  # with the outward part of their postcodes
+INWARD_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"  # the letters UK inward codes use
 TABLES = [("crm", "customers"), ("loyalty", "members"), ("booking", "bookings"), ("support", "tickets")]
 
 
@@ -75,10 +76,19 @@ class Backlog:
         # blocks (name-based) would hold hundreds of unrelated people each.
         first = rng.choice(FIRST)
         last = rng.choice(LAST) + rng.choice(SUFFIXES) + rng.choice(("", "a", "e", "i", "o", "y"))
-        city, postcode = rng.choice(CITIES)
+        city, postcode = self.address(rng)
         return {"first": first, "last": last, "email": f"{first}.{last}.{i}@example.org".lower(),
                 "phone": f"+4477{i:08d}"[:13], "dob": 3000 + (i * 37) % 15000, "city": city,
                 "postcode": postcode, "street": f"{1 + i % 200} {last} Road", "nid": f"QQ{i:07d}X"}
+
+    @staticmethod
+    def address(rng: random.Random) -> tuple[str, str]:
+        """A city and a full postcode in it. A unit postcode covers ~15 addresses, so a
+        population spreads over thousands of them (with one postcode per city, postcode blocks
+        held a sixth of everyone with the same initial, as unrealistic as a few surnames)."""
+        city, outward = rng.choice(CITIES)
+        inward = f"{rng.randrange(10)}{rng.choice(INWARD_LETTERS)}{rng.choice(INWARD_LETTERS)}"
+        return city, f"{outward} {inward}"
 
     def row(self, table: tuple[str, str], pk: int, i: int) -> dict:
         p = self.person(i)
@@ -151,7 +161,7 @@ class Backlog:
                 before = self.rows[table][pk]
                 after = dict(before)
                 if table == ("crm", "customers"):
-                    city, postcode = self.rng.choice(CITIES)
+                    city, postcode = self.address(self.rng)
                     after.update(city=city, postcode=postcode)
                 elif table == ("loyalty", "members"):
                     after["points"] = before["points"] + self.rng.randrange(10, 500)
