@@ -140,7 +140,7 @@ class PostgresIdentityStore:
         self._prefetch_edges(first)
         neighbours = {e.other(k) for k in first for e in self._edges.get(k, ())}
         self._prefetch_customer_ids(first | neighbours)
-        customer_ids = {c for c in self._customer.values() if c is not None}
+        customer_ids = {c for k in first | neighbours if (c := self._customer[k]) is not None}
         from rag_assets.customers.identity_graph import mint_customer_id
 
         # A new record offers the id minted from its key; the graph checks that no one else
@@ -150,7 +150,7 @@ class PostgresIdentityStore:
         members = {k for c in customer_ids | minted for k in self._members.get(c, ())}
         everyone = first | neighbours | members
         self._prefetch_nodes(everyone)
-        self._prefetch_edges(everyone - set(self._edges))
+        self._prefetch_edges(everyone)
         self._prefetch_ranks(customer_ids | minted)
 
     def _prefetch_lookups(self, pairs: set[tuple[str, str]], limit: int) -> None:
