@@ -35,7 +35,7 @@ Stable customer ids:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, NamedTuple, Protocol
@@ -109,6 +109,15 @@ class NodeChange:
 
     key: RecordKey
     node: IdentityNode | None
+
+
+@dataclass(frozen=True)
+class Prescored:
+    """`IdentityGraph.prescore` of a batch: fuzzy results by pair of comparison keys, and the
+    stored records the batch will likely link to."""
+
+    results: dict[tuple[tuple, tuple], RuleMatch | None]
+    likely_links: set[RecordKey]
 
 
 @dataclass(frozen=True)
@@ -266,11 +275,12 @@ class IdentityGraph:
         self.store = store
         self.rules = rules
 
-    def apply(self, changes: Iterable[NodeChange]) -> GraphDelta:
-        """Link the changed records (in order) and recompute the affected clusters."""
+    def apply(self, changes: Iterable[NodeChange], scored: Prescored | None = None) -> GraphDelta:
+        """Link the changed records (in order) and recompute the affected clusters. `scored`:
+        the batch's `prescore`, when the caller needed it first (to prefetch)."""
         changes = list(changes)
         overlay = _Overlay(self.store)
-        self._prescore(overlay, changes)
+        overlay.fuzzy_results.update((scored or self.prescore(changes)).results)
         delta = GraphDelta()
         # Clusters are settled after every change, so a batch is the same as its changes one
         # by one: ids depend on the sequence of changes, not on batch boundaries.
@@ -322,13 +332,7 @@ class IdentityGraph:
 
     def _edges_for(self, overlay: _Overlay, node: IdentityNode) -> set[Edge]:
         edges: set[Edge] = set()
-        limit = self.rules.max_identifier_group
-        for kind, value in node.identity.identifiers:
-            if kind not in DETERMINISTIC_RULES:
-                continue
-            sharing = overlay.keys_with_identifier(kind, value, limit + 1) - {node.key}
-            if len(sharing) >= limit:  # a value shared this widely does not identify a person
-                continue
+        for kind, sharing in self._sharing(overlay, node):
             edges |= {Edge.between(node.key, k, DETERMINISTIC_RULES[kind], 1.0) for k in sharing}
         own = node.comparison_key
         candidates = {k: overlay.node(k).comparison_key for k in self._fuzzy_candidates(overlay, node)}
@@ -352,11 +356,12 @@ class IdentityGraph:
             results.update(((own, theirs), m) for theirs, m in zip(unscored, matches, strict=True))
         return results
 
-    def _prescore(self, overlay: _Overlay, changes: list[NodeChange]) -> None:
+    def prescore(self, changes: list[NodeChange]) -> Prescored:
         """Score in one column-wise pass the pairs the batch will most likely compare: each new
         node against the stored nodes of its blocks and against the batch's nodes filed under
-        them. The results fill the batch's memo; a pair missed here is scored when it comes up,
-        so this changes the speed, not the decisions."""
+        them. `apply` memoises the results (a pair missed here is scored when it comes up, so
+        this changes the speed, not the decisions). Also names the records the batch will
+        likely link to: those sharing an identifier, and the candidates that match."""
         limit = self.rules.max_block_size
         nodes = [c.node for c in changes if c.node is not None]
         filed: dict[str, list[IdentityNode]] = {}
@@ -364,7 +369,11 @@ class IdentityGraph:
             for block in node.blocking_keys:
                 filed.setdefault(block, []).append(node)
         wanted: set[tuple[tuple, tuple]] = set()
+        candidates: list[tuple[RecordKey, tuple[tuple, tuple]]] = []
+        likely: set[RecordKey] = set()
         for node in nodes:
+            for _, sharing in self._sharing(self.store, node):
+                likely |= sharing
             others: dict[RecordKey, IdentityNode] = {}
             for block in node.blocking_keys:
                 stored = self.store.keys_with_blocking_key(block, limit + 1)
@@ -373,11 +382,25 @@ class IdentityGraph:
                     others.update((n.key, n) for n in filed[block])
             others.pop(node.key, None)
             own = node.comparison_key
-            wanted |= {(own, other.comparison_key) for other in others.values()}
-        pairs = [pair for pair in wanted if pair not in overlay.fuzzy_results]
-        if pairs:
-            matches = score_pairs([a for a, _ in pairs], [b for _, b in pairs], self.rules)
-            overlay.fuzzy_results.update(zip(pairs, matches))
+            pairs = [(key, (own, other.comparison_key)) for key, other in others.items()]
+            candidates += pairs
+            wanted.update(pair for _, pair in pairs)
+        pairs = list(wanted)
+        results = dict(zip(pairs, score_pairs([a for a, _ in pairs], [b for _, b in pairs],
+                                              self.rules))) if pairs else {}
+        likely |= {key for key, pair in candidates if results[pair] is not None}
+        return Prescored(results, likely)
+
+    def _sharing(self, reader, node: IdentityNode) -> Iterator[tuple[str, set[RecordKey]]]:
+        """Per deterministic identifier kind, the records sharing the node's value, where the
+        value still identifies someone (shared by fewer than `max_identifier_group`)."""
+        limit = self.rules.max_identifier_group
+        for kind, value in node.identity.identifiers:
+            if kind not in DETERMINISTIC_RULES:
+                continue
+            sharing = reader.keys_with_identifier(kind, value, limit + 1) - {node.key}
+            if len(sharing) < limit:  # a value shared this widely does not identify a person
+                yield kind, sharing
 
     def _fuzzy_candidates(self, overlay: _Overlay, node: IdentityNode) -> set[RecordKey]:
         limit = self.rules.max_block_size

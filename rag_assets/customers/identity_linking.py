@@ -71,7 +71,9 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
     graph = IdentityGraph(store)
     # One set-based read of the batch's neighbourhood instead of a few queries per record.
     store.prefetch(changes, max(graph.rules.max_block_size, graph.rules.max_identifier_group) + 1)
-    delta = graph.apply(changes)
+    scored = graph.prescore(changes)
+    store.prefetch_clusters({c.key for c in changes}, scored.likely_links)
+    delta = graph.apply(changes, scored)
     store.write(delta, run_id)
     cur.execute(
         "DELETE FROM identity_pending WHERE (system, table_name, pk) IN"

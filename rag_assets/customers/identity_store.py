@@ -126,17 +126,20 @@ class PostgresIdentityStore:
 
     # --- bulk loading ---
     def prefetch(self, changes: Iterable, lookup_limit: int) -> None:
-        """Load the neighbourhood of `changes` (NodeChanges) in bulk; see the class doc."""
-        changes = list(changes)
-        keys = {c.key for c in changes}
+        """Load what linking `changes` (NodeChanges) reads first, in bulk: their lookups and the
+        nodes found under them (to score candidates). See the class doc."""
         pairs = set()
         for change in changes:
             if change.node is not None:
-                pairs |= set(change.node.identity.identifiers)
-                pairs |= {("block", b) for b in change.node.blocking_keys}
+                pairs |= set(lookup_pairs(change.node))
         self._prefetch_lookups(pairs, lookup_limit)
-        found = {k for pair in pairs for k in self._lookups.get(pair, ())}
-        first = keys | found
+        self._prefetch_nodes({k for pair in pairs for k in self._lookups.get(pair, ())})
+
+    def prefetch_clusters(self, changed: set[RecordKey], linked: set[RecordKey]) -> None:
+        """Load, in bulk, the clusters linking will recompute: the changed records and those
+        they will likely link to (`linked`), their edges and neighbours, the customers all of
+        them belong to, those customers' members with their nodes and edges, and id ranks."""
+        first = changed | linked
         self._prefetch_edges(first)
         neighbours = {e.other(k) for k in first for e in self._edges.get(k, ())}
         self._prefetch_customer_ids(first | neighbours)
@@ -145,7 +148,7 @@ class PostgresIdentityStore:
 
         # A new record offers the id minted from its key; the graph checks that no one else
         # holds it (members) and reads its rank.
-        minted = {mint_customer_id(k) for k in keys}
+        minted = {mint_customer_id(k) for k in changed}
         self._prefetch_members(customer_ids | minted)
         members = {k for c in customer_ids | minted for k in self._members.get(c, ())}
         everyone = first | neighbours | members
