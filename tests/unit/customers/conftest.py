@@ -3,11 +3,42 @@
 from __future__ import annotations
 
 import json
+import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from rag_assets.customers.cdc_events import ChangeEvent, KafkaPosition
+from rag_assets.customers.identifiers import NATIONAL_ID, PersonIdentity
+
+
+def random_people(seed: int, count: int, national_ids: bool = False) -> list[PersonIdentity]:
+    """People drawn from small pools of values, with typos and missing fields: many exact and
+    near agreements between them, for comparing scoring implementations."""
+    rng = random.Random(seed)
+
+    def typo(value):
+        if not value or rng.random() < 0.5:
+            return value
+        i = rng.randrange(len(value))
+        return value[:i] + rng.choice("aeiorst") + value[i + 1:]
+
+    def draw() -> PersonIdentity:
+        person = PersonIdentity(
+            identifiers=frozenset(),
+            given_name=typo(rng.choice(["sally", "sal", "bill", "william", "kate", "jon", None])),
+            surname=typo(rng.choice(["thomas", "tomas", "smith", "okafor", "ng", None])),
+            date_of_birth=rng.choice([None, "1985-03-12", "1985-12-03", "1985-03-13", "1990-01-01"]),
+            address_line=rng.choice([None, "12 baker st", "12 bakerst", "21 baker st", "4 high rd"]),
+            postcode=rng.choice([None, "NW1 6XE", "NW1 6XF", "LS1 4AB"]),
+            city=rng.choice([None, "london", "londn", "leeds"]),
+        )
+        if national_ids and (value := typo(rng.choice([None, "QQ123456C", "AB999999D"]))):
+            return replace(person, identifiers=frozenset({(NATIONAL_ID, value)}))
+        return person
+
+    return [draw() for _ in range(count)]
 
 
 def debezium_value(

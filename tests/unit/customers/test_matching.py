@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from rag_assets.customers.identifiers import PersonIdentity
+from tests.unit.customers.conftest import random_people
 from rag_assets.customers.matching import (
     FIELD_EVIDENCE,
     MatchRules,
@@ -161,34 +160,12 @@ def test_unrelated_people_share_no_blocking_key():
     assert not blocking_keys(person()) & blocking_keys(other)
 
 
-def _random_people(seed: int, count: int) -> list[PersonIdentity]:
-    rng = random.Random(seed)
-
-    def typo(value):
-        if not value or rng.random() < 0.5:
-            return value
-        i = rng.randrange(len(value))
-        return value[:i] + rng.choice("aeiorst") + value[i + 1 :]
-
-    return [
-        person(
-            given=typo(rng.choice(["sally", "sal", "bill", "william", "kate", "jon", None])),
-            surname=typo(rng.choice(["thomas", "tomas", "smith", "okafor", "ng", None])),
-            dob=rng.choice([None, "1985-03-12", "1985-12-03", "1985-03-13", "1990-01-01"]),
-            address=rng.choice([None, "12 baker st", "12 bakerst", "21 baker st", "4 high rd"]),
-            postcode=rng.choice([None, "NW1 6XE", "NW1 6XF", "LS1 4AB"]),
-            city=rng.choice([None, "london", "londn", "leeds"]),
-        )
-        for _ in range(count)
-    ]
-
-
 @pytest.mark.parametrize("threshold", [4.0, 16.0, 30.0])
 def test_fuzzy_match_stops_early_only_when_the_threshold_is_out_of_reach(threshold):
     """`fuzzy_match` skips the date and address comparisons when the names leave the threshold
     out of reach; its answer must equal the full evidence compared with the threshold."""
     rules = MatchRules(fuzzy_threshold_bits=threshold)
-    people = _random_people(seed=int(threshold), count=60)
+    people = random_people(seed=int(threshold), count=60)
     linked = 0
     for a in people:
         for b in people:
@@ -221,7 +198,7 @@ def test_a_record_that_cannot_fuzzy_link_matches_no_one(threshold):
     """`can_fuzzy_link` is a bound, not a heuristic: no partner takes such a record to the
     threshold."""
     rules = MatchRules(fuzzy_threshold_bits=threshold)
-    people = _random_people(seed=int(threshold) + 1, count=80)
+    people = random_people(seed=int(threshold) + 1, count=80)
     unlinkable = [a for a in people if not can_fuzzy_link(a, rules)]
     assert unlinkable  # the sample has some
     for a in unlinkable:
