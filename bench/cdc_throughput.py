@@ -10,7 +10,7 @@ and each requested run materialises `source_records` → `identity_graph` → `c
 in process against the local Kafka and PostgreSQL.
 
     .venv/bin/python bench/cdc_throughput.py [--events 1000000] [--partitions 4]
-        [--max-per-partition 5000] [--profile out.prof]
+        [--max-per-partition 5000] [--profile out.prof] [--keep]
 
 Prints events/s (end to end, identity resolution and profiles included), per-stage time, and
 peak memory (max RSS of this process; generation is streamed, so the backlog is not held).
@@ -188,6 +188,8 @@ def main() -> int:
     parser.add_argument("--max-per-partition", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", default=None, help="write a cProfile of the catch-up here")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the PostgreSQL schema and topics afterwards (to inspect them)")
     args = parser.parse_args()
     interrupt_on_termination()
 
@@ -202,9 +204,20 @@ def main() -> int:
             services.down(settings, only=set(started))
 
 
-def run(args, env, started) -> int:
+def drop(postgres, kafka, topics: list[str]) -> None:
     from kafka import KafkaAdminClient
 
+    with postgres.transaction() as cur:
+        cur.execute(f'DROP SCHEMA IF EXISTS "{postgres.db_schema}" CASCADE')
+    admin = KafkaAdminClient(**kafka.client_config())
+    try:
+        admin.delete_topics(topics)
+    except Exception:  # noqa: BLE001 - best effort clean-up
+        pass
+    admin.close()
+
+
+def run(args, env, started) -> int:
     from resources.kafka import KafkaResource
     from resources.postgres import PostgresResource
     from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
@@ -274,14 +287,10 @@ def run(args, env, started) -> int:
             cur.execute("SELECT count(*) FROM identity_edges")
             edges = cur.fetchone()[0]
     finally:
-        with postgres.transaction() as cur:
-            cur.execute(f'DROP SCHEMA IF EXISTS "{postgres.db_schema}" CASCADE')
-        admin = KafkaAdminClient(**kafka.client_config())
-        try:
-            admin.delete_topics(topics)
-        except Exception:  # noqa: BLE001 - best effort clean-up
-            pass
-        admin.close()
+        if args.keep:
+            print(f"kept schema {postgres.db_schema} and topics {kafka.topic_prefix}*", flush=True)
+        else:
+            drop(postgres, kafka, topics)
 
     print(f"conditions: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; local Kafka 4.1 (KRaft) and PostgreSQL; "

@@ -138,6 +138,9 @@ class PostgresService:
             [str(_bin_dir() / "postgres"), "-D", str(self.data), "-h", "127.0.0.1",
              "-p", str(self.settings.postgres_port), "-k", str(socket_dir),
              "-c", "max_connections=200", "-c", "shared_buffers=256MB",
+             # CDC catch-up rewrites rows all over tables of hundreds of MB: with the default
+             # 1 GB a checkpoint came every minute and most of the WAL was full-page images.
+             "-c", "max_wal_size=4GB", "-c", "checkpoint_timeout=15min",
              "-c", "fsync=on", "-c", "log_min_messages=warning"],
             user=user,
         )

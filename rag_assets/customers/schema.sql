@@ -143,3 +143,7 @@ CREATE OR REPLACE TRIGGER customer_assignments_stamp AFTER INSERT OR UPDATE OR D
     ON customer_assignments FOR EACH STATEMENT EXECUTE FUNCTION stamp_identity_graph();
 CREATE OR REPLACE TRIGGER customer_ids_stamp AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     ON customer_ids FOR EACH STATEMENT EXECUTE FUNCTION stamp_identity_graph();
+
+-- Blocks of one name's Soundex with the birth year (`ny:`) are no longer built (see
+-- matching.py); rows filed under them before would only cost lookups. Runs once, with this file.
+DELETE FROM identity_lookup WHERE kind = 'block' AND value LIKE 'ny:%';
