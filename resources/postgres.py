@@ -7,7 +7,10 @@ from contextlib import contextmanager
 
 import psycopg
 from dagster import ConfigurableResource
+from psycopg.types.json import set_json_dumps, set_json_loads
 from pydantic import Field
+
+from rag_assets.platform import json_codec
 
 
 class PostgresResource(ConfigurableResource):
@@ -22,11 +25,15 @@ class PostgresResource(ConfigurableResource):
     sslmode: str = "prefer"
 
     def _connect(self) -> psycopg.Connection:
-        return psycopg.connect(
+        conn = psycopg.connect(
             host=self.host, port=self.port, user=self.user, password=self.password,
             dbname=self.database, sslmode=self.sslmode, connect_timeout=10,
             options=f"-c search_path={self.db_schema},public",
         )
+        # json and jsonb values in and out through orjson where it agrees with `json`.
+        set_json_dumps(json_codec.dumps, conn)
+        set_json_loads(json_codec.loads, conn)
+        return conn
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
@@ -51,3 +58,4 @@ def in_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Cursor]:
     """A cursor inside one transaction on a `PostgresResource.connection()`."""
     with conn.transaction(), conn.cursor() as cur:
         yield cur
+

@@ -11,7 +11,7 @@ from rag_assets.customers import cdc_apply, identity_linking, profile_refresh, s
 from rag_assets.customers.identity_store import PostgresIdentityStore
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.asset_conventions import OWNER, STREAMED, table_schema
-from rag_assets.platform.db import drain, ensure_schema
+from rag_assets.platform.db import drain, drain_in_processes, ensure_schema
 from rag_assets.platform.kafka_ingest import OffsetRangesConfig, ranges_as_dicts, rebuild_ranges
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource, in_transaction
@@ -128,6 +128,14 @@ def identity_graph(context: AssetExecutionContext, config: DerivedAssetConfig,
     })
 
 
+class ProfilesConfig(DerivedAssetConfig):
+    processes: int = Field(
+        default=2, ge=1,
+        description="Processes rebuilding profiles at once when many are queued (one per core "
+        "is the most that helps; each takes its own customers with SKIP LOCKED).",
+    )
+
+
 @asset(
     group_name="customers",
     freshness_policy=STREAMED,
@@ -149,17 +157,21 @@ def identity_graph(context: AssetExecutionContext, config: DerivedAssetConfig,
         ("updated_at", "timestamptz", "when this version was written"),
     )},
 )
-def customer_profiles(config: DerivedAssetConfig, postgres: PostgresResource) -> MaterializeResult:
-    stats = profile_refresh.RefreshStats()
+def customer_profiles(config: ProfilesConfig, postgres: PostgresResource) -> MaterializeResult:
     with postgres.transaction() as cur:
         ensure_customer_schema(cur, postgres)
         if config.rebuild:
             profile_refresh.queue_every_customer(cur)
-    drain(postgres, lambda cur: profile_refresh.refresh_batch(cur, stats))
+        processes = config.processes if profile_refresh.worth_a_second_process(cur) else 1
+    parts = drain_in_processes(postgres, profile_refresh.refresh_batch,
+                               profile_refresh.RefreshStats, processes)
+    stats = profile_refresh.RefreshStats.total(parts)
     with postgres.transaction() as cur:
         cur.execute("SELECT count(*) FROM customer_profiles")
         total = cur.fetchone()[0]
     return MaterializeResult(metadata={
         **stats.metadata(), "profiles_total": total,
+        "profiles_taken_by_process": MetadataValue.json(
+            [p.profiles_written + p.profiles_unchanged + p.profiles_removed for p in parts]),
         "mode": "rebuild" if config.rebuild else "incremental",
     })

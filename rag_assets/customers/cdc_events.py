@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
+from rag_assets.platform import json_codec
 from rag_assets.platform.dead_letters import DeadLetter
 
 DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
@@ -150,7 +151,10 @@ def _decode_json(raw: bytes, what: str) -> Any:
     except UnicodeDecodeError as error:
         raise _Rejected(f"{what} is not valid UTF-8 (byte {error.start})") from None
     try:
-        document = json.loads(text, parse_constant=_reject_constant)
+        # What orjson rejects or might read differently (NaN, huge numbers) goes to the standard
+        # library, whose errors name the reason.
+        document = json_codec.loads(raw, fallback=lambda _: json.loads(
+            text, parse_constant=_reject_constant))
     except json.JSONDecodeError as error:
         raise _Rejected(f"{what} is malformed JSON: {error.msg} at char {error.pos}") from None
     except RecursionError:

@@ -17,7 +17,6 @@ Python, 4-6 times slower for the tens of thousands of keys and JSON values of a 
 from __future__ import annotations
 
 import bisect
-import json
 from collections.abc import Iterable
 from dataclasses import fields
 from functools import lru_cache
@@ -27,6 +26,7 @@ from psycopg.types.json import Jsonb
 from rag_assets.customers.identifiers import PersonIdentity
 from rag_assets.customers.identity_graph import Edge, GraphDelta, IdentityNode, Rank
 from rag_assets.customers.source_state import RecordKey
+from rag_assets.platform import json_codec
 
 
 def record_key_text(key: RecordKey) -> str:
@@ -65,7 +65,7 @@ def _identity(value: dict) -> PersonIdentity:
 def _identity_from_text(text: str) -> PersonIdentity:
     """An identity from its stored JSON text, memoised by value: every batch loads the nodes of
     its neighbourhood again, and equal identities then share one object (cheap to compare)."""
-    return _identity(json.loads(text))
+    return _identity(json_codec.loads(text))
 
 
 def _keys(texts: Iterable[str]) -> set[RecordKey]:

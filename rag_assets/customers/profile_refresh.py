@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timezone
 
 from psycopg.types.json import Jsonb
@@ -18,6 +18,10 @@ class RefreshStats:
     profiles_written: int = 0
     profiles_unchanged: int = 0
     profiles_removed: int = 0
+
+    @classmethod
+    def total(cls, parts: list[RefreshStats]) -> RefreshStats:
+        return cls(*(sum(getattr(p, f.name) for p in parts) for f in fields(cls)))
 
     def metadata(self) -> dict:
         return {"profiles_written": self.profiles_written,
@@ -56,6 +60,15 @@ def _save_all(cur, profiles: dict[str, dict], stats: RefreshStats) -> None:
         (ids, [Jsonb(profiles[c]) for c in ids], [profiles[c]["content_hash"] for c in ids]))
     stats.profiles_written += cur.rowcount
     stats.profiles_unchanged += len(ids) - cur.rowcount
+
+
+# Below this many queued customers a second process costs more (~1 s to start) than it saves.
+PARALLEL_FROM = 5000
+
+
+def worth_a_second_process(cur) -> bool:
+    cur.execute("SELECT count(*) > %s FROM profile_pending", (PARALLEL_FROM,))
+    return cur.fetchone()[0]
 
 
 def refresh_batch(cur, stats: RefreshStats, today: date | None = None, limit: int = 1000) -> int:

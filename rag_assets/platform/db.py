@@ -10,7 +10,10 @@ and once deadlocked (found by bench/freshness.py).
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+from collections.abc import Callable
 from importlib import resources as package_files
+from typing import Any
 
 from psycopg import sql
 
@@ -54,3 +57,31 @@ def drain(postgres, step) -> None:
             with in_transaction(conn) as cur:
                 if step(cur) == 0:
                     return
+
+
+def drain_in_processes(postgres, step: Callable[[Any, Any], int], new_stats: Callable[[], Any],
+                       processes: int) -> list:
+    """`drain` by `processes` processes at once: this one and `processes - 1` spawned helpers,
+    each with its own connection and stats (returned, this process's first). `step(cur, stats)`
+    must claim its work with `FOR UPDATE SKIP LOCKED`, so that concurrent drains take disjoint
+    work; `step` and `new_stats` must be importable module-level names (they are sent to the
+    helpers by reference). A helper's error is raised here once this process's drain is done."""
+    if processes <= 1:
+        stats = new_stats()
+        drain(postgres, lambda cur: step(cur, stats))
+        return [stats]
+    settings = postgres.model_dump()
+    with multiprocessing.get_context("spawn").Pool(processes - 1) as pool:
+        helpers = [pool.apply_async(_drain_helper, (settings, step, new_stats))
+                   for _ in range(processes - 1)]
+        stats = new_stats()
+        drain(postgres, lambda cur: step(cur, stats))
+        return [stats] + [helper.get() for helper in helpers]
+
+
+def _drain_helper(settings: dict, step, new_stats):
+    from resources.postgres import PostgresResource
+
+    stats = new_stats()
+    drain(PostgresResource(**settings), lambda cur: step(cur, stats))
+    return stats

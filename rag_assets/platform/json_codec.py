@@ -1,0 +1,44 @@
+"""JSON encoding and decoding with orjson where it gives exactly what the standard library gives.
+
+CDC catch-up decodes and encodes JSON by the million (Kafka messages, `source_records` rows,
+profiles), and orjson is several times faster than `json`. Where the two would differ, the
+standard library decides, so results never depend on which one ran:
+
+* decoding: orjson reads an integer beyond 64 bits as a float (losing digits), so a document
+  with a run of 19 or more digits goes to `json` (an over-cautious test: the digits may sit in a
+  string); so does anything orjson rejects (a lone surrogate, a number overflowing a double),
+  letting `json` accept it or raise its own error;
+* encoding: an integer beyond 64 bits or a key that is not a string goes to `json`.
+  orjson writes non-ASCII characters as UTF-8 where `json` escapes them, which encodes the same
+  value; callers that hash or compare the text itself keep using `json`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+_LONG_DIGIT_RUN = re.compile(rb"\d{19}")
+
+
+def loads(data: bytes | str, fallback: Callable[[bytes | str], Any] = json.loads) -> Any:
+    """The decoded document; `fallback` (the standard library's `json.loads` unless a caller
+    needs its own options or error handling) decodes what orjson might read differently."""
+    raw = data.encode() if isinstance(data, str) else data
+    if _LONG_DIGIT_RUN.search(raw) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return fallback(data)
+
+
+def dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value).encode()
