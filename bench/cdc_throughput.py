@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from infra import services  # noqa: E402
 from infra.processes import interrupt_on_termination  # noqa: E402
 from infra.settings import InfraSettings, connection_env  # noqa: E402
-from sensor_runs import customer_runs  # noqa: E402  (bench/ is the script's own directory)
+from sensor_runs import customer_runs, drop_bench_data  # noqa: E402  (bench/ is the script's own directory)
 
 FIRST = ["Alice", "Bob", "Carla", "Dan", "Eve", "Farid", "Grace", "Hugo", "Ines", "Jon", "Kate",
          "Liam", "Maya", "Noor", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera",
@@ -204,19 +204,6 @@ def main() -> int:
             services.down(settings, only=set(started))
 
 
-def drop(postgres, kafka, topics: list[str]) -> None:
-    from kafka import KafkaAdminClient
-
-    with postgres.transaction() as cur:
-        cur.execute(f'DROP SCHEMA IF EXISTS "{postgres.db_schema}" CASCADE')
-    admin = KafkaAdminClient(**kafka.client_config())
-    try:
-        admin.delete_topics(topics)
-    except Exception:  # noqa: BLE001 - best effort clean-up
-        pass
-    admin.close()
-
-
 def run(args, env, started) -> int:
     from resources.kafka import KafkaResource
     from resources.postgres import PostgresResource
@@ -290,7 +277,7 @@ def run(args, env, started) -> int:
         if args.keep:
             print(f"kept schema {postgres.db_schema} and topics {kafka.topic_prefix}*", flush=True)
         else:
-            drop(postgres, kafka, topics)
+            drop_bench_data(postgres, kafka, topics)
 
     print(f"conditions: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; local Kafka 4.1 (KRaft) and PostgreSQL; "
@@ -301,7 +288,9 @@ def run(args, env, started) -> int:
           f"profiles written {totals['profiles_written']}")
     print(f"state: {live} live records, {assigned} assigned to {customers} customers, {edges} edges")
     print("stage time: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(stage_s.items())))
-    print(f"peak memory (max RSS): {max_rss_mb():.0f} MB (after publishing: {rss_before:.0f} MB)")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak memory (max RSS): {max_rss_mb():.0f} MB (after publishing: {rss_before:.0f} MB);"
+          f" largest helper process (profile rebuilds): {children:.0f} MB")
     print(f"events={totals['events_read']} seconds={elapsed:.1f} events_per_s={totals['events_read'] / elapsed:.0f}")
     return 0
 

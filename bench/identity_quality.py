@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from infra import services  # noqa: E402
 from infra.processes import interrupt_on_termination  # noqa: E402
 from infra.settings import InfraSettings, connection_env  # noqa: E402
-from sensor_runs import customer_runs  # noqa: E402  (bench/ is the script's own directory)
+from sensor_runs import customer_runs, drop_bench_data  # noqa: E402  (bench/ is the script's own directory)
 
 SNAPSHOT_TS_MS = 1_700_000_000_000
 
@@ -150,8 +150,6 @@ def main() -> int:
 
 
 def run(args, records, truth, env, started) -> int:
-    from kafka import KafkaAdminClient
-
     from resources.kafka import KafkaResource
     from resources.postgres import PostgresResource
     from sensors.customers import cdc_sensor
@@ -189,14 +187,7 @@ def run(args, records, truth, env, started) -> int:
             profiles = cur.fetchone()[0]
     finally:
         if not args.keep:
-            with postgres.transaction() as cur:
-                cur.execute(f'DROP SCHEMA IF EXISTS "{postgres.db_schema}" CASCADE')
-            admin = KafkaAdminClient(**kafka.client_config())
-            try:
-                admin.delete_topics(topics)
-            except Exception:  # noqa: BLE001 - best effort clean-up
-                pass
-            admin.close()
+            drop_bench_data(postgres, kafka, topics)
 
     precision, recall, f1, pairs = pairwise_scores(predicted, truth)
     systems = Counter(f"{s}.{t}" for s, t, _ in records)

@@ -1,5 +1,5 @@
 """Shared by the benchmarks: tick a run-requesting sensor and run what it requests, in process,
-until it requests nothing more."""
+until it requests nothing more; remove what a benchmark created."""
 
 from collections.abc import Iterator
 
@@ -36,3 +36,17 @@ def feedback_runs(sensor, resources: dict) -> Iterator:
 
     return requested_runs(sensor, [conversation_log, feedback_scored, kpi_hourly, kpi_daily],
                           resources)
+
+
+def drop_bench_data(postgres, kafka, topics: list[str]) -> None:
+    """Drop a benchmark's own PostgreSQL schema and Kafka topics."""
+    from kafka import KafkaAdminClient
+
+    with postgres.transaction() as cur:
+        cur.execute(f'DROP SCHEMA IF EXISTS "{postgres.db_schema}" CASCADE')
+    admin = KafkaAdminClient(**kafka.client_config())
+    try:
+        admin.delete_topics(topics)
+    except Exception:  # noqa: BLE001 - best effort clean-up
+        pass
+    admin.close()
