@@ -9,6 +9,7 @@ from rag_assets.customers import source_store
 from rag_assets.customers.identity_graph import IdentityGraph, NodeChange, node_from_record
 from rag_assets.customers.identity_store import PostgresIdentityStore, lock_graph, record_key_text
 from rag_assets.customers.source_state import RecordKey
+from rag_assets.platform.work_queue import queue_again
 
 
 @dataclass
@@ -65,7 +66,7 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
         changes = [c for c in changes if c.key not in skip]
         cur.execute(
             "INSERT INTO profile_pending (customer_id) SELECT DISTINCT customer_id"
-            " FROM customer_assignments WHERE record_key = ANY(%b) ON CONFLICT DO NOTHING",
+            " FROM customer_assignments WHERE record_key = ANY(%b)" + queue_again("customer_id"),
             ([record_key_text(k) for k in unchanged],))
         stats.identity_unchanged += len(unchanged)
     graph = IdentityGraph(store)
@@ -93,7 +94,8 @@ def queue_every_record(cur) -> None:
     PostgresIdentityStore(cur).clear()
     cur.execute(
         "INSERT INTO identity_pending (system, table_name, pk)"
-        " SELECT system, table_name, pk FROM source_records ON CONFLICT DO NOTHING")
+        " SELECT system, table_name, pk FROM source_records"
+        + queue_again("system", "table_name", "pk"))
 
 
 def cluster_summary(cur) -> dict:

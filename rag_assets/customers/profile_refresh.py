@@ -11,6 +11,7 @@ from rag_assets.customers import source_store
 from rag_assets.customers.identity_store import parse_record_key
 from rag_assets.customers.profiles import build_profile
 from rag_assets.customers.source_state import RecordKey
+from rag_assets.platform.work_queue import queue_again
 
 
 @dataclass
@@ -101,6 +102,6 @@ def refresh_batch(cur, stats: RefreshStats, today: date | None = None, limit: in
 def queue_every_customer(cur) -> None:
     """For a rebuild: every customer's profile is recomputed; profiles of no one are removed."""
     cur.execute("INSERT INTO profile_pending (customer_id) SELECT DISTINCT customer_id"
-                " FROM customer_assignments ON CONFLICT DO NOTHING")
+                " FROM customer_assignments" + queue_again("customer_id"))
     cur.execute("INSERT INTO profile_pending (customer_id) SELECT customer_id FROM customer_profiles"
-                " ON CONFLICT DO NOTHING")
+                + queue_again("customer_id"))

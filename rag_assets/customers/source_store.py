@@ -19,6 +19,7 @@ from rag_assets.customers.source_state import (
     StateChanges,
     TableKey,
 )
+from rag_assets.platform.work_queue import queue_again
 
 _COLUMNS = ("system, table_name, pk, row_data, version, first_version, applied_ids, topic,"
             " partition, \"offset\"")
@@ -92,7 +93,8 @@ def save_changes(cur, changes: StateChanges) -> None:
         )
         cur.execute(
             "INSERT INTO identity_pending (system, table_name, pk)"
-            " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) ON CONFLICT DO NOTHING",
+            " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[])"
+            + queue_again("system", "table_name", "pk"),
             ([k.system for k in keys], [k.table for k in keys], [k.pk for k in keys]),
         )
     cur.executemany(
