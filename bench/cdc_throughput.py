@@ -288,9 +288,8 @@ def run(args, env, started) -> int:
           f"profiles written {totals['profiles_written']}")
     print(f"state: {live} live records, {assigned} assigned to {customers} customers, {edges} edges")
     print("stage time: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(stage_s.items())))
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"peak memory (max RSS): {max_rss_mb():.0f} MB (after publishing: {rss_before:.0f} MB);"
-          f" largest helper process (profile rebuilds): {children:.0f} MB")
+    print(f"peak memory (max RSS of this process; the profile helpers are not counted):"
+          f" {max_rss_mb():.0f} MB (after publishing: {rss_before:.0f} MB)")
     print(f"events={totals['events_read']} seconds={elapsed:.1f} events_per_s={totals['events_read'] / elapsed:.0f}")
     return 0
 
