@@ -9,7 +9,7 @@ from rag_assets.customers import source_store
 from rag_assets.customers.identity_graph import IdentityGraph, NodeChange, node_from_record
 from rag_assets.customers.identity_store import PostgresIdentityStore, lock_graph, record_key_text
 from rag_assets.customers.source_state import RecordKey
-from rag_assets.platform.work_queue import queue_again
+from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN, QUEUE_RECORD_AGAIN
 
 
 @dataclass
@@ -66,7 +66,7 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
         changes = [c for c in changes if c.key not in skip]
         cur.execute(
             "INSERT INTO profile_pending (customer_id) SELECT DISTINCT customer_id"
-            " FROM customer_assignments WHERE record_key = ANY(%b)" + queue_again("customer_id"),
+            f" FROM customer_assignments WHERE record_key = ANY(%b){QUEUE_CUSTOMER_AGAIN}",
             ([record_key_text(k) for k in unchanged],))
         stats.identity_unchanged += len(unchanged)
     graph = IdentityGraph(store)
@@ -94,8 +94,7 @@ def queue_every_record(cur) -> None:
     PostgresIdentityStore(cur).clear()
     cur.execute(
         "INSERT INTO identity_pending (system, table_name, pk)"
-        " SELECT system, table_name, pk FROM source_records"
-        + queue_again("system", "table_name", "pk"))
+        f" SELECT system, table_name, pk FROM source_records{QUEUE_RECORD_AGAIN}")
 
 
 def cluster_summary(cur) -> dict:

@@ -27,7 +27,7 @@ from rag_assets.customers.identifiers import PersonIdentity
 from rag_assets.customers.identity_graph import Edge, GraphDelta, IdentityNode, Rank
 from rag_assets.customers.source_state import RecordKey
 from rag_assets.platform import json_codec
-from rag_assets.platform.work_queue import queue_again
+from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN
 
 
 def record_key_text(key: RecordKey) -> str:
@@ -378,7 +378,7 @@ class PostgresIdentityStore:
         if delta.affected_customer_ids:
             cur.execute(
                 "INSERT INTO profile_pending (customer_id) SELECT unnest(%b::text[])"
-                + queue_again("customer_id"), (sorted(delta.affected_customer_ids),))
+                f"{QUEUE_CUSTOMER_AGAIN}", (sorted(delta.affected_customer_ids),))
         cur.execute("SELECT stamp FROM identity_graph_stamp")
         self._stamp = cur.fetchone()[0]
 

@@ -11,7 +11,7 @@ from rag_assets.customers import source_store
 from rag_assets.customers.identity_store import parse_record_key
 from rag_assets.customers.profiles import build_profile
 from rag_assets.customers.source_state import RecordKey
-from rag_assets.platform.work_queue import queue_again
+from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN
 
 
 @dataclass
@@ -102,6 +102,6 @@ def refresh_batch(cur, stats: RefreshStats, today: date | None = None, limit: in
 def queue_every_customer(cur) -> None:
     """For a rebuild: every customer's profile is recomputed; profiles of no one are removed."""
     cur.execute("INSERT INTO profile_pending (customer_id) SELECT DISTINCT customer_id"
-                " FROM customer_assignments" + queue_again("customer_id"))
+                f" FROM customer_assignments{QUEUE_CUSTOMER_AGAIN}")
     cur.execute("INSERT INTO profile_pending (customer_id) SELECT customer_id FROM customer_profiles"
-                + queue_again("customer_id"))
+                f"{QUEUE_CUSTOMER_AGAIN}")

@@ -19,7 +19,7 @@ from rag_assets.customers.source_state import (
     StateChanges,
     TableKey,
 )
-from rag_assets.platform.work_queue import queue_again
+from rag_assets.platform.work_queue import QUEUE_RECORD_AGAIN
 
 _COLUMNS = ("system, table_name, pk, row_data, version, first_version, applied_ids, topic,"
             " partition, \"offset\"")
@@ -93,8 +93,7 @@ def save_changes(cur, changes: StateChanges) -> None:
         )
         cur.execute(
             "INSERT INTO identity_pending (system, table_name, pk)"
-            " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[])"
-            + queue_again("system", "table_name", "pk"),
+            f" SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]){QUEUE_RECORD_AGAIN}",
             ([k.system for k in keys], [k.table for k in keys], [k.pk for k in keys]),
         )
     cur.executemany(

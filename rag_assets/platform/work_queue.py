@@ -11,7 +11,7 @@ already queued and idle.
 """
 
 
-def queue_again(*key_columns: str) -> str:
-    """The conflict clause of an INSERT into a queue table keyed by `key_columns`."""
-    first = key_columns[0]
-    return f" ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {first} = EXCLUDED.{first}"
+# The conflict clauses of the INSERTs into the two customer queues (constants, so that the SQL
+# stays static text: tests/integration/privacy/test_injection.py reviews them by name).
+QUEUE_RECORD_AGAIN = " ON CONFLICT (system, table_name, pk) DO UPDATE SET system = EXCLUDED.system"
+QUEUE_CUSTOMER_AGAIN = " ON CONFLICT (customer_id) DO UPDATE SET customer_id = EXCLUDED.customer_id"

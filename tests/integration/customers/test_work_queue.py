@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from rag_assets.customers.assets import ensure_customer_schema
-from rag_assets.platform.work_queue import queue_again
+from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN
 from resources.postgres import in_transaction
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ def _queue_while_claimed(postgres, conflict_clause: str) -> tuple[bool, list]:
 
 
 def test_a_key_queued_while_claimed_is_queued_again_after_the_drainer(postgres):
-    waited, pending = _queue_while_claimed(postgres, queue_again("customer_id"))
+    waited, pending = _queue_while_claimed(postgres, QUEUE_CUSTOMER_AGAIN)
     assert waited  # for the drainer's transaction to end
     assert pending == [("cus_x",)]
 

@@ -53,6 +53,12 @@ REVIEWED = {
     ("rag_assets/feedback/turn_store.py", "_FACT_COLUMNS"),     # constant column list
     ("rag_assets/knowledge/registry.py", "_STILL_QUEUED"),      # constant predicate with %s
     ("infra/postgres.py", "name"),                              # operator's database name
+    # constant ON CONFLICT clauses of the work queues (rag_assets/platform/work_queue.py)
+    ("rag_assets/customers/source_store.py", "QUEUE_RECORD_AGAIN"),
+    ("rag_assets/customers/identity_linking.py", "QUEUE_RECORD_AGAIN"),
+    ("rag_assets/customers/identity_linking.py", "QUEUE_CUSTOMER_AGAIN"),
+    ("rag_assets/customers/identity_store.py", "QUEUE_CUSTOMER_AGAIN"),
+    ("rag_assets/customers/profile_refresh.py", "QUEUE_CUSTOMER_AGAIN"),
 }
 
 
