@@ -58,4 +58,3 @@ def in_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Cursor]:
     """A cursor inside one transaction on a `PostgresResource.connection()`."""
     with conn.transaction(), conn.cursor() as cur:
         yield cur
-

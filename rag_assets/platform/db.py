@@ -67,21 +67,22 @@ def drain_in_processes(postgres, step: Callable[[Any, Any], int], new_stats: Cal
     work; `step` and `new_stats` must be importable module-level names (they are sent to the
     helpers by reference). A helper's error is raised here once this process's drain is done."""
     if processes <= 1:
-        stats = new_stats()
-        drain(postgres, lambda cur: step(cur, stats))
-        return [stats]
+        return [_drain_counting(postgres, step, new_stats)]
     settings = postgres.model_dump()
     with multiprocessing.get_context("spawn").Pool(processes - 1) as pool:
         helpers = [pool.apply_async(_drain_helper, (settings, step, new_stats))
                    for _ in range(processes - 1)]
-        stats = new_stats()
-        drain(postgres, lambda cur: step(cur, stats))
-        return [stats] + [helper.get() for helper in helpers]
+        own = _drain_counting(postgres, step, new_stats)
+        return [own] + [helper.get() for helper in helpers]
+
+
+def _drain_counting(postgres, step, new_stats):
+    stats = new_stats()
+    drain(postgres, lambda cur: step(cur, stats))
+    return stats
 
 
 def _drain_helper(settings: dict, step, new_stats):
     from resources.postgres import PostgresResource
 
-    stats = new_stats()
-    drain(PostgresResource(**settings), lambda cur: step(cur, stats))
-    return stats
+    return _drain_counting(PostgresResource(**settings), step, new_stats)
