@@ -69,11 +69,19 @@ def drain_in_processes(postgres, step: Callable[[Any, Any], int], new_stats: Cal
     if processes <= 1:
         return [_drain_counting(postgres, step, new_stats)]
     settings = postgres.model_dump()
-    with multiprocessing.get_context("spawn").Pool(processes - 1) as pool:
+    pool = multiprocessing.get_context("spawn").Pool(processes - 1)
+    try:
         helpers = [pool.apply_async(_drain_helper, (settings, step, new_stats))
                    for _ in range(processes - 1)]
         own = _drain_counting(postgres, step, new_stats)
         return [own] + [helper.get() for helper in helpers]
+    finally:
+        # Not `with Pool`: its exit terminates idle helpers with SIGTERM while holding the task
+        # queue's lock they wait on. A process started by one that ignores SIGTERM ignores it
+        # too, and then the join never returned (a CI run hung so). close() lets each helper
+        # take its stop sentinel and exit.
+        pool.close()
+        pool.join()
 
 
 def _drain_counting(postgres, step, new_stats):
