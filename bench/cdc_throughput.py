@@ -10,9 +10,10 @@ and each requested run materialises `source_records` → `identity_graph` → `c
 in process against the local Kafka and PostgreSQL.
 
     .venv/bin/python bench/cdc_throughput.py [--events 1000000] [--partitions 4]
-        [--max-per-partition 5000] [--profile out.prof] [--keep]
+        [--max-per-partition N] [--mode runs|streaming] [--catch-up-events N]
+        [--profile out.prof] [--keep]
 
-Prints events/s (end to end, identity resolution and profiles included), per-stage time, and
+Prints events/s (end to end, identity resolution and profiles included), per-stage time (runs), and
 peak memory (max RSS of this process; generation is streamed, so the backlog is not held).
 Uses its own topic prefix and PostgreSQL schema and removes them at the end; starts the local
 services when they are not running and stops the ones it started.
@@ -30,6 +31,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -185,8 +187,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--max-per-partition", type=int, default=5_000)
+    parser.add_argument("--max-per-partition", type=int, default=None,
+                        help="default: the bound of the product's cdc_sensor")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--mode", choices=("runs", "streaming"), default="runs",
+                        help="runs: cdc_sensor's runs (RAG_SENSOR_MODE=runs); streaming: the "
+                             "cdc_stream worker's micro-batches (the default deployment)")
+    parser.add_argument("--catch-up-events", type=int, default=None,
+                        help="streaming: events applied before linking when polls come back full "
+                             "(default: the worker's own; 2000 = link after every poll)")
     parser.add_argument("--profile", default=None, help="write a cProfile of the catch-up here")
     parser.add_argument("--keep", action="store_true",
                         help="keep the PostgreSQL schema and topics afterwards (to inspect them)")
@@ -204,10 +213,48 @@ def main() -> int:
             services.down(settings, only=set(started))
 
 
+def add_run_figures(result, stage_s: dict, totals: Counter) -> None:
+    for event in result.get_step_success_events():
+        stage_s[event.step_key] += event.event_specific_data.duration_ms / 1000
+    for asset in ("source_records", "identity_graph", "customer_profiles"):
+        meta = result.asset_materializations_for_node(asset)[0].metadata
+        for key in ("events_read", "events_applied", "dead_letters",
+                    "records_linked", "profiles_written"):
+            if key in meta:
+                totals[key] += meta[key].value
+
+
+def report_progress(label: str, done: int, started_at: float) -> None:
+    elapsed = time.perf_counter() - started_at
+    print(f"  {label}: {done} events in {elapsed:.0f} s ({done / elapsed:.0f}/s)", flush=True)
+
+
+def streamed_steps(kafka, postgres, catch_up_events: int):
+    """The `cdc_stream` worker's loop, in this process, until caught up: yields the events
+    read by each step (its figures per asset go to the lineage outbox, as in the product)."""
+    from contextlib import closing
+
+    from rag_assets.customers.streaming import CdcMicroBatches
+    from rag_assets.platform.micro_batch import MicroBatchSession
+
+    with postgres.connection() as conn:
+        session = MicroBatchSession(conn, "cdc_stream", f"bench-{uuid.uuid4().hex[:8]}")
+        with closing(CdcMicroBatches(session, kafka, postgres,
+                                     catch_up_events=catch_up_events)) as batches:
+            while True:
+                read = batches.step()
+                if read:
+                    yield read
+                elif batches.lag().metadata["lag_events"] == 0:
+                    return
+
+
 def run(args, env, started) -> int:
     from resources.kafka import KafkaResource
     from resources.postgres import PostgresResource
-    from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
+    from rag_assets.customers.streaming import CATCH_UP_EVENTS, POLL_EVENTS
+    from sensors.customers import CDC_RANGES
+    from sensors.kafka_ranges import build_kafka_range_sensor
 
     tag = uuid.uuid4().hex[:8]
     kafka = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], topic_prefix=f"bench_cdc_{tag}.")
@@ -216,11 +263,10 @@ def run(args, env, started) -> int:
                                 db_schema=f"bench_cdc_{tag}")
     topics = [kafka.topic(f"cdc.{s}.{t}") for s, t in TABLES]
     # The product's cdc_sensor, with the batch bound of this run.
-    spec = KafkaRangeSensorSpec(
-        name="cdc_sensor", job_name="customers_cdc", root_asset="source_records",
-        topic_pattern=r"cdc\.[^.]+\.[^.]+", description="bench", max_per_partition=args.max_per_partition,
-        downstream_config={"identity_graph": {"rebuild": False}, "customer_profiles": {"rebuild": False}})
+    spec = CDC_RANGES if args.max_per_partition is None else replace(
+        CDC_RANGES, max_per_partition=args.max_per_partition)
     sensor = build_kafka_range_sensor(spec)
+    catch_up = args.catch_up_events or CATCH_UP_EVENTS
     try:
         kafka.create_topics(topics, partitions=args.partitions)
         publish_started = time.perf_counter()
@@ -248,20 +294,16 @@ def run(args, env, started) -> int:
         totals: Counter = Counter()
         runs = 0
         started_at = time.perf_counter()
-        for result in customer_runs(sensor, resources):
-            runs += 1
-            for event in result.get_step_success_events():
-                stage_s[event.step_key] += event.event_specific_data.duration_ms / 1000
-            for asset in ("source_records", "identity_graph", "customer_profiles"):
-                meta = result.asset_materializations_for_node(asset)[0].metadata
-                for key in ("events_read", "events_applied", "dead_letters",
-                            "records_linked", "profiles_written"):
-                    if key in meta:
-                        totals[key] += meta[key].value
-            done = totals["events_read"]
-            elapsed = time.perf_counter() - started_at
-            print(f"  run {runs}: {done} events in {elapsed:.0f} s "
-                  f"({done / elapsed:.0f}/s)", flush=True)
+        if args.mode == "runs":
+            for result in customer_runs(sensor, resources):
+                runs += 1
+                add_run_figures(result, stage_s, totals)
+                report_progress(f"run {runs}", totals["events_read"], started_at)
+        else:
+            for read in streamed_steps(kafka, postgres, catch_up):
+                runs += 1
+                totals["events_read"] += read
+                report_progress(f"step {runs}", totals["events_read"], started_at)
         elapsed = time.perf_counter() - started_at
         if profiler is not None:
             profiler.disable()
@@ -279,15 +321,23 @@ def run(args, env, started) -> int:
         else:
             drop_bench_data(postgres, kafka, topics)
 
+    if args.mode == "runs":
+        batching = f"max {spec.max_per_partition} offsets/partition/run"
+        work = (f"runs: {runs}; events read {totals['events_read']}, applied "
+                f"{totals['events_applied']}, dead letters {totals['dead_letters']}; records linked "
+                f"{totals['records_linked']}, profiles written {totals['profiles_written']}")
+    else:
+        batching = (f"cdc_stream steps: polls of {POLL_EVENTS} events, up to {catch_up} "
+                    f"applied before linking")
+        work = f"steps: {runs}; events read {totals['events_read']}"
     print(f"conditions: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; local Kafka 4.1 (KRaft) and PostgreSQL; "
-          f"{args.partitions} partitions x {len(TABLES)} topics, max {args.max_per_partition} "
-          f"offsets/partition/run; services started here: {', '.join(started) or 'none'}")
-    print(f"runs: {runs}; events read {totals['events_read']}, applied {totals['events_applied']}, "
-          f"dead letters {totals['dead_letters']}; records linked {totals['records_linked']}, "
-          f"profiles written {totals['profiles_written']}")
+          f"{args.partitions} partitions x {len(TABLES)} topics, {batching}; "
+          f"services started here: {', '.join(started) or 'none'}")
+    print(work)
     print(f"state: {live} live records, {assigned} assigned to {customers} customers, {edges} edges")
-    print("stage time: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(stage_s.items())))
+    if stage_s:
+        print("stage time: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(stage_s.items())))
     print(f"peak memory (max RSS of this process; the profile helpers are not counted):"
           f" {max_rss_mb():.0f} MB (after publishing: {rss_before:.0f} MB)")
     print(f"events={totals['events_read']} seconds={elapsed:.1f} events_per_s={totals['events_read'] / elapsed:.0f}")

@@ -4,23 +4,43 @@ applies changes in a worker its ticks keep alive, and the plain one that request
 
 from __future__ import annotations
 
+import os
 
+from rag_assets.customers.cdc_apply import CDC_TOPIC_PATTERN
 from rag_assets.customers.streaming import CdcMicroBatches
 from rag_assets.platform.micro_batch import MicroBatchSession
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
 from sensors.mode import streaming
 from sensors.streaming import StreamingSensorSpec, streaming_sensor
 
-cdc_sensor = build_kafka_range_sensor(KafkaRangeSensorSpec(
+# The most offsets of one partition a run takes. Only a backlog fills it (a run takes what has
+# arrived), and there larger runs catch up sooner: a run relinks each changed record and rebuilds
+# each affected profile once, however many of its changes the run holds. 1,000,000 events on 16
+# partitions: 1,130 events/s at 5,000 per partition, 1,813 at 20,000, 3,961 in one run at
+# 100,000, whose process peaked at 1.9 GB (docs/benchmarks.md).
+DEFAULT_CDC_MAX_PER_PARTITION = 100_000
+
+
+def cdc_max_per_partition(environ=os.environ) -> int:
+    """`RAG_CDC_MAX_PER_PARTITION`, a positive number of offsets."""
+    raw = environ.get("RAG_CDC_MAX_PER_PARTITION", str(DEFAULT_CDC_MAX_PER_PARTITION))
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError(f"RAG_CDC_MAX_PER_PARTITION must be a positive whole number, not {raw!r}")
+    return int(raw)
+
+
+CDC_RANGES = KafkaRangeSensorSpec(
     name="cdc_sensor",
     job_name="customers_cdc",
     root_asset="source_records",
-    topic_pattern=r"cdc\.[^.]+\.[^.]+",
+    topic_pattern=CDC_TOPIC_PATTERN,
+    max_per_partition=cdc_max_per_partition(),
     downstream_config={"identity_graph": {"rebuild": False}, "customer_profiles": {"rebuild": False}},
     description="Requests a run of the Customer 360 assets for each new offset range of the "
                 "`cdc.<system>.<table>` topics.",
     running=not streaming(),
-))
+)
+cdc_sensor = build_kafka_range_sensor(CDC_RANGES)
 
 
 def _open_cdc_batches(resources: dict, session: MicroBatchSession) -> CdcMicroBatches:

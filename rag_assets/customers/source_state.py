@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from rag_assets.customers.cdc_events import TOMBSTONE, ChangeEvent, KafkaPosition
+from rag_assets.platform import json_codec
 
 # (system, table) -> the table's own version column. Empty by default: ts_ms + LSN decide.
 VERSION_COLUMNS: dict[tuple[str, str], str] = {}
@@ -148,9 +148,10 @@ def event_version(
 
 
 def event_identity(event: ChangeEvent) -> str:
-    """Identity of an event for deduplication: the same change redelivered has the same one."""
-    row = json.dumps(event.row, sort_keys=True, default=str)
-    digest = hashlib.sha256(row.encode()).hexdigest()[:16]
+    """Identity of an event for deduplication: the same change redelivered has the same one.
+    (Identities stored before the digest moved from `json` to orjson text differ: such an event
+    redelivered once more is applied again, to the same row, which changes nothing.)"""
+    digest = hashlib.sha256(json_codec.dumps_for_digest(event.row)).hexdigest()[:16]
     return f"{event.op}|{event.tx_id}|{event.lsn}|{digest}"
 
 

@@ -10,7 +10,8 @@ standard library decides, so results never depend on which one ran:
   letting `json` accept it or raise its own error;
 * encoding: an integer beyond 64 bits or a key that is not a string goes to `json`.
   orjson writes non-ASCII characters as UTF-8 where `json` escapes them, which encodes the same
-  value; callers that hash or compare the text itself keep using `json`.
+  value; callers that compare the text with text `json` wrote keep using `json`.
+  `dumps_for_digest`: orjson's canonical text, for digests compared only with its own.
 """
 
 from __future__ import annotations
@@ -44,3 +45,13 @@ def dumps(value: Any) -> bytes:
         return orjson.dumps(value)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return json.dumps(value).encode()
+
+
+def dumps_for_digest(value: Any) -> bytes:
+    """Keys sorted, for hashing a value: the same value always gives the same bytes, and the text
+    is JSON, so different values give different bytes. Not the standard library's text (no
+    spaces, UTF-8): a digest of it differs from one of `json.dumps`."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(value, sort_keys=True, default=str).encode()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -28,7 +28,8 @@ from rag_assets.customers.profiles import build_profile
 from rag_assets.customers.source_state import SourceState
 from rag_assets.demo.debezium import KafkaMessage
 from rag_assets.platform.kafka_ingest import rebuild_ranges
-from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor, plan_tick
+from sensors.customers import CDC_RANGES
+from sensors.kafka_ranges import build_kafka_range_sensor, plan_tick
 
 CUSTOMER_ASSETS = [source_records, identity_graph, customer_profiles]
 
@@ -129,11 +130,7 @@ def sensor_tick(kafka, postgres, cursor: str | None = None, max_per_partition: i
         context = build_sensor_context(cursor=cursor, resources={"kafka": kafka, "postgres": postgres},
                                        instance=DagsterInstance.ephemeral())
         return cdc_sensor(context)
-    spec = KafkaRangeSensorSpec(
-        name="cdc_sensor_small", job_name="customers_cdc", root_asset="source_records",
-        topic_pattern=CDC_TOPIC_PATTERN, description="test", max_per_partition=max_per_partition,
-        downstream_config={"identity_graph": {"rebuild": False},
-                           "customer_profiles": {"rebuild": False}})
+    spec = replace(CDC_RANGES, name="cdc_sensor_small", max_per_partition=max_per_partition)
     build_kafka_range_sensor(spec)  # the same definition the product builds
     with DagsterInstance.ephemeral() as instance:
         return plan_tick(spec, cursor, kafka, postgres, instance)

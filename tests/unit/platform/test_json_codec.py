@@ -52,3 +52,17 @@ def test_dumps_encodes_the_same_value_as_the_standard_library(value):
 def test_dumps_still_refuses_what_is_not_json():
     with pytest.raises(TypeError):
         json_codec.dumps({"not json": object()})
+
+
+@pytest.mark.parametrize("value", [
+    {"b": 1, "a": "Zoë"}, {"big": 2**70, "a": None}, {7: "an int key", 3: [1.5]},
+])
+def test_dumps_for_digest_is_one_text_per_value_whatever_the_key_order(value):
+    reordered = dict(reversed(list(value.items())))
+    assert json_codec.dumps_for_digest(value) == json_codec.dumps_for_digest(reordered)
+    assert json.loads(json_codec.dumps_for_digest(value)) == json.loads(json.dumps(value))
+
+
+def test_dumps_for_digest_tells_different_values_apart():
+    texts = {json_codec.dumps_for_digest(v) for v in ({"a": 1}, {"a": 1.0}, {"a": "1"}, {"a": [1]})}
+    assert len(texts) == 4
