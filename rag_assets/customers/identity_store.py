@@ -323,19 +323,26 @@ class PostgresIdentityStore:
         lookup = [(kind, value, text)
                   for n, text in zip(nodes, node_keys, strict=True)
                   for kind, value in lookup_pairs(n)]
+        # The batch's lookup rows (~20 a node) go in by COPY, several times cheaper than array
+        # parameters, to a temporary table that the next two statements read.
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS written_lookup"
+                    " (kind text, value text, record_key text) ON COMMIT DELETE ROWS")
+        cur.execute("DELETE FROM written_lookup")  # empty unless written twice in a transaction
+        with cur.copy("COPY written_lookup (kind, value, record_key) FROM STDIN") as copy:
+            for row in lookup:
+                copy.write_row(row)
         # Of the replaced records' lookup rows only those the new versions no longer hold go (a
         # relinked record keeps most of its ~20 identifiers and blocking keys); the insert then
         # adds only the new ones. The rows are those of a delete-all and insert.
         cur.execute(
             "DELETE FROM identity_lookup l WHERE l.record_key = ANY(%b) AND NOT EXISTS"
-            " (SELECT FROM unnest(%b::text[], %b::text[], %b::text[]) AS n(kind, value, record_key)"
+            " (SELECT FROM written_lookup n"
             " WHERE n.kind = l.kind AND n.value = l.value AND n.record_key = l.record_key)",
-            (replaced, *_columns(lookup, 3)))
+            (replaced,))
         if lookup:
             cur.execute(
                 "INSERT INTO identity_lookup (kind, value, record_key)"
-                " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) ON CONFLICT DO NOTHING",
-                _columns(lookup, 3))
+                " SELECT kind, value, record_key FROM written_lookup ON CONFLICT DO NOTHING")
         removed = [(record_key_text(e.a), record_key_text(e.b), e.rule) for e in delta.edges_removed]
         if removed:
             cur.execute(

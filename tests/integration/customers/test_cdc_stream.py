@@ -102,3 +102,39 @@ def test_topics_created_after_the_worker_started_are_streamed(kafka, postgres):
     reported = materialisations(stream_until_idle(CDC_STREAM, resources(kafka, postgres)))
     assert reported["source_records"]["events_read"] > 0
     assert_matches_oracle(stored_state(postgres), expected)
+
+
+def test_under_a_backlog_one_step_applies_many_polls_then_links_once(kafka, postgres):
+    from contextlib import closing
+
+    from rag_assets.customers.streaming import CdcMicroBatches
+    from rag_assets.platform import lineage_outbox
+    from rag_assets.platform.micro_batch import MicroBatchSession
+
+    messages = demo_messages(kafka, people=30, changes=120, seed=5)
+    publish(kafka, messages, partitions=2)
+    expected = oracle_state(read_log(kafka))
+
+    with postgres.connection() as conn:
+        session = MicroBatchSession(conn, "cdc_catch_up_test", "catch-up-session")
+        with closing(CdcMicroBatches(session, kafka, postgres, max_records=25,
+                                     catch_up_events=10_000)) as batches:
+            steps = []  # events read by each step that read any
+            for _ in range(100):  # the first polls may come back empty while Kafka fetches
+                if read := batches.step():
+                    steps.append(read)
+                if sum(steps) == len(messages):
+                    break
+            assert batches.step() == 0
+        with session.transaction() as cur:
+            rows = lineage_outbox.pending(cur, "cdc_catch_up_test", after_id=0)
+
+    # Every full poll went into the first step; at most a short poll's worth came after it.
+    assert sum(steps) == len(messages)
+    assert steps[0] >= len(messages) - 25 and len(steps) <= 2
+    assert_matches_oracle(stored_state(postgres), expected)
+    polls = [r for r in rows if r.asset_key == "source_records"]
+    assert len(polls) >= len(messages) // 25  # one transaction and ledger claim per poll ...
+    # ... and the graph and profiles taken after the first step's polls, not between them.
+    first_derived = min(r.id for r in rows if r.asset_key != "source_records")
+    assert sum(1 for r in polls if r.id < first_derived) >= (len(messages) - 25) // 25
