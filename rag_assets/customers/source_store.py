@@ -67,35 +67,32 @@ def load_truncations(cur) -> dict[TableKey, RecordVersion]:
 
 def save_changes(cur, changes: StateChanges) -> None:
     """Upsert every changed record and truncate watermark; queue the records for identity.
-    One set-based statement per table (`unnest` of column arrays, sent in binary), whatever the
-    number of records."""
+    The records go in by COPY to a temporary table (several times cheaper than array
+    parameters), from which one statement upserts them and one queues them, whatever their
+    number."""
     records = list(changes.records.values())
     if records:
-        keys = [r.key for r in records]
         cur.execute(
-            f"INSERT INTO source_records ({_COLUMNS})"
-            " SELECT system, table_name, pk, row_data, version, first_version,"
-            " ARRAY(SELECT jsonb_array_elements_text(applied_ids)), topic, partition, \"offset\""
-            " FROM unnest(%b::text[], %b::text[], %b::text[], %b::jsonb[], %b::jsonb[], %b::jsonb[],"
-            " %b::jsonb[], %b::text[], %b::int[], %b::bigint[]) AS r(system, table_name, pk,"
-            " row_data, version, first_version, applied_ids, topic, partition, \"offset\")"
+            "CREATE TEMP TABLE IF NOT EXISTS written_records (system text, table_name text,"
+            " pk text, row_data jsonb, version jsonb, first_version jsonb, applied_ids text[],"
+            " topic text, partition integer, \"offset\" bigint) ON COMMIT DELETE ROWS")
+        cur.execute("DELETE FROM written_records")  # empty unless saved twice in a transaction
+        with cur.copy(f"COPY written_records ({_COLUMNS}) FROM STDIN") as copy:
+            for r in records:
+                copy.write_row((
+                    r.key.system, r.key.table, r.key.pk,
+                    None if r.row is None else Jsonb(r.row), _version_json(r.version),
+                    _version_json(r.first_version), sorted(r.applied_at_version),
+                    r.position.topic, r.position.partition, r.position.offset))
+        cur.execute(
+            f"INSERT INTO source_records ({_COLUMNS}) SELECT {_COLUMNS} FROM written_records"
             " ON CONFLICT (system, table_name, pk) DO UPDATE SET row_data = EXCLUDED.row_data,"
             " version = EXCLUDED.version, first_version = EXCLUDED.first_version,"
             " applied_ids = EXCLUDED.applied_ids, topic = EXCLUDED.topic,"
-            " partition = EXCLUDED.partition, \"offset\" = EXCLUDED.\"offset\", updated_at = now()",
-            ([k.system for k in keys], [k.table for k in keys], [k.pk for k in keys],
-             [None if r.row is None else Jsonb(r.row) for r in records],
-             [_version_json(r.version) for r in records],
-             [_version_json(r.first_version) for r in records],
-             [Jsonb(sorted(r.applied_at_version)) for r in records],
-             [r.position.topic for r in records], [r.position.partition for r in records],
-             [r.position.offset for r in records]),
-        )
+            " partition = EXCLUDED.partition, \"offset\" = EXCLUDED.\"offset\", updated_at = now()")
         cur.execute(
             "INSERT INTO identity_pending (system, table_name, pk)"
-            f" SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]){QUEUE_RECORD_AGAIN}",
-            ([k.system for k in keys], [k.table for k in keys], [k.pk for k in keys]),
-        )
+            f" SELECT system, table_name, pk FROM written_records{QUEUE_RECORD_AGAIN}")
     cur.executemany(
         "INSERT INTO table_truncations (system, table_name, version) VALUES (%s, %s, %s)"
         " ON CONFLICT (system, table_name) DO UPDATE SET version = EXCLUDED.version",

@@ -20,7 +20,7 @@ from resources.postgres import PostgresResource
 
 MAX_LAG_EVENTS = int(os.environ.get("RAG_MAX_CDC_LAG_EVENTS", "50000"))
 POLL_EVENTS = 2000
-CATCH_UP_EVENTS = 200_000
+CATCH_UP_EVENTS = 1_000_000
 
 
 class CdcMicroBatches:
