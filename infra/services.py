@@ -22,10 +22,15 @@ def up(settings: InfraSettings | None = None, only: set[str] | None = None) -> l
     settings = settings or InfraSettings.from_env()
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     started = []
-    for service in all_services(settings):
-        if only is None or service.name in only:
-            if service.up():
-                started.append(service.name)
+    try:
+        for service in all_services(settings):
+            if only is None or service.name in only:
+                if service.up():
+                    started.append(service.name)
+    except BaseException:
+        # A service that cannot start leaves none of those this call started running.
+        down(settings, only=set(started))
+        raise
     return started
 
 
