@@ -54,8 +54,10 @@ class CdcMicroBatches:
             taken = self._apply(polled)
             read += taken
             # A poll can come back short inside a backlog too (the fetched data ran out): only
-            # less than a poll's worth still in Kafka means caught up.
-            if taken < self.max_records and self.source.lag().events < self.max_records:
+            # less than a poll's worth still in Kafka means caught up. (An empty poll ends the
+            # step without asking Kafka: an idle worker polls several times a second.)
+            if taken < self.max_records and (
+                    not taken or self.source.lag().events < self.max_records):
                 break
         if read:
             self.session.drain("identity_graph", identity_linking.LinkStats,
