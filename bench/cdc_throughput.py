@@ -194,8 +194,9 @@ def main() -> int:
                         help="runs: cdc_sensor's runs (RAG_SENSOR_MODE=runs); streaming: the "
                              "cdc_stream worker's micro-batches (the default deployment)")
     parser.add_argument("--catch-up-events", type=int, default=None,
-                        help="streaming: events applied before linking when polls come back full "
-                             "(default: the worker's own; 2000 = link after every poll)")
+                        help="streaming: events applied before linking while a poll's worth or "
+                             "more is behind (default: the worker's own; 2000 = link after every "
+                             "poll)")
     parser.add_argument("--profile", default=None, help="write a cProfile of the catch-up here")
     parser.add_argument("--keep", action="store_true",
                         help="keep the PostgreSQL schema and topics afterwards (to inspect them)")

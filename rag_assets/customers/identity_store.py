@@ -27,6 +27,7 @@ from rag_assets.customers.identifiers import PersonIdentity
 from rag_assets.customers.identity_graph import Edge, GraphDelta, IdentityNode, Rank
 from rag_assets.customers.source_state import RecordKey
 from rag_assets.platform import json_codec
+from rag_assets.platform.db import fill_scratch_table
 from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN
 
 
@@ -323,14 +324,8 @@ class PostgresIdentityStore:
         lookup = [(kind, value, text)
                   for n, text in zip(nodes, node_keys, strict=True)
                   for kind, value in lookup_pairs(n)]
-        # The batch's lookup rows (~20 a node) go in by COPY, several times cheaper than array
-        # parameters, to a temporary table that the next two statements read.
-        cur.execute("CREATE TEMP TABLE IF NOT EXISTS written_lookup"
-                    " (kind text, value text, record_key text) ON COMMIT DELETE ROWS")
-        cur.execute("DELETE FROM written_lookup")  # empty unless written twice in a transaction
-        with cur.copy("COPY written_lookup (kind, value, record_key) FROM STDIN") as copy:
-            for row in lookup:
-                copy.write_row(row)
+        # The batch's lookup rows (~20 a node), read by the next two statements.
+        fill_scratch_table(cur, "written_lookup", "kind text, value text, record_key text", lookup)
         # Of the replaced records' lookup rows only those the new versions no longer hold go (a
         # relinked record keeps most of its ~20 identifiers and blocking keys); the insert then
         # adds only the new ones. The rows are those of a delete-all and insert.

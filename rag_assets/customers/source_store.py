@@ -19,10 +19,14 @@ from rag_assets.customers.source_state import (
     StateChanges,
     TableKey,
 )
+from rag_assets.platform.db import fill_scratch_table
 from rag_assets.platform.work_queue import QUEUE_RECORD_AGAIN
 
 _COLUMNS = ("system, table_name, pk, row_data, version, first_version, applied_ids, topic,"
             " partition, \"offset\"")
+_SCRATCH_COLUMNS = ("system text, table_name text, pk text, row_data jsonb, version jsonb,"
+                    " first_version jsonb, applied_ids text[], topic text, partition integer,"
+                    " \"offset\" bigint")  # _COLUMNS with their types
 
 
 def _version_json(version: RecordVersion) -> Jsonb:
@@ -67,23 +71,16 @@ def load_truncations(cur) -> dict[TableKey, RecordVersion]:
 
 def save_changes(cur, changes: StateChanges) -> None:
     """Upsert every changed record and truncate watermark; queue the records for identity.
-    The records go in by COPY to a temporary table (several times cheaper than array
-    parameters), from which one statement upserts them and one queues them, whatever their
-    number."""
+    The records go to a scratch table by COPY, from which one statement upserts them and one
+    queues them, whatever their number."""
     records = list(changes.records.values())
     if records:
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS written_records (system text, table_name text,"
-            " pk text, row_data jsonb, version jsonb, first_version jsonb, applied_ids text[],"
-            " topic text, partition integer, \"offset\" bigint) ON COMMIT DELETE ROWS")
-        cur.execute("DELETE FROM written_records")  # empty unless saved twice in a transaction
-        with cur.copy(f"COPY written_records ({_COLUMNS}) FROM STDIN") as copy:
-            for r in records:
-                copy.write_row((
-                    r.key.system, r.key.table, r.key.pk,
-                    None if r.row is None else Jsonb(r.row), _version_json(r.version),
-                    _version_json(r.first_version), sorted(r.applied_at_version),
-                    r.position.topic, r.position.partition, r.position.offset))
+        fill_scratch_table(cur, "written_records", _SCRATCH_COLUMNS, (
+            (r.key.system, r.key.table, r.key.pk, None if r.row is None else Jsonb(r.row),
+             _version_json(r.version), _version_json(r.first_version),
+             sorted(r.applied_at_version), r.position.topic, r.position.partition,
+             r.position.offset)
+            for r in records))
         cur.execute(
             f"INSERT INTO source_records ({_COLUMNS}) SELECT {_COLUMNS} FROM written_records"
             " ON CONFLICT (system, table_name, pk) DO UPDATE SET row_data = EXCLUDED.row_data,"

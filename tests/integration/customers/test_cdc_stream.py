@@ -3,9 +3,13 @@ reach the same state as the oracle, every applied offset is in the lineage it re
 run path and the stream never apply a range twice."""
 
 import time
+from contextlib import closing
 
 import pytest
 
+from rag_assets.customers.streaming import CdcMicroBatches
+from rag_assets.platform import lineage_outbox
+from rag_assets.platform.micro_batch import MicroBatchSession
 from sensors.customers import CDC_STREAM
 from tests.integration.customers.helpers import (
     assert_matches_oracle,
@@ -105,12 +109,6 @@ def test_topics_created_after_the_worker_started_are_streamed(kafka, postgres):
 
 
 def test_under_a_backlog_one_step_applies_many_polls_then_links_once(kafka, postgres):
-    from contextlib import closing
-
-    from rag_assets.customers.streaming import CdcMicroBatches
-    from rag_assets.platform import lineage_outbox
-    from rag_assets.platform.micro_batch import MicroBatchSession
-
     messages = demo_messages(kafka, people=30, changes=120, seed=5)
     publish(kafka, messages, partitions=2)
     expected = oracle_state(read_log(kafka))
