@@ -7,7 +7,7 @@ dead letters: a run killed half-way leaves nothing, and a range applied before i
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from rag_assets.customers.cdc_events import TOMBSTONE, CdcParserConfig, ChangeEvent, parse_cdc_record
@@ -17,6 +17,7 @@ from rag_assets.customers.source_state import RecordKey, apply_change_events
 from rag_assets.customers import source_store
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
+from rag_assets.platform.item_guard import apply_setting_aside
 from rag_assets.platform.kafka_ingest import OffsetRangeConfig
 from resources.kafka import KafkaResource
 
@@ -36,6 +37,11 @@ class ApplyStats:
     ranges_already_applied: int = 0
     records_changed: int = 0
     tables: Counter = field(default_factory=Counter)
+
+    def add(self, other: ApplyStats) -> None:
+        """Count `other`'s work in this one (a batch applied with fresh stats, then kept)."""
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
 
     def metadata(self) -> dict:
         return {
@@ -79,6 +85,24 @@ def apply_events(cur, events: list[ChangeEvent], stats: ApplyStats):
     return changes
 
 
+def apply_events_guarded(cur, events: list[ChangeEvent], stats: ApplyStats,
+                         payloads: Mapping[int, bytes | None]) -> list[DeadLetter]:
+    """`apply_events`, with any event whose application fails on its own set aside as a dead
+    letter (its payload from `payloads`, by offset) while the others are applied (item_guard)."""
+    def apply(batch: list[ChangeEvent]) -> ApplyStats:
+        batch_stats = ApplyStats()
+        apply_events(cur, batch, batch_stats)
+        return batch_stats
+
+    applied, set_aside = apply_setting_aside(events, apply, cur.connection.transaction,
+                                             "cdc apply")
+    stats.add(applied)
+    return [DeadLetter(source="cdc", reason=aside.reason,
+                       payload=payloads.get(aside.item.position.offset),
+                       topic=aside.item.position.topic, partition=aside.item.position.partition,
+                       offset=aside.item.position.offset) for aside in set_aside]
+
+
 def apply_range(cur, kafka: KafkaResource, rng: OffsetRangeConfig, stats: ApplyStats,
                 run_id: str | None = None, config: CdcParserConfig = PARSER_CONFIG,
                 prefetched: list | None = None, read: Callable[..., list] | None = None) -> None:
@@ -96,7 +120,7 @@ def apply_range(cur, kafka: KafkaResource, rng: OffsetRangeConfig, stats: ApplyS
     else:
         records = [r for r in prefetched if any(start <= r.offset < end for start, end in parts)]
     events, letters = _parse(kafka, records, config)
-    apply_events(cur, events, stats)
+    letters += apply_events_guarded(cur, events, stats, {r.offset: r.value for r in records})
     stats.dead_letters += store_dead_letters(cur, letters, run_id)
     stats.events_read += len(records)
     stats.ranges_applied += 1

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from rag_assets.platform import json_codec
 from rag_assets.platform.dead_letters import DeadLetter
+from rag_assets.platform.item_guard import failure_reason
 
 DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
 # PostgreSQL indexes the primary key (a btree entry holds at most ~2,700 bytes).
@@ -98,15 +99,18 @@ def parse_cdc_record(
     try:
         return _parse(position, key, value, config)
     except _Rejected as rejected:
-        oversized = value is not None and len(value) > config.max_value_bytes
-        return DeadLetter(
-            source="cdc",
-            reason=str(rejected),
-            payload=None if oversized else value,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-        )
+        reason = str(rejected)
+    except Exception as error:  # noqa: BLE001 — input nobody foresaw: a dead letter, not a stall
+        reason = failure_reason("cdc parser", error)
+    oversized = value is not None and len(value) > config.max_value_bytes
+    return DeadLetter(
+        source="cdc",
+        reason=reason,
+        payload=None if oversized else value,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+    )
 
 
 def _parse(
@@ -154,11 +158,13 @@ def _decode_json(raw: bytes, what: str) -> Any:
         # What orjson rejects or might read differently (NaN, huge numbers) goes to the standard
         # library, whose errors name the reason.
         document = json_codec.loads(raw, fallback=lambda _: json.loads(
-            text, parse_constant=_reject_constant))
+            text, parse_constant=_reject_constant, parse_float=_finite_float))
     except json.JSONDecodeError as error:
         raise _Rejected(f"{what} is malformed JSON: {error.msg} at char {error.pos}") from None
     except RecursionError:
         raise _Rejected(f"{what} JSON is nested too deeply") from None
+    except ValueError as error:  # e.g. an integer beyond Python's conversion limit (4300 digits)
+        raise _Rejected(f"{what} is JSON that cannot be decoded: {error}") from None
     if _UNSTORABLE_ESCAPE.search(text):
         _reject_unstorable(document, what)
     return document
@@ -181,6 +187,13 @@ def _reject_unstorable(document: Any, what: str) -> None:
 
 def _reject_constant(name: str) -> Any:
     raise _Rejected(f"JSON contains the non-standard constant {name}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # e.g. 1e400: JSON allows it, a double (and jsonb via orjson) cannot
+        raise _Rejected(f"JSON number {text[:40]} is beyond the range of a double")
+    return value
 
 
 def _json_type(document: Any) -> str:
@@ -245,7 +258,7 @@ def _from_debezium(
     config: CdcParserConfig,
 ) -> ChangeEvent:
     op = envelope["op"]
-    if op not in DEBEZIUM_OPS:
+    if not isinstance(op, str) or op not in DEBEZIUM_OPS:
         raise _Rejected(f"unknown op {op!r}; expected one of c, u, d, r, t")
     before = _optional_object(envelope, "before")
     after = _optional_object(envelope, "after")
@@ -257,6 +270,8 @@ def _from_debezium(
         ts_ms = _optional_int(envelope, "ts_ms", "ts_ms")
     tx_id = _optional_scalar(source, "txId", "source.txId")
     lsn = _optional_scalar(source, "lsn", "source.lsn")
+    if isinstance(lsn, int):
+        _check_64_bits(lsn, "source.lsn")
     if op == "t":
         pk, row = "", None
     else:
@@ -288,7 +303,7 @@ def _from_dms(
     operation = metadata.get("operation")
     if record_type != "data" and operation != "truncate":
         raise _Rejected(f"DMS {record_type} record ({operation!r}) carries no row change")
-    if operation not in DMS_OPERATIONS:
+    if not isinstance(operation, str) or operation not in DMS_OPERATIONS:
         raise _Rejected(f"unknown DMS operation {operation!r}")
     op = DMS_OPERATIONS[operation]
     table_name = metadata.get("table-name")
@@ -333,6 +348,13 @@ def _optional_int(container: dict[str, Any], name: str, label: str) -> int | Non
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Rejected(f"{label} is {_json_type(value)}, expected an integer")
+    return _check_64_bits(value, label)
+
+
+def _check_64_bits(value: int, label: str) -> int:
+    """Versions are stored as 64-bit integers (PostgreSQL bigint)."""
+    if not -(2**63) <= value < 2**63:
+        raise _Rejected(f"{label} is outside the 64-bit integer range")
     return value
 
 

@@ -378,7 +378,10 @@ def _parse_date(raw: Any, day_first: bool) -> date | None:
     if isinstance(raw, int) and not isinstance(raw, bool):
         if 19000101 <= raw <= 29991231:
             return _parse_date(str(raw), day_first)
-        return _EPOCH + timedelta(days=raw)  # Debezium io.debezium.time.Date
+        try:
+            return _EPOCH + timedelta(days=raw)  # Debezium io.debezium.time.Date
+        except OverflowError:  # days beyond the calendar: not a date
+            return None
     if not isinstance(raw, str):
         return None
     text = raw.strip().lower()

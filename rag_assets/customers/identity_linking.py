@@ -9,7 +9,11 @@ from rag_assets.customers import source_store
 from rag_assets.customers.identity_graph import IdentityGraph, NodeChange, node_from_record
 from rag_assets.customers.identity_store import PostgresIdentityStore, lock_graph, record_key_text
 from rag_assets.customers.source_state import RecordKey
+from rag_assets.platform.item_guard import apply_setting_aside
+from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
 from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN, QUEUE_RECORD_AGAIN
+
+DEAD_LETTER_SOURCE = "identity_graph"
 
 
 @dataclass
@@ -21,10 +25,16 @@ class LinkStats:
     identity_unchanged: int = 0  # changed records whose identity evidence stayed the same
     cluster_events: Counter = field(default_factory=Counter)
     edge_rules: Counter = field(default_factory=Counter)
+    records_set_aside: int = 0  # their linking failed on their own: dead letters
+
+    def add(self, other: LinkStats) -> None:
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
 
     def metadata(self) -> dict:
         return {
             "records_linked": self.records_linked,
+            "records_set_aside": self.records_set_aside,
             "edges_added": self.edges_added,
             "edges_removed": self.edges_removed,
             "customers_affected": self.customers_affected,
@@ -43,12 +53,33 @@ def _pending_keys(cur, limit: int) -> list[RecordKey]:
 def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 2000,
                store: PostgresIdentityStore | None = None) -> int:
     """Link up to `limit` pending records; returns how many were taken. Pass the same `store`
-    to the batches of a run: it keeps what earlier batches read of the graph."""
+    to the batches of a run: it keeps what earlier batches read of the graph. A record whose
+    linking fails on its own is set aside as a dead letter (item_guard), the rest is linked."""
     lock_graph(cur)
     keys = _pending_keys(cur, limit)
     if not keys:
         return 0
     store = store or PostgresIdentityStore()
+
+    def link(batch: list[RecordKey]) -> LinkStats:
+        batch_stats = LinkStats()
+        _link(cur, batch, batch_stats, run_id, store)
+        return batch_stats
+
+    linked, set_aside = apply_setting_aside(keys, link, cur.connection.transaction,
+                                            "identity linking")
+    stats.add(linked)
+    if set_aside:
+        _dequeue(cur, [aside.item for aside in set_aside])
+        store_dead_letters(cur, [DeadLetter(DEAD_LETTER_SOURCE, aside.reason,
+                                            object_key=record_key_text(aside.item))
+                                 for aside in set_aside], run_id)
+        stats.records_set_aside += len(set_aside)
+    return len(keys)
+
+
+def _link(cur, keys: list[RecordKey], stats: LinkStats, run_id: str | None,
+          store: PostgresIdentityStore) -> None:
     store.begin(cur)
     records = source_store.load_records(cur, keys)
     changes = []
@@ -76,17 +107,20 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
     store.prefetch_clusters({c.key for c in changes}, scored.likely_links)
     delta = graph.apply(changes, scored)
     store.write(delta, run_id)
-    cur.execute(
-        "DELETE FROM identity_pending WHERE (system, table_name, pk) IN"
-        " (SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]))",
-        ([k.system for k in keys], [k.table for k in keys], [k.pk for k in keys]))
+    _dequeue(cur, keys)
     stats.records_linked += len(changes)
     stats.edges_added += len(delta.edges_added)
     stats.edges_removed += len(delta.edges_removed)
     stats.customers_affected += len(delta.affected_customer_ids)
     stats.cluster_events.update(event.kind for event in delta.events)
     stats.edge_rules.update(edge.rule for edge in delta.edges_added)
-    return len(keys)
+
+
+def _dequeue(cur, keys: list[RecordKey]) -> None:
+    cur.execute(
+        "DELETE FROM identity_pending WHERE (system, table_name, pk) IN"
+        " (SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]))",
+        ([k.system for k in keys], [k.table for k in keys], [k.pk for k in keys]))
 
 
 def queue_every_record(cur) -> None:

@@ -11,7 +11,11 @@ from rag_assets.customers import source_store
 from rag_assets.customers.identity_store import parse_record_key
 from rag_assets.customers.profiles import build_profile
 from rag_assets.customers.source_state import RecordKey
+from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
+from rag_assets.platform.item_guard import apply_setting_aside
 from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN
+
+DEAD_LETTER_SOURCE = "customer_profiles"
 
 
 @dataclass
@@ -19,15 +23,21 @@ class RefreshStats:
     profiles_written: int = 0
     profiles_unchanged: int = 0
     profiles_removed: int = 0
+    profiles_set_aside: int = 0  # their build failed on its own: dead letters
 
     @classmethod
     def total(cls, parts: list[RefreshStats]) -> RefreshStats:
         return cls(*(sum(getattr(p, f.name) for p in parts) for f in fields(cls)))
 
+    def add(self, other: RefreshStats) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
     def metadata(self) -> dict:
         return {"profiles_written": self.profiles_written,
                 "profiles_unchanged": self.profiles_unchanged,
-                "profiles_removed": self.profiles_removed}
+                "profiles_removed": self.profiles_removed,
+                "profiles_set_aside": self.profiles_set_aside}
 
 
 def _pending(cur, limit: int) -> list[str]:
@@ -76,12 +86,31 @@ def refresh_batch(cur, stats: RefreshStats, today: date | None = None, limit: in
     """Rebuild up to `limit` pending profiles; returns how many were taken.
 
     Three set-based reads (pending ids, their members, the members' records) and two writes
-    (upsert of the changed profiles, delete of the empty ones), whatever the batch size.
+    (upsert of the changed profiles, delete of the empty ones), whatever the batch size. A
+    customer whose profile fails to build on its own is set aside as a dead letter (item_guard).
     """
     today = today or datetime.now(timezone.utc).date()
     customer_ids = _pending(cur, limit)
     if not customer_ids:
         return 0
+
+    def refresh(batch: list[str]) -> RefreshStats:
+        batch_stats = RefreshStats()
+        _refresh(cur, batch, batch_stats, today)
+        return batch_stats
+
+    refreshed, set_aside = apply_setting_aside(customer_ids, refresh, cur.connection.transaction,
+                                               "profile build")
+    stats.add(refreshed)
+    if set_aside:
+        _dequeue(cur, [aside.item for aside in set_aside])
+        store_dead_letters(cur, [DeadLetter(DEAD_LETTER_SOURCE, aside.reason, object_key=aside.item)
+                                 for aside in set_aside])
+        stats.profiles_set_aside += len(set_aside)
+    return len(customer_ids)
+
+
+def _refresh(cur, customer_ids: list[str], stats: RefreshStats, today: date) -> None:
     members = _members(cur, customer_ids)
     records = source_store.load_records(cur, [k for keys in members.values() for k in keys])
     profiles, empty = {}, []
@@ -95,8 +124,11 @@ def refresh_batch(cur, stats: RefreshStats, today: date | None = None, limit: in
     if empty:
         cur.execute("DELETE FROM customer_profiles WHERE customer_id = ANY(%b)", (empty,))
         stats.profiles_removed += cur.rowcount
+    _dequeue(cur, customer_ids)
+
+
+def _dequeue(cur, customer_ids: list[str]) -> None:
     cur.execute("DELETE FROM profile_pending WHERE customer_id = ANY(%b)", (customer_ids,))
-    return len(customer_ids)
 
 
 def queue_every_customer(cur) -> None:

@@ -13,7 +13,7 @@ from rag_assets.customers import cdc_apply, identity_linking, profile_refresh
 from rag_assets.customers.assets import ensure_customer_schema
 from rag_assets.customers.identity_store import PostgresIdentityStore
 from rag_assets.platform.kafka_ingest import ranges_as_dicts
-from rag_assets.platform.kafka_stream import LedgerPositionedStream
+from rag_assets.platform.kafka_stream import LedgerPositionedStream, apply_each_partition
 from rag_assets.platform.micro_batch import LagReport, MicroBatchSession
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
@@ -73,12 +73,16 @@ class CdcMicroBatches:
             return 0
         stats = cdc_apply.ApplyStats()
         with self.session.transaction() as cur:
-            for rng, records in polled:
-                cdc_apply.apply_range(cur, self.kafka, rng, stats, self.session.run_id,
+            def apply(rng, records) -> None:
+                range_stats = cdc_apply.ApplyStats()
+                cdc_apply.apply_range(cur, self.kafka, rng, range_stats, self.session.run_id,
                                       prefetched=records)
+                stats.add(range_stats)
+
+            applied = apply_each_partition(cur, self.source, polled, apply)
             if stats.ranges_applied:
                 self.session.record(cur, "source_records",
-                                    {**stats.metadata(), "offset_ranges": ranges_as_dicts(r for r, _ in polled)})
+                                    {**stats.metadata(), "offset_ranges": ranges_as_dicts(applied)})
         return stats.events_read
 
     def lag(self) -> LagReport:

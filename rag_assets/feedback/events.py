@@ -49,6 +49,7 @@ from enum import StrEnum
 from typing import Any
 
 from rag_assets.platform.dead_letters import DeadLetter
+from rag_assets.platform.item_guard import failure_reason
 
 DEAD_LETTER_SOURCE = "feedback"
 MAX_RECORD_BYTES = 256 * 1024
@@ -83,6 +84,7 @@ class RejectReason(StrEnum):
     BAD_RATING = "bad_rating"
     RATING_OUT_OF_RANGE = "rating_out_of_range"
     LATENCY_OUT_OF_RANGE = "latency_out_of_range"
+    UNPROCESSABLE = "unprocessable"  # the guard's reason: handling this event raised
 
 
 @dataclass(frozen=True)
@@ -136,14 +138,18 @@ def parse_feedback_record(
     except _Rejected as rejected:
         # An oversized payload is not kept: the record can still be re-read from its offset.
         payload = None if rejected.code is RejectReason.OVERSIZED else value
-        return DeadLetter(
-            source=DEAD_LETTER_SOURCE,
-            reason=str(rejected),
-            payload=payload,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-        )
+        reason = str(rejected)
+    except Exception as error:  # noqa: BLE001 — input nobody foresaw: a dead letter, not a stall
+        payload = value
+        reason = f"{RejectReason.UNPROCESSABLE}: {failure_reason('feedback parser', error)}"
+    return DeadLetter(
+        source=DEAD_LETTER_SOURCE,
+        reason=reason,
+        payload=payload,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+    )
 
 
 def _decode_document(value: bytes | None) -> dict[str, Any]:

@@ -20,11 +20,18 @@ from datetime import datetime
 
 from rag_assets.customers.erasure import RefMatcher
 from rag_assets.feedback import kpi_store, lake_store, turn_store, watermark_store
-from rag_assets.feedback.events import FeedbackEvent, parse_feedback_record, reason_code
+from rag_assets.feedback.events import (
+    DEAD_LETTER_SOURCE,
+    FeedbackEvent,
+    RejectReason,
+    parse_feedback_record,
+    reason_code,
+)
 from rag_assets.feedback.finetune_export import erased_customer_refs
 from rag_assets.feedback.windows import Arrival, LatenessPolicy, classify_batch, windows_of
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
+from rag_assets.platform.item_guard import apply_setting_aside
 from rag_assets.platform.kafka_ingest import OffsetRangeConfig
 from resources.kafka import KafkaResource
 from resources.s3 import S3Storage
@@ -49,6 +56,18 @@ class IngestStats:
     too_late_windows: set = field(default_factory=set)
     latest_event_time: datetime | None = None
     seconds: Counter = field(default_factory=Counter)  # wall time per stage
+
+    def add(self, other: IngestStats) -> None:
+        """Count `other`'s work in this one (a batch applied with fresh stats, then kept)."""
+        for name, value in vars(other).items():
+            mine = getattr(self, name)
+            if name == "latest_event_time":
+                value = max((t for t in (mine, value) if t is not None), default=None)
+            elif name == "too_late_windows":
+                value = mine | value
+            else:
+                value = mine + value
+            setattr(self, name, value)
 
     def metadata(self) -> dict:
         return {
@@ -125,37 +144,56 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
                 prefetched: list | None = None) -> None:
     """Apply the not-yet-applied parts of one range inside the caller's transaction.
 
-    `prefetched` may hold the range's records already read (see `prefetch`).
+    `prefetched` may hold the range's records already read (see `prefetch`). A turn whose
+    application fails on its own is set aside as a dead letter, the others are applied
+    (item_guard); the lake objects are written last, so such a failure never reaches S3.
     """
     parts = offset_ledger.claim(cur, CONSUMER, rng.topic, rng.partition, (rng.start, rng.end), run_id)
     if not parts:
         stats.ranges_already_applied += 1
         return
-    topic = kafka.logical_topic(rng.topic)
+    with _timed(stats, "kafka_read"):
+        if prefetched is None:
+            records = [r for start, end in parts
+                       for r in kafka.read_range(rng.topic, rng.partition, start, end)]
+        else:
+            records = [r for r in prefetched if any(start <= r.offset < end for start, end in parts)]
+    stats.events_read += len(records)
+    with _timed(stats, "parse"):
+        events, letters = parse_records(kafka, records)
     erased = RefMatcher(erased_customer_refs(cur))
-    events: list[FeedbackEvent] = []
-    letters: list[DeadLetter] = []
-    for start, end in parts:
-        with _timed(stats, "kafka_read"):
-            if prefetched is None:
-                records = kafka.read_range(rng.topic, rng.partition, start, end)
-            else:
-                records = [r for r in prefetched if start <= r.offset < end]
-        stats.events_read += len(records)
-        with _timed(stats, "parse"):
-            part_events, part_letters = parse_records(kafka, records)
-        if erased:
-            # Turns of a customer who asked to be forgotten never land again (a redelivery or a
-            # rebuild from the topic would otherwise bring them back).
-            kept = [e for e in part_events if not erased.matches(e.customer_ref)]
-            stats.erased_skipped += len(part_events) - len(kept)
-            part_events = kept
-        events.extend(part_events)
-        letters.extend(part_letters)
-        with _timed(stats, "lake_write"):
-            _land(cur, s3, s3_client, part_events, topic, rng.partition, (start, end), stats, run_id)
+    if erased:
+        # Turns of a customer who asked to be forgotten never land again (a redelivery or a
+        # rebuild from the topic would otherwise bring them back).
+        kept = [e for e in events if not erased.matches(e.customer_ref)]
+        stats.erased_skipped += len(events) - len(kept)
+        events = kept
+    topic = kafka.logical_topic(rng.topic)
 
-    partition_key = (topic, rng.partition)
+    def apply(batch: list[FeedbackEvent]) -> IngestStats:
+        batch_stats = IngestStats()
+        _store_turns(cur, batch, (topic, rng.partition), policy, batch_stats, run_id)
+        with _timed(batch_stats, "lake_write"):
+            for part in parts:
+                _land(cur, s3, s3_client, [e for e in batch if part[0] <= e.offset < part[1]],
+                      topic, rng.partition, part, batch_stats, run_id)
+        return batch_stats
+
+    applied, set_aside = apply_setting_aside(events, apply, cur.connection.transaction,
+                                             "feedback apply")
+    stats.add(applied)
+    payloads = {r.offset: r.value for r in records}
+    letters += [DeadLetter(DEAD_LETTER_SOURCE, f"{RejectReason.UNPROCESSABLE}: {aside.reason}",
+                           payloads.get(aside.item.offset), aside.item.topic,
+                           aside.item.partition, aside.item.offset) for aside in set_aside]
+    stats.dead_letters_stored += store_dead_letters(cur, letters, run_id)
+    stats.dead_letter_reasons.update(reason_code(letter.reason) for letter in letters)
+    stats.ranges_applied += 1
+
+
+def _store_turns(cur, events: list[FeedbackEvent], partition_key: tuple[str, int],
+                 policy: LatenessPolicy, stats: IngestStats, run_id: str | None) -> None:
+    """Classify the turns against the partition's watermark and store the accepted ones."""
     with _timed(stats, "classify"):
         before = watermark_store.load(cur, [partition_key])
         applied = turn_store.applied_turn_keys(cur, (e.turn_key for e in events))
@@ -169,13 +207,8 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
         late_windows = {w for e in too_late for w in windows_of(e.ts)}
         kpi_store.queue_windows(cur, late_windows)
         stats.too_late_windows |= late_windows
-    stats.dead_letters_stored += store_dead_letters(cur, letters, run_id)
-    stats.dead_letter_reasons.update(reason_code(letter.reason) for letter in letters)
     stats.arrivals.update(outcome.counts())
-    frontier = outcome.state.frontier(partition_key)
-    if frontier is not None and (stats.latest_event_time is None or frontier > stats.latest_event_time):
-        stats.latest_event_time = frontier
-    stats.ranges_applied += 1
+    stats.latest_event_time = outcome.state.frontier(partition_key)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from rag_assets.feedback import ingest, kpi_store, lake_store, scoring
 from rag_assets.feedback.assets import DEFAULT_ALLOWED_LATENESS_HOURS, ensure_feedback_schema
 from rag_assets.feedback.windows import Granularity, LatenessPolicy
 from rag_assets.platform.kafka_ingest import ranges_as_dicts
-from rag_assets.platform.kafka_stream import LedgerPositionedStream
+from rag_assets.platform.kafka_stream import LedgerPositionedStream, apply_each_partition
 from rag_assets.platform.micro_batch import LagReport, MicroBatchSession
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
@@ -59,12 +59,16 @@ class FeedbackMicroBatches:
         stats = ingest.IngestStats()
         run_id = self.session.run_id
         with self.session.transaction() as cur:
-            for rng, records in polled:
-                ingest.apply_range(cur, self.kafka, self.s3, self.client, rng, self.policy, stats,
-                                   run_id, prefetched=records)
+            def apply(rng, records) -> None:
+                range_stats = ingest.IngestStats()
+                ingest.apply_range(cur, self.kafka, self.s3, self.client, rng, self.policy,
+                                   range_stats, run_id, prefetched=records)
+                stats.add(range_stats)
+
+            applied = apply_each_partition(cur, self.source, polled, apply)
             if stats.ranges_applied:
                 self.session.record(cur, "conversation_log", {
-                    **stats.metadata(), "offset_ranges": ranges_as_dicts(r for r, _ in polled)})
+                    **stats.metadata(), "offset_ranges": ranges_as_dicts(applied)})
         self.session.drain("feedback_scored", scoring.ScoreStats,
                            lambda cur, s: scoring.score_batch(cur, self.scorer, s, run_id,
                                                               comment_limit=self.comment_limit))

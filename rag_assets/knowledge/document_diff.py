@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
 from rag_assets.knowledge.parsing import is_supported_key
 from rag_assets.platform.dead_letters import DeadLetter
+from rag_assets.platform.item_guard import failure_reason
 
 DEAD_LETTER_SOURCE = "documents"
 
@@ -187,6 +188,14 @@ def parse_event_notification(
         return DeadLetter(DEAD_LETTER_SOURCE, reason, raw, topic, partition, offset)
 
     try:
+        return _parse_notification(payload, bucket, prefix, dead)
+    except Exception as error:  # noqa: BLE001 — input nobody foresaw: a dead letter, not a stall
+        return ParsedNotification([], [dead(failure_reason("notification parser", error))])
+
+
+def _parse_notification(payload: bytes, bucket: str, prefix: str,
+                        dead: Callable[..., DeadLetter]) -> ParsedNotification:
+    try:
         message = json.loads(payload)
     except json.JSONDecodeError as error:
         return ParsedNotification(
@@ -258,14 +267,17 @@ def _parse_record(record: object, bucket: str) -> ObjectEvent | None:
         removed = True
     else:
         return None  # e.g. ObjectRestore, Replication, LifecycleTransition: content unchanged
-    size = obj.get("size")
+    size, etag, version_id = obj.get("size"), obj.get("eTag"), obj.get("versionId")
+    for name, value in (("eTag", etag), ("versionId", version_id)):
+        if value is not None and not isinstance(value, str):
+            raise _InvalidRecord(f"s3.object.{name} is not a string")
     return ObjectEvent(
         key=key,
         removed=removed,
         sequencer=sequencer,
-        etag=normalise_etag(obj.get("eTag")),
-        version_id=obj.get("versionId"),
-        size=size if isinstance(size, int) else None,
+        etag=normalise_etag(etag),
+        version_id=version_id,
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
     )
 
 

@@ -48,6 +48,7 @@ from rag_assets.platform.retry import RetryPolicy
 from rag_assets.knowledge.parsing import DEFAULT_MAX_BYTES, UnusableDocument, parse_document
 from rag_assets.knowledge.registry import QueuedDocument
 from rag_assets.platform.dead_letters import DeadLetter
+from rag_assets.platform.item_guard import failure_reason, is_environment_failure
 
 # Bodies of rejected files up to this size are kept in the dead letter (for replay/inspection).
 DEAD_LETTER_PAYLOAD_LIMIT = 256 * 1024
@@ -237,7 +238,7 @@ class DocumentIndexer:
             if item.status == "deleting":
                 outcomes.append(Deleted(item))
             else:
-                outcomes.append(self._index_one(item, donor_rows))
+                outcomes.append(self._index_guarded(item, donor_rows))
         self._write(outcomes)
         for outcome in outcomes:
             self.stats.add(outcome)
@@ -251,6 +252,17 @@ class DocumentIndexer:
             .limit(None)
             .to_list()
         )
+
+    def _index_guarded(self, item: QueuedDocument, donor_rows: list[dict]) -> Outcome:
+        """`_index_one`, with a failure of this document's own (not S3's or the network's)
+        turned into its rejection with the reason: its previous version keeps serving."""
+        try:
+            return self._index_one(item, donor_rows)
+        except Exception as error:  # noqa: BLE001 — classified right below
+            if is_environment_failure(error):
+                raise
+            return self._rejected(item, item.etag, item.version_id, 0, None,
+                                  failure_reason("document indexing", error), None)
 
     def _index_one(self, item: QueuedDocument, donor_rows: list[dict]) -> Outcome:
         try:

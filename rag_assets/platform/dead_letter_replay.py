@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter
+from rag_assets.platform.item_guard import apply_setting_aside
 
 REPLAYABLE_SOURCES = ("cdc",)
 
@@ -102,8 +103,18 @@ def replay_cdc_dead_letters(cur, kafka=None, limit: int | None = None,
     # Letters are replayed in their Kafka order per partition (the order the asset applies).
     parsed.sort(key=lambda pair: (pair[1].position.topic, pair[1].position.partition,
                                   pair[1].position.offset))
-    changes = cdc_apply.apply_events(cur, [event for _, event in parsed], cdc_apply.ApplyStats())
-    for (letter, _), (_, outcome) in zip(parsed, changes.outcomes):
+    changes, set_aside = apply_setting_aside(
+        [event for _, event in parsed],
+        lambda events: cdc_apply.apply_events(cur, events, cdc_apply.ApplyStats()),
+        cur.connection.transaction, "cdc apply")
+    letter_of = {id(event): letter for letter, event in parsed}
+    for aside in set_aside:
+        report.still_failing += 1
+        report.reasons[aside.reason] += 1
+        cur.execute("UPDATE dead_letters SET replay_result = %s WHERE id = %s",
+                    (f"still failing: {aside.reason}", letter_of[id(aside.item)]["id"]))
+    for event, outcome in changes.outcomes:
+        letter = letter_of[id(event)]
         report.applied += 1
         report.outcomes[outcome.value] += 1
         cur.execute("UPDATE dead_letters SET replayed_at = now(), replay_result = %s WHERE id = %s",

@@ -10,20 +10,23 @@ it, exactly as a run does with a range from its config, so a range applied meanw
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kafka import KafkaConsumer, TopicPartition
 
 from rag_assets.platform import offset_ledger
+from rag_assets.platform.item_guard import failure_reason
 from rag_assets.platform.kafka_ingest import OffsetRangeConfig
 from rag_assets.platform.micro_batch import LagReport
 from resources.kafka import KafkaResource
 
 FETCH_BYTES_PER_PARTITION = 512 * 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,15 +34,61 @@ class KafkaLag:
     events: int
     partitions_behind: int
     partitions: int
+    held_back: tuple[HeldBack, ...] = ()
 
     def metadata(self) -> dict:
+        held = {"partitions_held_back": [f"{h.topic}[{h.partition}]@{h.start}: {h.reason}"
+                                         for h in self.held_back]} if self.held_back else {}
         return {"lag_events": self.events, "partitions_behind": self.partitions_behind,
-                "partitions": self.partitions}
+                "partitions": self.partitions, **held}
 
     def report(self, max_events: int) -> LagReport:
         """This lag against its bound, as the lag checks and streaming sensors report it."""
         return LagReport(passed=self.events <= max_events,
                          metadata={**self.metadata(), "max_lag_events": max_events})
+
+
+HOLD_BACK_FIRST_S = 1.0
+HOLD_BACK_MAX_S = 60.0
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """A partition whose last range failed as a whole; it is read again from `start` after
+    `until` (monotonic clock)."""
+
+    topic: str
+    partition: int
+    start: int
+    reason: str
+    failures: int
+    until: float
+
+
+def apply_each_partition(cur, stream: LedgerPositionedStream,
+                         polled: list[tuple[OffsetRangeConfig, list]],
+                         apply_range: Callable[[OffsetRangeConfig, list], None]
+                         ) -> list[OffsetRangeConfig]:
+    """Apply each partition's range of a poll in a savepoint of the caller's transaction. A range
+    that fails as a whole — what the item guard leaves: a lock or statement timeout, a
+    conflict — is held back (`LedgerPositionedStream.hold_back`) while the other partitions are
+    applied; only a lost connection fails the poll. Returns the ranges applied."""
+    applied = []
+    for rng, records in polled:
+        try:
+            with cur.connection.transaction():
+                apply_range(rng, records)
+        except Exception as error:  # noqa: BLE001 — one partition must not stop the others
+            if cur.connection.closed or cur.connection.broken:
+                raise
+            held = stream.hold_back(rng, failure_reason("range", error))
+            log.warning("%s: partition %s[%d] held back after %d failure(s): %s",
+                        stream.consumer_name, rng.topic, rng.partition, held.failures,
+                        held.reason)
+            continue
+        stream.applied(rng)
+        applied.append(rng)
+    return applied
 
 
 def lag_from(bounds: dict[tuple[str, int], tuple[int, int]],
@@ -78,6 +127,7 @@ class LedgerPositionedStream:
         self._consumer: KafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._discovered_at = 0.0
+        self._held_back: dict[TopicPartition, HeldBack] = {}
 
     def open(self) -> LedgerPositionedStream:
         """Assign every matching partition and seek it to the ledger's mark."""
@@ -119,10 +169,40 @@ class LedgerPositionedStream:
         if self._consumer is not None:
             self._consumer.close()
 
+    def hold_back(self, rng: OffsetRangeConfig, reason: str) -> HeldBack:
+        """Read `rng` again later: its partition is sought back to the range's start and paused
+        for a backoff that doubles with each failure in a row (the other partitions go on)."""
+        tp = TopicPartition(rng.topic, rng.partition)
+        previous = self._held_back.get(tp)
+        failures = previous.failures + 1 if previous else 1
+        backoff = min(HOLD_BACK_FIRST_S * 2 ** (failures - 1), HOLD_BACK_MAX_S)
+        held = HeldBack(rng.topic, rng.partition, rng.start, reason, failures,
+                        time.monotonic() + backoff)
+        self._held_back[tp] = held
+        self._positions[tp] = rng.start
+        self._consumer.seek(tp, rng.start)
+        self._consumer.pause(tp)
+        return held
+
+    def applied(self, rng: OffsetRangeConfig) -> None:
+        """`rng` was applied: its partition is no longer held back."""
+        self._held_back.pop(TopicPartition(rng.topic, rng.partition), None)
+
+    @property
+    def held_back(self) -> list[HeldBack]:
+        return list(self._held_back.values())
+
+    def _resume_due(self) -> None:
+        now = time.monotonic()
+        due = [tp for tp, held in self._held_back.items() if held.until <= now]
+        if due:
+            self._consumer.resume(*due)
+
     def poll(self, timeout_ms: int = 100,
              max_records: int = 5000) -> list[tuple[OffsetRangeConfig, list]]:
         if time.monotonic() - self._discovered_at >= self.discover_every_s:
             self._discover()
+        self._resume_due()
         if not self._positions:
             return []
         batches = []
@@ -143,4 +223,5 @@ class LedgerPositionedStream:
             return KafkaLag(0, 0, 0)
         ends = self._consumer.end_offsets(list(self._positions))
         bounds = {(tp.topic, tp.partition): (0, ends[tp]) for tp in self._positions}
-        return lag_from(bounds, {(tp.topic, tp.partition): p for tp, p in self._positions.items()})
+        lag = lag_from(bounds, {(tp.topic, tp.partition): p for tp, p in self._positions.items()})
+        return replace(lag, held_back=tuple(self._held_back.values()))

@@ -1,0 +1,172 @@
+"""No single item can stall a source: its failure becomes its dead letter, the batch goes on.
+
+Every source applies its input in batches (a poll of CDC events, a range of feedback turns, a
+queue batch of records to link). Parsers reject what they recognise as bad with a specific
+reason; this module is the general guard behind them, for the input nobody foresaw:
+
+* A failure is either the *environment's* — the database, Kafka or S3 unreachable, a
+  serialisation conflict, an operator's shutdown — or the *item's*: anything else raised while
+  that item was handled (a value a library cannot convert, a constraint PostgreSQL rejects, a bug
+  on a path only that input takes). `is_environment_failure` tells them apart.
+* An environment failure propagates: the batch's transaction rolls back and the batch is retried,
+  as before.
+* An item failure is pinned on one item (`apply_setting_aside`): the batch is tried in
+  savepoints on ever shorter prefixes until the first item that fails after its predecessors is
+  found; that item is set aside with its reason (`failure_reason`) and the rest is applied. A
+  prefix search rather than item-by-item keeps the batch's effect identical to applying it whole,
+  and it costs nothing when nothing fails.
+
+Reasons name the stage, the error's type and where it was raised — never the error's message,
+which can quote row values (customer PII must stay out of dead-letter reasons and logs).
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Generic, TypeVar
+
+import psycopg
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# SQLSTATE classes that say nothing about the statement's data: connection exceptions,
+# transaction rollbacks (serialisation, deadlock), insufficient resources, operator
+# intervention (shutdown, cancel, statement timeout), system errors and internal errors.
+ENVIRONMENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58", "XX"})
+
+
+def _environment_error_types() -> tuple[type[BaseException], ...]:
+    kinds: list[type[BaseException]] = [ConnectionError, TimeoutError, psycopg.InterfaceError]
+    try:
+        from kafka.errors import KafkaError
+        kinds.append(KafkaError)
+    except ImportError:  # pragma: no cover - kafka-python is a core dependency
+        pass
+    try:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import ReadTimeoutError
+        kinds.extend((BotoConnectionError, ReadTimeoutError))
+    except ImportError:  # pragma: no cover - boto3 is a core dependency
+        pass
+    return tuple(kinds)
+
+
+ENVIRONMENT_ERRORS = _environment_error_types()
+_RETRIED_S3_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+                               "ServiceUnavailable", "InternalError", "RequestTimeTooSkewed"})
+
+
+def is_environment_failure(error: BaseException) -> bool:
+    """True when `error` says the environment failed (retry the batch), False when it is the
+    item's (set the item aside)."""
+    if isinstance(error, psycopg.Error):
+        if isinstance(error, psycopg.InterfaceError) or error.sqlstate is None:
+            return True  # no answer from the server: the connection is gone
+        return error.sqlstate[:2] in ENVIRONMENT_SQLSTATE_CLASSES
+    if isinstance(error, ENVIRONMENT_ERRORS):
+        return True
+    response = getattr(error, "response", None)  # botocore ClientError
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        code = response.get("Error", {}).get("Code")
+        return status >= 500 or code in _RETRIED_S3_CODES
+    return False
+
+
+def failure_reason(stage: str, error: BaseException) -> str:
+    """A dead-letter reason for an item that failed: the stage, the error's type (with its
+    SQLSTATE for a database error) and the innermost place it was raised — not its message."""
+    kind = type(error).__name__
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate:
+        kind = f"{kind} (SQLSTATE {sqlstate})"
+    frames = traceback.extract_tb(error.__traceback__) if error.__traceback__ else []
+    where = f" at {PurePath(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{stage} failed: {kind}{where}"
+
+
+@dataclass(frozen=True)
+class SetAside(Generic[T]):
+    """An item whose handling failed on its own, with the reason to record."""
+
+    item: T
+    reason: str
+
+
+class _Undo(Exception):
+    """Raised inside a trial's savepoint to roll it back after it succeeded."""
+
+
+def apply_setting_aside(items: Sequence[T], apply: Callable[[list[T]], R],
+                        savepoint: Callable[[], AbstractContextManager],
+                        stage: str) -> tuple[R, list[SetAside[T]]]:
+    """Apply `items` with `apply` (in order, in one go) inside `savepoint()`; when an item's
+    failure interrupts it, set that item aside and apply the rest again, until it succeeds.
+
+    `apply` must leave no trace but in what `savepoint()` rolls back (and writes elsewhere, such
+    as S3 objects, must be named so that the final apply overwrites those of a trial). Returns
+    the final `apply`'s result (of an empty list when every item was set aside) and the items
+    set aside, in order. Environment failures, and failures with no item left to blame,
+    propagate unchanged."""
+    remaining, set_aside = list(items), []
+    while True:
+        try:
+            with savepoint():
+                return apply(remaining), set_aside
+        except Exception as error:  # noqa: BLE001 — classified right below
+            if is_environment_failure(error) or not remaining:
+                raise
+            index, reason = _first_failing(remaining, apply, savepoint, stage, error)
+        set_aside.append(SetAside(remaining[index], reason))
+        del remaining[index]
+
+
+def _first_failing(items: list[T], apply: Callable[[list[T]], R],
+                   savepoint: Callable[[], AbstractContextManager], stage: str,
+                   error: Exception) -> tuple[int, str]:
+    """The index of the first item that fails after its predecessors, and why (binary search
+    over prefixes; every trial is rolled back). The whole list is known to fail with `error`."""
+    good, bad, reason = 0, len(items), failure_reason(stage, error)
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        failed = _trial(items[:middle], apply, savepoint)
+        if failed is None:
+            good = middle
+        else:
+            bad, reason = middle, failure_reason(stage, failed)
+    return bad - 1, reason
+
+
+def _trial(items: list[T], apply: Callable[[list[T]], R],
+           savepoint: Callable[[], AbstractContextManager]) -> Exception | None:
+    """Apply `items` and roll back whatever happened; the item failure it raised, if any."""
+    try:
+        with savepoint():
+            apply(items)
+            raise _Undo
+    except _Undo:
+        return None
+    except Exception as error:  # noqa: BLE001 — classified right below
+        if is_environment_failure(error):
+            raise
+        return error
+
+
+def guard_each(items: Sequence[T], handle: Callable[[T], R],
+               stage: str) -> tuple[list[R], list[SetAside[T]]]:
+    """`handle` every item on its own (no shared state to roll back); the items whose handling
+    failed are set aside with their reasons. Environment failures propagate."""
+    results, set_aside = [], []
+    for item in items:
+        try:
+            results.append(handle(item))
+        except Exception as error:  # noqa: BLE001 — classified right below
+            if is_environment_failure(error):
+                raise
+            set_aside.append(SetAside(item, failure_reason(stage, error)))
+    return results, set_aside
