@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.freshness_probe import (  # noqa: E402
     KINDS,
+    POISON,
     CachedQuestionEmbedder,
     Ledger,
     LoadGenerator,
@@ -68,14 +69,14 @@ class Namespace:
     """Everything one configuration writes, named apart from the demo and the other run."""
 
     def __init__(self, settings: InfraSettings, mode: str) -> None:
-        self.name = f"fresh_{mode}_{uuid.uuid4().hex[:6]}"
+        self.name = f"fresh_{mode.replace('+', '_')}_{uuid.uuid4().hex[:6]}"
         self.settings = settings
         self.base = connection_env(settings)
         dash = self.name.replace("_", "-")
         self.env = {
             "RAG_TOPIC_PREFIX": f"{self.name}.", "RAG_PG_SCHEMA": self.name,
             "DAGSTER_PG_DB": self.name, "RAG_KB_BUCKET": f"{dash}-kb",
-            "RAG_LAKE_BUCKET": f"{dash}-lake", "RAG_SENSOR_MODE": mode,
+            "RAG_LAKE_BUCKET": f"{dash}-lake", "RAG_SENSOR_MODE": mode.split("+")[0],
             "LANCEDB_URI": str(settings.state_dir / "bench-freshness" / self.name / "lancedb"),
         }
 
@@ -213,8 +214,12 @@ def run_configuration(settings: InfraSettings, mode: str, args) -> dict:
         service = RetrievalService(res["postgres"], res["lancedb"],
                                    CachedQuestionEmbedder(res["embedder"].get_embedder()))
         ledger = Ledger()
+        mix, rate = args.mix, args.rate
+        if mode.endswith("+poison"):  # poison on top of the same rate of good changes
+            mix = {**mix, POISON: args.poison_share * sum(mix.values())}
+            rate = args.rate * (1 + args.poison_share)
         load = LoadGenerator(publisher, res["s3"].get_client(), ns.env["RAG_KB_BUCKET"],
-                             "knowledge-base/", ledger, args.rate, args.mix, members, documents,
+                             "knowledge-base/", ledger, rate, mix, members, documents,
                              publisher.config.partitions)
         probe = Probe(service, res["postgres"], ledger, "knowledge-base/" + sorted(documents)[0])
         loads: list[float] = []
@@ -284,9 +289,9 @@ def report(result: dict) -> None:
 
 def parse_mix(text: str) -> dict[str, float]:
     mix = {kind: float(share) for kind, share in (part.split("=") for part in text.split(","))}
-    unknown = set(mix) - set(KINDS)
+    unknown = set(mix) - set(KINDS) - {POISON}
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown kinds {sorted(unknown)}; use {KINDS}")
+        raise argparse.ArgumentTypeError(f"unknown kinds {sorted(unknown)}; use {KINDS + (POISON,)}")
     return mix
 
 
@@ -300,7 +305,11 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=120.0,
                         help="seconds to wait for unseen changes after the stream stops")
     parser.add_argument("--seed-timeout", type=float, default=900.0)
-    parser.add_argument("--modes", default="streaming,runs")
+    parser.add_argument("--modes", default="streaming,runs",
+                        help="streaming, runs, or streaming+poison: streaming while poison events "
+                             "(--poison-share of the good changes' rate) go to a CDC topic beside "
+                             "the probed one and to the feedback topic")
+    parser.add_argument("--poison-share", type=float, default=0.05)
     parser.add_argument("--keep", action="store_true", help="keep the namespaces for inspection")
     args = parser.parse_args()
     interrupt_on_termination()
@@ -327,6 +336,10 @@ def main() -> None:
             ratio = f"{min(ratios):.1f}"
         print(f"profile_p95={p95['profile']:.2f}s doc_p95={p95['document']:.2f}s "
               f"kpi_p95={p95['kpi']:.2f}s vs_plain={ratio}x")
+    poisoned = results.get("streaming+poison")
+    if stream and poisoned:
+        print("with poison / without, p95: " + " ".join(
+            f"{k}={poisoned['kinds'][k]['p95'] / stream['kinds'][k]['p95']:.2f}x" for k in KINDS))
 
 
 if __name__ == "__main__":

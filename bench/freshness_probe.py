@@ -26,6 +26,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 
 KINDS = ("profile", "document", "kpi")
+# Sent but never probed: events no parser or apply step accepts (`_send_poison`).
+POISON = "poison"
 PROBE_QUESTION = "What are my loyalty points and the current policy?"
 
 
@@ -115,6 +117,26 @@ class LoadGenerator(threading.Thread):
         for message in messages:
             self.publisher.producer.send(message.topic, key=message.key, value=message.value)
         self.ledger.add(Change("profile", str(member["id"]), self._points, time.monotonic()))
+
+    def _send_poison(self) -> None:
+        """A poison event, in turn on the CRM customers topic (beside the loyalty topic the
+        profile probe watches) and on the feedback topic: the key that once stalled the CDC
+        worker, or a generated malformed message (tests/fuzz_inputs.py)."""
+        from tests.fuzz_inputs import RandomInput
+
+        self._poison_input = getattr(self, "_poison_input", None) or RandomInput(self.rng.random())
+        serial = self.sent[POISON]
+        if serial % 2:
+            _, value = self._poison_input.message("feedback")
+            self.publisher.producer.send(self.publisher.config.feedback(), value=value)
+            return
+        topic = self.publisher.encoder.topic("crm", "customers")
+        if serial % 4 == 0:
+            key = b'{"id": ' + b"9" * 5000 + b"}"
+            value = json.dumps({"op": "u", "after": {"id": 1}}).encode()
+        else:
+            key, (_, value) = b'{"id": 1}', self._poison_input.message("cdc")
+        self.publisher.producer.send(topic, key=key, value=value)
 
     def _send_document(self) -> None:
         key = sorted(self.documents)[self.sent["document"] % len(self.documents)]

@@ -181,6 +181,8 @@ class RandomInput:
         """(kind, value bytes) of one arbitrary message of `source`."""
         rng = self.rng
         base = rng.choice(VALID_VALUES[source])()
+        if source == "feedback":  # many turns, not one turn delivered many times
+            base["turn_id"] = rng.randrange(1 << 30)
         kind = rng.choice(self.KINDS)
         if kind == "replace":
             raw = encode(replaced(base, rng.choice(paths(base)), self.value()))
@@ -194,10 +196,60 @@ class RandomInput:
         elif kind == "bytes":
             raw = rng.randbytes(rng.randrange(200))
         elif kind == "deep":
-            depth = rng.randrange(1, 50_000)
+            depth = rng.randrange(1, 3_000)  # past the decoders' recursion limits (~1,000)
             raw = b"[" * depth + b"]" * depth
         elif kind == "huge_number":
             raw = encode(base).replace(b"1001", b"9" * rng.choice([19, 400, 5000]), 1)
         else:
             raw = encode(base)
         return kind, raw
+
+
+# -- whole CDC records over the demo's tables, for the pipeline part of bench/fuzz.py ----------
+
+CDC_TABLES = {
+    ("crm", "customers"): ("first_name", "last_name", "email", "phone", "national_id",
+                           "date_of_birth", "address_line1", "city", "postcode", "country"),
+    ("loyalty", "members"): ("member_number", "email", "phone", "full_name", "date_of_birth",
+                             "tier", "points"),
+    ("booking", "bookings"): ("customer_email", "phone", "passenger_first_name",
+                              "passenger_last_name", "flight_no", "origin", "destination",
+                              "departure_date", "status"),
+    ("support", "tickets"): ("customer_email", "customer_phone", "customer_name", "subject",
+                             "status", "priority"),
+}
+
+
+def plausible(rng: random.Random, column: str, person: int) -> Any:
+    """A value of the kind the column usually holds, for person number `person`."""
+    if "email" in column:
+        return f"person{person}@example.com"
+    if "phone" in column:
+        return f"+44 7700 9{person % 100000:05d}"
+    if column == "member_number":
+        return f"LY{person:07d}"
+    if column == "date_of_birth":
+        return f"19{50 + person % 50}-0{1 + person % 9}-1{person % 10}"
+    return f"{column}-{rng.randrange(50)}"
+
+
+def cdc_record(source: RandomInput, ts_ms: int) -> tuple[str, str, bytes, bytes]:
+    """(kind, logical topic, key, value) of one CDC record: a change of a person's row whose
+    columns hold plausible values, or arbitrary JSON ("wild_row"), or a mutated message."""
+    rng = source.rng
+    table = rng.choice(sorted(CDC_TABLES))
+    pk = rng.randrange(1, 2000)
+    topic = f"cdc.{table[0]}.{table[1]}"
+    kind = rng.choice(("row", "row", "wild_row", "message"))
+    if kind == "message":
+        _, value = source.message("cdc")
+        return "message", topic, json.dumps({"id": pk}).encode(), value
+    row = {"id": pk}
+    for column in CDC_TABLES[table]:
+        row[column] = source.value() if kind == "wild_row" and rng.random() < 0.5 \
+            else plausible(rng, column, pk % 700)
+    envelope = {"op": rng.choice("cuu"), "before": None, "after": row,
+                "source": {"ts_ms": ts_ms, "table": table[1], "lsn": ts_ms}}
+    if rng.random() < 0.05:
+        envelope = {"op": "d", "before": {"id": pk}, "after": None, "source": {"ts_ms": ts_ms}}
+    return kind, topic, json.dumps({"id": pk}).encode(), json.dumps(envelope).encode()

@@ -96,7 +96,8 @@ def apply_events_guarded(cur, events: list[ChangeEvent], stats: ApplyStats,
 
     applied, set_aside = apply_setting_aside(events, apply, cur.connection.transaction,
                                              "cdc apply")
-    stats.add(applied)
+    for part in applied:
+        stats.add(part)
     return [DeadLetter(source="cdc", reason=aside.reason,
                        payload=payloads.get(aside.item.position.offset),
                        topic=aside.item.position.topic, partition=aside.item.position.partition,

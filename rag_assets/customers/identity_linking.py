@@ -68,7 +68,8 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
 
     linked, set_aside = apply_setting_aside(keys, link, cur.connection.transaction,
                                             "identity linking")
-    stats.add(linked)
+    for part in linked:
+        stats.add(part)
     if set_aside:
         _dequeue(cur, [aside.item for aside in set_aside])
         store_dead_letters(cur, [DeadLetter(DEAD_LETTER_SOURCE, aside.reason,

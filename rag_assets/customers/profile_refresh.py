@@ -101,7 +101,8 @@ def refresh_batch(cur, stats: RefreshStats, today: date | None = None, limit: in
 
     refreshed, set_aside = apply_setting_aside(customer_ids, refresh, cur.connection.transaction,
                                                "profile build")
-    stats.add(refreshed)
+    for part in refreshed:
+        stats.add(part)
     if set_aside:
         _dequeue(cur, [aside.item for aside in set_aside])
         store_dead_letters(cur, [DeadLetter(DEAD_LETTER_SOURCE, aside.reason, object_key=aside.item)

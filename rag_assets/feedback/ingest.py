@@ -145,8 +145,8 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
     """Apply the not-yet-applied parts of one range inside the caller's transaction.
 
     `prefetched` may hold the range's records already read (see `prefetch`). A turn whose
-    application fails on its own is set aside as a dead letter, the others are applied
-    (item_guard); the lake objects are written last, so such a failure never reaches S3.
+    storing fails on its own is set aside as a dead letter, the others are stored (item_guard);
+    the lake objects of the part are written once, after that, without the turns set aside.
     """
     parts = offset_ledger.claim(cur, CONSUMER, rng.topic, rng.partition, (rng.start, rng.end), run_id)
     if not parts:
@@ -170,18 +170,21 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
         events = kept
     topic = kafka.logical_topic(rng.topic)
 
-    def apply(batch: list[FeedbackEvent]) -> IngestStats:
+    def store(batch: list[FeedbackEvent]) -> IngestStats:
         batch_stats = IngestStats()
         _store_turns(cur, batch, (topic, rng.partition), policy, batch_stats, run_id)
-        with _timed(batch_stats, "lake_write"):
-            for part in parts:
-                _land(cur, s3, s3_client, [e for e in batch if part[0] <= e.offset < part[1]],
-                      topic, rng.partition, part, batch_stats, run_id)
         return batch_stats
 
-    applied, set_aside = apply_setting_aside(events, apply, cur.connection.transaction,
-                                             "feedback apply")
-    stats.add(applied)
+    stored, set_aside = apply_setting_aside(events, store, cur.connection.transaction,
+                                            "feedback apply")
+    for part in stored:
+        stats.add(part)
+    aside = {id(a.item) for a in set_aside}
+    with _timed(stats, "lake_write"):
+        for part in parts:
+            _land(cur, s3, s3_client, [e for e in events if id(e) not in aside
+                                       and part[0] <= e.offset < part[1]],
+                  topic, rng.partition, part, stats, run_id)
     payloads = {r.offset: r.value for r in records}
     letters += [DeadLetter(DEAD_LETTER_SOURCE, f"{RejectReason.UNPROCESSABLE}: {aside.reason}",
                            payloads.get(aside.item.offset), aside.item.topic,

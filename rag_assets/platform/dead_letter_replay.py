@@ -113,7 +113,7 @@ def replay_cdc_dead_letters(cur, kafka=None, limit: int | None = None,
         report.reasons[aside.reason] += 1
         cur.execute("UPDATE dead_letters SET replay_result = %s WHERE id = %s",
                     (f"still failing: {aside.reason}", letter_of[id(aside.item)]["id"]))
-    for event, outcome in changes.outcomes:
+    for event, outcome in (pair for part in changes for pair in part.outcomes):
         letter = letter_of[id(event)]
         report.applied += 1
         report.outcomes[outcome.value] += 1

@@ -10,11 +10,12 @@ reason; this module is the general guard behind them, for the input nobody fores
   on a path only that input takes). `is_environment_failure` tells them apart.
 * An environment failure propagates: the batch's transaction rolls back and the batch is retried,
   as before.
-* An item failure is pinned on one item (`apply_setting_aside`): the batch is tried in
-  savepoints on ever shorter prefixes until the first item that fails after its predecessors is
-  found; that item is set aside with its reason (`failure_reason`) and the rest is applied. A
-  prefix search rather than item-by-item keeps the batch's effect identical to applying it whole,
-  and it costs nothing when nothing fails.
+* An item failure is pinned on one item (`apply_setting_aside`): prefixes of the batch are
+  tried in savepoints (rolled back) until the first item that fails after its predecessors is
+  found; the items before it are applied, that item is set aside with its reason
+  (`failure_reason`), and the search goes on with the items after it. Applying consecutive
+  runs keeps the batch's effect equal to applying it whole; a batch that fails even when empty
+  is not the items' fault and fails as a whole; nothing is paid when nothing fails.
 
 Reasons name the stage, the error's type and where it was raised — never the error's message,
 which can quote row values (customer PII must stay out of dead-letter reasons and logs).
@@ -22,6 +23,7 @@ which can quote row values (customer PII must stay out of dead-letter reasons an
 
 from __future__ import annotations
 
+import sys
 import traceback
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -40,25 +42,19 @@ R = TypeVar("R")
 ENVIRONMENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58", "XX"})
 
 
-def _environment_error_types() -> tuple[type[BaseException], ...]:
-    kinds: list[type[BaseException]] = [ConnectionError, TimeoutError, psycopg.InterfaceError]
-    try:
-        from kafka.errors import KafkaError
-        kinds.append(KafkaError)
-    except ImportError:  # pragma: no cover - kafka-python is a core dependency
-        pass
-    try:
-        from botocore.exceptions import ConnectionError as BotoConnectionError
-        from botocore.exceptions import ReadTimeoutError
-        kinds.extend((BotoConnectionError, ReadTimeoutError))
-    except ImportError:  # pragma: no cover - boto3 is a core dependency
-        pass
-    return tuple(kinds)
-
-
-ENVIRONMENT_ERRORS = _environment_error_types()
 _RETRIED_S3_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
                                "ServiceUnavailable", "InternalError", "RequestTimeTooSkewed"})
+
+
+def _environment_error_types() -> tuple[type[BaseException], ...]:
+    """Network-level errors of the clients in use. A client's errors are looked up only once its
+    module is loaded (none of them can be raised before), so importing this module stays cheap."""
+    kinds: list[type[BaseException]] = [ConnectionError, TimeoutError, psycopg.InterfaceError]
+    if kafka_errors := sys.modules.get("kafka.errors"):
+        kinds.append(kafka_errors.KafkaError)
+    if boto_errors := sys.modules.get("botocore.exceptions"):
+        kinds.extend((boto_errors.ConnectionError, boto_errors.ReadTimeoutError))
+    return tuple(kinds)
 
 
 def is_environment_failure(error: BaseException) -> bool:
@@ -68,7 +64,7 @@ def is_environment_failure(error: BaseException) -> bool:
         if isinstance(error, psycopg.InterfaceError) or error.sqlstate is None:
             return True  # no answer from the server: the connection is gone
         return error.sqlstate[:2] in ENVIRONMENT_SQLSTATE_CLASSES
-    if isinstance(error, ENVIRONMENT_ERRORS):
+    if isinstance(error, _environment_error_types()):
         return True
     response = getattr(error, "response", None)  # botocore ClientError
     if isinstance(response, dict):
@@ -104,41 +100,66 @@ class _Undo(Exception):
 
 def apply_setting_aside(items: Sequence[T], apply: Callable[[list[T]], R],
                         savepoint: Callable[[], AbstractContextManager],
-                        stage: str) -> tuple[R, list[SetAside[T]]]:
+                        stage: str) -> tuple[list[R], list[SetAside[T]]]:
     """Apply `items` with `apply` (in order, in one go) inside `savepoint()`; when an item's
-    failure interrupts it, set that item aside and apply the rest again, until it succeeds.
+    failure interrupts it, set aside each item that fails after its predecessors and apply the
+    others, in order, in consecutive runs.
 
-    `apply` must leave no trace but in what `savepoint()` rolls back (and writes elsewhere, such
-    as S3 objects, must be named so that the final apply overwrites those of a trial). Returns
-    the final `apply`'s result (of an empty list when every item was set aside) and the items
-    set aside, in order. Environment failures, and failures with no item left to blame,
-    propagate unchanged."""
-    remaining, set_aside = list(items), []
+    `apply` must leave no trace but in what `savepoint()` rolls back, and applying a list in
+    consecutive parts must equal applying it whole (the sources' batch independence). Returns
+    the results of the `apply` calls that were kept (one when nothing failed) and the items set
+    aside, in order. Environment failures, and failures that an empty list raises too (nothing
+    to do with the items), propagate unchanged."""
+    remaining = list(items)
+    try:
+        with savepoint():
+            return [apply(remaining)], []
+    except Exception as error:  # noqa: BLE001 — classified right below
+        if is_environment_failure(error) or not remaining or _trial([], apply, savepoint):
+            raise
+    results, set_aside = [], []
     while True:
-        try:
+        index, reason = _first_failing(remaining, apply, savepoint, stage)
+        if index:
             with savepoint():
-                return apply(remaining), set_aside
-        except Exception as error:  # noqa: BLE001 — classified right below
-            if is_environment_failure(error) or not remaining:
-                raise
-            index, reason = _first_failing(remaining, apply, savepoint, stage, error)
+                results.append(apply(remaining[:index]))
+        if reason is None:
+            return results, set_aside
         set_aside.append(SetAside(remaining[index], reason))
-        del remaining[index]
+        remaining = remaining[index + 1:]
+        try:  # most often the item set aside was the only one
+            with savepoint():
+                results.append(apply(remaining))
+            return results, set_aside
+        except Exception as error:  # noqa: BLE001 — classified right below
+            if is_environment_failure(error):
+                raise
 
 
 def _first_failing(items: list[T], apply: Callable[[list[T]], R],
-                   savepoint: Callable[[], AbstractContextManager], stage: str,
-                   error: Exception) -> tuple[int, str]:
-    """The index of the first item that fails after its predecessors, and why (binary search
-    over prefixes; every trial is rolled back). The whole list is known to fail with `error`."""
-    good, bad, reason = 0, len(items), failure_reason(stage, error)
+                   savepoint: Callable[[], AbstractContextManager],
+                   stage: str) -> tuple[int, str | None]:
+    """The index of the first item that fails after its predecessors and why, or
+    (len(items), None) when none does. Prefixes of 1, 2, 4, ... items are tried, then the last
+    step is halved: a failing item at index i costs O(log i) trials of O(i) items each, so a
+    run of failing items costs one short trial apiece. Every trial is rolled back."""
+    good, size = 0, 1
+    while True:
+        end = min(good + size, len(items))
+        failure = _trial(items[:end], apply, savepoint)
+        if failure is not None:
+            bad, reason = end, failure_reason(stage, failure)
+            break
+        if end == len(items):
+            return end, None
+        good, size = end, size * 2
     while bad - good > 1:
         middle = (good + bad) // 2
-        failed = _trial(items[:middle], apply, savepoint)
-        if failed is None:
+        failure = _trial(items[:middle], apply, savepoint)
+        if failure is None:
             good = middle
         else:
-            bad, reason = middle, failure_reason(stage, failed)
+            bad, reason = middle, failure_reason(stage, failure)
     return bad - 1, reason
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import pytest
 from dagster import materialize
 
-from rag_assets.feedback import turn_store
+from rag_assets.feedback import ingest
 from rag_assets.feedback.assets import conversation_log
 from rag_assets.feedback.checks import feedback_checks
 from rag_assets.feedback.events import FeedbackEvent
@@ -114,12 +114,13 @@ def test_a_retried_run_leaves_no_duplicate_lake_rows(kafka, s3, postgres, monkey
     run_config, _ = tick(kafka, postgres)
     resources = {"kafka": kafka, "s3": s3, "postgres": postgres, "sentiment": SentimentResource()}
 
-    real_insert = turn_store.insert_turns
+    real_store_letters = ingest.store_dead_letters
 
     def crash(*args, **kwargs):
         raise RuntimeError("simulated crash after the lake objects were written")
 
-    monkeypatch.setattr(turn_store, "insert_turns", crash)
+    # The range's last statement, after its turns are stored and its lake objects written.
+    monkeypatch.setattr(ingest, "store_dead_letters", crash)
     log_only = {"ops": {"conversation_log": run_config["ops"]["conversation_log"]}}
     failed = materialize([conversation_log], resources=resources, run_config=log_only,
                          raise_on_error=False)
@@ -129,7 +130,7 @@ def test_a_retried_run_leaves_no_duplicate_lake_rows(kafka, s3, postgres, monkey
         cur.execute("SELECT count(*) FROM applied_offsets")
         assert cur.fetchone()[0] == 0
 
-    monkeypatch.setattr(turn_store, "insert_turns", real_insert)
+    monkeypatch.setattr(ingest, "store_dead_letters", real_store_letters)
     retried = run_stream(kafka, s3, postgres, run_config)
     assert retried["conversation_log"]["events_read"].value == len(events)
     assert run_stream(kafka, s3, postgres, run_config)["conversation_log"]["events_read"].value == 0

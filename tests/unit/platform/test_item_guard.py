@@ -60,7 +60,7 @@ def test_every_failing_item_is_set_aside_and_every_other_applied_once_in_order(i
     applied, set_aside = apply_setting_aside(items, store.apply_failing_on(poison),
                                              store.savepoint, "test apply")
     assert store.applied == [i for i in items if i not in poison]
-    assert applied == len(store.applied)
+    assert sum(applied) == len(store.applied)
     assert [aside.item for aside in set_aside] == [i for i in items if i in poison]
     assert all(aside.reason.startswith("test apply failed: PoisonError at ") for aside in set_aside)
 
@@ -74,7 +74,28 @@ def test_a_batch_without_failures_is_applied_in_one_attempt():
 def test_one_poison_item_among_a_thousand_costs_a_logarithmic_number_of_attempts():
     store = Store()
     apply_setting_aside(list(range(1000)), store.apply_failing_on({637}), store.savepoint, "s")
-    assert store.attempts <= 2 + 10  # the batch, ~log2(1000) trials, the batch without it
+    # the batch, the empty batch, ~2 log2(637) trials, the items before it, the items after it
+    assert store.attempts <= 2 + 2 * 10 + 2
+
+
+def test_a_run_of_failing_items_costs_a_few_attempts_each_not_a_search_each():
+    store = Store()
+    poison = set(range(100, 300))
+    apply_setting_aside(list(range(1000)), store.apply_failing_on(poison), store.savepoint, "s")
+    assert store.attempts < 2 * len(poison) + 40
+
+
+def test_a_batch_that_fails_even_when_empty_fails_whole_without_blaming_an_item():
+    store = Store()
+    calls = []
+
+    def apply(batch):
+        calls.append(len(batch))
+        raise RuntimeError("a bug on every path, whatever the items")
+
+    with pytest.raises(RuntimeError, match="a bug on every path"):
+        apply_setting_aside([1, 2, 3], apply, store.savepoint, "s")
+    assert calls == [3, 0]
 
 
 def test_an_item_that_fails_only_after_another_is_pinned_on_the_later_one():
@@ -101,14 +122,14 @@ def test_an_environment_failure_propagates_and_nothing_is_set_aside():
         apply_setting_aside([1, 2, 3], apply, store.savepoint, "s")
 
 
-def test_a_failure_with_no_item_to_blame_propagates():
+def test_an_empty_batch_that_fails_propagates():
     store = Store()
 
     def apply(batch):
         raise PoisonError("fails even with nothing to apply")
 
-    with pytest.raises(PoisonError):
-        apply_setting_aside([1, 2], apply, store.savepoint, "s")
+    with pytest.raises(PoisonError, match="nothing to apply"):
+        apply_setting_aside([], apply, store.savepoint, "s")
 
 
 @pytest.mark.parametrize("sqlstate, environment", [
