@@ -17,7 +17,7 @@ from rag_assets.customers.source_state import RecordKey, apply_change_events
 from rag_assets.customers import source_store
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
-from rag_assets.platform.item_guard import apply_setting_aside
+from rag_assets.platform.item_guard import apply_in_transaction
 from rag_assets.platform.kafka_ingest import OffsetRangeConfig
 from resources.kafka import KafkaResource
 
@@ -89,15 +89,9 @@ def apply_events_guarded(cur, events: list[ChangeEvent], stats: ApplyStats,
                          payloads: Mapping[int, bytes | None]) -> list[DeadLetter]:
     """`apply_events`, with any event whose application fails on its own set aside as a dead
     letter (its payload from `payloads`, by offset) while the others are applied (item_guard)."""
-    def apply(batch: list[ChangeEvent]) -> ApplyStats:
-        batch_stats = ApplyStats()
-        apply_events(cur, batch, batch_stats)
-        return batch_stats
-
-    applied, set_aside = apply_setting_aside(events, apply, cur.connection.transaction,
-                                             "cdc apply")
-    for part in applied:
-        stats.add(part)
+    applied, set_aside = apply_in_transaction(
+        cur, events, lambda part, counts: apply_events(cur, part, counts), ApplyStats, "cdc apply")
+    stats.add(applied)
     return [DeadLetter(source="cdc", reason=aside.reason,
                        payload=payloads.get(aside.item.position.offset),
                        topic=aside.item.position.topic, partition=aside.item.position.partition,

@@ -9,7 +9,7 @@ from rag_assets.customers import source_store
 from rag_assets.customers.identity_graph import IdentityGraph, NodeChange, node_from_record
 from rag_assets.customers.identity_store import PostgresIdentityStore, lock_graph, record_key_text
 from rag_assets.customers.source_state import RecordKey
-from rag_assets.platform.item_guard import apply_setting_aside
+from rag_assets.platform.item_guard import apply_in_transaction
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
 from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN, QUEUE_RECORD_AGAIN
 
@@ -61,15 +61,10 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
         return 0
     store = store or PostgresIdentityStore()
 
-    def link(batch: list[RecordKey]) -> LinkStats:
-        batch_stats = LinkStats()
-        _link(cur, batch, batch_stats, run_id, store)
-        return batch_stats
-
-    linked, set_aside = apply_setting_aside(keys, link, cur.connection.transaction,
-                                            "identity linking")
-    for part in linked:
-        stats.add(part)
+    linked, set_aside = apply_in_transaction(
+        cur, keys, lambda part, counts: _link(cur, part, counts, run_id, store), LinkStats,
+        "identity linking")
+    stats.add(linked)
     if set_aside:
         _dequeue(cur, [aside.item for aside in set_aside])
         store_dead_letters(cur, [DeadLetter(DEAD_LETTER_SOURCE, aside.reason,

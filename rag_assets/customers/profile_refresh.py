@@ -12,7 +12,7 @@ from rag_assets.customers.identity_store import parse_record_key
 from rag_assets.customers.profiles import build_profile
 from rag_assets.customers.source_state import RecordKey
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
-from rag_assets.platform.item_guard import apply_setting_aside
+from rag_assets.platform.item_guard import apply_in_transaction
 from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN
 
 DEAD_LETTER_SOURCE = "customer_profiles"
@@ -94,15 +94,10 @@ def refresh_batch(cur, stats: RefreshStats, today: date | None = None, limit: in
     if not customer_ids:
         return 0
 
-    def refresh(batch: list[str]) -> RefreshStats:
-        batch_stats = RefreshStats()
-        _refresh(cur, batch, batch_stats, today)
-        return batch_stats
-
-    refreshed, set_aside = apply_setting_aside(customer_ids, refresh, cur.connection.transaction,
-                                               "profile build")
-    for part in refreshed:
-        stats.add(part)
+    refreshed, set_aside = apply_in_transaction(
+        cur, customer_ids, lambda part, counts: _refresh(cur, part, counts, today), RefreshStats,
+        "profile build")
+    stats.add(refreshed)
     if set_aside:
         _dequeue(cur, [aside.item for aside in set_aside])
         store_dead_letters(cur, [DeadLetter(DEAD_LETTER_SOURCE, aside.reason, object_key=aside.item)

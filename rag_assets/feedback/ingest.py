@@ -31,7 +31,7 @@ from rag_assets.feedback.finetune_export import erased_customer_refs
 from rag_assets.feedback.windows import Arrival, LatenessPolicy, classify_batch, windows_of
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
-from rag_assets.platform.item_guard import apply_setting_aside
+from rag_assets.platform.item_guard import apply_in_transaction
 from rag_assets.platform.kafka_ingest import OffsetRangeConfig
 from resources.kafka import KafkaResource
 from resources.s3 import S3Storage
@@ -170,15 +170,11 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
         events = kept
     topic = kafka.logical_topic(rng.topic)
 
-    def store(batch: list[FeedbackEvent]) -> IngestStats:
-        batch_stats = IngestStats()
-        _store_turns(cur, batch, (topic, rng.partition), policy, batch_stats, run_id)
-        return batch_stats
-
-    stored, set_aside = apply_setting_aside(events, store, cur.connection.transaction,
-                                            "feedback apply")
-    for part in stored:
-        stats.add(part)
+    stored, set_aside = apply_in_transaction(
+        cur, events, lambda part, counts: _store_turns(cur, part, (topic, rng.partition), policy,
+                                                       counts, run_id),
+        IngestStats, "feedback apply")
+    stats.add(stored)
     aside = {id(a.item) for a in set_aside}
     with _timed(stats, "lake_write"):
         for part in parts:

@@ -45,7 +45,8 @@ from rag_assets.knowledge.chunking import (
 from rag_assets.knowledge.document_diff import DEAD_LETTER_SOURCE, normalise_etag
 from rag_assets.knowledge.embedding import Embedder, l2_normalise
 from rag_assets.platform.retry import RetryPolicy
-from rag_assets.knowledge.parsing import DEFAULT_MAX_BYTES, UnusableDocument, parse_document
+from rag_assets.knowledge.parse_sandbox import SandboxedParser, shared_parser
+from rag_assets.knowledge.parsing import DEFAULT_MAX_BYTES, UnusableDocument
 from rag_assets.knowledge.registry import QueuedDocument
 from rag_assets.platform.dead_letters import DeadLetter
 from rag_assets.platform.item_guard import failure_reason, is_environment_failure
@@ -203,6 +204,7 @@ class IndexerSettings:
     max_bytes: int = DEFAULT_MAX_BYTES
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=3))
+    parser: SandboxedParser | None = None  # None: the process's shared one
 
 
 class DocumentIndexer:
@@ -287,7 +289,8 @@ class DocumentIndexer:
         body = response["Body"].read()
         digest = hashlib.sha256(body).hexdigest()
         try:
-            parsed = parse_document(item.key, body, self.settings.max_bytes)
+            parser = self.settings.parser or shared_parser()
+            parsed = parser.parse(item.key, body, self.settings.max_bytes)
         except UnusableDocument as error:
             return self._rejected(item, etag, version_id, len(body), digest, error.reason, body)
         chunks = chunk_document(parsed, self.settings.chunking, self.count_tokens)

@@ -18,6 +18,7 @@ from html.parser import HTMLParser
 from pathlib import PurePosixPath
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+MAX_PDF_PAGES = 2000
 TEXT_EXTENSIONS = frozenset({".md", ".markdown", ".txt", ".html", ".htm"})
 PDF_EXTENSIONS = frozenset({".pdf"})
 SUPPORTED_EXTENSIONS = TEXT_EXTENSIONS | PDF_EXTENSIONS
@@ -169,16 +170,20 @@ def _title_from_key(key: str) -> str:
 # Markdown
 # --------------------------------------------------------------------------------------------
 
-_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t#]*$")
+# Every pattern runs in time linear in the line: a repeated part never crosses a character that
+# could start another match (a lazy `.+?` or `[^)]*` could, which made a long hostile line cost
+# quadratic time — a 1 MB one-line document about an hour).
+_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*)$")
 _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
-_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_EMPHASIS = re.compile(r"(\*\*|__|\*|`)(?=\S)(.+?)(?<=\S)\1")
-_FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
+_LINK = re.compile(r"!?\[([^\[\]\n]*)\]\([^()\[\]\s]*\)")
+_EMPHASIS = [(marker, re.compile(pattern)) for marker, pattern in (
+    ("**", r"\*\*(?=\S)([^*\n]+?)(?<=\S)\*\*"), ("__", r"__(?=\S)([^_\n]+?)(?<=\S)__"),
+    ("*", r"\*(?=\S)([^*\n]+?)(?<=\S)\*"), ("`", r"`([^`\n]+)`"))]
 
 
 def _parse_markdown(text: str) -> tuple[str, list[Section]]:
-    text = _FRONT_MATTER.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _without_front_matter(text.replace("\r\n", "\n").replace("\r", "\n"))
     builder = _SectionBuilder()
     lines = text.split("\n")
     in_fence = False
@@ -192,7 +197,8 @@ def _parse_markdown(text: str) -> tuple[str, list[Section]]:
         atx = _ATX_HEADING.match(line)
         next_line = lines[index + 1] if index + 1 < len(lines) else ""
         if atx:
-            builder.start_section(len(atx.group(1)), _inline_markdown(atx.group(2)))
+            builder.start_section(len(atx.group(1)),
+                                  _inline_markdown(_without_closing_hashes(atx.group(2))))
         elif (
             line.strip()
             and _SETEXT_UNDERLINE.match(next_line)
@@ -211,8 +217,30 @@ def _parse_markdown(text: str) -> tuple[str, list[Section]]:
 
 
 def _inline_markdown(line: str) -> str:
-    line = _LINK.sub(r"\1", line)
-    return _EMPHASIS.sub(r"\2", line)
+    if "[" in line:
+        line = _LINK.sub(r"\1", line)
+    for marker, emphasis in _EMPHASIS:
+        if marker in line:
+            line = emphasis.sub(r"\1", line)
+    return line
+
+
+def _without_front_matter(text: str) -> str:
+    """The text without a leading YAML front matter block (`---` ... `---`)."""
+    if text.startswith("---\n"):
+        end = text.find("\n---\n", 3)
+        if end != -1:
+            return text[end + len("\n---\n"):]
+    return text
+
+
+def _without_closing_hashes(heading: str) -> str:
+    """An ATX heading's text without its optional closing sequence (`## Title ##`)."""
+    heading = heading.rstrip(" \t")
+    bare = heading.rstrip("#")
+    if bare != heading and (not bare or bare[-1] in " \t"):
+        heading = bare.rstrip(" \t")
+    return heading
 
 
 class _SectionBuilder:
@@ -392,6 +420,9 @@ def _parse_pdf(body: bytes) -> tuple[str, list[Section]]:
         reader = PdfReader(io.BytesIO(body))
         if reader.is_encrypted:
             raise UnusableDocument("PDF is encrypted")
+        if len(reader.pages) > MAX_PDF_PAGES:
+            raise UnusableDocument(f"PDF has {len(reader.pages)} pages, over the "
+                                   f"{MAX_PDF_PAGES}-page limit")
         pages = [page.extract_text() or "" for page in reader.pages]
         title = str((reader.metadata or {}).get("/Title") or "").strip()
     except UnusableDocument:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
 import psycopg
 
@@ -134,6 +134,30 @@ def apply_setting_aside(items: Sequence[T], apply: Callable[[list[T]], R],
         except Exception as error:  # noqa: BLE001 — classified right below
             if is_environment_failure(error):
                 raise
+
+
+class Counts(Protocol):
+    def add(self, other: Self) -> None: ...
+
+
+S = TypeVar("S", bound=Counts)
+
+
+def apply_in_transaction(cur, items: Sequence[T], work: Callable[[list[T], S], None],
+                         new_counts: Callable[[], S], stage: str) -> tuple[S, list[SetAside[T]]]:
+    """`apply_setting_aside` in the transaction of `cur` (its savepoints): `work(part, counts)`
+    applies a part of `items` and counts it in fresh `new_counts()`; the counts of the parts
+    kept are added up. Returns them and the items set aside."""
+    def apply(part: list[T]) -> S:
+        counts = new_counts()
+        work(part, counts)
+        return counts
+
+    kept, set_aside = apply_setting_aside(items, apply, cur.connection.transaction, stage)
+    total = new_counts()
+    for counts in kept:
+        total.add(counts)
+    return total, set_aside
 
 
 def _first_failing(items: list[T], apply: Callable[[list[T]], R],
