@@ -27,8 +27,12 @@ from dataclasses import dataclass, field
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter
 from rag_assets.platform.item_guard import apply_setting_aside
+from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN, QUEUE_RECORD_AGAIN
 
-REPLAYABLE_SOURCES = ("cdc",)
+# Letters of a queue-draining step (set aside by the item guard) are replayed by queueing their
+# keys again: the step takes them on its next batch, and sets them aside again if they still fail.
+REQUEUED_SOURCES = ("identity_graph", "customer_profiles")
+REPLAYABLE_SOURCES = ("cdc", *REQUEUED_SOURCES)
 
 
 @dataclass
@@ -122,7 +126,29 @@ def replay_cdc_dead_letters(cur, kafka=None, limit: int | None = None,
     return report
 
 
+def requeue_dead_letters(cur, source: str, limit: int | None = None) -> ReplayReport:
+    """Queue the keys of pending letters of `source` (a queue-draining step) again."""
+    ids = [letter["id"] for letter in _locked_pending(cur, source, limit)]
+    if source == "identity_graph":  # object_key "system.table:pk" (RecordKey's text)
+        cur.execute("INSERT INTO identity_pending (system, table_name, pk)"
+                    " SELECT split_part(object_key, '.', 1),"
+                    " split_part(split_part(object_key, ':', 1), '.', 2),"
+                    " substr(object_key, strpos(object_key, ':') + 1)"
+                    f" FROM dead_letters WHERE id = ANY(%s){QUEUE_RECORD_AGAIN}", (ids,))
+    else:  # object_key is the customer id
+        cur.execute("INSERT INTO profile_pending (customer_id)"
+                    f" SELECT object_key FROM dead_letters WHERE id = ANY(%s){QUEUE_CUSTOMER_AGAIN}",
+                    (ids,))
+    cur.execute("UPDATE dead_letters SET replayed_at = now(), replay_result = 'queued again'"
+                " WHERE id = ANY(%s)", (ids,))
+    report = ReplayReport(pending=len(ids), applied=len(ids))
+    report.outcomes["queued again"] = len(ids)
+    return report
+
+
 def replay_dead_letters(cur, source: str, kafka=None, limit: int | None = None) -> ReplayReport:
     if source == "cdc":
         return replay_cdc_dead_letters(cur, kafka, limit)
+    if source in REQUEUED_SOURCES:
+        return requeue_dead_letters(cur, source, limit)
     raise ValueError(f"no replay for dead letters of {source!r}; replayable: {', '.join(REPLAYABLE_SOURCES)}")

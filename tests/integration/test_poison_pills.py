@@ -17,6 +17,8 @@ stream is caught up.
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from datetime import timedelta
 
 import pytest
 
+from rag_assets.customers.cli_commands import add_parsers, customers_cli
 from rag_assets.customers.streaming import CdcMicroBatches
 from rag_assets.customers.identity_store import record_key_text
 from rag_assets.customers.source_state import RecordKey
@@ -171,6 +174,20 @@ def test_a_record_the_linker_fails_on_is_set_aside_and_every_other_record_linked
     [(source, reason, topic, _, object_key)] = dead_letters(postgres)
     assert (source, topic, object_key) == ("identity_graph", None, poisoned)
     assert reason.startswith("identity linking failed: CheckViolation (SQLSTATE 23514) at ")
+
+    # Once the database takes it, `rag-assets dead-letters replay --source identity_graph`
+    # queues the record again and links it.
+    allow(postgres, "identity_nodes", "no_node_12")
+    parser = argparse.ArgumentParser(prog="rag-assets")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    out = io.StringIO()
+    args = parser.parse_args(["dead-letters", "replay", "--source", "identity_graph"])
+    assert customers_cli(args, postgres=postgres, kafka=kafka, out=out) == 0
+    assert out.getvalue().startswith("1 pending, 1 replayed (queued again 1), 0 still failing; "
+                                     "1 record(s) relinked")
+    assert scalar(postgres, "SELECT count(*) FROM identity_nodes") == 31
+    assert scalar(postgres, "SELECT count(*) FROM customer_profiles") == 30
+    assert dead_letters(postgres) == []
 
 
 def test_a_customer_whose_profile_the_database_refuses_is_set_aside(kafka, postgres):
