@@ -52,3 +52,20 @@ def test_a_document_over_the_memory_limit_is_rejected_and_the_next_one_parses():
         assert parser.parse("kb/guide.md", GUIDE, 1 << 20).title == "Baggage"
     finally:
         parser.close()
+
+
+def test_a_pdf_over_the_page_limit_is_rejected_before_its_pages_are_read():
+    import io
+
+    from pypdf import PdfWriter
+
+    from rag_assets.knowledge.parsing import MAX_PDF_PAGES
+
+    writer = PdfWriter()
+    for _ in range(MAX_PDF_PAGES + 1):
+        writer.add_blank_page(width=72, height=72)
+    body = io.BytesIO()
+    writer.write(body)
+    with pytest.raises(UnusableDocument, match=f"^PDF has {MAX_PDF_PAGES + 1} pages, over the "
+                                               f"{MAX_PDF_PAGES}-page limit$"):
+        parse_document("kb/huge.pdf", body.getvalue(), 50 << 20)
