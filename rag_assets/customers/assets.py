@@ -48,7 +48,7 @@ def source_records(context: AssetExecutionContext, config: OffsetRangesConfig,
                    kafka: KafkaResource, postgres: PostgresResource) -> MaterializeResult:
     stats = cdc_apply.ApplyStats()
     if config.is_rebuild:
-        ranges = rebuild_ranges(kafka, cdc_apply.CDC_TOPIC_PATTERN)
+        ranges = rebuild_ranges(kafka, cdc_apply.cdc_topic_pattern())
         with postgres.transaction() as cur:
             ensure_customer_schema(cur, postgres)
             source_store.clear(cur)

@@ -35,9 +35,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rag_assets.catalogue import active_catalogue
 from rag_assets.customers.identifiers import (
     EMAIL,
-    IDENTITY_COLUMNS,
     LOYALTY_NUMBER,
     PHONE,
     IdentityColumns,
@@ -46,7 +46,7 @@ from rag_assets.customers.identifiers import (
     normalize_email,
     normalize_phone,
 )
-from rag_assets.customers.lookup import DEFAULT_TABLE, RECORD_REF
+from rag_assets.customers.lookup import record_key_of_reference
 
 # Identifier kinds that the app may use as a feedback `customer_ref` (national ids and
 # passports are erased from the graph but never written to the suppression list).
@@ -55,8 +55,6 @@ CUSTOMER_ID = "customer_id"
 RECORD = "record"
 MAX_REQUEST_ID_CHARS = 200
 HASH_KEY_ENV = "RAG_ERASURE_HASH_KEY"
-
-SHORT_FORM_SYSTEM = {f"{s}.{t}": s for s, t in DEFAULT_TABLE.items()}
 
 
 @dataclass(frozen=True)
@@ -75,17 +73,10 @@ def record_key_refs(record_key: str) -> set[str]:
     """The reference forms of a record key: `crm.customers:1` and its short form `crm:1`."""
     refs = {record_key}
     table_key, _, pk = record_key.partition(":")
-    if table_key in SHORT_FORM_SYSTEM:
-        refs.add(f"{SHORT_FORM_SYSTEM[table_key]}:{pk}")
+    for short, (system, table) in active_catalogue().short_references.items():
+        if f"{system}.{table}" == table_key:
+            refs.add(f"{short}:{pk}")
     return refs
-
-
-def _record_key_of_ref(ref: str) -> str | None:
-    match = RECORD_REF.match(ref)
-    if match is None:
-        return None
-    table = match["table"] or DEFAULT_TABLE.get(match["system"])
-    return f"{match['system']}.{table}:{match['pk']}" if table else None
 
 
 def ref_keys(ref: str | None) -> set[tuple[str, str]]:
@@ -107,7 +98,7 @@ def ref_keys(ref: str | None) -> set[tuple[str, str]]:
     if text.startswith("cus_"):
         keys.add((CUSTOMER_ID, text))
         return keys
-    if record := _record_key_of_ref(text):
+    if record := record_key_of_reference(text):
         keys.add((RECORD, record))
         return keys
     if loyalty := normalize_document_number(text):
@@ -138,12 +129,12 @@ def _raw_values(system: str, table: str, row: Mapping[str, Any] | None,
     mapping = columns.get((system, table))
     if mapping is None or not row:
         return set()
-    region = (normalize_country(row.get(mapping.country)) if mapping.country else None) or None
+    region = ((normalize_country(row.get(mapping.country)) if mapping.country else None)
+              or mapping.phone_region or active_catalogue().default_phone_region)
     found = set()
     for kind, names, normalise in (
         (EMAIL, mapping.email, normalize_email),
-        (PHONE, mapping.phone, lambda raw: normalize_phone(raw, region) if region
-         else normalize_phone(raw)),
+        (PHONE, mapping.phone, lambda raw: normalize_phone(raw, region)),
         (LOYALTY_NUMBER, mapping.loyalty_number, normalize_document_number),
     ):
         for name in names:
@@ -176,7 +167,7 @@ def _profile_contacts(profile: Mapping[str, Any] | None) -> set[tuple[str, str]]
 def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[str],
                  lookup_rows: Iterable[tuple[str, str]], profile: Mapping[str, Any] | None = None,
                  source_rows: Mapping[str, Mapping[str, Any] | None] | None = None,
-                 columns: Mapping[tuple[str, str], IdentityColumns] = IDENTITY_COLUMNS
+                 columns: Mapping[tuple[str, str], IdentityColumns] | None = None
                  ) -> ErasureTarget:
     """The erasure of one customer from what the stores hold about them.
 
@@ -185,6 +176,8 @@ def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[
     `source_rows`: record key → row data, for the raw spellings of emails, phones and loyalty
     numbers (the app may send a reference exactly as the source system stores it).
     """
+    if columns is None:
+        columns = active_catalogue().identity_columns
     record_keys = frozenset(record_keys)
     identifiers = {(kind, value) for kind, value in lookup_rows if kind != "block"}
     identifiers |= _profile_contacts(profile)

@@ -72,7 +72,7 @@ def replay_cdc_dead_letters(cur, kafka=None, limit: int | None = None,
     from rag_assets.customers import cdc_apply
     from rag_assets.customers.cdc_events import ChangeEvent, parse_cdc_record
 
-    config = config or cdc_apply.PARSER_CONFIG
+    config = config or cdc_apply.parser_config()
     report = ReplayReport()
     letters = _locked_pending(cur, "cdc", limit)
     report.pending = len(letters)

@@ -21,7 +21,7 @@ from dagster import DagsterInstance, build_sensor_context, materialize
 
 from rag_assets.customers import source_store
 from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
-from rag_assets.customers.cdc_apply import CDC_TOPIC_PATTERN, PARSER_CONFIG
+from rag_assets.customers.cdc_apply import cdc_topic_pattern, parser_config
 from rag_assets.customers.cdc_events import ChangeEvent, parse_cdc_record
 from rag_assets.customers.identity_graph import IdentityGraph, InMemoryIdentityStore, node_from_record
 from rag_assets.customers.profiles import build_profile
@@ -209,10 +209,10 @@ def stored_state(postgres) -> CustomerState:
 def read_log(kafka) -> list[ChangeEvent]:
     """Every parsable event of every CDC topic, partition by partition in offset order."""
     events = []
-    for rng in rebuild_ranges(kafka, CDC_TOPIC_PATTERN):
+    for rng in rebuild_ranges(kafka, cdc_topic_pattern()):
         for record in kafka.read_range(rng.topic, rng.partition, rng.start, rng.end):
             parsed = parse_cdc_record(kafka.logical_topic(record.topic), record.partition,
-                                      record.offset, record.key, record.value, PARSER_CONFIG)
+                                      record.offset, record.key, record.value, parser_config())
             if isinstance(parsed, ChangeEvent):
                 events.append(parsed)
     return events
