@@ -9,6 +9,7 @@
     rag-assets retrieval-serve [--port N]   the same over HTTP/JSON
     rag-assets customer --ref REF [--json]  a customer's unified profile
     rag-assets dead-letters list|replay [--source S]
+    rag-assets sources check [FILE]         validate a source catalogue (exit 2: file:line errors)
     rag-assets erase --customer REF [--yes] the right to be forgotten (dry run without --yes)
 """
 
@@ -22,6 +23,7 @@ import sys
 from infra import services
 from infra.dagster import DagsterService
 from infra.settings import InfraSettings, connection_env
+from rag_assets.catalogue.cli import add_sources_parser
 from rag_assets.customers.cli_commands import add_parsers as add_customer_parsers
 from rag_assets.customers.erase_customer import add_erase_parser
 from rag_assets.retrieval.cli import (
@@ -132,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_customer_parsers(commands)
     add_erase_parser(commands)
+    add_sources_parser(commands)
     return parser
 
 

@@ -230,7 +230,7 @@ class _Reader:
         fields = self.mapping(node, TABLE_KEYS, "a source table")
         if not isinstance(node, MappingNode):
             return None
-        hint = " (it is the first part of record references such as crm.customers:1001)"
+        hint = " (it names records in references: <system>.<table>:<primary key>)"
         system = self.text(fields.get("system"), "system", NAME, hint)
         table = self.text(fields.get("table"), "table", NAME, hint)
         for name in ("system", "table"):
