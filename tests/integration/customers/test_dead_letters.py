@@ -6,13 +6,14 @@ the ones a fixed parser accepts, exactly once."""
 import argparse
 import io
 import json
+from dataclasses import replace
 
 import pytest
 
 from rag_assets.customers import cdc_apply
-from rag_assets.customers.cdc_events import CdcParserConfig
 from rag_assets.customers.cli_commands import add_parsers, customers_cli
 from rag_assets.platform.dead_letters import pending_dead_letters
+from tests.catalogues import AUDIT_LOG, demo_catalogue_with, use_catalogue
 from tests.integration.customers.bad_events import (
     ALICE,
     CORPUS,
@@ -59,7 +60,8 @@ def cli(args, postgres, kafka=None):
     return code, out.getvalue()
 
 
-def test_bad_events_become_dead_letters_and_the_good_ones_are_applied(kafka, postgres, monkeypatch):
+def test_bad_events_become_dead_letters_and_the_good_ones_are_applied(kafka, postgres, monkeypatch,
+                                                                     tmp_path):
     assert len(CORPUS) >= 15
     messages = corpus_stream()
     publish(kafka, messages, partitions=1, topic_configs={"max.message.bytes": str(4 * LIMIT)},
@@ -106,9 +108,10 @@ def test_bad_events_become_dead_letters_and_the_good_ones_are_applied(kafka, pos
     code, out = cli(["dead-letters", "replay"], postgres, kafka)  # no --source: refused
     assert code == 2
 
-    fixed = CdcParserConfig(known_tables=frozenset(cdc_apply.PARSER_CONFIG.known_tables)
-                            | {("crm", "audit_log")}, max_value_bytes=4 * LIMIT)
-    monkeypatch.setattr(cdc_apply, "PARSER_CONFIG", fixed)
+    # The catalogue gains the audit log, and the size limit is raised.
+    use_catalogue(monkeypatch, demo_catalogue_with(tmp_path, AUDIT_LOG))
+    fixed = replace(cdc_apply.parser_config(), max_value_bytes=4 * LIMIT)
+    monkeypatch.setattr(cdc_apply, "parser_config", lambda catalogue=None: fixed)
     code, out = cli(["dead-letters", "replay", "--source", "cdc", "--json"], postgres, kafka)
     report = json.loads(out)
     assert code == 1  # some letters still fail
@@ -135,14 +138,12 @@ def test_bad_events_become_dead_letters_and_the_good_ones_are_applied(kafka, pos
     assert stored_state(postgres) == state
 
 
-def test_replay_without_kafka_uses_the_stored_payload(kafka, postgres, monkeypatch):
+def test_replay_without_kafka_uses_the_stored_payload(kafka, postgres, monkeypatch, tmp_path):
     publish(kafka, [raw(envelope(after={"id": 7, "action": "login"}, table="audit_log"),
                         key=key_of(7), topic="cdc.crm.audit_log")], partitions=1)
     (run,) = catch_up(kafka, postgres)
     assert metadata(run)["dead_letters"] == 1
-    fixed = CdcParserConfig(known_tables=frozenset(cdc_apply.PARSER_CONFIG.known_tables)
-                            | {("crm", "audit_log")})
-    monkeypatch.setattr(cdc_apply, "PARSER_CONFIG", fixed)
+    use_catalogue(monkeypatch, demo_catalogue_with(tmp_path, AUDIT_LOG))
     code, out = cli(["dead-letters", "replay", "--source", "cdc"], postgres, kafka=False)
     assert code == 0 and "1 replayed (applied 1)" in out
     assert "crm.audit_log:7" in stored_state(postgres).live_rows
