@@ -341,7 +341,7 @@ class _Reader:
             return ()
         if not isinstance(node, MappingNode):
             self.fail(node, f"fields of {label} must map each profile field to its column, "
-                            "e.g. `flight: flight_no`")
+                            "e.g. `total: order_total`")
             return ()
         shown: dict[str, str] = {}
         for key_node, value_node in node.value:

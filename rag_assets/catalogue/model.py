@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from rag_assets.knowledge.parsing import SUPPORTED_EXTENSIONS
+
 TableKey = tuple[str, str]
 
 PERSON, MEMBERSHIP, ACTIVITY = "person", "membership", "activity"
@@ -122,7 +124,7 @@ class SourceTable:
 @dataclass(frozen=True)
 class Knowledge:
     prefix: str = "knowledge-base/"
-    document_types: tuple[str, ...] = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
+    document_types: tuple[str, ...] = tuple(sorted(SUPPORTED_EXTENSIONS))
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ class Catalogue:
 
     @cached_property
     def short_references(self) -> dict[str, TableKey]:
-        """`crm` -> ("crm", "customers"): the table a reference `crm:1001` names."""
+        """`shop` -> ("shop", "customers"): the table a reference `shop:1001` names."""
         return {t.short_reference: t.key for t in self.tables if t.short_reference}
 
     @cached_property

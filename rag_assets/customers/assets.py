@@ -146,10 +146,10 @@ class ProfilesConfig(DerivedAssetConfig):
     kinds={"postgres", "python"},
     owners=[OWNER],
     description=(
-        "One golden record per customer: survivorship by source priority (crm > loyalty > "
-        "booking > support) for names, birth date and address, by recency for email and phone; "
-        "every email, phone and address; loyalty tier; upcoming bookings; open tickets; last "
-        "interactions. Each golden field names the source record and CDC offset it came from. "
+        "One golden record per customer: survivorship by the source catalogue's source "
+        "priority (names, birth date and address by default) or recency (email and phone); "
+        "every email, phone and address; the sections of its membership and activity tables; "
+        "the last interactions. Each golden field names the source record and CDC offset it came from. "
         "A profile is rewritten (version + 1) only when its content changed."
     ),
     metadata={"dagster/column_schema": table_schema(

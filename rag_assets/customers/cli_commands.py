@@ -1,7 +1,7 @@
 """`rag-assets customer` and `rag-assets dead-letters`: the Customer 360 on the command line.
 
     rag-assets customer --ref REF [--json]         a unified profile, by customer id (cus_…),
-                                                   record (crm:1001), email, loyalty number or phone
+                                                   record (system:pk), email, loyalty number or phone
     rag-assets dead-letters list [--source S]      pending dead letters (reason and position)
     rag-assets dead-letters replay --source cdc    re-parse and apply the ones that parse now,
                                                    then update the identity graph and profiles

@@ -421,7 +421,7 @@ def add_erase_parser(commands) -> None:
     erase = commands.add_parser(
         "erase", help="erase a customer everywhere (right to be forgotten)",
         description="Erase the customer a reference points to (customer id, record such as "
-                    "crm:1001, email, loyalty number or phone) from source records, identity "
+                    "system:pk, email, loyalty number or phone) from source records, identity "
                     "graph, profiles, feedback turns, the conversation lake and future "
                     "fine-tuning exports. Without --yes, shows what would be erased.")
     erase.add_argument("--customer", required=True, help="customer reference")

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag_assets.catalogue import active_catalogue
+from rag_assets.catalogue.model import MEMBERSHIP
 from rag_assets.customers.identifiers import (
     EMAIL,
     LOYALTY_NUMBER,
@@ -70,7 +71,8 @@ class ErasureTarget:
 
 
 def record_key_refs(record_key: str) -> set[str]:
-    """The reference forms of a record key: `crm.customers:1` and its short form `crm:1`."""
+    """The reference forms of a record key: `system.table:1` and its short forms (`short:1`
+    for every short_reference of the table in the catalogue)."""
     refs = {record_key}
     table_key, _, pk = record_key.partition(":")
     for short, (system, table) in active_catalogue().short_references.items():
@@ -157,10 +159,24 @@ def _profile_contacts(profile: Mapping[str, Any] | None) -> set[tuple[str, str]]
             value = item.get("value") if isinstance(item, Mapping) else item
             if isinstance(value, str) and value:
                 found.add((kind, value))
-    loyalty = (profile.get("golden") or {}).get("loyalty")
-    number = loyalty.get("member_number") if isinstance(loyalty, Mapping) else None
-    if number is not None and (normalised := normalize_document_number(number)):
-        found.add((LOYALTY_NUMBER, normalised))
+    golden = profile.get("golden") or {}
+    for section, column in _membership_numbers():
+        fields = golden.get(section)
+        number = fields.get(column) if isinstance(fields, Mapping) else None
+        if number is not None and (normalised := normalize_document_number(number)):
+            found.add((LOYALTY_NUMBER, normalised))
+    return found
+
+
+def _membership_numbers() -> list[tuple[str, str]]:
+    """(golden section, profile field) of every membership number a profile shows: the fields
+    of the catalogue's membership tables whose column is a loyalty number."""
+    found = []
+    for table in active_catalogue().tables:
+        role = table.profile
+        if role.role == MEMBERSHIP:
+            found += [(role.section, name) for name, column in role.fields
+                      if column in table.identity.loyalty_number]
     return found
 
 
