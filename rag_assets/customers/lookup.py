@@ -1,9 +1,9 @@
 """Finding a customer's profile by customer id, email, phone, loyalty number or record.
 
 A reference is resolved, in order, as: a customer id (`cus_…`), a source record
-(`system.table:pk`, or `short:pk` with a table's `short_reference` in the catalogue), an email, a loyalty number, a phone number. Every
-identifier is normalised the way the identity graph normalised it, and the query is
-parameterised: a reference is data, never SQL. A reference that fits more than one customer
+(`system.table:pk`, or `short:pk` with a table's `short_reference` in the catalogue), an email,
+a loyalty number, a phone number. Every identifier is normalised the way the identity graph
+normalised it, and the query is parameterised: a reference is data, never SQL. A reference that fits more than one customer
 resolves to none.
 """
 

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ from dagster import DagsterInstance, build_sensor_context, materialize
 
 from rag_assets.customers import source_store
 from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
+from rag_assets.customers.cli_commands import add_parsers, customers_cli
 from rag_assets.customers.cdc_apply import cdc_topic_pattern, parser_config
 from rag_assets.customers.cdc_events import ChangeEvent, parse_cdc_record
 from rag_assets.customers.identity_graph import IdentityGraph, InMemoryIdentityStore, node_from_record
@@ -154,6 +157,15 @@ def catch_up(kafka, postgres, max_per_partition: int | None = None, max_runs: in
         for request in tick.run_requests:
             results.append(materialize_customers(kafka, postgres, request.run_config))
     raise AssertionError("the sensor never caught up")
+
+
+def customers_command(args: list[str], postgres, kafka=None) -> tuple[int, str]:
+    """`rag-assets customer …` / `dead-letters …` in process: (exit status, output)."""
+    parser = argparse.ArgumentParser(prog="rag-assets")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    out = io.StringIO()
+    code = customers_cli(parser.parse_args(args), postgres=postgres, kafka=kafka, out=out)
+    return code, out.getvalue()
 
 
 def metadata(result, asset: str = "source_records") -> dict[str, Any]:

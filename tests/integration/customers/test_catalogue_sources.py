@@ -7,19 +7,21 @@ not from the product's code."""
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
 from datetime import date
 
 import pytest
 
-from rag_assets.customers.cli_commands import add_parsers, customers_cli
 from rag_assets.customers.lookup import find_profile
 from rag_assets.platform.dead_letters import pending_dead_letters
 from sensors.customers import CDC_STREAM
 from tests.catalogues import use_catalogue
-from tests.integration.customers.helpers import Message, publish, stored_state
+from tests.integration.customers.helpers import (
+    Message,
+    customers_command,
+    publish,
+    stored_state,
+)
 from tests.streaming import stream_until_idle
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("streaming_workers")]
@@ -187,14 +189,6 @@ def test_two_unseen_databases_connected_by_a_catalogue_file_alone(kafka, postgre
     assert lookup(postgres, "shop:43")["customer_id"] != ann["customer_id"]
 
 
-def cli(args, postgres, kafka=None):
-    parser = argparse.ArgumentParser(prog="rag-assets")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    out = io.StringIO()
-    code = customers_cli(parser.parse_args(args), postgres=postgres, kafka=kafka, out=out)
-    return code, out.getvalue()
-
-
 def test_an_uncatalogued_table_waits_as_dead_letters_until_the_catalogue_names_it(
         kafka, postgres, tmp_path, monkeypatch):
     path = tmp_path / "catalogue.yaml"
@@ -218,7 +212,8 @@ def test_an_uncatalogued_table_waits_as_dead_letters_until_the_catalogue_names_i
     assert lookup(postgres, "shop:43")["sources"] == ["shop.customers:43"]
 
     path.write_text(CATALOGUE.replace("survivorship:", ORDERS.lstrip("\n") + "survivorship:"))
-    code, out = cli(["dead-letters", "replay", "--source", "cdc", "--json"], postgres, kafka)
+    code, out = customers_command(["dead-letters", "replay", "--source", "cdc", "--json"],
+                                  postgres, kafka)
     report = json.loads(out)
     assert code == 0 and report["applied"] == 1 and report["still_failing"] == 0
 
@@ -228,5 +223,6 @@ def test_an_uncatalogued_table_waits_as_dead_letters_until_the_catalogue_names_i
                                      "source": "shop.orders:9001", "version_ts_ms": 2_000,
                                      "cdc_position": f"{MYSQL_ORDERS}/0/0"}]
     assert bob["last_interactions"][0]["summary"] == "order 9001 (paid)"
-    code, _ = cli(["dead-letters", "replay", "--source", "cdc", "--json"], postgres, kafka)
+    code, _ = customers_command(["dead-letters", "replay", "--source", "cdc", "--json"],
+                                  postgres, kafka)
     assert code == 0 and stored_state(postgres).live_rows["shop.orders:9001"] == order
