@@ -1,7 +1,7 @@
 """Replaying dead letters: re-parse them with the current parser and apply the ones that now parse.
 
 A dead letter is replayed after the cause was fixed — a parser that learnt a format, a table
-newly mapped in `identifiers.IDENTITY_COLUMNS`, a limit raised. For each pending letter of the
+newly named in the source catalogue, a limit raised. For each pending letter of the
 source (oldest first):
 
 * the original Kafka record is re-read at its topic/partition/offset when `kafka` is given and

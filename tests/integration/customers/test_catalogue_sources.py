@@ -8,6 +8,7 @@ not from the product's code."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import date
 
 import pytest
@@ -22,7 +23,7 @@ from tests.integration.customers.helpers import (
     publish,
     stored_state,
 )
-from tests.streaming import stream_until_idle
+from tests.streaming import stream_until_idle, tick
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("streaming_workers")]
 
@@ -226,3 +227,31 @@ def test_an_uncatalogued_table_waits_as_dead_letters_until_the_catalogue_names_i
     code, _ = customers_command(["dead-letters", "replay", "--source", "cdc", "--json"],
                                   postgres, kafka)
     assert code == 0 and stored_state(postgres).live_rows["shop.orders:9001"] == order
+
+
+def test_a_table_added_to_the_catalogue_of_a_running_stream_is_applied(kafka, postgres, tmp_path,
+                                                                       monkeypatch):
+    """No catalogue-wide `cdc_topics` here: the shop's topic is not read at all until the
+    catalogue names it; then the running worker picks it up, without a restart."""
+    billing_only = CATALOGUE.replace("cdc_topics: '(pgbill|mysqlshop)\\..+'\n", "")
+    shop_entry = billing_only[billing_only.index("  - system: shop"):billing_only.index("survivorship:")]
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(billing_only.replace(shop_entry, ""))
+    use_catalogue(monkeypatch, path)
+    publish(kafka, [postgres_change("c", None, ANN_BILLING, ts_ms=1_000, lsn=2_000, tx_id=700),
+                    mysql_change(MYSQL_TOPIC, "customers", "c", None, ANN_SHOP, ts_ms=2_000,
+                                 pos=154)], partitions=1)
+    stream_until_idle(CDC_STREAM, resources(kafka, postgres))
+    assert set(stored_state(postgres).live_rows) == {"billing.accounts:17"}
+    with postgres.transaction() as cur:
+        assert pending_dead_letters(cur, "cdc") == []  # the shop's topic was not even read
+
+    path.write_text(billing_only)  # the shop joins the catalogue
+    deadline = time.monotonic() + 60
+    while "shop.customers:42" not in stored_state(postgres).assignments:
+        assert time.monotonic() < deadline, "the running stream never applied the new table"
+        tick(CDC_STREAM, resources(kafka, postgres))  # keeps the worker alive
+        time.sleep(0.5)
+    state = stored_state(postgres)
+    assert state.clusters == {frozenset({"billing.accounts:17", "shop.customers:42"})}
+    assert lookup(postgres, "shop:42")["customer_id"] == lookup(postgres, "billing:17")["customer_id"]
