@@ -10,6 +10,7 @@
     rag-assets customer --ref REF [--json]  a customer's unified profile
     rag-assets dead-letters list|replay [--source S]
     rag-assets sources check [FILE]         validate a source catalogue (exit 2: file:line errors)
+    rag-assets sources drop SYSTEM.TABLE --yes   remove the records of a table left out of it
     rag-assets erase --customer REF [--yes] the right to be forgotten (dry run without --yes)
 """
 
@@ -140,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("customer", "dead-letters", "erase"):
+    if args.command in ("customer", "dead-letters", "erase") or (
+            args.command == "sources" and args.action == "drop"):
         use_local_services_by_default()
     return args.handler(args)
 

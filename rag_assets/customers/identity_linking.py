@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from rag_assets.customers import source_store
+from rag_assets.customers.catalogue_sync import sync_catalogue
 from rag_assets.customers.identity_graph import IdentityGraph, NodeChange, node_from_record
 from rag_assets.customers.identity_store import PostgresIdentityStore, lock_graph, record_key_text
 from rag_assets.customers.source_state import RecordKey
@@ -21,9 +22,12 @@ class LinkStats:
     identity_unchanged: int = 0  # changed records whose identity evidence stayed the same
     cluster_events: Counter = field(default_factory=Counter)
     edge_rules: Counter = field(default_factory=Counter)
+    # Tables whose catalogue entry changed -> records queued again for relinking.
+    catalogue_changes: Counter = field(default_factory=Counter)
 
     def metadata(self) -> dict:
         return {
+            **{f"catalogue_requeued {table}": n for table, n in sorted(self.catalogue_changes.items())},
             "records_linked": self.records_linked,
             "edges_added": self.edges_added,
             "edges_removed": self.edges_removed,
@@ -45,6 +49,7 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
     """Link up to `limit` pending records; returns how many were taken. Pass the same `store`
     to the batches of a run: it keeps what earlier batches read of the graph."""
     lock_graph(cur)
+    stats.catalogue_changes.update(sync_catalogue(cur).requeued)
     keys = _pending_keys(cur, limit)
     if not keys:
         return 0

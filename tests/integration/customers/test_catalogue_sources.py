@@ -7,12 +7,17 @@ not from the product's code."""
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import time
 from datetime import date
 
 import pytest
 
+from rag_assets.catalogue.cli import run_sources_command
+from rag_assets.customers import identity_linking, profile_refresh
+from rag_assets.customers.catalogue_sync import RemovedSourceHasRecords
 from rag_assets.customers.lookup import find_profile
 from rag_assets.platform.dead_letters import pending_dead_letters
 from sensors.customers import CDC_STREAM
@@ -23,7 +28,7 @@ from tests.integration.customers.helpers import (
     publish,
     stored_state,
 )
-from tests.streaming import stream_until_idle, tick
+from tests.streaming import materialisations, stream_until_idle, tick
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("streaming_workers")]
 
@@ -255,3 +260,62 @@ def test_a_table_added_to_the_catalogue_of_a_running_stream_is_applied(kafka, po
     state = stored_state(postgres)
     assert state.clusters == {frozenset({"billing.accounts:17", "shop.customers:42"})}
     assert lookup(postgres, "shop:42")["customer_id"] == lookup(postgres, "billing:17")["customer_id"]
+
+
+def link_and_refresh(postgres) -> identity_linking.LinkStats:
+    """Take every queued record through the identity graph and the profiles."""
+    link, refresh = identity_linking.LinkStats(), profile_refresh.RefreshStats()
+    for step in (lambda cur: identity_linking.link_batch(cur, link),
+                 lambda cur: profile_refresh.refresh_batch(cur, refresh)):
+        while True:
+            with postgres.transaction() as cur:
+                if step(cur) == 0:
+                    break
+    return link
+
+
+def test_changed_identity_columns_relink_a_table_and_a_removed_table_is_refused_until_dropped(
+        kafka, postgres, tmp_path, monkeypatch):
+    # First the shop's e-mail column is not declared: its record shares nothing with billing's.
+    nameless = CATALOGUE.replace("      email: [email_address]\n      phone: [mobile]\n", "")
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(nameless)
+    use_catalogue(monkeypatch, path)
+    renamed = {**ANN_SHOP, "name": "A. Lee-Smith"}
+    carl = {**ANN_BILLING, "account_id": 18, "first_name": "Carl", "last_name": "Berg",
+            "email": "carl@example.net", "phone": None}
+    publish(kafka, [postgres_change("c", None, ANN_BILLING, ts_ms=1_000, lsn=2_000, tx_id=700),
+                    mysql_change(MYSQL_TOPIC, "customers", "c", None, renamed, ts_ms=2_000,
+                                 pos=154)], partitions=1)
+    stream_until_idle(CDC_STREAM, resources(kafka, postgres))
+    assert stored_state(postgres).clusters == {frozenset({"billing.accounts:17"}),
+                                               frozenset({"shop.customers:42"})}
+
+    # The catalogue now names the e-mail column: the shop's records are relinked, once, with
+    # the next micro-batch (here: another billing account arriving).
+    path.write_text(CATALOGUE)
+    publish(kafka, [postgres_change("c", None, carl, ts_ms=3_000, lsn=2_100, tx_id=702)],
+            partitions=1)
+    reported = materialisations(stream_until_idle(CDC_STREAM, resources(kafka, postgres)))
+    assert reported["identity_graph"]["catalogue_requeued shop.customers"] == 1
+    assert stored_state(postgres).clusters == {
+        frozenset({"billing.accounts:17", "shop.customers:42"}), frozenset({"billing.accounts:18"})}
+    assert link_and_refresh(postgres).catalogue_changes == {}  # nothing queued a second time
+
+    # The shop leaves the catalogue while its record is stored: refused, with what to do.
+    path.write_text(CATALOGUE.replace(CATALOGUE[CATALOGUE.index("  - system: shop"):
+                                                CATALOGUE.index("survivorship:")], "")
+                    .replace("[billing, shop]", "[billing]"))
+    with pytest.raises(RemovedSourceHasRecords,
+                       match=r"table shop.customers is no longer in .*catalogue.yaml, but 1 of its"
+                             r" records are stored: .*`rag-assets sources drop shop.customers --yes`"):
+        link_and_refresh(postgres)
+    out, err = io.StringIO(), io.StringIO()
+    drop = argparse.Namespace(action="drop", file="shop.customers", yes=True)
+    assert run_sources_command(drop, out, err, postgres) == 0
+    assert "1 record(s) of shop.customers removed" in out.getvalue()
+    link_and_refresh(postgres)
+    state = stored_state(postgres)
+    assert set(state.live_rows) == {"billing.accounts:17", "billing.accounts:18"}
+    assert state.clusters == {frozenset({"billing.accounts:17"}), frozenset({"billing.accounts:18"})}
+    assert lookup(postgres, "billing:17")["sources"] == ["billing.accounts:17"]

@@ -173,11 +173,19 @@ def test_sources_check_exit_status_and_messages(tmp_path):
     good.write_text(CATALOGUE)
     bad.write_text(CATALOGUE.replace("    envelope: dms\n", "    envelope: avro\n"))
     out, err = io.StringIO(), io.StringIO()
-    assert run_sources_command(argparse.Namespace(file=str(good)), out, err) == 0
+    assert run_sources_command(argparse.Namespace(action="check", file=str(good)), out, err) == 0
     assert "3 source table(s), valid" in out.getvalue()
     assert "shop.orders" in out.getvalue() and "activity" in out.getvalue()
     out, err = io.StringIO(), io.StringIO()
-    assert run_sources_command(argparse.Namespace(file=str(bad)), out, err) == 2
+    assert run_sources_command(argparse.Namespace(action="check", file=str(bad)), out, err) == 2
     line = CATALOGUE.splitlines().index("    envelope: dms") + 1
     assert f"{bad}:{line}: envelope 'avro' is unknown; write one of any, debezium, dms" in err.getvalue()
     assert out.getvalue() == ""
+
+
+def test_sources_drop_needs_a_table_and_yes():
+    err = io.StringIO()
+    for args in (argparse.Namespace(action="drop", file="shop.orders", yes=False),
+                 argparse.Namespace(action="drop", file="orders", yes=True)):
+        assert run_sources_command(args, io.StringIO(), err) == 2
+    assert "usage: rag-assets sources drop SYSTEM.TABLE --yes" in err.getvalue()
