@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from rag_assets.catalogue.model import (
     MEMBERSHIP,
     PERSON,
     ROLES,
+    SUMMARY_PLACEHOLDER,
     Catalogue,
     IdentityColumns,
     Knowledge,
@@ -36,7 +37,6 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 IDENTIFIER_KINDS = ("email", "phone", "loyalty_number", "national_id", "passport")
 IDENTITY_SINGLE = ("given_name", "surname", "full_name", "date_of_birth", "city", "postcode",
                    "country")
-SUMMARY_PLACEHOLDER = re.compile(r"\{([^{}|]+)(?:\|([^{}]*))?\}")
 
 TOP_KEYS = ("version", "default_phone_region", "cdc_topics", "sources", "survivorship",
             "knowledge", "feedback")
@@ -446,9 +446,3 @@ def _unknown_key(key: Any, allowed: tuple[str, ...], what: str) -> str:
 
 def _extension(name: str) -> str:
     return name.lower() if name.startswith(".") else "." + name.lower()
-
-
-def with_tables(catalogue: Catalogue, tables: list[SourceTable]) -> Catalogue:
-    """A copy of `catalogue` with other tables (tests, benchmarks)."""
-    return replace(catalogue, tables=tuple(tables))
-

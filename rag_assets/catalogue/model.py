@@ -16,6 +16,8 @@ TableKey = tuple[str, str]
 PERSON, MEMBERSHIP, ACTIVITY = "person", "membership", "activity"
 ROLES = (PERSON, MEMBERSHIP, ACTIVITY)
 ENVELOPES = ("any", "debezium", "dms")
+# A placeholder of a summary template: `{column}` or `{column|default}`.
+SUMMARY_PLACEHOLDER = re.compile(r"\{([^{}|]+)(?:\|([^{}]*))?\}")
 # The golden fields a survivorship rule can name.
 FIELD_GROUPS = ("given_name", "surname", "date_of_birth", "address", "email", "phone")
 

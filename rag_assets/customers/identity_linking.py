@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from rag_assets.catalogue import active_catalogue
 from rag_assets.customers import source_store
 from rag_assets.customers.catalogue_sync import sync_catalogue
 from rag_assets.customers.identity_graph import IdentityGraph, NodeChange, node_from_record
@@ -57,9 +58,12 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
     store.begin(cur)
     records = source_store.load_records(cur, keys)
     changes = []
+    catalogue = active_catalogue()
     for key in keys:
         record = records.get(key)
-        change = node_from_record(record) if record is not None else NodeChange(key, None)
+        change = (node_from_record(record, catalogue.default_phone_region,
+                                   catalogue.identity_columns)
+                  if record is not None else NodeChange(key, None))
         if change is not None:
             changes.append(change)
     # A record whose identity evidence did not change (a points balance, a booking status) has

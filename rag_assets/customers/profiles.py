@@ -32,7 +32,13 @@ from datetime import date
 from typing import Any
 
 from rag_assets.catalogue import active_catalogue
-from rag_assets.catalogue.model import ACTIVITY, MEMBERSHIP, ProfileRole, SurvivorshipPolicy
+from rag_assets.catalogue.model import (
+    ACTIVITY,
+    MEMBERSHIP,
+    SUMMARY_PLACEHOLDER,
+    ProfileRole,
+    SurvivorshipPolicy,
+)
 from rag_assets.customers.identifiers import (
     IdentityColumns,
     identity_settings,
@@ -284,9 +290,6 @@ def _last_interactions(
     return interactions
 
 
-_PLACEHOLDER = re.compile(r"\{([^{}|]+)(?:\|([^{}]*))?\}")
-
-
 def render_summary(record: SourceRecord, role: ProfileRole) -> str:
     """The role's summary template over the record's row: `{column}` or `{column|default}`
     (the default when the column is empty)."""
@@ -297,4 +300,4 @@ def render_summary(record: SourceRecord, role: ProfileRole) -> str:
         raw = record.row.get(match[1].strip())
         return str(raw) if raw not in (None, "") else (match[2] or "")
 
-    return _PLACEHOLDER.sub(value, role.summary)
+    return SUMMARY_PLACEHOLDER.sub(value, role.summary)
