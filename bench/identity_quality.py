@@ -6,8 +6,10 @@ N) become Debezium snapshot events of two source systems:
 
 * system A, `crm.customers`: first_name, last_name, date_of_birth, address_line1 (street number
   + address_1 + address_2), city (suburb), postcode, national_id (soc_sec_id);
-* system B, `febrl.people`: the FEBRL columns as they are (mapped in
-  `identifiers.IDENTITY_COLUMNS`, soc_sec_id as a national id).
+* system B, `febrl.people`: the FEBRL columns as they are, soc_sec_id as a national id.
+
+Both are mapped by the benchmark's own source catalogue, `bench/febrl_catalogue.yaml`
+(`RAG_SOURCE_CATALOGUE` is pointed at it), not by the production one.
 
 With `--dataset` alone each record goes to A or B by a hash of its rec_id (about half each);
 with `--link` the first file is system A and the second system B (FEBRL dataset4a/4b).
@@ -51,6 +53,9 @@ from infra import services  # noqa: E402
 from infra.processes import interrupt_on_termination  # noqa: E402
 from infra.settings import InfraSettings, connection_env  # noqa: E402
 from sensor_runs import customer_runs, drop_bench_data  # noqa: E402  (bench/ is the script's own directory)
+from rag_assets.catalogue.active import CATALOGUE_ENV  # noqa: E402
+
+FEBRL_CATALOGUE = Path(__file__).resolve().parent / "febrl_catalogue.yaml"
 
 SNAPSHOT_TS_MS = 1_700_000_000_000
 
@@ -138,6 +143,7 @@ def main() -> int:
     for system, table, row in records:
         truth[f"{system}.{table}:{row['id']}"] = entity_of(row["id"])
 
+    os.environ[CATALOGUE_ENV] = str(FEBRL_CATALOGUE)
     settings = InfraSettings.from_env()
     started = services.up(settings)
     env = connection_env(settings)

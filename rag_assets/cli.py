@@ -9,6 +9,8 @@
     rag-assets retrieval-serve [--port N]   the same over HTTP/JSON
     rag-assets customer --ref REF [--json]  a customer's unified profile
     rag-assets dead-letters list|replay [--source S]
+    rag-assets sources check [FILE]         validate a source catalogue (exit 2: file:line errors)
+    rag-assets sources drop SYSTEM.TABLE --yes   remove the records of a table left out of it
     rag-assets erase --customer REF [--yes] the right to be forgotten (dry run without --yes)
 """
 
@@ -22,6 +24,7 @@ import sys
 from infra import services
 from infra.dagster import DagsterService
 from infra.settings import InfraSettings, connection_env
+from rag_assets.catalogue.cli import add_sources_parser
 from rag_assets.customers.cli_commands import add_parsers as add_customer_parsers
 from rag_assets.customers.erase_customer import add_erase_parser
 from rag_assets.retrieval.cli import (
@@ -132,12 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_customer_parsers(commands)
     add_erase_parser(commands)
+    add_sources_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("customer", "dead-letters", "erase"):
+    if args.command in ("customer", "dead-letters", "erase") or (
+            args.command == "sources" and args.action == "drop"):
         use_local_services_by_default()
     return args.handler(args)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from rag_assets.catalogue import active_catalogue
+from rag_assets.catalogue.assets import source_specs
 from rag_assets.customers import definitions as customers
 from rag_assets.customers import erasure_assets
 from rag_assets.feedback import definitions as feedback
@@ -11,7 +13,10 @@ from rag_assets.knowledge import definitions as knowledge
 from resources.defaults import production_resources
 from sensors.definitions import all_sensors
 
+# A broken source catalogue stops the code location here (or at the first module that reads
+# it), with its file:line messages, rather than half-configured at the first event.
 defs = Definitions.merge(
+    Definitions(assets=source_specs(active_catalogue())),
     customers.defs,
     erasure_assets.erasure_defs,
     feedback.defs,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import EnvVar
 
+from rag_assets.catalogue import active_catalogue
 from resources.embedder import embedder_resource_from_env
 from resources.env import optional_env as _optional
 from resources.kafka import KafkaResource
@@ -29,6 +30,7 @@ def production_resources() -> dict:
             aws_access_key_id=EnvVar("AWS_ACCESS_KEY_ID"),
             aws_secret_access_key=EnvVar("AWS_SECRET_ACCESS_KEY"),
             knowledge_bucket=EnvVar("RAG_KB_BUCKET"),
+            knowledge_prefix=active_catalogue().knowledge.prefix,
             lake_bucket=EnvVar("RAG_LAKE_BUCKET"),
         ),
         "postgres": PostgresResource(

@@ -1,4 +1,4 @@
-"""The sensors of the Customer 360 pipeline (`cdc.<system>.<table>`): a streaming sensor that
+"""The sensors of the Customer 360 pipeline (the CDC topics of the source catalogue): a streaming sensor that
 applies changes in a worker its ticks keep alive, and the plain one that requests a
 `customers_cdc` run per offset range (see `sensors/mode.py` for which runs by default)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from rag_assets.customers.cdc_apply import CDC_TOPIC_PATTERN
+from rag_assets.customers.cdc_apply import cdc_topic_pattern
 from rag_assets.customers.streaming import CdcMicroBatches
 from rag_assets.platform.micro_batch import MicroBatchSession
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
@@ -33,11 +33,11 @@ CDC_RANGES = KafkaRangeSensorSpec(
     name="cdc_sensor",
     job_name="customers_cdc",
     root_asset="source_records",
-    topic_pattern=CDC_TOPIC_PATTERN,
+    topic_pattern=cdc_topic_pattern,
     max_per_partition=cdc_max_per_partition(),
     downstream_config={"identity_graph": {"rebuild": False}, "customer_profiles": {"rebuild": False}},
     description="Requests a run of the Customer 360 assets for each new offset range of the "
-                "`cdc.<system>.<table>` topics.",
+                "CDC topics of the source catalogue.",
     running=not streaming(),
 )
 cdc_sensor = build_kafka_range_sensor(CDC_RANGES)

@@ -5,6 +5,7 @@ offset range (see `sensors/mode.py` for which runs by default)."""
 from __future__ import annotations
 
 
+from rag_assets.feedback import ingest
 from rag_assets.feedback.streaming import FeedbackMicroBatches
 from rag_assets.platform.micro_batch import MicroBatchSession
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
@@ -15,7 +16,7 @@ FEEDBACK_RANGES = KafkaRangeSensorSpec(
     name="feedback_sensor",
     job_name="feedback_stream",
     root_asset="conversation_log",
-    topic_pattern=r"app\.feedback",
+    topic_pattern=ingest.FEEDBACK_TOPIC_PATTERN,
     # Same content as rag_assets.feedback.definitions.STREAM_DOWNSTREAM_CONFIG.
     downstream_config={"feedback_scored": {"rebuild": False}, "kpi_hourly": {"rebuild": False},
                        "kpi_daily": {"rebuild": False}},

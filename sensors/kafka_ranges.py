@@ -14,6 +14,7 @@ requested again.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dagster import (
@@ -39,7 +40,8 @@ class KafkaRangeSensorSpec:
     name: str
     job_name: str
     root_asset: str  # the asset whose run config receives the ranges; also the ledger consumer
-    topic_pattern: str  # regular expression over logical topic names
+    # Regular expression over logical topic names, or a function giving it at every tick.
+    topic_pattern: str | Callable[[], str]
     description: str
     max_per_partition: int = 5000
     # Run config of the other assets in the job, e.g. {"identity_graph": {"rebuild": False}}.
@@ -63,9 +65,10 @@ def plan_tick(spec: KafkaRangeSensorSpec, cursor_raw: str | None, kafka: KafkaRe
     if runs_of(instance, spec.job_name, WAITING):
         # Back-pressure: new records wait for the queued run to start, then go as one batch.
         return SensorResult(skip_reason="a run of this source is still queued", cursor=cursor_raw)
-    topics = kafka.topics_matching(spec.topic_pattern)
+    pattern = spec.topic_pattern() if callable(spec.topic_pattern) else spec.topic_pattern
+    topics = kafka.topics_matching(pattern)
     if not topics:
-        return SensorResult(skip_reason=f"no topic matches {spec.topic_pattern!r} yet",
+        return SensorResult(skip_reason=f"no topic matches {pattern!r} yet",
                             cursor=cursor_raw)
     bounds = {(tp.topic, tp.partition): b for tp, b in kafka.offset_bounds(topics).items()
               if spec.partitions is None or tp.partition in spec.partitions}

@@ -7,6 +7,8 @@ Thin Dagster wiring: the decisions live in the plain modules beside this one.
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from rag_assets.catalogue import active_catalogue
+from rag_assets.catalogue.assets import source_table_key
 from rag_assets.customers import cdc_apply, identity_linking, profile_refresh, source_store
 from rag_assets.customers.identity_store import PostgresIdentityStore
 from rag_assets.platform import offset_ledger
@@ -26,17 +28,18 @@ def ensure_customer_schema(cur, postgres: PostgresResource) -> None:
 @asset(
     group_name="customers",
     freshness_policy=STREAMED,
+    deps=[source_table_key(table) for table in active_catalogue().tables],
     kinds={"kafka", "postgres", "python"},
     owners=[OWNER],
     description=(
-        "Current state of every source record (CRM, bookings, loyalty, support) from the CDC "
-        "topics `cdc.<system>.<table>`: Debezium (with or without the schema wrapper) and AWS "
+        "Current state of every source record from the CDC topics of the source catalogue "
+        "(`RAG_SOURCE_CATALOGUE`): Debezium (with or without the schema wrapper) and AWS "
         "DMS messages, ops c/u/d/r/t and tombstones. Duplicates change nothing and an older "
         "version never overwrites a newer one. Sensor runs apply offset ranges exactly once; "
         "materialised by hand it is rebuilt from the earliest retained offsets."
     ),
     metadata={"dagster/column_schema": table_schema(
-        ("system", "text", "source system, e.g. crm"),
+        ("system", "text", "source system, as the catalogue names it"),
         ("table_name", "text", "source table"),
         ("pk", "text", "primary key, canonical form"),
         ("row_data", "jsonb", "the row; NULL once deleted"),
@@ -48,7 +51,7 @@ def source_records(context: AssetExecutionContext, config: OffsetRangesConfig,
                    kafka: KafkaResource, postgres: PostgresResource) -> MaterializeResult:
     stats = cdc_apply.ApplyStats()
     if config.is_rebuild:
-        ranges = rebuild_ranges(kafka, cdc_apply.CDC_TOPIC_PATTERN)
+        ranges = rebuild_ranges(kafka, cdc_apply.cdc_topic_pattern())
         with postgres.transaction() as cur:
             ensure_customer_schema(cur, postgres)
             source_store.clear(cur)
@@ -143,10 +146,10 @@ class ProfilesConfig(DerivedAssetConfig):
     kinds={"postgres", "python"},
     owners=[OWNER],
     description=(
-        "One golden record per customer: survivorship by source priority (crm > loyalty > "
-        "booking > support) for names, birth date and address, by recency for email and phone; "
-        "every email, phone and address; loyalty tier; upcoming bookings; open tickets; last "
-        "interactions. Each golden field names the source record and CDC offset it came from. "
+        "One golden record per customer: survivorship by the source catalogue's source "
+        "priority (names, birth date and address by default) or recency (email and phone); "
+        "every email, phone and address; the sections of its membership and activity tables; "
+        "the last interactions. Each golden field names the source record and CDC offset it came from. "
         "A profile is rewritten (version + 1) only when its content changed."
     ),
     metadata={"dagster/column_schema": table_schema(

@@ -10,9 +10,17 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from rag_assets.customers.cdc_events import TOMBSTONE, CdcParserConfig, ChangeEvent, parse_cdc_record
+from functools import lru_cache
+
+from rag_assets.catalogue import Catalogue, active_catalogue
+from rag_assets.customers.cdc_events import (
+    TOMBSTONE,
+    CdcParserConfig,
+    ChangeEvent,
+    TableRoute,
+    parse_cdc_record,
+)
 from rag_assets.customers.erase_customer import skip_erased, with_erased_outcomes
-from rag_assets.customers.identifiers import IDENTITY_COLUMNS
 from rag_assets.customers.source_state import RecordKey, apply_change_events
 from rag_assets.customers import source_store
 from rag_assets.platform import offset_ledger
@@ -22,10 +30,28 @@ from rag_assets.platform.kafka_ingest import OffsetRangeConfig
 from resources.kafka import KafkaResource
 
 CONSUMER = "source_records"
-CDC_TOPIC_PATTERN = r"cdc\.[^.]+\.[^.]+"
-# The tables the Customer 360 models. An event of any other table is a dead letter ("not a
-# known source table"): replayable once the table is mapped in `identifiers.IDENTITY_COLUMNS`.
-PARSER_CONFIG = CdcParserConfig(known_tables=frozenset(IDENTITY_COLUMNS))
+
+
+def cdc_topic_pattern(catalogue: Catalogue | None = None) -> str:
+    """The regular expression over every topic read as CDC (the catalogue in force by default)."""
+    return (catalogue or active_catalogue()).topic_pattern
+
+
+def parser_config(catalogue: Catalogue | None = None) -> CdcParserConfig:
+    """How to parse the CDC topics of a catalogue (the one in force by default). An event of a
+    topic no table claims is a dead letter ("not a known source table"), replayable once the
+    catalogue names its table."""
+    return _parser_config(catalogue or active_catalogue())
+
+
+@lru_cache(maxsize=8)
+def _parser_config(catalogue: Catalogue) -> CdcParserConfig:
+    @lru_cache(maxsize=4096)
+    def routes(topic: str) -> tuple[TableRoute, ...]:
+        return tuple(TableRoute(t.system, t.table, t.source_table, t.primary_key, t.envelope)
+                     for t in catalogue.tables_of_topic(topic))
+
+    return CdcParserConfig(routes=routes, catalogue_path=catalogue.path)
 
 
 @dataclass
@@ -99,12 +125,13 @@ def apply_events_guarded(cur, events: list[ChangeEvent], stats: ApplyStats,
 
 
 def apply_range(cur, kafka: KafkaResource, rng: OffsetRangeConfig, stats: ApplyStats,
-                run_id: str | None = None, config: CdcParserConfig = PARSER_CONFIG,
+                run_id: str | None = None, config: CdcParserConfig | None = None,
                 prefetched: list | None = None, read: Callable[..., list] | None = None) -> None:
     """Apply the not-yet-applied part of one range inside the caller's transaction.
 
     `prefetched` may hold the range's records already read (a streaming sensor's poll); `read`
     reads the rest (`KafkaResource.read_range` by default, or a `range_reader` of the run)."""
+    config = config or parser_config()
     parts = offset_ledger.claim(cur, CONSUMER, rng.topic, rng.partition, (rng.start, rng.end), run_id)
     if not parts:
         stats.ranges_already_applied += 1

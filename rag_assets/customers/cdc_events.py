@@ -8,8 +8,10 @@ Accepted value formats:
 * Tombstones (a null value after a delete): returned as a `ChangeEvent` with op "tombstone", a
   no-op that confirms the delete.
 
-System and table always come from the topic name `cdc.<system>.<table>`. Anything unusable is
-returned as a `DeadLetter(source="cdc")` with a specific reason; nothing here raises on bad input.
+System and table come from the topic: through `CdcParserConfig.routes` (the source catalogue's
+topics and patterns, so Debezium's default names, routed names and DMS topics all work), or
+without routes from the convention `cdc.<system>.<table>`. Anything unusable is returned as a
+`DeadLetter(source="cdc")` with a specific reason; nothing here raises on bad input.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
@@ -63,16 +65,32 @@ class ChangeEvent:
 
 
 @dataclass(frozen=True)
+class TableRoute:
+    """The source table a topic carries, and how to read its events."""
+
+    system: str
+    table: str
+    source_table: str | None = None  # the `source.table` its events carry (None: `table`)
+    pk_columns: tuple[str, ...] | None = None
+    envelope: str = "any"  # any, debezium or dms
+
+
+@dataclass(frozen=True)
 class CdcParserConfig:
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
-    # None accepts any (system, table) named by a well-formed topic.
+    # Without routes: None accepts any (system, table) named by a well-formed topic.
     known_tables: Collection[tuple[str, str]] | None = None
     pk_columns: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     # Debezium routing transforms can rename topics; switch off if the topic table is an alias.
     check_source_table: bool = True
+    # topic -> the routes of every table claiming it (the catalogue); None: `cdc.<system>.<table>`.
+    routes: Callable[[str], Sequence[TableRoute]] | None = None
+    catalogue_path: str | None = None  # named in the dead letter of an unknown table
 
-    def pk_columns_for(self, system: str, table: str) -> tuple[str, ...]:
-        return tuple(self.pk_columns.get((system, table), DEFAULT_PK_COLUMNS))
+    def pk_columns_for(self, route: TableRoute) -> tuple[str, ...]:
+        if route.pk_columns:
+            return route.pk_columns
+        return tuple(self.pk_columns.get((route.system, route.table), DEFAULT_PK_COLUMNS))
 
 
 # What PostgreSQL text and JSONB cannot store: NUL (JSON "\u0000") and lone surrogates (JSON
@@ -116,35 +134,77 @@ def parse_cdc_record(
 def _parse(
     position: KafkaPosition, key: bytes | None, value: bytes | None, config: CdcParserConfig
 ) -> ChangeEvent:
-    system, table = _system_and_table(position.topic, config)
-    key_fields = _parse_key(key)
-    if value is None:
-        return _tombstone(position, system, table, key_fields)
-    if len(value) > config.max_value_bytes:
+    if value is not None and len(value) > config.max_value_bytes:
+        _route(position.topic, config, None)
         raise _Rejected(
             f"value of {len(value)} bytes exceeds the limit of {config.max_value_bytes} bytes"
         )
-    document = _decode_json(value, "value")
-    if not isinstance(document, dict):
-        raise _Rejected(f"value is JSON {_json_type(document)}, expected an object")
-    document = _unwrap_schema(document, "value")
+    document = None if value is None else _decode_value(value)
+    route = _route(position.topic, config, document)
+    key_fields = _parse_key(key)
     if document is None:
-        return _tombstone(position, system, table, key_fields)
+        return _tombstone(position, route, key_fields)
     if "metadata" in document and "data" in document:
-        return _from_dms(position, system, table, key_fields, document, config)
+        _expect_envelope(route, "dms", "an AWS DMS message")
+        return _from_dms(position, route, key_fields, document, config)
     if "op" in document:
-        return _from_debezium(position, system, table, key_fields, document, config)
+        _expect_envelope(route, "debezium", "a Debezium envelope")
+        return _from_debezium(position, route, key_fields, document, config)
     raise _Rejected("value is neither a Debezium envelope (no 'op') nor a DMS message")
 
 
-def _system_and_table(topic: str, config: CdcParserConfig) -> tuple[str, str]:
+def _decode_value(value: bytes) -> dict[str, Any] | None:
+    """The envelope of a value (schema wrapper removed); None for a null payload."""
+    document = _decode_json(value, "value")
+    if not isinstance(document, dict):
+        raise _Rejected(f"value is JSON {_json_type(document)}, expected an object")
+    return _unwrap_schema(document, "value")
+
+
+def _expect_envelope(route: TableRoute, envelope: str, found: str) -> None:
+    if route.envelope not in ("any", envelope):
+        raise _Rejected(f"table {route.system}.{route.table} has envelope: {route.envelope} in "
+                        f"the source catalogue, but this value is {found}")
+
+
+def _route(topic: str, config: CdcParserConfig, document: dict[str, Any] | None) -> TableRoute:
+    if config.routes is None:
+        return _conventional_route(topic, config)
+    routes = list(config.routes(topic))
+    if len(routes) == 1:
+        return routes[0]
+    catalogue = config.catalogue_path or "the source catalogue"
+    if routes:
+        names = " and ".join(f"{r.system}.{r.table}" for r in routes)
+        raise _Rejected(f"topic {topic!r} is claimed by tables {names} in {catalogue}; make their "
+                        "topics or topic_pattern disjoint")
+    seen = _source_description(document)
+    raise _Rejected(f"topic {topic!r}{seen} is not a known source table: add it under `sources:` "
+                    f"in {catalogue} (topics: [{topic}]), then replay the dead letters")
+
+
+def _source_description(document: dict[str, Any] | None) -> str:
+    """What an event says of its own table: Debezium's source block or DMS metadata."""
+    if not document:
+        return ""
+    block = document.get("source")
+    names = ("db", "schema", "table")
+    if not isinstance(block, dict):
+        block, names = document.get("metadata"), ("schema-name", "table-name")
+    if not isinstance(block, dict):
+        return ""
+    parts = [f"{name}={block[name]}" for name in names if isinstance(block.get(name), (str, int))]
+    return f" (source {', '.join(parts)})" if parts else ""
+
+
+def _conventional_route(topic: str, config: CdcParserConfig) -> TableRoute:
     parts = topic.split(".")
     if len(parts) != 3 or parts[0] != "cdc" or not all(parts):
         raise _Rejected(f"topic {topic!r} is not of the form cdc.<system>.<table>")
     system, table = parts[1], parts[2]
     if config.known_tables is not None and (system, table) not in config.known_tables:
         raise _Rejected(f"table {system}.{table} is not a known source table")
-    return system, table
+    return TableRoute(system, table)
 
 
 def _decode_json(raw: bytes, what: str) -> Any:
@@ -232,13 +292,13 @@ def _parse_key(key: bytes | None) -> dict[str, Any] | None:
 
 
 def _tombstone(
-    position: KafkaPosition, system: str, table: str, key_fields: dict[str, Any] | None
+    position: KafkaPosition, route: TableRoute, key_fields: dict[str, Any] | None
 ) -> ChangeEvent:
     if key_fields is None:
         raise _Rejected("tombstone (null value) without a key")
     return ChangeEvent(
-        system=system,
-        table=table,
+        system=route.system,
+        table=route.table,
         pk=_canonical_pk(key_fields),
         op=TOMBSTONE,
         row=None,
@@ -251,8 +311,7 @@ def _tombstone(
 
 def _from_debezium(
     position: KafkaPosition,
-    system: str,
-    table: str,
+    route: TableRoute,
     key_fields: dict[str, Any] | None,
     envelope: dict[str, Any],
     config: CdcParserConfig,
@@ -263,8 +322,10 @@ def _from_debezium(
     before = _optional_object(envelope, "before")
     after = _optional_object(envelope, "after")
     source = _optional_object(envelope, "source") or {}
-    if config.check_source_table and "table" in source and source["table"] != table:
-        raise _Rejected(f"source.table {source['table']!r} does not match topic table {table!r}")
+    system, table = route.system, route.table
+    expected = route.source_table or table
+    if config.check_source_table and "table" in source and source["table"] != expected:
+        raise _Rejected(f"source.table {source['table']!r} does not match topic table {expected!r}")
     ts_ms = _optional_int(source, "ts_ms", "source.ts_ms")
     if ts_ms is None:
         ts_ms = _optional_int(envelope, "ts_ms", "ts_ms")
@@ -282,7 +343,7 @@ def _from_debezium(
             if key_fields is None:
                 raise _Rejected("op 'd' without a 'before' image or a Kafka key")
             row = {}
-        pk = _resolve_pk(key_fields, row, config.pk_columns_for(system, table), prefer="key")
+        pk = _resolve_pk(key_fields, row, config.pk_columns_for(route), prefer="key")
         if op == "d" and not row and key_fields:
             row = {name: v for name, v in key_fields.items() if name}
     return ChangeEvent(system, table, pk, op, row, ts_ms, tx_id, lsn, position)
@@ -290,8 +351,7 @@ def _from_debezium(
 
 def _from_dms(
     position: KafkaPosition,
-    system: str,
-    table: str,
+    route: TableRoute,
     key_fields: dict[str, Any] | None,
     message: dict[str, Any],
     config: CdcParserConfig,
@@ -306,9 +366,11 @@ def _from_dms(
     if not isinstance(operation, str) or operation not in DMS_OPERATIONS:
         raise _Rejected(f"unknown DMS operation {operation!r}")
     op = DMS_OPERATIONS[operation]
+    system, table = route.system, route.table
+    expected = route.source_table or table
     table_name = metadata.get("table-name")
-    if config.check_source_table and table_name is not None and table_name != table:
-        raise _Rejected(f"DMS table-name {table_name!r} does not match topic table {table!r}")
+    if config.check_source_table and table_name is not None and table_name != expected:
+        raise _Rejected(f"DMS table-name {table_name!r} does not match topic table {expected!r}")
     ts_ms = _dms_timestamp_ms(metadata.get("timestamp"))
     tx_id = _optional_scalar(metadata, "transaction-id", "metadata.transaction-id")
     if op == "t":
@@ -317,7 +379,7 @@ def _from_dms(
     if not isinstance(data, dict):
         raise _Rejected(f"DMS 'data' is {_json_type(data)}, expected an object")
     # A DMS Kafka key is often the partition key ("schema.table"), not the primary key.
-    pk = _resolve_pk(key_fields, data, config.pk_columns_for(system, table), prefer="row")
+    pk = _resolve_pk(key_fields, data, config.pk_columns_for(route), prefer="row")
     return ChangeEvent(system, table, pk, op, data, ts_ms, tx_id, None, position)
 
 

@@ -9,7 +9,7 @@ from rag_assets.customers.assets import (
     identity_graph,
     source_records,
 )
-from rag_assets.customers.cdc_apply import CDC_TOPIC_PATTERN, CONSUMER
+from rag_assets.customers.cdc_apply import CONSUMER, cdc_topic_pattern
 from rag_assets.customers.streaming import MAX_LAG_EVENTS
 from rag_assets.platform.kafka_stream import ledger_lag
 from resources.kafka import KafkaResource
@@ -26,7 +26,7 @@ MIN_COMPLETE_SHARE = 0.9
 def cdc_lag(kafka: KafkaResource, postgres: PostgresResource) -> AssetCheckResult:
     with postgres.transaction() as cur:
         ensure_customer_schema(cur, postgres)
-        lag = ledger_lag(kafka, cur, CONSUMER, CDC_TOPIC_PATTERN)
+        lag = ledger_lag(kafka, cur, CONSUMER, cdc_topic_pattern())
     report = lag.report(MAX_LAG_EVENTS)
     return AssetCheckResult(passed=report.passed, metadata=report.metadata)
 

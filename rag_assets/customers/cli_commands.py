@@ -1,7 +1,7 @@
 """`rag-assets customer` and `rag-assets dead-letters`: the Customer 360 on the command line.
 
     rag-assets customer --ref REF [--json]         a unified profile, by customer id (cus_…),
-                                                   record (crm:1001), email, loyalty number or phone
+                                                   record (system:pk), email, loyalty number or phone
     rag-assets dead-letters list [--source S]      pending dead letters (reason and position)
     rag-assets dead-letters replay --source cdc    re-parse and apply the ones that parse now,
                                                    then update the identity graph and profiles
@@ -29,8 +29,9 @@ def add_parsers(commands) -> None:
     customer = commands.add_parser(
         "customer", help="show a customer's unified profile",
         description="Show the unified profile of the customer a reference points to: a customer "
-                    "id (cus_…), a source record (crm:1001, loyalty.members:70001), an email, "
-                    "a loyalty number or a phone number.")
+                    "id (cus_…), a source record (system.table:pk, or short:pk with a "
+                    "short_reference of the source catalogue), an email, a loyalty number or a "
+                    "phone number.")
     customer.add_argument("--ref", required=True, help="customer id, record, email, loyalty number or phone")
     customer.add_argument("--json", action="store_true", help="print the stored profile as JSON")
     customer.add_argument("--pg-schema", default=None, help="PostgreSQL schema (default: RAG_PG_SCHEMA, else rag)")
@@ -95,6 +96,18 @@ def _value(golden: dict, name: str) -> str:
     return str(golden[name]["value"]) if name in golden else "-"
 
 
+# Profile keys every profile has; any other list is an activity section of the catalogue.
+_PROFILE_KEYS = frozenset({"schema_version", "customer_id", "golden", "emails", "phones",
+                           "addresses", "last_interactions", "sources", "last_changed_ms",
+                           "content_hash", "profile_version", "updated_at"})
+_PERSON_FIELDS = frozenset({"given_name", "surname", "date_of_birth", "email", "phone", "address"})
+_PROVENANCE = frozenset({"source", "version_ts_ms", "cdc_position"})
+
+
+def _shown_fields(item: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in item.items() if k not in _PROVENANCE and v is not None)
+
+
 def format_profile(profile: dict) -> str:
     golden = profile.get("golden", {})
     name = " ".join(v for v in (_value(golden, "given_name"), _value(golden, "surname")) if v != "-")
@@ -109,18 +122,15 @@ def format_profile(profile: dict) -> str:
         address = golden["address"]["value"]
         lines.append("  address   " + ", ".join(
             str(address[k]) for k in ("line", "city", "postcode", "country") if address.get(k)))
-    if "loyalty" in golden:
-        loyalty = golden["loyalty"]
-        lines.append(f"  loyalty   {loyalty.get('member_number')} {loyalty.get('tier')} "
-                     f"({loyalty.get('points')} points)")
+    for section, fields in golden.items():  # the catalogue's membership sections
+        if section not in _PERSON_FIELDS:
+            lines.append(f"  {section:<9} {_shown_fields(fields)}")
     for title, key in (("emails", "emails"), ("phones", "phones")):
         if len(profile.get(key, [])) > 1:
             lines.append(f"  all {title:<6}" + "; ".join(str(e["value"]) for e in profile[key]))
-    for booking in profile.get("upcoming_bookings", []):
-        lines.append(f"  booking   {booking['departure_date']} {booking['flight_no']} "
-                     f"{booking['origin']}-{booking['destination']} ({booking['status']})")
-    for ticket in profile.get("open_tickets", []):
-        lines.append(f"  ticket    {ticket['subject']} ({ticket['status']}, opened {ticket['opened_at']})")
+    for section, items in profile.items():  # the catalogue's activity sections
+        if section not in _PROFILE_KEYS and isinstance(items, list):
+            lines.extend(f"  {section}: {_shown_fields(item)}" for item in items)
     for item in profile.get("last_interactions", []):
         lines.append(f"  recent    {item['summary']}  [{item['source']}]")
     lines.append(f"  sources   {', '.join(profile.get('sources', []))}")

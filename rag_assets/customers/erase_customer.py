@@ -148,7 +148,7 @@ def matching_customers(cur, ref: str) -> tuple[set[str], str | None]:
         MAX_REFERENCE_CHARS,
         InvalidReference,
         _candidate_identifiers,
-        _record_key_text,
+        record_key_of_reference,
     )
 
     ref = ref.strip()
@@ -161,7 +161,7 @@ def matching_customers(cur, ref: str) -> tuple[set[str], str | None]:
         found = {row[0] for row in cur.fetchall()}
         if found:
             return found, None
-    record = _record_key_text(ref)
+    record = record_key_of_reference(ref)
     keys = [record] if record else []
     for kind, value in _candidate_identifiers(ref):
         cur.execute("SELECT record_key FROM identity_lookup WHERE kind = %s AND value = %s",
@@ -421,7 +421,7 @@ def add_erase_parser(commands) -> None:
     erase = commands.add_parser(
         "erase", help="erase a customer everywhere (right to be forgotten)",
         description="Erase the customer a reference points to (customer id, record such as "
-                    "crm:1001, email, loyalty number or phone) from source records, identity "
+                    "system:pk, email, loyalty number or phone) from source records, identity "
                     "graph, profiles, feedback turns, the conversation lake and future "
                     "fine-tuning exports. Without --yes, shows what would be erased.")
     erase.add_argument("--customer", required=True, help="customer reference")

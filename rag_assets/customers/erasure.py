@@ -35,9 +35,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rag_assets.catalogue import active_catalogue
+from rag_assets.catalogue.model import MEMBERSHIP
 from rag_assets.customers.identifiers import (
     EMAIL,
-    IDENTITY_COLUMNS,
     LOYALTY_NUMBER,
     PHONE,
     IdentityColumns,
@@ -46,7 +47,7 @@ from rag_assets.customers.identifiers import (
     normalize_email,
     normalize_phone,
 )
-from rag_assets.customers.lookup import DEFAULT_TABLE, RECORD_REF
+from rag_assets.customers.lookup import record_key_of_reference
 
 # Identifier kinds that the app may use as a feedback `customer_ref` (national ids and
 # passports are erased from the graph but never written to the suppression list).
@@ -55,8 +56,6 @@ CUSTOMER_ID = "customer_id"
 RECORD = "record"
 MAX_REQUEST_ID_CHARS = 200
 HASH_KEY_ENV = "RAG_ERASURE_HASH_KEY"
-
-SHORT_FORM_SYSTEM = {f"{s}.{t}": s for s, t in DEFAULT_TABLE.items()}
 
 
 @dataclass(frozen=True)
@@ -72,20 +71,14 @@ class ErasureTarget:
 
 
 def record_key_refs(record_key: str) -> set[str]:
-    """The reference forms of a record key: `crm.customers:1` and its short form `crm:1`."""
+    """The reference forms of a record key: `system.table:1` and its short forms (`short:1`
+    for every short_reference of the table in the catalogue)."""
     refs = {record_key}
     table_key, _, pk = record_key.partition(":")
-    if table_key in SHORT_FORM_SYSTEM:
-        refs.add(f"{SHORT_FORM_SYSTEM[table_key]}:{pk}")
+    for short, (system, table) in active_catalogue().short_references.items():
+        if f"{system}.{table}" == table_key:
+            refs.add(f"{short}:{pk}")
     return refs
-
-
-def _record_key_of_ref(ref: str) -> str | None:
-    match = RECORD_REF.match(ref)
-    if match is None:
-        return None
-    table = match["table"] or DEFAULT_TABLE.get(match["system"])
-    return f"{match['system']}.{table}:{match['pk']}" if table else None
 
 
 def ref_keys(ref: str | None) -> set[tuple[str, str]]:
@@ -107,7 +100,7 @@ def ref_keys(ref: str | None) -> set[tuple[str, str]]:
     if text.startswith("cus_"):
         keys.add((CUSTOMER_ID, text))
         return keys
-    if record := _record_key_of_ref(text):
+    if record := record_key_of_reference(text):
         keys.add((RECORD, record))
         return keys
     if loyalty := normalize_document_number(text):
@@ -138,12 +131,12 @@ def _raw_values(system: str, table: str, row: Mapping[str, Any] | None,
     mapping = columns.get((system, table))
     if mapping is None or not row:
         return set()
-    region = (normalize_country(row.get(mapping.country)) if mapping.country else None) or None
+    region = ((normalize_country(row.get(mapping.country)) if mapping.country else None)
+              or mapping.phone_region or active_catalogue().default_phone_region)
     found = set()
     for kind, names, normalise in (
         (EMAIL, mapping.email, normalize_email),
-        (PHONE, mapping.phone, lambda raw: normalize_phone(raw, region) if region
-         else normalize_phone(raw)),
+        (PHONE, mapping.phone, lambda raw: normalize_phone(raw, region)),
         (LOYALTY_NUMBER, mapping.loyalty_number, normalize_document_number),
     ):
         for name in names:
@@ -166,17 +159,31 @@ def _profile_contacts(profile: Mapping[str, Any] | None) -> set[tuple[str, str]]
             value = item.get("value") if isinstance(item, Mapping) else item
             if isinstance(value, str) and value:
                 found.add((kind, value))
-    loyalty = (profile.get("golden") or {}).get("loyalty")
-    number = loyalty.get("member_number") if isinstance(loyalty, Mapping) else None
-    if number is not None and (normalised := normalize_document_number(number)):
-        found.add((LOYALTY_NUMBER, normalised))
+    golden = profile.get("golden") or {}
+    for section, column in _membership_numbers():
+        fields = golden.get(section)
+        number = fields.get(column) if isinstance(fields, Mapping) else None
+        if number is not None and (normalised := normalize_document_number(number)):
+            found.add((LOYALTY_NUMBER, normalised))
+    return found
+
+
+def _membership_numbers() -> list[tuple[str, str]]:
+    """(golden section, profile field) of every membership number a profile shows: the fields
+    of the catalogue's membership tables whose column is a loyalty number."""
+    found = []
+    for table in active_catalogue().tables:
+        role = table.profile
+        if role.role == MEMBERSHIP:
+            found += [(role.section, name) for name, column in role.fields
+                      if column in table.identity.loyalty_number]
     return found
 
 
 def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[str],
                  lookup_rows: Iterable[tuple[str, str]], profile: Mapping[str, Any] | None = None,
                  source_rows: Mapping[str, Mapping[str, Any] | None] | None = None,
-                 columns: Mapping[tuple[str, str], IdentityColumns] = IDENTITY_COLUMNS
+                 columns: Mapping[tuple[str, str], IdentityColumns] | None = None
                  ) -> ErasureTarget:
     """The erasure of one customer from what the stores hold about them.
 
@@ -185,6 +192,8 @@ def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[
     `source_rows`: record key → row data, for the raw spellings of emails, phones and loyalty
     numbers (the app may send a reference exactly as the source system stores it).
     """
+    if columns is None:
+        columns = active_catalogue().identity_columns
     record_keys = frozenset(record_keys)
     identifiers = {(kind, value) for kind, value in lookup_rows if kind != "block"}
     identifiers |= _profile_contacts(profile)

@@ -15,7 +15,8 @@ empty or unusable (so an unusable value never links two records):
 * address: folded, street types abbreviated one way (`street` -> `st`); UK postcodes spaced as
   `SW1A 1AA`, other postcodes upper-case alphanumerics.
 
-Which column of which source table holds which identifier is data: `IDENTITY_COLUMNS`.
+Which column of which source table holds which identifier is data: the source catalogue's
+`identity:` of each table (`IdentityColumns`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from typing import Any
 
 import phonenumbers
 
+from rag_assets.catalogue import active_catalogue
+from rag_assets.catalogue.model import IdentityColumns
+
+# Phones are read in this region when neither the row nor the catalogue says otherwise.
 DEFAULT_PHONE_REGION = "GB"
 
 # Deterministic identifier kinds: equal normalised values link two records.
@@ -38,70 +43,6 @@ PHONE = "phone"
 LOYALTY_NUMBER = "loyalty_number"
 NATIONAL_ID = "national_id"
 PASSPORT = "passport"
-
-
-@dataclass(frozen=True)
-class IdentityColumns:
-    """Which columns of one source table hold which identifier kind."""
-
-    email: tuple[str, ...] = ()
-    phone: tuple[str, ...] = ()
-    loyalty_number: tuple[str, ...] = ()
-    national_id: tuple[str, ...] = ()
-    passport: tuple[str, ...] = ()
-    given_name: str | None = None
-    surname: str | None = None
-    full_name: str | None = None  # used when given_name/surname are absent
-    date_of_birth: str | None = None
-    address_line: tuple[str, ...] = ()
-    city: str | None = None
-    postcode: str | None = None
-    country: str | None = None
-
-
-IDENTITY_COLUMNS: dict[tuple[str, str], IdentityColumns] = {
-    ("crm", "customers"): IdentityColumns(
-        email=("email",),
-        phone=("phone",),
-        national_id=("national_id",),
-        given_name="first_name",
-        surname="last_name",
-        date_of_birth="date_of_birth",
-        address_line=("address_line1",),
-        city="city",
-        postcode="postcode",
-        country="country",
-    ),
-    ("booking", "bookings"): IdentityColumns(
-        email=("customer_email",),
-        phone=("phone",),
-        given_name="passenger_first_name",
-        surname="passenger_last_name",
-    ),
-    ("loyalty", "members"): IdentityColumns(
-        email=("email",),
-        phone=("phone",),
-        loyalty_number=("member_number",),
-        full_name="full_name",
-        date_of_birth="date_of_birth",
-    ),
-    ("support", "tickets"): IdentityColumns(
-        email=("customer_email",),
-        phone=("customer_phone",),
-        full_name="customer_name",
-    ),
-    # FEBRL-shaped person records (the record-linkage benchmark, `bench/identity_quality.py`):
-    # the social security number is a national id.
-    ("febrl", "people"): IdentityColumns(
-        national_id=("soc_sec_id",),
-        given_name="given_name",
-        surname="surname",
-        date_of_birth="date_of_birth",
-        address_line=("street_number", "address_1", "address_2"),
-        city="suburb",
-        postcode="postcode",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -125,15 +66,17 @@ def extract_identity(
     system: str,
     table: str,
     row: Mapping[str, Any],
-    default_region: str = DEFAULT_PHONE_REGION,
-    columns: Mapping[tuple[str, str], IdentityColumns] = IDENTITY_COLUMNS,
+    default_region: str | None = None,
+    columns: Mapping[tuple[str, str], IdentityColumns] | None = None,
 ) -> PersonIdentity:
-    """Normalised identity of a row; an unmapped table yields an empty identity."""
+    """Normalised identity of a row; an unmapped table yields an empty identity. The columns
+    and the default phone region are the catalogue's unless given."""
+    columns, default_region = identity_settings(columns, default_region)
     mapping = columns.get((system, table))
     if mapping is None:
         return PersonIdentity()
     country = normalize_country(row.get(mapping.country)) if mapping.country else None
-    region = country or default_region
+    region = country or mapping.phone_region or default_region
     identifiers = set()
     kinds = (
         (EMAIL, mapping.email, normalize_email),
@@ -159,6 +102,17 @@ def extract_identity(
         postcode=normalize_postcode(_get(row, mapping.postcode), country),
         country=country,
     )
+
+
+def identity_settings(
+    columns: Mapping[tuple[str, str], IdentityColumns] | None, default_region: str | None
+) -> tuple[Mapping[tuple[str, str], IdentityColumns], str]:
+    """The given identity columns and default phone region, each defaulting to the catalogue's."""
+    if columns is not None and default_region is not None:
+        return columns, default_region
+    catalogue = active_catalogue()
+    return (catalogue.identity_columns if columns is None else columns,
+            default_region or catalogue.default_phone_region)
 
 
 def _get(row: Mapping[str, Any], column: str | None) -> Any:

@@ -42,9 +42,8 @@ from typing import Any, NamedTuple, Protocol
 
 from rag_assets.customers.candidate_scoring import score_candidates, score_pairs
 from rag_assets.customers.identifiers import (
-    DEFAULT_PHONE_REGION,
-    IDENTITY_COLUMNS,
     IdentityColumns,
+    identity_settings,
     PersonIdentity,
     extract_identity,
 )
@@ -169,10 +168,12 @@ def mint_customer_id(key: RecordKey, salt: int = 0) -> str:
 
 def node_from_record(
     record: SourceRecord,
-    default_region: str = DEFAULT_PHONE_REGION,
-    columns: Mapping[tuple[str, str], IdentityColumns] = IDENTITY_COLUMNS,
+    default_region: str | None = None,
+    columns: Mapping[tuple[str, str], IdentityColumns] | None = None,
 ) -> NodeChange | None:
-    """The graph change for a source record; None for a table that holds no person."""
+    """The graph change for a source record; None for a table that holds no person. The
+    columns and the default phone region are the catalogue's unless given."""
+    columns, default_region = identity_settings(columns, default_region)
     key = record.key
     if (key.system, key.table) not in columns:
         return None

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from rag_assets.catalogue import active_catalogue
 from rag_assets.customers import source_store
+from rag_assets.customers.catalogue_sync import sync_catalogue
 from rag_assets.customers.identity_graph import IdentityGraph, NodeChange, node_from_record
 from rag_assets.customers.identity_store import PostgresIdentityStore, lock_graph, record_key_text
 from rag_assets.customers.source_state import RecordKey
@@ -26,6 +28,8 @@ class LinkStats:
     cluster_events: Counter = field(default_factory=Counter)
     edge_rules: Counter = field(default_factory=Counter)
     records_set_aside: int = 0  # their linking failed on their own: dead letters
+    # Tables whose catalogue entry changed -> records queued again for relinking.
+    catalogue_changes: Counter = field(default_factory=Counter)
 
     def add(self, other: LinkStats) -> None:
         for name, value in vars(other).items():
@@ -33,6 +37,7 @@ class LinkStats:
 
     def metadata(self) -> dict:
         return {
+            **{f"catalogue_requeued {table}": n for table, n in sorted(self.catalogue_changes.items())},
             "records_linked": self.records_linked,
             "records_set_aside": self.records_set_aside,
             "edges_added": self.edges_added,
@@ -56,6 +61,7 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
     to the batches of a run: it keeps what earlier batches read of the graph. A record whose
     linking fails on its own is set aside as a dead letter (item_guard), the rest is linked."""
     lock_graph(cur)
+    stats.catalogue_changes.update(sync_catalogue(cur).requeued)
     keys = _pending_keys(cur, limit)
     if not keys:
         return 0
@@ -79,9 +85,12 @@ def _link(cur, keys: list[RecordKey], stats: LinkStats, run_id: str | None,
     store.begin(cur)
     records = source_store.load_records(cur, keys)
     changes = []
+    catalogue = active_catalogue()
     for key in keys:
         record = records.get(key)
-        change = node_from_record(record) if record is not None else NodeChange(key, None)
+        change = (node_from_record(record, catalogue.default_phone_region,
+                                   catalogue.identity_columns)
+                  if record is not None else NodeChange(key, None))
         if change is not None:
             changes.append(change)
     # A record whose identity evidence did not change (a points balance, a booking status) has

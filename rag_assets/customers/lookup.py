@@ -1,16 +1,18 @@
 """Finding a customer's profile by customer id, email, phone, loyalty number or record.
 
 A reference is resolved, in order, as: a customer id (`cus_…`), a source record
-(`crm:1001` or `crm.customers:1001`), an email, a loyalty number, a phone number. Every
-identifier is normalised the way the identity graph normalised it, and the query is
-parameterised: a reference is data, never SQL. A reference that fits more than one customer
+(`system.table:pk`, or `short:pk` with a table's `short_reference` in the catalogue), an email,
+a loyalty number, a phone number. Every identifier is normalised the way the identity graph
+normalised it, and the query is parameterised: a reference is data, never SQL. A reference that fits more than one customer
 resolves to none.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
+from rag_assets.catalogue import active_catalogue
 from rag_assets.customers.identifiers import (
     EMAIL,
     LOYALTY_NUMBER,
@@ -22,7 +24,6 @@ from rag_assets.customers.identifiers import (
 
 MAX_REFERENCE_CHARS = 320
 RECORD_REF = re.compile(r"^(?P<system>[a-z][a-z0-9_]*)(?:\.(?P<table>[a-z][a-z0-9_]*))?:(?P<pk>.+)$")
-DEFAULT_TABLE = {"crm": "customers", "loyalty": "members", "booking": "bookings", "support": "tickets"}
 
 
 class InvalidReference(ValueError):
@@ -35,18 +36,25 @@ def _candidate_identifiers(ref: str) -> list[tuple[str, str]]:
         candidates.append((EMAIL, email))
     if loyalty := normalize_document_number(ref):
         candidates.append((LOYALTY_NUMBER, loyalty))
-    if phone := normalize_phone(ref):
+    if phone := normalize_phone(ref, active_catalogue().default_phone_region):
         candidates.append((PHONE, phone))
     return candidates
 
 
-def _record_key_text(ref: str) -> str | None:
+def record_key_of_reference(
+    ref: str, short_references: Mapping[str, tuple[str, str]] | None = None
+) -> str | None:
+    """The record key text a record reference names: `system.table:pk` as it is, `short:pk`
+    through the short references (the catalogue's by default); None for anything else."""
     match = RECORD_REF.match(ref)
     if match is None:
         return None
-    system = match["system"]
-    table = match["table"] or DEFAULT_TABLE.get(system)
-    return f"{system}.{table}:{match['pk']}" if table else None
+    if match["table"]:
+        return f"{match['system']}.{match['table']}:{match['pk']}"
+    if short_references is None:
+        short_references = active_catalogue().short_references
+    table = short_references.get(match["system"])
+    return f"{table[0]}.{table[1]}:{match['pk']}" if table else None
 
 
 def resolve_customer_id(cur, ref: str) -> str | None:
@@ -58,7 +66,7 @@ def resolve_customer_id(cur, ref: str) -> str | None:
         row = cur.fetchone()
         if row:
             return row[0]
-    keys = [k for k in [_record_key_text(ref)] if k]
+    keys = [k for k in [record_key_of_reference(ref)] if k]
     for kind, value in _candidate_identifiers(ref):
         cur.execute("SELECT record_key FROM identity_lookup WHERE kind = %s AND value = %s",
                     (kind, value))

@@ -9,6 +9,7 @@ from psycopg.types.json import Jsonb
 
 from rag_assets.customers import source_store
 from rag_assets.customers.identity_store import parse_record_key
+from rag_assets.catalogue import active_catalogue
 from rag_assets.customers.profiles import build_profile
 from rag_assets.customers.source_state import RecordKey
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
@@ -110,10 +111,13 @@ def _refresh(cur, customer_ids: list[str], stats: RefreshStats, today: date) -> 
     members = _members(cur, customer_ids)
     records = source_store.load_records(cur, [k for keys in members.values() for k in keys])
     profiles, empty = {}, []
+    catalogue = active_catalogue()
     for customer_id in customer_ids:
         live = [r for k in members[customer_id] if (r := records.get(k)) is not None and not r.deleted]
         if live:
-            profiles[customer_id] = build_profile(customer_id, live, today)
+            profiles[customer_id] = build_profile(
+                customer_id, live, today, catalogue.survivorship, catalogue.identity_columns,
+                catalogue.default_phone_region, catalogue.profile_roles)
         else:
             empty.append(customer_id)
     _save_all(cur, profiles, stats)

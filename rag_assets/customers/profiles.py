@@ -1,19 +1,21 @@
 """Unified customer profiles: the golden record of a cluster plus its recent activity.
 
-Survivorship (configurable through `SurvivorshipPolicy`):
+Survivorship (the catalogue's `survivorship:`, a `SurvivorshipPolicy`):
 
-* Names, date of birth and postal address come from the highest-priority source that has a
-  value (default crm > loyalty > booking > support); among records of the same priority, the most
+* `by_priority` fields (names, date of birth, postal address by default) come from the
+  highest-priority source that has a value; among records of the same priority, the most
   recently changed one wins.
-* Email and phone come from the most recently changed record that has one (contact details go
-  stale; the latest one the customer gave is the best guess); ties go to source priority.
-* Loyalty number, tier and points come from the most recent loyalty record.
+* `by_recency` fields (email and phone by default) come from the most recently changed record
+  that has one (contact details go stale; the latest one the customer gave is the best guess);
+  ties go to source priority.
 * Every golden field carries its provenance: the source record, its version time and the Kafka
   position of the change that produced it.
 * All distinct emails, phones and addresses are kept as lists, with the records that hold them.
 
-Activity: upcoming bookings (departure date on or after `today`, not cancelled), open support
-tickets, and the latest interactions across all records.
+What else a table contributes is its role in the catalogue (`ProfileRole`): a membership table's
+newest record becomes a golden section (e.g. a loyalty tier); an activity table's records
+become a list (e.g. upcoming bookings, open tickets); every record may appear among the latest
+interactions, rendered by its table's summary template.
 
 `build_profile` returns a plain JSON-ready dict (stored as JSONB) with a `content_hash` over
 everything else, so a profile whose content did not change need not be rewritten.
@@ -23,15 +25,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from rag_assets.catalogue import active_catalogue
+from rag_assets.catalogue.model import (
+    ACTIVITY,
+    MEMBERSHIP,
+    SUMMARY_PLACEHOLDER,
+    ProfileRole,
+    SurvivorshipPolicy,
+)
 from rag_assets.customers.identifiers import (
-    DEFAULT_PHONE_REGION,
-    IDENTITY_COLUMNS,
     IdentityColumns,
+    identity_settings,
     normalize_country,
     normalize_date_of_birth,
     normalize_email,
@@ -42,27 +52,7 @@ from rag_assets.customers.identifiers import (
 from rag_assets.customers.source_state import SourceRecord
 
 PROFILE_SCHEMA_VERSION = 1
-CLOSED_TICKET_STATUSES = frozenset({"closed", "resolved", "cancelled", "canceled", "solved"})
-CANCELLED_BOOKING_STATUSES = frozenset({"cancelled", "canceled", "refunded", "void"})
-
-
-@dataclass(frozen=True)
-class SurvivorshipPolicy:
-    source_priority: tuple[str, ...] = ("crm", "loyalty", "booking", "support")
-    by_priority: frozenset[str] = frozenset({"given_name", "surname", "date_of_birth", "address"})
-    by_recency: frozenset[str] = frozenset({"email", "phone"})
-    booking_tables: frozenset[tuple[str, str]] = frozenset({("booking", "bookings")})
-    ticket_tables: frozenset[tuple[str, str]] = frozenset({("support", "tickets")})
-    loyalty_tables: frozenset[tuple[str, str]] = frozenset({("loyalty", "members")})
-    last_interactions: int = 5
-
-    def priority(self, system: str) -> int:
-        """Lower is better; unknown systems come last."""
-        order = self.source_priority
-        return order.index(system) if system in order else len(order)
-
-
-DEFAULT_POLICY = SurvivorshipPolicy()
+Roles = Mapping[tuple[str, str], ProfileRole]
 
 
 @dataclass(frozen=True)
@@ -75,11 +65,16 @@ def build_profile(
     customer_id: str,
     records: Iterable[SourceRecord],
     today: date,
-    policy: SurvivorshipPolicy = DEFAULT_POLICY,
-    columns: Mapping[tuple[str, str], IdentityColumns] = IDENTITY_COLUMNS,
-    default_region: str = DEFAULT_PHONE_REGION,
+    policy: SurvivorshipPolicy | None = None,
+    columns: Mapping[tuple[str, str], IdentityColumns] | None = None,
+    default_region: str | None = None,
+    roles: Roles | None = None,
 ) -> dict[str, Any]:
-    """The profile of one customer from the live source records of its cluster."""
+    """The profile of one customer from the live source records of its cluster. Policy,
+    columns, phone region and table roles are the catalogue's unless given."""
+    columns, default_region = identity_settings(columns, default_region)
+    policy = policy or active_catalogue().survivorship
+    roles = active_catalogue().profile_roles if roles is None else roles
     live = sorted((r for r in records if not r.deleted), key=lambda r: str(r.key))
     values = {
         name: [] for name in ("given_name", "surname", "date_of_birth", "address", "email", "phone")
@@ -94,9 +89,7 @@ def build_profile(
         winner = _survivor(name, candidates, policy)
         if winner is not None:
             golden[name] = {"value": winner.value, **provenance(winner.record)}
-    loyalty = _loyalty(live, policy)
-    if loyalty is not None:
-        golden["loyalty"] = loyalty
+    golden.update(_memberships(live, roles))
     profile = {
         "schema_version": PROFILE_SCHEMA_VERSION,
         "customer_id": customer_id,
@@ -104,9 +97,8 @@ def build_profile(
         "emails": _distinct(values["email"]),
         "phones": _distinct(values["phone"]),
         "addresses": _distinct(values["address"]),
-        "upcoming_bookings": _upcoming_bookings(live, today, policy),
-        "open_tickets": _open_tickets(live, policy),
-        "last_interactions": _last_interactions(live, policy),
+        **_activities(live, today, roles),
+        "last_interactions": _last_interactions(live, policy, roles),
         "sources": [str(r.key) for r in live],
         "last_changed_ms": max((r.version.ts_ms for r in live), default=None),
     }
@@ -222,101 +214,90 @@ def _newest_first(records: Iterable[SourceRecord]) -> list[SourceRecord]:
     return sorted(records, key=lambda r: (-r.version.ts_ms, -r.version.lsn, str(r.key)))
 
 
-def _of(records: list[SourceRecord], tables: frozenset[tuple[str, str]]) -> list[SourceRecord]:
-    return [r for r in records if (r.key.system, r.key.table) in tables]
+def _of(records: list[SourceRecord], roles: Roles, role: str) -> dict[str, list[SourceRecord]]:
+    """The records of the tables with `role`, by the section they go to."""
+    sections: dict[str, list[SourceRecord]] = {}
+    for record in records:
+        found = roles.get((record.key.system, record.key.table))
+        if found is not None and found.role == role and found.section:
+            sections.setdefault(found.section, []).append(record)
+    return sections
 
 
-def _loyalty(records: list[SourceRecord], policy: SurvivorshipPolicy) -> dict[str, Any] | None:
-    members = _newest_first(_of(records, policy.loyalty_tables))
-    if not members:
-        return None
-    latest = members[0]
-    return {
-        "member_number": _text(latest.row.get("member_number")),
-        "tier": _text(latest.row.get("tier")),
-        "points": latest.row.get("points"),
-        **provenance(latest),
-    }
+def _role(record: SourceRecord, roles: Roles) -> ProfileRole:
+    return roles.get((record.key.system, record.key.table)) or ProfileRole()
 
 
-def _upcoming_bookings(
-    records: list[SourceRecord], today: date, policy: SurvivorshipPolicy
-) -> list[dict[str, Any]]:
-    upcoming = []
-    for record in _of(records, policy.booking_tables):
-        row = record.row
-        departure = parse_date(row.get("departure_date"), day_first=True)
-        status = (_text(row.get("status")) or "").lower()
-        if departure is None or departure < today or status in CANCELLED_BOOKING_STATUSES:
-            continue
-        upcoming.append(
-            {
-                "flight_no": _text(row.get("flight_no")),
-                "origin": _text(row.get("origin")),
-                "destination": _text(row.get("destination")),
-                "departure_date": departure.isoformat(),
-                "status": status or None,
-                **provenance(record),
-            }
-        )
-    return sorted(upcoming, key=lambda b: (b["departure_date"], b["source"]))
+def _shown(record: SourceRecord, role: ProfileRole) -> dict[str, Any]:
+    """The fields of a record that its table's role shows, as they are shown."""
+    return {name: _display(record.row.get(column)) for name, column in role.fields}
 
 
-def _open_tickets(records: list[SourceRecord], policy: SurvivorshipPolicy) -> list[dict[str, Any]]:
-    tickets = []
-    for record in _newest_first(_of(records, policy.ticket_tables)):
-        status = (_text(record.row.get("status")) or "").lower()
-        if status in CLOSED_TICKET_STATUSES:
-            continue
-        tickets.append(
-            {
-                "subject": _text(record.row.get("subject")),
-                "status": status or None,
-                "opened_at": _iso(record.row.get("opened_at")),
-                "updated_at": _iso(record.row.get("updated_at")),
-                **provenance(record),
-            }
-        )
-    return tickets
-
-
-def _iso(raw: Any) -> Any:
+def _display(raw: Any) -> Any:
+    if isinstance(raw, str):
+        return _text(raw)
     return raw.isoformat() if hasattr(raw, "isoformat") else raw
 
 
+def _memberships(records: list[SourceRecord], roles: Roles) -> dict[str, dict[str, Any]]:
+    """Per membership section, the fields of its newest record."""
+    golden = {}
+    for section, members in _of(records, roles, MEMBERSHIP).items():
+        latest = _newest_first(members)[0]
+        golden[section] = {**_shown(latest, _role(latest, roles)), **provenance(latest)}
+    return golden
+
+
+def _activities(records: list[SourceRecord], today: date, roles: Roles) -> dict[str, list]:
+    """Every activity section of the catalogue, with the records of this customer it shows:
+    in date order when the section lists what is upcoming, else newest first."""
+    sections = {role.section: [] for role in roles.values() if role.role == ACTIVITY}
+    for section, members in _of(records, roles, ACTIVITY).items():
+        items = [item for record in _newest_first(members)
+                 if (item := _activity_item(record, _role(record, roles), today)) is not None]
+        upcoming_by = _role(members[0], roles).upcoming_by
+        if upcoming_by:
+            items.sort(key=lambda item: (item[upcoming_by], item["source"]))
+        sections[section] = items
+    return sections
+
+
+def _activity_item(record: SourceRecord, role: ProfileRole, today: date) -> dict | None:
+    """The record as an entry of its activity list; None when the list does not show it."""
+    item = _shown(record, role)
+    if role.status:
+        status = (_text(record.row.get(role.status)) or "").lower()
+        if status in role.hidden_statuses:
+            return None
+        item["status"] = status or None
+    if role.upcoming_by:
+        when = parse_date(record.row.get(role.column_of(role.upcoming_by)), day_first=True)
+        if when is None or when < today:
+            return None
+        item[role.upcoming_by] = when.isoformat()
+    return {**item, **provenance(record)}
+
+
 def _last_interactions(
-    records: list[SourceRecord], policy: SurvivorshipPolicy
+    records: list[SourceRecord], policy: SurvivorshipPolicy, roles: Roles
 ) -> list[dict[str, Any]]:
     interactions = []
     for record in _newest_first(records)[: policy.last_interactions]:
+        role = _role(record, roles)
         interactions.append(
-            {
-                "kind": _kind(record, policy),
-                "summary": _summary(record, policy),
-                **provenance(record),
-            }
+            {"kind": role.kind, "summary": render_summary(record, role), **provenance(record)}
         )
     return interactions
 
 
-def _kind(record: SourceRecord, policy: SurvivorshipPolicy) -> str:
-    table = (record.key.system, record.key.table)
-    if table in policy.booking_tables:
-        return "booking"
-    if table in policy.ticket_tables:
-        return "support_ticket"
-    if table in policy.loyalty_tables:
-        return "loyalty"
-    return "profile_update"
+def render_summary(record: SourceRecord, role: ProfileRole) -> str:
+    """The role's summary template over the record's row: `{column}` or `{column|default}`
+    (the default when the column is empty)."""
+    if not role.summary:
+        return f"{record.key.system}.{record.key.table} record changed"
 
+    def value(match: re.Match) -> str:
+        raw = record.row.get(match[1].strip())
+        return str(raw) if raw not in (None, "") else (match[2] or "")
 
-def _summary(record: SourceRecord, policy: SurvivorshipPolicy) -> str:
-    row, kind = record.row, _kind(record, policy)
-    if kind == "booking":
-        route = f"{row.get('origin') or '?'}-{row.get('destination') or '?'}"
-        return f"booking {row.get('flight_no') or '?'} {route} ({row.get('status') or 'unknown'})"
-    if kind == "support_ticket":
-        return f"ticket '{row.get('subject') or ''}' ({row.get('status') or 'unknown'})"
-    if kind == "loyalty":
-        return f"loyalty {row.get('tier') or 'member'}, {row.get('points') or 0} points"
-    return f"{record.key.system}.{record.key.table} record changed"
+    return SUMMARY_PLACEHOLDER.sub(value, role.summary)

@@ -22,6 +22,16 @@ CREATE TABLE IF NOT EXISTS table_truncations (
     PRIMARY KEY (system, table_name)
 );
 
+-- What the source catalogue said each table's records mean when they were last linked
+-- (customers/catalogue_sync.py): a changed digest queues the table's records again.
+CREATE TABLE IF NOT EXISTS catalogue_tables (
+    system     text NOT NULL,
+    table_name text NOT NULL,
+    digest     text NOT NULL,
+    changed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (system, table_name)
+);
+
 -- Records whose change the identity graph has not taken in yet (written with the change).
 CREATE TABLE IF NOT EXISTS identity_pending (
     system     text NOT NULL,

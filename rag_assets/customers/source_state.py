@@ -14,8 +14,8 @@ Versioning (`RecordVersion`):
 * A version is the source commit time `ts_ms`, then the LSN. The LSN only breaks ties between
   changes of the same row committed in the same millisecond; successive changes of one row are
   serialised by the database, so their WAL positions follow their commit order.
-* A table may name its own version column (e.g. `version` or `updated_at`, see
-  `VERSION_COLUMNS`). When both versions being compared carry that column, it decides first.
+* A table may name its own version column (e.g. `version` or `updated_at`: `version_column` in
+  the source catalogue). When both versions being compared carry that column, it decides first.
 * An event whose version is older than the stored one is stale and skipped: an older version
   never overwrites a newer one. An event of the same version is a duplicate when its identity
   (op, txId, LSN and a hash of its row) was already applied at that version; a different event of
@@ -39,11 +39,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from rag_assets.catalogue import active_catalogue
 from rag_assets.customers.cdc_events import TOMBSTONE, ChangeEvent, KafkaPosition
 from rag_assets.platform import json_codec
-
-# (system, table) -> the table's own version column. Empty by default: ts_ms + LSN decide.
-VERSION_COLUMNS: dict[tuple[str, str], str] = {}
 
 
 class RecordKey(NamedTuple):
@@ -138,8 +136,12 @@ class StateChanges:
 
 
 def event_version(
-    event: ChangeEvent, version_columns: Mapping[TableKey, str] = VERSION_COLUMNS
+    event: ChangeEvent, version_columns: Mapping[TableKey, str] | None = None
 ) -> RecordVersion:
+    """(system, table) -> the table's own version column; default: the catalogue's (a table
+    without one is versioned by ts_ms + LSN)."""
+    if version_columns is None:
+        version_columns = active_catalogue().version_columns
     column_name = version_columns.get((event.system, event.table))
     column = event.row.get(column_name) if column_name and event.row else None
     lsn = event.lsn if isinstance(event.lsn, int) and not isinstance(event.lsn, bool) else -1
@@ -164,7 +166,7 @@ def apply_change_events(
     current: Mapping[RecordKey, SourceRecord],
     watermarks: Mapping[TableKey, RecordVersion],
     events: Iterable[ChangeEvent],
-    version_columns: Mapping[TableKey, str] = VERSION_COLUMNS,
+    version_columns: Mapping[TableKey, str] | None = None,
 ) -> StateChanges:
     """Apply `events` (in Kafka order) to the stored records of the keys they touch.
 
@@ -172,6 +174,8 @@ def apply_change_events(
     and, for a truncate, whichever records of that table the caller wants tombstoned in the
     result; a store applies the returned watermark to the rest itself (see `is_truncated`).
     """
+    if version_columns is None:
+        version_columns = active_catalogue().version_columns
     records = dict(current)
     marks = dict(watermarks)
     changes = StateChanges()
@@ -274,7 +278,7 @@ def _apply_truncate(
 class SourceState:
     """In-memory source-record store: the reference implementation of the PostgreSQL one."""
 
-    def __init__(self, version_columns: Mapping[TableKey, str] = VERSION_COLUMNS) -> None:
+    def __init__(self, version_columns: Mapping[TableKey, str] | None = None) -> None:
         self.records: dict[RecordKey, SourceRecord] = {}
         self.watermarks: dict[TableKey, RecordVersion] = {}
         self.version_columns = version_columns

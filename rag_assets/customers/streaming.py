@@ -42,7 +42,7 @@ class CdcMicroBatches:
         with session.transaction() as cur:
             ensure_customer_schema(cur, postgres)
         self.source = LedgerPositionedStream(
-            kafka, cdc_apply.CONSUMER, cdc_apply.CDC_TOPIC_PATTERN, session.transaction).open()
+            kafka, cdc_apply.CONSUMER, cdc_apply.cdc_topic_pattern, session.transaction).open()
 
     def close(self) -> None:
         self.source.close()

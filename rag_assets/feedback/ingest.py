@@ -12,12 +12,14 @@ given the turns their satisfaction. Too-late deliveries queue their windows here
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from rag_assets.catalogue import active_catalogue
 from rag_assets.customers.erasure import RefMatcher
 from rag_assets.feedback import kpi_store, lake_store, turn_store, watermark_store
 from rag_assets.feedback.events import (
@@ -38,7 +40,7 @@ from resources.s3 import S3Storage
 
 CONSUMER = "conversation_log"
 FETCH_BYTES_PER_PARTITION = 512 * 1024
-FEEDBACK_TOPIC_PATTERN = r"app\.feedback"
+FEEDBACK_TOPIC_PATTERN = re.escape(active_catalogue().feedback_topic)
 
 
 @dataclass

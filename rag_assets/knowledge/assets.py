@@ -19,6 +19,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from rag_assets.catalogue.assets import DOCUMENTS_KEY
 from rag_assets.knowledge import index_queue, registry
 from rag_assets.knowledge.chunk_store import (
     DEFAULT_TABLE_NAME,
@@ -101,6 +102,7 @@ def _mode(config: DocumentsConfig) -> str:
 
 @asset(
     group_name="knowledge",
+    deps=[DOCUMENTS_KEY],
     freshness_policy=STREAMED,
     kinds={"s3", "postgres", "python"},
     owners=[OWNER],

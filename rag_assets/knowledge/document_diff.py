@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
+from rag_assets.catalogue import active_catalogue
 from rag_assets.knowledge.parsing import is_supported_key
 from rag_assets.platform.dead_letters import DeadLetter
 from rag_assets.platform.item_guard import failure_reason
@@ -84,7 +85,9 @@ def normalise_etag(etag: str | None) -> str | None:
 
 
 def is_tracked_key(key: str, prefix: str) -> bool:
-    return key.startswith(prefix) and is_supported_key(key)
+    """Under the prefix and of a document type the source catalogue accepts."""
+    return key.startswith(prefix) and is_supported_key(
+        key, active_catalogue().knowledge.document_types)
 
 
 def _is_same_version(

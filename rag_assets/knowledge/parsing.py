@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Collection
 import unicodedata
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -58,8 +59,8 @@ def document_extension(key: str) -> str:
     return PurePosixPath(key).suffix.lower()
 
 
-def is_supported_key(key: str) -> bool:
-    return not key.endswith("/") and document_extension(key) in SUPPORTED_EXTENSIONS
+def is_supported_key(key: str, document_types: Collection[str] = SUPPORTED_EXTENSIONS) -> bool:
+    return not key.endswith("/") and document_extension(key) in document_types
 
 
 def parse_document(

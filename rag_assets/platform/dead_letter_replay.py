@@ -1,7 +1,7 @@
 """Replaying dead letters: re-parse them with the current parser and apply the ones that now parse.
 
 A dead letter is replayed after the cause was fixed — a parser that learnt a format, a table
-newly mapped in `identifiers.IDENTITY_COLUMNS`, a limit raised. For each pending letter of the
+newly named in the source catalogue, a limit raised. For each pending letter of the
 source (oldest first):
 
 * the original Kafka record is re-read at its topic/partition/offset when `kafka` is given and
@@ -77,7 +77,7 @@ def replay_cdc_dead_letters(cur, kafka=None, limit: int | None = None,
     from rag_assets.customers import cdc_apply
     from rag_assets.customers.cdc_events import ChangeEvent, parse_cdc_record
 
-    config = config or cdc_apply.PARSER_CONFIG
+    config = config or cdc_apply.parser_config()
     report = ReplayReport()
     letters = _locked_pending(cur, "cdc", limit)
     report.pending = len(letters)

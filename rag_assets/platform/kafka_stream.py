@@ -116,7 +116,8 @@ class LedgerPositionedStream:
     `discover_every_s` the topic list is read again, and new partitions join at their marks.
     """
 
-    def __init__(self, kafka: KafkaResource, consumer_name: str, topic_pattern: str,
+    def __init__(self, kafka: KafkaResource, consumer_name: str,
+                 topic_pattern: str | Callable[[], str],
                  transaction: Callable[[], AbstractContextManager], discover_every_s: float = 5.0
                  ) -> None:
         self.kafka = kafka
@@ -144,7 +145,9 @@ class LedgerPositionedStream:
         """Assign partitions of matching topics not assigned yet, each at the ledger's mark;
         returns how many joined."""
         self._discovered_at = time.monotonic()
-        pattern = re.compile(self.topic_pattern)
+        # A callable pattern is asked again at every discovery (a catalogue that gained a table).
+        pattern = re.compile(self.topic_pattern() if callable(self.topic_pattern)
+                             else self.topic_pattern)
         topics = [t for t in self._consumer.topics()
                   if t.startswith(self.kafka.topic_prefix)
                   and pattern.fullmatch(self.kafka.logical_topic(t))]

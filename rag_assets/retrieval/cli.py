@@ -20,7 +20,7 @@ from rag_assets.retrieval.context import DEFAULT_K, InvalidRequest, validate_req
 
 def add_context_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--customer", required=True,
-                        help="customer id, email, phone, loyalty number or record (crm:1001)")
+                        help="customer id, email, phone, loyalty number or record (system:pk)")
     parser.add_argument("--question", required=True, help="the user's question")
     parser.add_argument("--k", type=int, default=DEFAULT_K, help="chunks to return (1-50)")
     parser.add_argument("--mode", default="hybrid", choices=["hybrid", "vector", "text"],

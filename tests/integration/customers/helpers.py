@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,7 +23,8 @@ from dagster import DagsterInstance, build_sensor_context, materialize
 
 from rag_assets.customers import source_store
 from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
-from rag_assets.customers.cdc_apply import CDC_TOPIC_PATTERN, PARSER_CONFIG
+from rag_assets.customers.cli_commands import add_parsers, customers_cli
+from rag_assets.customers.cdc_apply import cdc_topic_pattern, parser_config
 from rag_assets.customers.cdc_events import ChangeEvent, parse_cdc_record
 from rag_assets.customers.identity_graph import IdentityGraph, InMemoryIdentityStore, node_from_record
 from rag_assets.customers.profiles import build_profile
@@ -156,6 +159,15 @@ def catch_up(kafka, postgres, max_per_partition: int | None = None, max_runs: in
     raise AssertionError("the sensor never caught up")
 
 
+def customers_command(args: list[str], postgres, kafka=None) -> tuple[int, str]:
+    """`rag-assets customer …` / `dead-letters …` in process: (exit status, output)."""
+    parser = argparse.ArgumentParser(prog="rag-assets")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    out = io.StringIO()
+    code = customers_cli(parser.parse_args(args), postgres=postgres, kafka=kafka, out=out)
+    return code, out.getvalue()
+
+
 def metadata(result, asset: str = "source_records") -> dict[str, Any]:
     return {k: v.value for k, v in result.asset_materializations_for_node(asset)[0].metadata.items()}
 
@@ -209,10 +221,10 @@ def stored_state(postgres) -> CustomerState:
 def read_log(kafka) -> list[ChangeEvent]:
     """Every parsable event of every CDC topic, partition by partition in offset order."""
     events = []
-    for rng in rebuild_ranges(kafka, CDC_TOPIC_PATTERN):
+    for rng in rebuild_ranges(kafka, cdc_topic_pattern()):
         for record in kafka.read_range(rng.topic, rng.partition, rng.start, rng.end):
             parsed = parse_cdc_record(kafka.logical_topic(record.topic), record.partition,
-                                      record.offset, record.key, record.value, PARSER_CONFIG)
+                                      record.offset, record.key, record.value, parser_config())
             if isinstance(parsed, ChangeEvent):
                 events.append(parsed)
     return events

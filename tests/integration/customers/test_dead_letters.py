@@ -3,16 +3,14 @@ dead letter (reason, topic, partition, offset), are counted in the asset metadat
 stop the good events around them; `rag-assets dead-letters list/replay` shows them and applies
 the ones a fixed parser accepts, exactly once."""
 
-import argparse
-import io
 import json
+from dataclasses import replace
 
 import pytest
 
 from rag_assets.customers import cdc_apply
-from rag_assets.customers.cdc_events import CdcParserConfig
-from rag_assets.customers.cli_commands import add_parsers, customers_cli
 from rag_assets.platform.dead_letters import pending_dead_letters
+from tests.catalogues import AUDIT_LOG, demo_catalogue_with, use_catalogue
 from tests.integration.customers.bad_events import (
     ALICE,
     CORPUS,
@@ -23,6 +21,7 @@ from tests.integration.customers.bad_events import (
     raw,
 )
 from tests.integration.customers.helpers import (
+    customers_command,
     catch_up,
     debezium,
     dms,
@@ -51,15 +50,8 @@ def corpus_stream():
     return good_before + bad[:middle] + [good_after[0]] + bad[middle:] + [good_after[1]]
 
 
-def cli(args, postgres, kafka=None):
-    parser = argparse.ArgumentParser(prog="rag-assets")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    out = io.StringIO()
-    code = customers_cli(parser.parse_args(args), postgres=postgres, kafka=kafka, out=out)
-    return code, out.getvalue()
-
-
-def test_bad_events_become_dead_letters_and_the_good_ones_are_applied(kafka, postgres, monkeypatch):
+def test_bad_events_become_dead_letters_and_the_good_ones_are_applied(kafka, postgres, monkeypatch,
+                                                                     tmp_path):
     assert len(CORPUS) >= 15
     messages = corpus_stream()
     publish(kafka, messages, partitions=1, topic_configs={"max.message.bytes": str(4 * LIMIT)},
@@ -95,21 +87,24 @@ def test_bad_events_become_dead_letters_and_the_good_ones_are_applied(kafka, pos
         assert len(pending_dead_letters(cur, "cdc")) == len(CORPUS)
 
     # --- the CLI: list, then replay after the parser was "fixed" for two of the causes.
-    code, out = cli(["dead-letters", "list", "--source", "cdc"], postgres)
+    code, out = customers_command(["dead-letters", "list", "--source", "cdc"], postgres)
     assert code == 0 and f"{len(CORPUS)} pending dead letter(s) of cdc" in out
     assert "not a known source table" in out
-    code, out = cli(["dead-letters", "list", "--json"], postgres)
+    code, out = customers_command(["dead-letters", "list", "--json"], postgres)
     listed = json.loads(out)
     assert {(d["topic"], d["partition"], d["offset"]) for d in listed} == {
         (d["topic"], d["partition"], d["offset"]) for d in letters}
 
-    code, out = cli(["dead-letters", "replay"], postgres, kafka)  # no --source: refused
+    code, out = customers_command(["dead-letters", "replay"], postgres, kafka)  # no --source
+    # is refused
     assert code == 2
 
-    fixed = CdcParserConfig(known_tables=frozenset(cdc_apply.PARSER_CONFIG.known_tables)
-                            | {("crm", "audit_log")}, max_value_bytes=4 * LIMIT)
-    monkeypatch.setattr(cdc_apply, "PARSER_CONFIG", fixed)
-    code, out = cli(["dead-letters", "replay", "--source", "cdc", "--json"], postgres, kafka)
+    # The catalogue gains the audit log, and the size limit is raised.
+    use_catalogue(monkeypatch, demo_catalogue_with(tmp_path, AUDIT_LOG))
+    fixed = replace(cdc_apply.parser_config(), max_value_bytes=4 * LIMIT)
+    monkeypatch.setattr(cdc_apply, "parser_config", lambda catalogue=None: fixed)
+    code, out = customers_command(["dead-letters", "replay", "--source", "cdc", "--json"],
+                                  postgres, kafka)
     report = json.loads(out)
     assert code == 1  # some letters still fail
     assert report["applied"] == 2 and report["outcomes"] == {"applied": 2}
@@ -130,19 +125,18 @@ def test_bad_events_become_dead_letters_and_the_good_ones_are_applied(kafka, pos
     assert sorted(result for _, result in replayed) == ["replayed: applied"] * 2
 
     # Replaying again applies nothing twice.
-    code, out = cli(["dead-letters", "replay", "--source", "cdc", "--json"], postgres, kafka)
+    code, out = customers_command(["dead-letters", "replay", "--source", "cdc", "--json"],
+                                  postgres, kafka)
     assert json.loads(out)["applied"] == 0
     assert stored_state(postgres) == state
 
 
-def test_replay_without_kafka_uses_the_stored_payload(kafka, postgres, monkeypatch):
+def test_replay_without_kafka_uses_the_stored_payload(kafka, postgres, monkeypatch, tmp_path):
     publish(kafka, [raw(envelope(after={"id": 7, "action": "login"}, table="audit_log"),
                         key=key_of(7), topic="cdc.crm.audit_log")], partitions=1)
     (run,) = catch_up(kafka, postgres)
     assert metadata(run)["dead_letters"] == 1
-    fixed = CdcParserConfig(known_tables=frozenset(cdc_apply.PARSER_CONFIG.known_tables)
-                            | {("crm", "audit_log")})
-    monkeypatch.setattr(cdc_apply, "PARSER_CONFIG", fixed)
-    code, out = cli(["dead-letters", "replay", "--source", "cdc"], postgres, kafka=False)
+    use_catalogue(monkeypatch, demo_catalogue_with(tmp_path, AUDIT_LOG))
+    code, out = customers_command(["dead-letters", "replay", "--source", "cdc"], postgres, kafka=False)
     assert code == 0 and "1 replayed (applied 1)" in out
     assert "crm.audit_log:7" in stored_state(postgres).live_rows

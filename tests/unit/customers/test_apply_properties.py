@@ -10,20 +10,22 @@ from datetime import date
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rag_assets.catalogue.active import active_catalogue
 from rag_assets.customers.cdc_events import ChangeEvent, parse_cdc_record
-from rag_assets.customers.identifiers import IDENTITY_COLUMNS
 from rag_assets.customers.identity_graph import node_from_record
 from rag_assets.customers.profiles import build_profile
 from rag_assets.customers.source_state import apply_change_events
 from tests.fuzz_inputs import encode, json_values
 
-TABLES = sorted(IDENTITY_COLUMNS)
-# Every column the identity mapping names, and the columns the profile summaries read.
-COLUMNS = sorted({column for mapping in IDENTITY_COLUMNS.values()
+CATALOGUE = active_catalogue()  # the shipped one: the demo's tables
+TABLES = sorted(CATALOGUE.identity_columns)
+# Every column the identity mapping names, and every column a profile role reads.
+COLUMNS = sorted({column for mapping in CATALOGUE.identity_columns.values()
                   for value in vars(mapping).values()
                   for column in ((value,) if isinstance(value, str) else (value or ()))}
-                 | {"tier", "points", "flight_no", "origin", "destination", "departure_date",
-                    "status", "subject", "priority", "created_at", "updated_at"})
+                 | {column for role in CATALOGUE.profile_roles.values()
+                    for column in (*(c for _, c in role.fields), role.status, role.upcoming_by)
+                    if column})
 rows = st.dictionaries(st.sampled_from(COLUMNS), json_values, max_size=12)
 
 

@@ -6,8 +6,8 @@ from datetime import date, datetime
 
 import pytest
 
+from rag_assets.catalogue import active_catalogue
 from rag_assets.customers.identifiers import (
-    IDENTITY_COLUMNS,
     IdentityColumns,
     PersonIdentity,
     canonical_given_name,
@@ -235,7 +235,7 @@ def test_every_demo_table_is_mapped():
         },
     )
     assert ticket.values_of("phone") == ["+447700900123"] and ticket.given_name == "sally"
-    assert set(IDENTITY_COLUMNS) >= {
+    assert set(active_catalogue().identity_columns) >= {
         ("crm", "customers"),
         ("booking", "bookings"),
         ("loyalty", "members"),
@@ -244,7 +244,7 @@ def test_every_demo_table_is_mapped():
 
 
 def test_mapping_is_extensible_and_unknown_tables_are_empty():
-    columns = {**IDENTITY_COLUMNS, ("shop", "orders"): IdentityColumns(email=("buyer_email",))}
+    columns = {**active_catalogue().identity_columns, ("shop", "orders"): IdentityColumns(email=("buyer_email",))}
     assert extract_identity("shop", "orders", {"buyer_email": "A@B.co"}, columns=columns).values_of(
         "email"
     ) == ["a@b.co"]
