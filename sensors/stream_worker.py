@@ -75,7 +75,7 @@ class StreamWorker(threading.Thread):
                 self.error = None
                 lag_at = 0.0
                 while self._wanted():
-                    taken = batches.step()
+                    taken = batches.step(self._wanted)
                     self.applied += taken
                     now = time.monotonic()
                     if taken:

@@ -8,13 +8,14 @@ it queued — so a change is in the customer's profile a moment after it reaches
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from rag_assets.customers import cdc_apply, identity_linking, profile_refresh
 from rag_assets.customers.assets import ensure_customer_schema
 from rag_assets.customers.identity_store import PostgresIdentityStore
 from rag_assets.platform.kafka_ingest import ranges_as_dicts
 from rag_assets.platform.kafka_stream import LedgerPositionedStream, apply_each_partition
-from rag_assets.platform.micro_batch import LagReport, MicroBatchSession
+from rag_assets.platform.micro_batch import LagReport, MicroBatchSession, always
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
 
@@ -47,9 +48,9 @@ class CdcMicroBatches:
     def close(self) -> None:
         self.source.close()
 
-    def step(self) -> int:
+    def step(self, keep_going: Callable[[], bool] = always) -> int:
         read = 0
-        while read < self.catch_up_events:
+        while read < self.catch_up_events and keep_going():
             polled = self.source.poll(timeout_ms=100, max_records=self.max_records)
             taken = self._apply(polled)
             read += taken
@@ -62,9 +63,10 @@ class CdcMicroBatches:
         if read:
             self.session.drain("identity_graph", identity_linking.LinkStats,
                                lambda cur, s: identity_linking.link_batch(
-                                   cur, s, self.session.run_id, store=self.identity_store))
+                                   cur, s, self.session.run_id, store=self.identity_store),
+                               keep_going)
             self.session.drain("customer_profiles", profile_refresh.RefreshStats,
-                               profile_refresh.refresh_batch)
+                               profile_refresh.refresh_batch, keep_going)
         return read
 
     def _apply(self, polled: list) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from rag_assets.feedback import ingest, kpi_store, lake_store, scoring
@@ -17,7 +18,7 @@ from rag_assets.feedback.assets import DEFAULT_ALLOWED_LATENESS_HOURS, ensure_fe
 from rag_assets.feedback.windows import Granularity, LatenessPolicy
 from rag_assets.platform.kafka_ingest import ranges_as_dicts
 from rag_assets.platform.kafka_stream import LedgerPositionedStream, apply_each_partition
-from rag_assets.platform.micro_batch import LagReport, MicroBatchSession
+from rag_assets.platform.micro_batch import LagReport, MicroBatchSession, always
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
 from resources.s3 import S3Storage
@@ -49,7 +50,7 @@ class FeedbackMicroBatches:
     def close(self) -> None:
         self.source.close()
 
-    def step(self) -> int:
+    def step(self, keep_going: Callable[[], bool] = always) -> int:
         if time.monotonic() - self._last_batch < self.batch_interval_s:
             return 0
         polled = self.source.poll(timeout_ms=100, max_records=self.max_records)
@@ -71,12 +72,13 @@ class FeedbackMicroBatches:
                     **stats.metadata(), "offset_ranges": ranges_as_dicts(applied)})
         self.session.drain("feedback_scored", scoring.ScoreStats,
                            lambda cur, s: scoring.score_batch(cur, self.scorer, s, run_id,
-                                                              comment_limit=self.comment_limit))
+                                                              comment_limit=self.comment_limit),
+                           keep_going)
         for granularity, asset_key in ((Granularity.HOUR, "kpi_hourly"),
                                        (Granularity.DAY, "kpi_daily")):
             self.session.drain(asset_key, kpi_store.RecomputeStats,
                                lambda cur, s, g=granularity: kpi_store.recompute_pending(
-                                   cur, g, run_id, s))
+                                   cur, g, run_id, s), keep_going)
         return stats.events_read
 
     def lag(self) -> LagReport:

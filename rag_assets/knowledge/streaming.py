@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 from rag_assets.knowledge import index_queue, registry
 from rag_assets.knowledge.assets import open_table
 from rag_assets.knowledge.chunk_store import maintain_table
 from rag_assets.knowledge.indexing import DocumentIndexer, IndexStats
 from rag_assets.knowledge.listing import scan_listing
-from rag_assets.platform.micro_batch import LagReport, MicroBatchSession
+from rag_assets.platform.micro_batch import LagReport, MicroBatchSession, always
 from resources.embedder import EmbedderResource
 from resources.lancedb import LanceDBResource
 from resources.postgres import PostgresResource
@@ -53,7 +54,8 @@ class DocumentMicroBatches:
     def close(self) -> None:
         pass
 
-    def step(self) -> int:
+    def step(self, keep_going: Callable[[], bool] = always) -> int:
+        """One listing (when due) and one indexing batch: short enough not to ask `keep_going`."""
         return self._register_listed_changes() + self._index_queued()
 
     def _register_listed_changes(self) -> int:

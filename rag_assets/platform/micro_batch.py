@@ -29,11 +29,17 @@ class LagReport:
     metadata: dict[str, Any]
 
 
+def always() -> bool:
+    return True
+
+
 class MicroBatches(Protocol):
     """A domain's streaming work: `step` applies what is available now and returns how many
-    changes it applied (0 when idle); `lag` says how far behind the source it is."""
+    changes it applied (0 when idle), asking `keep_going` between its transactions so a long
+    catch-up can stop early (what it committed stays, the rest waits for the next step); `lag`
+    says how far behind the source it is."""
 
-    def step(self) -> int: ...
+    def step(self, keep_going: Callable[[], bool] = always) -> int: ...
 
     def lag(self) -> LagReport: ...
 
@@ -54,11 +60,12 @@ class MicroBatchSession:
                               {**metadata, "streaming_session": self.run_id})
 
     def drain(self, asset_key: str, new_stats: Callable[[], HasMetadata],
-              step: Callable[[Any, Any], int]) -> int:
-        """Run `step(cur, stats)` in its own transaction until it takes nothing; each batch that
-        took work records its stats for `asset_key`. Returns the work taken."""
+              step: Callable[[Any, Any], int], keep_going: Callable[[], bool] = always) -> int:
+        """Run `step(cur, stats)` in its own transaction until it takes nothing (or `keep_going`
+        says stop); each batch that took work records its stats for `asset_key`. Returns the
+        work taken."""
         total = 0
-        while True:
+        while keep_going():
             stats = new_stats()
             with self.transaction() as cur:
                 taken = step(cur, stats)
@@ -66,3 +73,4 @@ class MicroBatchSession:
                     return total
                 self.record(cur, asset_key, stats.metadata())
             total += taken
+        return total

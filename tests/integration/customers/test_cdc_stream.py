@@ -108,6 +108,41 @@ def test_topics_created_after_the_worker_started_are_streamed(kafka, postgres):
     assert_matches_oracle(stored_state(postgres), expected)
 
 
+def test_a_catch_up_step_stops_between_transactions_when_asked(kafka, postgres):
+    messages = demo_messages(kafka, people=30, changes=120, seed=6)
+    publish(kafka, messages, partitions=2)
+    expected = oracle_state(read_log(kafka))
+    asked = []
+
+    def keep_going() -> bool:  # the worker's "still wanted?": no once the first poll is in
+        asked.append(True)
+        return len(asked) < 2
+
+    with postgres.connection() as conn:
+        session = MicroBatchSession(conn, "cdc_stop_test", "stop-session")
+        with closing(CdcMicroBatches(session, kafka, postgres, max_records=25,
+                                     catch_up_events=10_000)) as batches:
+            first = 0
+            for _ in range(100):  # the first polls may come back empty while Kafka fetches
+                asked.clear()
+                if first := batches.step(keep_going):
+                    break
+            assert 0 < first <= 25  # one poll, not the backlog
+            with session.transaction() as cur:
+                cur.execute("SELECT count(*) FROM identity_pending")
+                assert cur.fetchone()[0] > 0  # queued, not linked: the drains were asked too
+                cur.execute("SELECT sum(end_offset - start_offset) FROM applied_offsets")
+                assert cur.fetchone()[0] == first  # the ledger holds that poll and no more
+            rest = first
+            for _ in range(100):
+                rest += batches.step()
+                if rest == len(messages) and batches.step() == 0:
+                    break
+
+    assert rest == len(messages)
+    assert_matches_oracle(stored_state(postgres), expected, ids=False)
+
+
 def test_under_a_backlog_one_step_applies_many_polls_then_links_once(kafka, postgres):
     messages = demo_messages(kafka, people=30, changes=120, seed=5)
     publish(kafka, messages, partitions=2)

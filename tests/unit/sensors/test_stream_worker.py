@@ -24,7 +24,7 @@ class Batches:
             raise ConnectionError("postgres is down (stand-in)")
         self.left = work
 
-    def step(self) -> int:
+    def step(self, keep_going=lambda: True) -> int:
         if self.left:
             self.left -= 1
             return 1
