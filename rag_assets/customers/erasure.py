@@ -1,7 +1,7 @@
 """Right to be forgotten: what to erase for one customer reference (pure, no I/O).
 
 An erasure request names a customer by any reference the product accepts (customer id `cus_…`,
-source record `crm:1001` / `crm.customers:1001`, email, loyalty number, phone). The application
+source record `short:pk` / `system.table:pk`, email, loyalty number, phone). The application
 step (`erase_customer.py`) resolves it to a customer id with `lookup.py`, reads the cluster's
 member records, their identity-lookup rows and the profile, and hands them to `plan_erasure`,
 which returns an `ErasureTarget`:
@@ -11,7 +11,7 @@ which returns an `ErasureTarget`:
 * `identifiers` — every (kind, normalised value) the identity graph holds for them (email,
   phone, loyalty number, national id, passport), plus the profile's emails and phones;
 * `refs` — every string the assistant app may have used as `customer_ref` in a feedback event
-  (the forms `customer_ref` takes: email, loyalty number, phone, `crm:<id>`, customer id), raw
+  (the forms `customer_ref` takes: email, loyalty number, phone, `short:<pk>`, customer id), raw
   and normalised, which go to the feedback `erased_customers` suppression list.
 
 `RefMatcher` decides whether a `customer_ref` seen in feedback data points at an erased

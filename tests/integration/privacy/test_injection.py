@@ -56,6 +56,7 @@ REVIEWED = {
     # constant ON CONFLICT clauses of the work queues (rag_assets/platform/work_queue.py)
     ("rag_assets/customers/source_store.py", "QUEUE_RECORD_AGAIN"),
     ("rag_assets/customers/identity_linking.py", "QUEUE_RECORD_AGAIN"),
+    ("rag_assets/customers/catalogue_sync.py", "QUEUE_RECORD_AGAIN"),
     ("rag_assets/customers/identity_linking.py", "QUEUE_CUSTOMER_AGAIN"),
     ("rag_assets/customers/identity_store.py", "QUEUE_CUSTOMER_AGAIN"),
     ("rag_assets/customers/profile_refresh.py", "QUEUE_CUSTOMER_AGAIN"),
