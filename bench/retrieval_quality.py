@@ -36,6 +36,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 K = 10
 
 
+def upload_and_index(resources: dict, documents: dict[str, str]) -> float:
+    """Put the documents under the knowledge prefix, then tick the S3 sensor and run the
+    `documents` + `document_chunks` run it requests until it requests none; returns the seconds
+    from the first tick to the last run's end."""
+    from dagster import DagsterInstance, build_sensor_context, materialize
+
+    from rag_assets.knowledge.assets import document_chunks, documents as documents_asset
+    from sensors.s3_documents import s3_documents_sensor
+
+    s3, postgres = resources["s3"], resources["postgres"]
+    client = s3.get_client()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda item: client.put_object(
+            Bucket=s3.knowledge_bucket, Key=s3.knowledge_prefix + item[0],
+            Body=item[1].encode("utf-8")), documents.items()))
+    instance = DagsterInstance.ephemeral()
+    start = time.perf_counter()
+    cursor = None
+    while True:  # the sensor bounds the documents of one run
+        tick = s3_documents_sensor(build_sensor_context(
+            cursor=cursor, instance=instance, resources={"s3": s3, "postgres": postgres}))
+        cursor = tick.cursor
+        if not tick.run_requests:
+            return time.perf_counter() - start
+        (request,) = tick.run_requests
+        result = materialize([documents_asset, document_chunks], resources=resources,
+                             run_config=request.run_config, instance=instance)
+        if not result.success:
+            raise RuntimeError("the documents/document_chunks run failed")
+
+
 class IndexedCorpus:
     """A labelled corpus uploaded to its own bucket and indexed by the knowledge assets."""
 
@@ -66,31 +97,8 @@ class IndexedCorpus:
         self.chunks = 0
 
     def index(self) -> None:
-        from dagster import DagsterInstance, build_sensor_context, materialize
-
-        from rag_assets.knowledge.assets import document_chunks, documents
-        from sensors.s3_documents import s3_documents_sensor
-
         self.client.create_bucket(Bucket=self.bucket)
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda item: self.client.put_object(
-                Bucket=self.bucket, Key=self.s3.knowledge_prefix + item[0],
-                Body=item[1].encode("utf-8")), self.corpus.documents.items()))
-        instance = DagsterInstance.ephemeral()
-        start = time.perf_counter()
-        cursor = None
-        while True:  # the sensor bounds the documents of one run: tick until all are indexed
-            tick = s3_documents_sensor(build_sensor_context(
-                cursor=cursor, instance=instance,
-                resources={"s3": self.s3, "postgres": self.postgres}))
-            cursor = tick.cursor
-            if not tick.run_requests:
-                break
-            (request,) = tick.run_requests
-            result = materialize([documents, document_chunks], resources=self.resources,
-                                 run_config=request.run_config, instance=instance)
-            assert result.success
-        self.index_seconds = time.perf_counter() - start
+        self.index_seconds = upload_and_index(self.resources, self.corpus.documents)
 
     def close(self) -> None:
         paginator = self.client.get_paginator("list_objects_v2")
@@ -112,11 +120,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def measure(service, indexed: IndexedCorpus, modes: list[str], customer: str):
+def measure(service, corpus, prefix: str, modes: list[str], customer: str):
     """{mode: (Scores, per-source Scores, search ms list)} over the corpus's questions."""
     from rag_assets.retrieval.evaluation import evaluate, score_ranks
 
-    prefix = indexed.s3.knowledge_prefix
     results = {}
     for mode in modes:
         timings: list[float] = []
@@ -127,10 +134,11 @@ def measure(service, indexed: IndexedCorpus, modes: list[str], customer: str):
             return [chunk["provenance"]["doc_key"].removeprefix(prefix)
                     for chunk in bundle["chunks"]]
 
-        scores, ranks = evaluate(ranked, indexed.corpus.questions)
+        scores, ranks = evaluate(ranked, corpus.questions)
         by_source = {}
-        for source in sorted({q.doc_key.split("/")[0] for q in indexed.corpus.questions}):
-            picked = [r for q, r in zip(indexed.corpus.questions, ranks)
+        sources = {q.doc_key.split("/")[0] for q in corpus.questions}
+        for source in sorted(sources if all(s.endswith("-faq") for s in sources) else ()):
+            picked = [r for q, r in zip(corpus.questions, ranks)
                       if q.doc_key.split("/")[0] == source]
             by_source[source] = score_ranks(picked)
         results[mode] = (scores, by_source, timings)
@@ -194,7 +202,8 @@ def main() -> int:
             indexed_docs = {row["doc_key"] for row in service.table().search().select(
                 ["doc_key"]).limit(None).to_list()}
             assert len(indexed_docs) == len(indexed.corpus.documents), "documents not indexed"
-            results = measure(service, indexed, modes, customer="nobody@example.org")
+            results = measure(service, indexed.corpus, indexed.s3.knowledge_prefix, modes,
+                              customer="nobody@example.org")
         finally:
             indexed.close()
         report(indexed, results, embedder)
