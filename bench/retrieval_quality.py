@@ -145,6 +145,26 @@ def measure(service, corpus, prefix: str, modes: list[str], customer: str):
     return results
 
 
+def measure_personalised(service, prefix: str, modes: list[str]) -> dict:
+    """{(mode, personalised): Scores} on the demo questions whose answer depends on the asker."""
+    from rag_assets.retrieval.context import validate_request
+    from rag_assets.retrieval.demo_questions import PERSONAL_QUESTIONS
+    from rag_assets.retrieval.evaluation import answer_rank, score_ranks
+    from rag_assets.retrieval.personalise import profile_preferences
+
+    results = {}
+    for mode in modes:
+        for personalised in (False, True):
+            ranks = []
+            for question, profile, document in PERSONAL_QUESTIONS:
+                request = validate_request("nobody@example.org", question, K, mode)
+                preferences = profile_preferences(profile) if personalised else []
+                hits = service.search(request, preferences)
+                ranks.append(answer_rank([h.doc_key.removeprefix(prefix) for h in hits], document))
+            results[(mode, personalised)] = score_ranks(ranks)
+    return results
+
+
 def load_corpus(name: str):
     from rag_assets.retrieval import evaluation
 
@@ -204,9 +224,18 @@ def main() -> int:
             assert len(indexed_docs) == len(indexed.corpus.documents), "documents not indexed"
             results = measure(service, indexed.corpus, indexed.s3.knowledge_prefix, modes,
                               customer="nobody@example.org")
+            personal = (measure_personalised(service, indexed.s3.knowledge_prefix, modes)
+                        if name == "demo" else {})
         finally:
             indexed.close()
         report(indexed, results, embedder)
+        if personal:
+            print("  profile-aware: questions whose answer depends on the customer's tier or trip "
+                  "(rag_assets/retrieval/demo_questions.py PERSONAL_QUESTIONS, 20 questions)")
+            for (mode, personalised), scores in personal.items():
+                label = f"{mode} {'with profile' if personalised else 'without profile'}"
+                print(f"  {label:<30} {scores.hit_at_1:6.3f} {scores.hit_at_5:6.3f} "
+                      f"{scores.mrr:6.3f} {scores.ndcg_at_10:8.3f}")
     return 0
 
 

@@ -127,24 +127,45 @@ def _text_rows(
 
 
 class _StatisticsCache:
-    """Term statistics per open table, recounted from its live rows at most every
-    `STATISTICS_MAX_AGE_S` once its version moved (a recount reads two columns of every row)."""
+    """Term statistics per open table, counted from its live rows. Once the table's version
+    moved and the counts are `STATISTICS_MAX_AGE_S` old, they are recounted in a background
+    thread (a recount reads two columns of every row) while queries keep the previous counts;
+    only a table's first query waits for its count."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._recounting: weakref.WeakSet = weakref.WeakSet()
+
+    @staticmethod
+    def count(table: Any) -> CorpusStatistics:
+        texts = table.search().select(["heading", "text"]).limit(None).to_arrow()
+        return corpus_statistics(
+            pc.binary_join_element_wise(texts["heading"], texts["text"], "\n"))
+
+    def _recount(self, table: Any, version: int) -> None:
+        try:
+            statistics = self.count(table)
+            with self._lock:
+                self._entries[table] = (version, time.monotonic(), statistics)
+        finally:
+            self._recounting.discard(table)
 
     def get(self, table: Any) -> CorpusStatistics:
         version = table.version
         with self._lock:
             entry = self._entries.get(table)
-            if entry and (entry[0] == version or time.monotonic() - entry[1] < STATISTICS_MAX_AGE_S):
+            if entry is not None:
+                stale = entry[0] != version and time.monotonic() - entry[1] >= STATISTICS_MAX_AGE_S
+                if stale and table not in self._recounting:
+                    self._recounting.add(table)
+                    threading.Thread(target=self._recount, args=(table, version), daemon=True,
+                                     name="term-statistics").start()
                 return entry[2]
-            texts = table.search().select(["heading", "text"]).limit(None).to_arrow()
-            statistics = corpus_statistics(
-                pc.binary_join_element_wise(texts["heading"], texts["text"], "\n"))
-            self._entries[table] = (version, time.monotonic(), statistics)
-            return statistics
+        statistics = self.count(table)
+        with self._lock:
+            self._entries.setdefault(table, (version, time.monotonic(), statistics))
+            return self._entries[table][2]
 
     def clear(self) -> None:
         with self._lock:

@@ -69,3 +69,24 @@ def demo_corpus(seed: int = 7) -> LabelledCorpus:
         documents=documents,
         questions=tuple(LabelledQuestion(q, key) for q, key in DEMO_QUESTIONS.items()),
     )
+
+
+def _profile(tier: str | None = None, destination: str | None = None) -> dict:
+    """A unified profile of the shape customer_profiles builds, with only what matters here."""
+    golden = {"loyalty": {"tier": tier}} if tier else {}
+    bookings = [{"destination": destination, "departure_date": "2025-02-01"}] if destination else []
+    return {"golden": golden, "upcoming_bookings": bookings, "open_tickets": []}
+
+
+# Questions whose answering document depends on who asks: (question, profile, document).
+PERSONAL_QUESTIONS: tuple[tuple[str, dict, str], ...] = (
+    *((question, _profile(tier=tier), f"loyalty/tier-{tier.lower()}.{ext}")
+      for tier, ext in (("Blue", "md"), ("Silver", "md"), ("Gold", "txt"), ("Platinum", "html"))
+      for question in ("What benefits do I get with my status?",
+                       "How many tier points do I need to keep my status next year?")),
+    *((question, _profile(destination=airport), document)
+      for airport, document in (("JFK", "visas/usa.md"), ("NRT", "visas/japan.md"),
+                                ("YYZ", "visas/canada.md"), ("BOM", "visas/india.html"),
+                                ("CDG", "visas/schengen.txt"), ("LHR", "visas/uk.md"))
+      for question in ("Do I need a visa for my trip?", "Can I transit there without a visa?")),
+)
