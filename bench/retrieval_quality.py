@@ -148,7 +148,7 @@ def measure(service, corpus, prefix: str, modes: list[str], customer: str):
 def measure_personalised(service, prefix: str, modes: list[str]) -> dict:
     """{(mode, personalised): Scores} on the demo questions whose answer depends on the asker."""
     from rag_assets.retrieval.context import validate_request
-    from rag_assets.retrieval.demo_questions import PERSONAL_QUESTIONS
+    from rag_assets.retrieval.demo_questions import BUSY_PROFILE, PERSONAL_QUESTIONS, demo_corpus
     from rag_assets.retrieval.evaluation import answer_rank, score_ranks
     from rag_assets.retrieval.personalise import profile_preferences
 
@@ -162,6 +162,16 @@ def measure_personalised(service, prefix: str, modes: list[str]) -> dict:
                 hits = service.search(request, preferences)
                 ranks.append(answer_rank([h.doc_key.removeprefix(prefix) for h in hits], document))
             results[(mode, personalised)] = score_ranks(ranks)
+    # The general questions asked by a customer with a tier, a trip and open tickets: the
+    # preference must not cost them anything.
+    busy = profile_preferences(BUSY_PROFILE)
+    for mode in modes:
+        ranks = []
+        for item in demo_corpus().questions:
+            hits = service.search(validate_request("nobody@example.org", item.question, K, mode),
+                                  busy)
+            ranks.append(answer_rank([h.doc_key.removeprefix(prefix) for h in hits], item.doc_key))
+        results[(mode, "general questions, busy profile")] = score_ranks(ranks)
     return results
 
 
@@ -233,8 +243,9 @@ def main() -> int:
             print("  profile-aware: questions whose answer depends on the customer's tier or trip "
                   "(rag_assets/retrieval/demo_questions.py PERSONAL_QUESTIONS, 20 questions)")
             for (mode, personalised), scores in personal.items():
-                label = f"{mode} {'with profile' if personalised else 'without profile'}"
-                print(f"  {label:<30} {scores.hit_at_1:6.3f} {scores.hit_at_5:6.3f} "
+                label = f"{mode} " + (personalised if isinstance(personalised, str) else
+                                      "with profile" if personalised else "without profile")
+                print(f"  {label:<44} {scores.hit_at_1:6.3f} {scores.hit_at_5:6.3f} "
                       f"{scores.mrr:6.3f} {scores.ndcg_at_10:8.3f}")
     return 0
 

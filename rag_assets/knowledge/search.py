@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -173,6 +174,8 @@ class _StatisticsCache:
 
 
 table_statistics = _StatisticsCache()
+# The two first stages of a fused search run side by side (LanceDB releases the GIL).
+_first_stages = ThreadPoolExecutor(max_workers=4, thread_name_prefix="first-stage")
 
 
 def _lexical_scores(table: Any, question: str, rows: Sequence[dict[str, Any]]) -> list[float]:
@@ -223,9 +226,9 @@ def hybrid_search(
 ) -> list[SearchHit]:
     """Both first stages' candidates, scored by a weighted sum of normalised cosine and BM25."""
     depth = max(candidates, k)
+    text_rows = _first_stages.submit(_text_rows, table, text, depth, where, ["vector"])
     pool: dict[str, dict[str, Any]] = {}
-    for row in [*_vector_rows(table, query_vector, depth, where, ["vector"]),
-                *_text_rows(table, text, depth, where, ["vector"])]:
+    for row in [*_vector_rows(table, query_vector, depth, where, ["vector"]), *text_rows.result()]:
         pool.setdefault(row["chunk_id"], row)
     rows = list(pool.values())
     if not rows:

@@ -90,3 +90,11 @@ PERSONAL_QUESTIONS: tuple[tuple[str, dict, str], ...] = (
                                 ("CDG", "visas/schengen.txt"), ("LHR", "visas/uk.md"))
       for question in ("Do I need a visa for my trip?", "Can I transit there without a visa?")),
 )
+
+# A customer with a tier, a trip and open tickets, asking the general questions.
+BUSY_PROFILE = {
+    "golden": {"loyalty": {"tier": "Gold"}},
+    "upcoming_bookings": [{"destination": "JFK", "departure_date": "2025-02-01"}],
+    "open_tickets": [{"subject": "Refund for cancelled flight"},
+                     {"subject": "Travelling with a dog"}],
+}

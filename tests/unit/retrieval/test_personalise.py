@@ -1,6 +1,8 @@
 """Profile-aware ranking: which phrases a profile gives, and how they reorder candidates."""
 
 from dataclasses import replace
+
+import pytest
 from datetime import UTC, datetime
 
 from rag_assets.knowledge.search import SearchHit
@@ -29,7 +31,7 @@ def test_the_passage_that_applies_to_the_customer_moves_up_among_similar_ones():
             _hit("blue.md#1", "Blue tier benefits > Benefits", "Blue members enjoy ...", 0.77)]
     ranked = prefer(hits, ["Gold"], k=3)
     assert [hit.chunk_id for hit in ranked] == ["gold.md#1", "silver.md#1", "blue.md#1"]
-    assert ranked[0].score == 0.78 / 0.80 + PREFERENCE_WEIGHT
+    assert ranked[0].score == pytest.approx(0.78 / 0.80 + PREFERENCE_WEIGHT)
 
 
 def test_without_preferences_the_order_is_kept_and_a_clear_answer_stays_first():
