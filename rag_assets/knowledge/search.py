@@ -242,16 +242,10 @@ def hybrid_search(
     return _ranked(list(zip(rows, fused.tolist())), k)
 
 
-def rrf_search(
-    table: Any,
-    text: str,
-    query_vector: np.ndarray,
-    k: int = 5,
-    where: str | None = None,
-    candidates: int = DEFAULT_CANDIDATES,
-) -> list[SearchHit]:
+def rrf_search(table: Any, text: str, query_vector: np.ndarray, k: int = 5,
+               where: str | None = None) -> list[SearchHit]:
     """Vector and full-text rankings fused by reciprocal rank; score is the RRF score."""
-    depth = max(candidates, k)
+    depth = max(DEFAULT_CANDIDATES, k)
     return reciprocal_rank_fusion(
         [vector_search(table, query_vector, depth, where),
          text_search(table, text, depth, where, depth)],
