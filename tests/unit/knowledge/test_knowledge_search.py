@@ -186,3 +186,23 @@ def test_rows_added_after_the_index_was_built_are_searched(minilm, tmp_path):
     for mode in SearchMode:
         hits = search_chunks(table, minilm, "How much is wifi on board?", k=1, mode=mode)
         assert hits[0].doc_key == "kb/wifi.md", mode
+
+
+def test_term_statistics_follow_new_rows_in_the_background(minilm, tmp_path, monkeypatch):
+    import time
+
+    from rag_assets.knowledge import search
+
+    table = open_chunk_table(str(tmp_path / "lance"), minilm.dimension)
+    _index(table, minilm, DOCUMENTS, "v1")
+    table_statistics.clear()
+    first = table_statistics.get(table)
+    assert first.rows == len(DOCUMENTS) and "internet" not in first.frequencies
+    _index(table, minilm, {"kb/wifi.md": b"# Wi-Fi\n\nInternet on board costs 8 euros."}, "v1")
+    assert table_statistics.get(table) is first  # fresh counts are reused until they are old
+    monkeypatch.setattr(search, "STATISTICS_MAX_AGE_S", 0.0)
+    deadline = time.monotonic() + 10
+    while table_statistics.get(table).rows == first.rows and time.monotonic() < deadline:
+        time.sleep(0.05)
+    recounted = table_statistics.get(table)
+    assert recounted.rows == len(DOCUMENTS) + 1 and recounted.frequencies["internet"] == 1
