@@ -1,6 +1,6 @@
 """`rag-assets context` and `rag-assets retrieval-serve`: retrieval from the command line.
 
-    rag-assets context --customer REF --question TEXT [--k N] [--mode hybrid|vector|text]
+    rag-assets context --customer REF --question TEXT [--k N] [--mode hybrid|vector|text|rrf]
                        [--doc-key KEY ...] [--answer] [--json]
     rag-assets retrieval-serve [--host 127.0.0.1] [--port 8090]
 
@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 
+from rag_assets.knowledge.search import SearchMode
 from rag_assets.retrieval.context import DEFAULT_K, InvalidRequest, validate_request
 
 
@@ -23,10 +24,13 @@ def add_context_arguments(parser: argparse.ArgumentParser) -> None:
                         help="customer id, email, phone, loyalty number or record (system:pk)")
     parser.add_argument("--question", required=True, help="the user's question")
     parser.add_argument("--k", type=int, default=DEFAULT_K, help="chunks to return (1-50)")
-    parser.add_argument("--mode", default="hybrid", choices=["hybrid", "vector", "text"],
+    parser.add_argument("--mode", default=SearchMode.HYBRID.value,
+                        choices=[mode.value for mode in SearchMode],
                         help="search mode (default hybrid)")
     parser.add_argument("--doc-key", action="append", dest="doc_keys", default=None,
                         help="only search these document keys (repeatable)")
+    parser.add_argument("--no-personalise", action="store_false", dest="personalise",
+                        help="rank without preferring what applies to the customer's profile")
     parser.add_argument("--answer", action="store_true",
                         help="also generate an answer through Bedrock (BEDROCK_LLM_MODEL_ID)")
     parser.add_argument("--json", action="store_true", help="print the bundle as JSON")
@@ -73,7 +77,7 @@ def _print_text(bundle: dict) -> None:
 def run_context_command(args: argparse.Namespace) -> int:
     try:
         request = validate_request(args.customer, args.question, args.k, args.mode,
-                                   args.doc_keys, args.answer)
+                                   args.doc_keys, args.answer, args.personalise)
     except InvalidRequest as error:
         print(f"invalid input: {error}", file=sys.stderr)
         return 2

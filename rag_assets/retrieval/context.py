@@ -28,6 +28,7 @@ from rag_assets.knowledge.chunk_store import DEFAULT_TABLE_NAME
 from rag_assets.knowledge.embedding import Embedder
 from rag_assets.knowledge.indexing import doc_keys_filter
 from rag_assets.knowledge.search import SearchHit, SearchMode, search_chunks
+from rag_assets.retrieval.personalise import PREFERENCE_CANDIDATES, prefer, profile_preferences
 
 MAX_QUESTION_CHARS = 2_000
 MAX_K = 50
@@ -48,6 +49,7 @@ class ContextRequest:
     mode: SearchMode = SearchMode.HYBRID
     doc_keys: tuple[str, ...] = ()
     answer: bool = False
+    personalise: bool = True  # prefer the passages that apply to the customer's profile
 
 
 def _printable(text: str, allow_newlines: bool) -> bool:
@@ -57,7 +59,7 @@ def _printable(text: str, allow_newlines: bool) -> bool:
 
 def validate_request(customer_ref: Any, question: Any, k: Any = DEFAULT_K,
                      mode: Any = SearchMode.HYBRID.value, doc_keys: Any = None,
-                     answer: Any = False) -> ContextRequest:
+                     answer: Any = False, personalise: Any = True) -> ContextRequest:
     if not isinstance(customer_ref, str) or not customer_ref.strip():
         raise InvalidRequest("customer: a non-empty string is required")
     customer_ref = customer_ref.strip()
@@ -87,7 +89,9 @@ def validate_request(customer_ref: Any, question: Any, k: Any = DEFAULT_K,
             f"doc_keys: at most {MAX_DOC_KEY_FILTERS} keys of 1 to {MAX_DOC_KEY_CHARS} characters")
     if not isinstance(answer, bool):
         raise InvalidRequest("answer: true or false")
-    return ContextRequest(customer_ref, question, k, mode, tuple(doc_keys), answer)
+    if not isinstance(personalise, bool):
+        raise InvalidRequest("personalise: true or false")
+    return ContextRequest(customer_ref, question, k, mode, tuple(doc_keys), answer, personalise)
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,12 +230,12 @@ class RetrievalService:
             self._local.conn = conn
         return conn
 
-    def _lookups(self, request: ContextRequest, hits: Sequence[SearchHit]):
+    def _with_cursor(self, work):
         for attempt in (1, 2):
             conn = self._connection()
             try:
                 with conn.cursor() as cur:
-                    return self._lookups_with(cur, request, hits)
+                    return work(cur)
             except psycopg.OperationalError:
                 conn.close()  # a dropped connection: reconnect once
                 if attempt == 2:
@@ -239,36 +243,48 @@ class RetrievalService:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _lookups_with(cur, request: ContextRequest, hits: Sequence[SearchHit]):
+    def _profile(cur, request: ContextRequest) -> Mapping[str, Any] | None:
         try:
-            profile = find_profile(cur, request.customer_ref)
+            return find_profile(cur, request.customer_ref)
         except InvalidReference as error:
             raise InvalidRequest(f"customer: {error}") from None
         except UndefinedTable:  # no customer pipeline run in this schema yet
-            profile = None
+            return None
+
+    @staticmethod
+    def _indexed(cur, hits: Sequence[SearchHit]) -> Mapping[str, datetime]:
         try:
-            indexed = registry.indexed_times(cur, {h.doc_key: h.doc_version for h in hits})
+            return registry.indexed_times(cur, {h.doc_key: h.doc_version for h in hits})
         except UndefinedTable:
-            indexed = {}
-        return profile, indexed
+            return {}
+
+    def search(self, request: ContextRequest, preferences: Sequence[str] = ()) -> list[SearchHit]:
+        """The knowledge hits of a request, preferring passages that name `preferences`."""
+        table = self.table()
+        if table is None:
+            return []
+        where = doc_keys_filter(request.doc_keys) if request.doc_keys else None
+        depth = max(request.k, PREFERENCE_CANDIDATES) if preferences else request.k
+        hits = search_chunks(table, self.embedder, request.question, depth, request.mode, where)
+        return prefer(hits, preferences, request.k)
 
     def context(self, customer_ref: Any, question: Any, k: Any = DEFAULT_K,
                 mode: Any = SearchMode.HYBRID.value, doc_keys: Any = None,
-                answer: Any = False) -> dict[str, Any]:
-        request = validate_request(customer_ref, question, k, mode, doc_keys, answer)
+                answer: Any = False, personalise: Any = True) -> dict[str, Any]:
+        request = validate_request(customer_ref, question, k, mode, doc_keys, answer, personalise)
         return self.context_for(request)
 
     def context_for(self, request: ContextRequest) -> dict[str, Any]:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        table = self.table()
-        where = doc_keys_filter(request.doc_keys) if request.doc_keys else None
-        hits = (search_chunks(table, self.embedder, request.question, request.k,
-                              request.mode, where) if table is not None else [])
-        timings["search"] = (time.perf_counter() - started) * 1000
+        profile = self._with_cursor(lambda cur: self._profile(cur, request))
+        timings["profile"] = (time.perf_counter() - started) * 1000
         mark = time.perf_counter()
-        profile, indexed = self._lookups(request, hits)
-        timings["profile_and_registry"] = (time.perf_counter() - mark) * 1000
+        hits = self.search(request, profile_preferences(profile) if request.personalise else [])
+        timings["search"] = (time.perf_counter() - mark) * 1000
+        mark = time.perf_counter()
+        indexed = self._with_cursor(lambda cur: self._indexed(cur, hits))
+        timings["registry"] = (time.perf_counter() - mark) * 1000
         bundle = build_bundle(request, profile, hits, indexed, datetime.now(UTC), timings)
         if request.answer:
             if self.answerer is None:

@@ -2,8 +2,12 @@
 
     GET  /health                      → {"status": "ok"}
     POST /v1/context                  body {"customer": REF, "question": TEXT, "k": 5,
-                                            "mode": "hybrid", "doc_keys": [...], "answer": false}
-    GET  /v1/context?customer=REF&question=TEXT&k=5&mode=hybrid
+                                            "mode": "hybrid", "doc_keys": [...], "answer": false,
+                                            "personalise": true}
+    GET  /v1/context?customer=REF&question=TEXT&k=5&mode=hybrid&personalise=true
+
+`mode` is hybrid (default), vector, text or rrf; `personalise=false` ranks without preferring
+the passages that apply to the customer's profile.
 
 200 with the context bundle; 400 {"error": ...} for invalid input; 413 for a body over 16 kB
 (refused from its Content-Length before it is read, or once the stream passes the limit); 414
@@ -93,7 +97,8 @@ def create_app(service: RetrievalService, token: str | None = None) -> Starlette
                 return _json({"error": "body is not JSON"}, 400)
             if not isinstance(params, dict):
                 return _json({"error": "body must be a JSON object"}, 400)
-            unknown = set(params) - {"customer", "question", "k", "mode", "doc_keys", "answer"}
+            unknown = set(params) - {"customer", "question", "k", "mode", "doc_keys", "answer",
+                                     "personalise"}
             if unknown:
                 return _json({"error": f"unknown fields: {', '.join(sorted(unknown))}"}, 400)
         else:
@@ -101,12 +106,13 @@ def create_app(service: RetrievalService, token: str | None = None) -> Starlette
             params = {"customer": query.get("customer"), "question": query.get("question"),
                       "k": query.get("k", 5), "mode": query.get("mode", "hybrid"),
                       "doc_keys": query.getlist("doc_key") or None,
-                      "answer": query.get("answer", "false").lower() == "true"}
+                      "answer": query.get("answer", "false").lower() == "true",
+                      "personalise": query.get("personalise", "true").lower() != "false"}
         try:
             bundle = await run_in_threadpool(
                 service.context, params.get("customer"), params.get("question"),
                 params.get("k", 5), params.get("mode", "hybrid"), params.get("doc_keys"),
-                params.get("answer", False))
+                params.get("answer", False), params.get("personalise", True))
         except InvalidRequest as error:
             return _json({"error": str(error)}, 400)
         return _json(bundle)
