@@ -165,8 +165,9 @@ GROUP_ASSETS = {
 def _expand_every_group(page) -> None:
     """The global graph shows each group collapsed: its settings menu expands them all. Then
     zoom out until the three groups fit. The view is not re-fitted after expanding (one run left
-    the top group above a 1,100 px high screen), hence the tall window; panning by dragging the
-    background was tried and sometimes left the bottom group unrendered."""
+    the top group above a 1,100 px high screen, and with the catalogue's `sources` group a
+    1,600 px one), hence the tall window; panning by dragging the background was tried and
+    sometimes left the bottom group unrendered."""
     page.locator("button:has([aria-label='settings'])").last.click()
     page.get_by_role("menuitem", name=re.compile("Expand all groups")).click()
     page.keyboard.press("Escape")
@@ -209,7 +210,7 @@ def test_the_lineage_pages_show_every_asset(deployment):
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         try:
-            page = browser.new_page(viewport={"width": 1800, "height": 1600})
+            page = browser.new_page(viewport={"width": 1800, "height": 2600})
             for group, assets in GROUP_ASSETS.items():
                 _open_with_every_asset(page, f"{service.url}/locations/rag_assets/asset-groups/{group}",
                                        assets, artifacts / f"lineage-{group}.png")
