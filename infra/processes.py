@@ -69,6 +69,17 @@ class ManagedProcess:
         self.pid_file.unlink(missing_ok=True)
         return True
 
+    def kill(self) -> int | None:
+        """SIGKILL the process group we started, as a crash would, and wait until its leader is
+        gone; the pid killed, or None if nothing was running. The pid file stays, naming a dead
+        process, so `running_pid` is None and the service can be started again."""
+        pid = self.running_pid()
+        if pid is None:
+            return None
+        _signal_group(pid, signal.SIGKILL)
+        _wait(lambda: not _alive(pid), 10.0)
+        return pid
+
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_file.exists():
             return ""
