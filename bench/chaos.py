@@ -111,13 +111,17 @@ class Observer:
         return self.conn.cursor()
 
     def query(self, sql: str, params=()) -> list[tuple] | None:
-        """Rows, or None when PostgreSQL cannot be reached."""
+        """Rows (none while the product has not created its tables yet), or None when
+        PostgreSQL cannot be reached."""
         import psycopg
+        from psycopg import errors
 
         try:
             with self._cursor() as cur:
                 cur.execute(sql, params)
                 return cur.fetchall()
+        except (errors.UndefinedTable, errors.InvalidSchemaName):
+            return []
         except psycopg.OperationalError:
             self.close()
             return None
