@@ -122,6 +122,8 @@ class Observer:
                 return cur.fetchall()
         except (errors.UndefinedTable, errors.InvalidSchemaName):
             return []
+        except errors.QueryCanceled:  # how psycopg reports Ctrl-C / SIGTERM during a query
+            raise KeyboardInterrupt from None
         except psycopg.OperationalError:
             self.close()
             return None
@@ -311,6 +313,10 @@ class Chaos:
         services_by_kind = {"kafka": KafkaService, "postgres": PostgresService, "s3": S3Service}
         if kind == "s3":
             load.pause_s3()  # documents only; CDC and feedback keep the workers busy
+        if kind == "kafka":
+            # Every send acknowledged before the kill and none during the outage; the workers
+            # still have what was sent before the pause to read and apply.
+            load.pause_kafka()
         deadline = time.monotonic() + self.args.arm_timeout
         evidence, backends = "nothing in flight within the arming time", set()
         while time.monotonic() < deadline:
@@ -318,8 +324,6 @@ class Chaos:
             if backends:
                 break
             time.sleep(0.05)
-        if kind == "kafka":
-            load.pause_kafka()  # every send acknowledged before the kill, none during the outage
         sampled_at = time.monotonic()
         if kind in services_by_kind:
             services_by_kind[kind](self.settings).process.kill()
@@ -340,7 +344,7 @@ class Chaos:
             evidence += "; still open after the kill" if in_flight else "; committed before the kill"
         if kind in services_by_kind:
             observer.close()
-            services_by_kind[kind](self.settings).up()
+            _start_again(services_by_kind[kind](self.settings))
         if kind == "kafka":
             load.resume_kafka()
         if kind == "s3":
@@ -419,6 +423,19 @@ class Chaos:
         self.result.figures = verdict.figures
         print(f"[{self.mode}] end state against the ground truth {verdict.figures}: "
               f"{len(verdict.lost)} lost, {len(verdict.doubled)} applied twice", flush=True)
+
+
+def _start_again(service, timeout: float = 30.0) -> None:
+    """`up()` refuses while the killed server's port is still being released; retry."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            service.up()
+            return
+        except RuntimeError as error:
+            if "is taken" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _seconds(value: float | None) -> str:

@@ -76,8 +76,12 @@ class ManagedProcess:
         pid = self.running_pid()
         if pid is None:
             return None
+        descendants = [(p, _start_time(p)) for p in _descendants(pid)]
         _signal_group(pid, signal.SIGKILL)
-        _wait(lambda: not _alive(pid), 10.0)
+        for child, started in descendants:  # those that left the group too
+            if _alive(child) and _start_time(child) == started:
+                os.kill(child, signal.SIGKILL)
+        _wait(lambda: not _alive(pid) and not any(_alive(p) for p, _ in descendants), 10.0)
         return pid
 
     def log_tail(self, lines: int = 30) -> str:
