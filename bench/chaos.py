@@ -324,14 +324,14 @@ class Chaos:
             if backends:
                 break
             time.sleep(0.05)
-        sampled_at = time.monotonic()
+        sampled_at, targets = time.monotonic(), []
         if kind in services_by_kind:
             services_by_kind[kind](self.settings).process.kill()
         else:
-            targets = deployment.pids(kind)
+            targets = deployment.pids(kind)[:1]
             if not targets:
                 backends, evidence = set(), f"no {kind} process found to kill"
-            for pid in targets[:1]:
+            for pid in targets:
                 os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
         in_flight = bool(backends)
@@ -349,7 +349,7 @@ class Chaos:
             load.resume_kafka()
         if kind == "s3":
             load.resume_s3()
-        self._supervise(kind, deployment)
+        self._supervise(kind, deployment, killed=set(targets))
         restarted = time.monotonic()
         recovery = self._recovery(load, observer, restarted)
         return Kill(kind, in_flight, evidence, restarted - killed_at, recovery)
@@ -376,7 +376,7 @@ class Chaos:
             what = "pipeline transaction(s) open"
         return f"{len(transactions)} {what}", {pid for pid, _, _ in transactions}
 
-    def _supervise(self, kind: str, deployment: Deployment) -> None:
+    def _supervise(self, kind: str, deployment: Deployment, killed: set[int]) -> None:
         """A supervisor's part: `dagster dev` exits when its daemon dies (and may when
         PostgreSQL does) and then is started again; its code server does not start a killed
         code process again (the location stays unreachable), so then the deployment is
@@ -385,8 +385,8 @@ class Chaos:
         while time.monotonic() < grace:
             if deployment.service.process.running_pid() is None:
                 break
-            if kind == "code_server" and deployment.pids("code_server"):
-                return
+            if kind == "code_server" and set(deployment.pids("code_server")) - killed:
+                return  # a new code process (the killed one may linger as a zombie)
             time.sleep(0.5)
         if kind == "code_server" and deployment.service.process.running_pid() is not None:
             deployment.service.down()
