@@ -68,8 +68,8 @@ def free_port() -> int:
 class Namespace:
     """Everything one configuration writes, named apart from the demo and the other run."""
 
-    def __init__(self, settings: InfraSettings, mode: str) -> None:
-        self.name = f"fresh_{mode.replace('+', '_')}_{uuid.uuid4().hex[:6]}"
+    def __init__(self, settings: InfraSettings, mode: str, purpose: str = "fresh") -> None:
+        self.name = f"{purpose}_{mode.replace('+', '_')}_{uuid.uuid4().hex[:6]}"
         self.settings = settings
         self.base = connection_env(settings)
         dash = self.name.replace("_", "-")

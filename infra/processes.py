@@ -69,6 +69,21 @@ class ManagedProcess:
         self.pid_file.unlink(missing_ok=True)
         return True
 
+    def kill(self) -> int | None:
+        """SIGKILL the process group we started, as a crash would, and wait until its leader is
+        gone; the pid killed, or None if nothing was running. The pid file stays, naming a dead
+        process, so `running_pid` is None and the service can be started again."""
+        pid = self.running_pid()
+        if pid is None:
+            return None
+        descendants = [(p, _start_time(p)) for p in _descendants(pid)]
+        _signal_group(pid, signal.SIGKILL)
+        for child, started in descendants:  # those that left the group too
+            if _alive(child) and _start_time(child) == started:
+                os.kill(child, signal.SIGKILL)
+        _wait(lambda: not _alive(pid) and not any(_alive(p) for p, _ in descendants), 10.0)
+        return pid
+
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_file.exists():
             return ""

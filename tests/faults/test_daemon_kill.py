@@ -1,9 +1,10 @@
 """`kill -9` of the Dagster daemon under a deployment that is carrying CDC through its sensors.
 
 A `dagster dev` deployment (webserver + daemon, sensors on) runs on the private fault stack.
-Half the demo CDC history is published; once the sensor's first run has committed a range, the
-second half is published and the daemon is SIGKILLed (found as a child of our `dagster dev`
-process, by pid). `dagster dev` shuts down when its daemon dies, so the deployment is started
+Half the demo CDC history is published; once the streaming worker has committed a first range,
+the second half is published and, at a moment when a pipeline transaction is open in PostgreSQL
+(work in flight, sampled from `pg_stat_activity`), the daemon is SIGKILLed (found as a child of
+our `dagster dev` process, by pid). `dagster dev` shuts down when its daemon dies, so the deployment is started
 again on the same instance, as an operator would. Run monitoring fails the runs the kill
 orphaned, the sensor requests their ranges again from the ledger, and the final state must equal
 the oracle replaying the whole log, with every offset in the ledger exactly once.
@@ -17,6 +18,7 @@ import time
 import psycopg
 import pytest
 
+from bench.chaos import Observer
 from infra.dagster import DagsterService
 from infra.processes import children
 from tests.integration.customers.helpers import (
@@ -112,7 +114,15 @@ def test_daemon_killed_mid_stream_then_restarted(deployment, fault_kafka, fault_
     _wait_for(lambda: _ledger(fault_postgres), 120, "a first committed range")
 
     publish(fault_kafka, messages[half:])
-    os.kill(_daemon_pid(service), signal.SIGKILL)
+    observer = Observer(env, fault_postgres.db_schema)
+    try:
+        deadline, in_flight = time.monotonic() + 30, []
+        while not in_flight and time.monotonic() < deadline:
+            in_flight = observer.open_transactions()
+        assert in_flight, "no pipeline transaction in flight to interrupt"
+        os.kill(_daemon_pid(service), signal.SIGKILL)
+    finally:
+        observer.close()
     _wait_for(lambda: service.process.running_pid() is None, 60, "dagster dev shutting down")
     service.down()  # leftovers of the old deployment, by pid
     service.up(extra_env=env)
