@@ -25,6 +25,7 @@ from rag_assets.customers.source_state import RecordKey, apply_change_events
 from rag_assets.customers import source_store
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
+from rag_assets.platform.erasure_lock import lock_for_writing
 from rag_assets.platform.item_guard import apply_in_transaction
 from rag_assets.platform.kafka_ingest import OffsetRangeConfig
 from resources.kafka import KafkaResource
@@ -97,6 +98,7 @@ def apply_events(cur, events: list[ChangeEvent], stats: ApplyStats):
     transaction: load what they touch, decide (`apply_change_events`), save what changed and
     queue it for the identity graph. Returns the `StateChanges` (outcome of every event).
     Events of records erased on request (`erased_records`) are skipped, counted as erased."""
+    lock_for_writing(cur)
     everything, (events, _) = events, skip_erased(cur, events)
     keys = [RecordKey(e.system, e.table, e.pk) for e in events if e.op not in ("t", TOMBSTONE)]
     truncated = [(e.system, e.table) for e in events if e.op == "t"]
@@ -132,6 +134,7 @@ def apply_range(cur, kafka: KafkaResource, rng: OffsetRangeConfig, stats: ApplyS
     `prefetched` may hold the range's records already read (a streaming sensor's poll); `read`
     reads the rest (`KafkaResource.read_range` by default, or a `range_reader` of the run)."""
     config = config or parser_config()
+    lock_for_writing(cur)
     parts = offset_ledger.claim(cur, CONSUMER, rng.topic, rng.partition, (rng.start, rng.end), run_id)
     if not parts:
         stats.ranges_already_applied += 1

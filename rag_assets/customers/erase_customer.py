@@ -44,6 +44,7 @@ from rag_assets.customers.erasure import (
     plan_erasure,
 )
 from rag_assets.customers.identity_store import lock_graph
+from rag_assets.platform.erasure_lock import lock_for_erasure
 
 CUSTOMER_AND_FEEDBACK_SCHEMA = (("rag_assets.customers", "schema.sql"),
                                 ("rag_assets.feedback", "schema.sql"))
@@ -292,8 +293,9 @@ def erase_in_postgres(cur, db_schema: str, ref: str, request_id: str | None = No
     """Step 1, inside the caller's transaction. Idempotent per request id."""
     request_id = request_id or new_request_id()
     ensure_erasure_schema(cur, db_schema)
-    # One erasure at a time: two requests for the same person must not interleave.
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext('rag:erasure'))")
+    # No writer of customer data in flight or started until this commits, and one erasure at
+    # a time (two requests for the same person must not interleave).
+    lock_for_erasure(cur)
     lock_graph(cur)  # the graph changes: no linker may be between its read and its write
     done = _existing(cur, request_id)
     if done is not None:

@@ -12,6 +12,7 @@ from rag_assets.customers.identity_graph import IdentityGraph, NodeChange, node_
 from rag_assets.customers.identity_store import PostgresIdentityStore, lock_graph, record_key_text
 from rag_assets.customers.source_state import RecordKey
 from rag_assets.platform.item_guard import apply_in_transaction
+from rag_assets.platform.erasure_lock import lock_for_writing
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
 from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN, QUEUE_RECORD_AGAIN
 
@@ -60,6 +61,7 @@ def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 20
     """Link up to `limit` pending records; returns how many were taken. Pass the same `store`
     to the batches of a run: it keeps what earlier batches read of the graph. A record whose
     linking fails on its own is set aside as a dead letter (item_guard), the rest is linked."""
+    lock_for_writing(cur)
     lock_graph(cur)
     stats.catalogue_changes.update(sync_catalogue(cur).requeued)
     keys = _pending_keys(cur, limit)

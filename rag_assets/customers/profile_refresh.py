@@ -13,6 +13,7 @@ from rag_assets.catalogue import active_catalogue
 from rag_assets.customers.profiles import build_profile
 from rag_assets.customers.source_state import RecordKey
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
+from rag_assets.platform.erasure_lock import lock_for_writing
 from rag_assets.platform.item_guard import apply_in_transaction
 from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN
 
@@ -91,6 +92,7 @@ def refresh_batch(cur, stats: RefreshStats, today: date | None = None, limit: in
     customer whose profile fails to build on its own is set aside as a dead letter (item_guard).
     """
     today = today or datetime.now(timezone.utc).date()
+    lock_for_writing(cur)
     customer_ids = _pending(cur, limit)
     if not customer_ids:
         return 0

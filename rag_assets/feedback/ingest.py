@@ -33,6 +33,7 @@ from rag_assets.feedback.finetune_export import erased_customer_refs
 from rag_assets.feedback.windows import Arrival, LatenessPolicy, classify_batch, windows_of
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
+from rag_assets.platform.erasure_lock import lock_for_writing
 from rag_assets.platform.item_guard import apply_in_transaction
 from rag_assets.platform.kafka_ingest import OffsetRangeConfig
 from resources.kafka import KafkaResource
@@ -150,6 +151,7 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
     storing fails on its own is set aside as a dead letter, the others are stored (item_guard);
     the lake objects of the part are written once, after that, without the turns set aside.
     """
+    lock_for_writing(cur)  # before the claim, and the suppression list is read under it
     parts = offset_ledger.claim(cur, CONSUMER, rng.topic, rng.partition, (rng.start, rng.end), run_id)
     if not parts:
         stats.ranges_already_applied += 1

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter
 from rag_assets.platform.item_guard import apply_setting_aside
+from rag_assets.platform.erasure_lock import lock_for_writing
 from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN, QUEUE_RECORD_AGAIN
 
 # Letters of a queue-draining step (set aside by the item guard) are replayed by queueing their
@@ -79,6 +80,7 @@ def replay_cdc_dead_letters(cur, kafka=None, limit: int | None = None,
 
     config = config or cdc_apply.parser_config()
     report = ReplayReport()
+    lock_for_writing(cur)  # before the letters are locked: an erasure deletes letters too
     letters = _locked_pending(cur, "cdc", limit)
     report.pending = len(letters)
     for topic, partition in sorted({(d["topic"], d["partition"]) for d in letters
