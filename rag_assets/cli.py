@@ -6,7 +6,8 @@
     rag-assets demo-data [--continuous]     write demo CDC events, documents and feedback
     rag-assets context --customer REF --question TEXT [--k N] [--json]
                                             the context bundle for a prompt
-    rag-assets retrieval-serve [--port N]   the same over HTTP/JSON
+    rag-assets retrieval-serve [--port N]   the same over HTTP/JSON (needs a client token, below)
+    rag-assets retrieval-clients add|revoke|list   the endpoint's clients (tokens kept hashed)
     rag-assets customer --ref REF [--json]  a customer's unified profile
     rag-assets dead-letters list|replay [--source S]
     rag-assets sources check [FILE]         validate a source catalogue (exit 2: file:line errors)
@@ -27,12 +28,7 @@ from infra.settings import InfraSettings, connection_env
 from rag_assets.catalogue.cli import add_sources_parser
 from rag_assets.customers.cli_commands import add_parsers as add_customer_parsers
 from rag_assets.customers.erase_customer import add_erase_parser
-from rag_assets.retrieval.cli import (
-    add_context_arguments,
-    add_serve_arguments,
-    run_context_command,
-    run_serve_command,
-)
+from rag_assets.retrieval.cli import add_retrieval_parsers
 
 
 def use_local_services_by_default() -> None:
@@ -125,13 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=7)
     data.set_defaults(handler=_demo_data)
 
-    context = commands.add_parser("context", help="the context bundle for a prompt")
-    add_context_arguments(context)
-    context.set_defaults(handler=run_context_command)
-
-    serve = commands.add_parser("retrieval-serve", help="serve the context call over HTTP/JSON")
-    add_serve_arguments(serve)
-    serve.set_defaults(handler=run_serve_command)
+    add_retrieval_parsers(commands)
 
     add_customer_parsers(commands)
     add_erase_parser(commands)

@@ -24,11 +24,11 @@ class PostgresResource(ConfigurableResource):
     db_schema: str = Field(default="rag", description="Schema holding the project's tables.")
     sslmode: str = "prefer"
 
-    def _connect(self) -> psycopg.Connection:
+    def _connect(self, settings: str = "") -> psycopg.Connection:
         conn = psycopg.connect(
             host=self.host, port=self.port, user=self.user, password=self.password,
             dbname=self.database, sslmode=self.sslmode, connect_timeout=10,
-            options=f"-c search_path={self.db_schema},public",
+            options=f"-c search_path={self.db_schema},public{settings}",
         )
         # json and jsonb values in and out through orjson where it agrees with `json`.
         set_json_dumps(json_codec.dumps, conn)
@@ -45,6 +45,18 @@ class PostgresResource(ConfigurableResource):
             yield conn
         finally:
             conn.close()
+
+    def open_connection(self, read_only: bool = False,
+                        statement_timeout_ms: int | None = None) -> psycopg.Connection:
+        """An autocommit connection the caller keeps and closes (a server's per-thread one):
+        read-only by default for its transactions if asked, each statement cancelled after
+        `statement_timeout_ms` if given."""
+        settings = " -c default_transaction_read_only=on" if read_only else ""
+        if statement_timeout_ms is not None:
+            settings += f" -c statement_timeout={int(statement_timeout_ms)}"
+        conn = self._connect(settings)
+        conn.autocommit = True
+        return conn
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Cursor]:

@@ -1,21 +1,25 @@
-"""`rag-assets context` and `rag-assets retrieval-serve`: retrieval from the command line.
+"""`rag-assets context`, `retrieval-serve` and `retrieval-clients`: retrieval from the command line.
 
     rag-assets context --customer REF --question TEXT [--k N] [--mode hybrid|vector|text|rrf]
                        [--doc-key KEY ...] [--answer] [--json]
-    rag-assets retrieval-serve [--host 127.0.0.1] [--port 8090]
+    rag-assets retrieval-serve [--host 127.0.0.1] [--port 8090] [--tls-cert F --tls-key F]
+                               [--insecure-no-auth]
+    rag-assets retrieval-clients add NAME | revoke NAME | list
 
 Exit status: 0 on success (also when no customer matched: the bundle says so), 2 for invalid
-input. Connection settings come from the environment (`eval "$(rag-assets infra env)"`);
-unset ones fall back to the local services.
+input or settings the endpoint refuses. Connection settings come from the environment
+(`eval "$(rag-assets infra env)"`); unset ones fall back to the local services.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from rag_assets.knowledge.search import SearchMode
+from rag_assets.retrieval.access import INSECURE_NO_AUTH_FLAG
 from rag_assets.retrieval.context import DEFAULT_K, InvalidRequest, validate_request
 
 
@@ -39,6 +43,32 @@ def add_context_arguments(parser: argparse.ArgumentParser) -> None:
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--tls-cert", default=os.environ.get("RAG_RETRIEVAL_TLS_CERT"),
+                        help="PEM certificate: serve HTTPS (default RAG_RETRIEVAL_TLS_CERT)")
+    parser.add_argument("--tls-key", default=os.environ.get("RAG_RETRIEVAL_TLS_KEY"),
+                        help="its private key (default RAG_RETRIEVAL_TLS_KEY)")
+    parser.add_argument(INSECURE_NO_AUTH_FLAG, dest="insecure_no_auth", action="store_true",
+                        help="serve without client tokens: only on a loopback --host, for "
+                             "local development")
+
+
+def add_retrieval_parsers(commands) -> None:
+    """`context`, `retrieval-serve` and `retrieval-clients` on a subparsers object."""
+    context = commands.add_parser("context", help="the context bundle for a customer and question")
+    add_context_arguments(context)
+    context.set_defaults(handler=run_context_command)
+    serve = commands.add_parser("retrieval-serve", help="serve retrieval over HTTP/JSON")
+    add_serve_arguments(serve)
+    serve.set_defaults(handler=run_serve_command)
+    clients = commands.add_parser("retrieval-clients",
+                                  help="add, revoke or list the endpoint's clients")
+    actions = clients.add_subparsers(dest="action", required=True)
+    for action, text in (("add", "add a client and print its token (shown once)"),
+                         ("revoke", "revoke a client's token"), ("list", "list the clients")):
+        parser = actions.add_parser(action, help=text)
+        if action != "list":
+            parser.add_argument("name")
+    clients.set_defaults(handler=run_clients_command)
 
 
 def _use_local_services_by_default() -> None:
@@ -99,9 +129,50 @@ def run_context_command(args: argparse.Namespace) -> int:
 def run_serve_command(args: argparse.Namespace) -> int:
     _use_local_services_by_default()
     from rag_assets.retrieval.context import service_from_env
-    from rag_assets.retrieval.http import serve
+    from rag_assets.retrieval.http import EndpointRefused, serve
 
-    serve(service_from_env(), args.host, args.port)
+    try:
+        serve(service_from_env(), args.host, args.port, args.insecure_no_auth, args.tls_cert,
+              args.tls_key)
+    except EndpointRefused as refused:
+        print(f"retrieval-serve: {refused}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_clients_command(args: argparse.Namespace, postgres=None, out=None) -> int:
+    from rag_assets.retrieval.clients import (
+        ClientError,
+        add_client,
+        ensure_retrieval_schema,
+        list_clients,
+        revoke_client,
+    )
+
+    out = out or sys.stdout
+    if postgres is None:
+        _use_local_services_by_default()
+        from resources.defaults import resource_from_environment
+
+        postgres = resource_from_environment("postgres")
+    try:
+        with postgres.transaction() as cur:
+            ensure_retrieval_schema(cur, postgres.db_schema)
+            if args.action == "add":
+                print(add_client(cur, args.name), file=out)
+                print(f"client {args.name} added; the token above is shown once: give it to "
+                      "the client, it is not stored", file=sys.stderr)
+            elif args.action == "revoke":
+                revoke_client(cur, args.name)
+                print(f"client {args.name} revoked (running servers refuse it within seconds)",
+                      file=out)
+            else:
+                for name, created, revoked in list_clients(cur):
+                    print(f"{name}\tadded {created}\t" + (f"revoked {revoked}" if revoked
+                                                          else "active"), file=out)
+    except ClientError as error:
+        print(f"retrieval-clients: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -110,12 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rag-assets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    context = commands.add_parser("context", help="the context bundle for a customer and question")
-    add_context_arguments(context)
-    context.set_defaults(handler=run_context_command)
-    serve = commands.add_parser("retrieval-serve", help="serve retrieval over HTTP/JSON")
-    add_serve_arguments(serve)
-    serve.set_defaults(handler=run_serve_command)
+    add_retrieval_parsers(commands)
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg.errors import UndefinedTable
+from psycopg.errors import QueryCanceled, UndefinedTable
 
 from rag_assets.customers.lookup import MAX_REFERENCE_CHARS, InvalidReference, find_profile
 from rag_assets.knowledge import registry
@@ -35,6 +35,8 @@ MAX_K = 50
 DEFAULT_K = 5
 MAX_DOC_KEY_FILTERS = 20
 MAX_DOC_KEY_CHARS = 1_024
+DEFAULT_STATEMENT_TIMEOUT_MS = 2_000
+STATEMENT_TIMEOUT_ENV = "RAG_RETRIEVAL_STATEMENT_TIMEOUT_MS"
 
 
 class InvalidRequest(ValueError):
@@ -70,7 +72,7 @@ def validate_request(customer_ref: Any, question: Any, k: Any = DEFAULT_K,
     question = question.strip()
     if len(question) > MAX_QUESTION_CHARS or not _printable(question, True):
         raise InvalidRequest(f"question: 1 to {MAX_QUESTION_CHARS} printable characters")
-    if isinstance(k, str) and k.strip().isdigit():
+    if isinstance(k, str) and k.strip().isdecimal() and len(k) < 10:
         k = int(k)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise InvalidRequest(f"k: an integer from 1 to {MAX_K}")
@@ -195,6 +197,8 @@ class RetrievalService:
     answerer: Any = None  # rag_assets.retrieval.answer.BedrockAnswerer, optional
     # How stale the table handle may be: new document versions are seen within this interval.
     read_consistency: timedelta = timedelta(milliseconds=500)
+    # A query running longer is cancelled (the HTTP endpoint then answers 503).
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
     _table: Any = field(default=None, init=False, repr=False)
     _local: threading.local = field(default_factory=threading.local, init=False, repr=False)
 
@@ -222,11 +226,8 @@ class RetrievalService:
         """A connection per thread, kept open between calls (a new one costs more than a query)."""
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
-            pg = self.postgres
-            conn = psycopg.connect(
-                host=pg.host, port=pg.port, user=pg.user, password=pg.password,
-                dbname=pg.database, sslmode=pg.sslmode, connect_timeout=10, autocommit=True,
-                options=f"-c search_path={pg.db_schema},public -c default_transaction_read_only=on")
+            conn = self.postgres.open_connection(read_only=True,
+                                                 statement_timeout_ms=self.statement_timeout_ms)
             self._local.conn = conn
         return conn
 
@@ -236,6 +237,8 @@ class RetrievalService:
             try:
                 with conn.cursor() as cur:
                     return work(cur)
+            except QueryCanceled:
+                raise  # the statement timeout: the connection is fine, trying again would not be
             except psycopg.OperationalError:
                 conn.close()  # a dropped connection: reconnect once
                 if attempt == 2:
@@ -302,7 +305,7 @@ class RetrievalService:
 def service_from_env(embedder: Embedder | None = None) -> RetrievalService:
     """PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE, RAG_PG_SCHEMA (default "rag"), LANCEDB_URI,
     S3_ENDPOINT_URL and AWS credentials for an s3:// LanceDB, EMBEDDER_* as for the assets, and
-    BEDROCK_LLM_MODEL_ID to enable answers."""
+    BEDROCK_LLM_MODEL_ID to enable answers, RAG_RETRIEVAL_STATEMENT_TIMEOUT_MS (default 2000)."""
     from rag_assets.retrieval.answer import answerer_from_env
     from resources.defaults import resource_from_environment
 
@@ -314,6 +317,8 @@ def service_from_env(embedder: Embedder | None = None) -> RetrievalService:
     lancedb = resource_from_environment("lancedb")
     if embedder is None:
         embedder = resource_from_environment("embedder").get_embedder()
-    return RetrievalService(postgres, lancedb, embedder, answerer=answerer_from_env())
+    return RetrievalService(postgres, lancedb, embedder, answerer=answerer_from_env(),
+                            statement_timeout_ms=int(os.environ.get(
+                                STATEMENT_TIMEOUT_ENV, DEFAULT_STATEMENT_TIMEOUT_MS)))
 
 

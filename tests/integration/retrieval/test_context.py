@@ -119,12 +119,12 @@ def _post(url, payload):
 def test_context_over_http(retrieval_world):
     import uvicorn
 
-    from rag_assets.retrieval.http import create_app
+    from rag_assets.retrieval.http import server_config
 
     service, run_id = retrieval_world
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
+    # Opened on purpose on loopback (the client tokens are tested in test_http_hardening.py).
+    server = uvicorn.Server(server_config(service, "127.0.0.1", port, insecure_no_auth=True))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -140,10 +140,9 @@ def test_context_over_http(retrieval_world):
         assert bundle["chunks"][0]["provenance"]["doc_key"].endswith("lounges/access.txt")
         assert bundle["chunks"][0]["provenance"]["run_id"] == run_id
 
-        query = urllib.parse.urlencode({"customer": "bob@example.org", "question": "refunds",
-                                        "k": 1, "mode": "text"})
-        with urllib.request.urlopen(f"{base}/v1/context?{query}", timeout=30) as response:
-            got = json.loads(response.read())
+        status, got = _post(base + "/v1/context", {"customer": "bob@example.org",
+                                                   "question": "refunds", "k": 1, "mode": "text"})
+        assert status == 200
         assert got["customer"]["profile"]["golden"]["given_name"]["value"] == "Bob"
         assert len(got["chunks"]) == 1
 
