@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from infra.processes import ManagedProcess, port_open, wait_until
-from infra.settings import InfraSettings, connection_env
+from infra.settings import InfraSettings, allow_traverse, connection_env
 
 SERVER_USER = "embedded_postgres"
 
@@ -123,13 +123,24 @@ class PostgresService:
                 if cur.fetchone() is None:
                     cur.execute(f'CREATE DATABASE "{name}"')
 
+    def _let_server_in(self) -> str | None:
+        """The server's own user (None when we are not root), allowed through the state
+        directory to its data directory."""
+        user = _server_user()
+        if user is not None:
+            import pwd
+
+            allow_traverse(self.settings, pwd.getpwnam(user).pw_gid)
+        return user
+
     def up(self) -> bool:
         if self.process.running_pid() is not None and self.healthy():
+            self._let_server_in()  # a state directory made before it was closed to others
             self._ensure_databases()
             return False
         if port_open(self.settings.postgres_port):
             raise RuntimeError(f"port {self.settings.postgres_port} is taken by another program")
-        user = _server_user()
+        user = self._let_server_in()
         self._initdb(user)
         socket_dir = self.home / "socket"
         socket_dir.mkdir(exist_ok=True)

@@ -11,7 +11,7 @@ import shlex
 from infra.kafka import KafkaService
 from infra.postgres import PostgresService
 from infra.s3 import S3Service
-from infra.settings import InfraSettings, connection_env
+from infra.settings import InfraSettings, connection_env, prepare_state_dir
 
 
 def all_services(settings: InfraSettings) -> list:
@@ -20,7 +20,8 @@ def all_services(settings: InfraSettings) -> list:
 
 def up(settings: InfraSettings | None = None, only: set[str] | None = None) -> list[str]:
     settings = settings or InfraSettings.from_env()
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    prepare_state_dir(settings)
+    settings.dagster_home.mkdir(mode=0o700, exist_ok=True)
     started = []
     try:
         for service in all_services(settings):

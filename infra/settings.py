@@ -44,8 +44,9 @@ class InfraSettings:
         )
 
     def service_dir(self, name: str) -> Path:
+        prepare_state_dir(self)
         path = self.state_dir / name
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
         return path
 
     @property
@@ -57,6 +58,38 @@ class InfraSettings:
         return self.state_dir / "dagster_home"
 
 
+class StateDirError(RuntimeError):
+    """The state directory cannot be used (the message names it and what to do)."""
+
+
+def prepare_state_dir(settings: InfraSettings) -> Path:
+    """The state directory, created if missing, readable by its owner only: any permission
+    for others is removed, and for the group only the traverse bit that lets the database
+    server's own user reach its data directory is kept (`allow_traverse`)."""
+    path = settings.state_dir
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = path.stat().st_mode & 0o777
+        if mode & ~0o710:
+            path.chmod(mode & 0o710 | 0o700)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not writable by this user")
+    except OSError as error:
+        raise StateDirError(f"cannot use the state directory {path} (RAG_STATE_DIR): "
+                            f"{error.strerror or error}; point RAG_STATE_DIR at a directory "
+                            "this user can create and write") from None
+    return path
+
+
+def allow_traverse(settings: InfraSettings, gid: int) -> None:
+    """Let the group `gid` (a server's own user) pass through the state directory to the
+    directory it owns inside, without listing or reading anything else."""
+    path = prepare_state_dir(settings)
+    if path.stat().st_gid != gid:
+        os.chown(path, -1, gid)
+    path.chmod(0o710)
+
+
 SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "PGPASSWORD", "RAG_ERASURE_HASH_KEY")
 
 
@@ -64,7 +97,7 @@ def local_secrets(settings: InfraSettings) -> dict[str, str]:
     """The generated credentials of this state directory, created on first use."""
     path = settings.state_dir / "secrets.env"
     if not path.exists():
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        prepare_state_dir(settings)
         path.touch(mode=0o600)
     pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
     known = {name: value for name, value in pairs}

@@ -24,7 +24,7 @@ import sys
 
 from infra import services
 from infra.dagster import DagsterService
-from infra.settings import InfraSettings, connection_env
+from infra.settings import InfraSettings, StateDirError, connection_env
 from rag_assets.catalogue.cli import add_sources_parser
 from rag_assets.customers.cli_commands import add_parsers as add_customer_parsers
 from rag_assets.customers.erase_customer import add_erase_parser
@@ -131,10 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("customer", "dead-letters", "erase") or (
-            args.command == "sources" and args.action == "drop"):
-        use_local_services_by_default()
-    return args.handler(args)
+    try:
+        if args.command in ("customer", "dead-letters", "erase") or (
+                args.command == "sources" and args.action == "drop"):
+            use_local_services_by_default()
+        return args.handler(args)
+    except StateDirError as error:  # a setting to fix, not a bug: no traceback
+        print(f"rag-assets {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

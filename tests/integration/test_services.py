@@ -1,6 +1,7 @@
 """One round trip per real service: what every pipeline relies on."""
 
 import hashlib
+import os
 
 import pyarrow as pa
 import pytest
@@ -102,3 +103,35 @@ def test_dagster_materializes_an_asset_that_uses_kafka_and_postgres(kafka, postg
     with postgres.transaction() as cur:
         cur.execute("SELECT total FROM sums")
         assert cur.fetchall() == [(10,)]
+
+
+def test_the_state_directory_is_closed_to_other_users(infra_settings, local_services):
+    """Its secrets, data and logs are readable by their owner only; the group keeps at most the
+    traverse bit that lets the database server's own user reach its data directory."""
+    import pwd
+    import stat
+
+    from infra.postgres import SERVER_USER
+
+    state = infra_settings.state_dir
+    mode = stat.S_IMODE(state.stat().st_mode)
+    assert mode & 0o007 == 0 and mode & 0o060 == 0, oct(mode)
+    assert stat.S_IMODE((state / "secrets.env").stat().st_mode) == 0o600
+    if os.geteuid() == 0:  # the server runs as a user of its own; its group may only traverse
+        assert state.stat().st_gid == pwd.getpwnam(SERVER_USER).pw_gid
+        assert stat.S_IMODE((state / "postgres" / "data").stat().st_mode) == 0o700
+
+
+def test_an_unusable_state_directory_is_a_clear_error_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = subprocess.run([sys.executable, "-m", "rag_assets.cli", "infra", "up"],
+                            env={**os.environ, "RAG_STATE_DIR": str(blocker / "state")},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"rag-assets infra: cannot use the state directory {blocker / 'state'} (RAG_STATE_DIR): "
+        "Not a directory; point RAG_STATE_DIR at a directory this user can create and write")
