@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from infra.processes import ManagedProcess, port_open, wait_until
+from infra.processes import ManagedProcess, as_user, port_open, wait_until
 from infra.settings import InfraSettings, allow_traverse, connection_env
 
 SERVER_USER = "embedded_postgres"
@@ -92,7 +92,7 @@ class PostgresService:
                 [str(_bin_dir() / "initdb"), "-D", str(self.data), "-U", env["PGUSER"],
                  f"--pwfile={pwfile.name}", "--auth=scram-sha-256", "--encoding=UTF8",
                  "--locale=C"],
-                check=True, capture_output=True, user=user,
+                check=True, capture_output=True, **as_user(user),
             )
         finally:
             os.unlink(pwfile.name)
@@ -135,7 +135,6 @@ class PostgresService:
 
     def up(self) -> bool:
         if self.process.running_pid() is not None and self.healthy():
-            self._let_server_in()  # a state directory made before it was closed to others
             self._ensure_databases()
             return False
         if port_open(self.settings.postgres_port):

@@ -17,6 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def as_user(user: str | None) -> dict:
+    """`subprocess` arguments that run a child as `user` with that user's own group and no
+    other (`user=` alone changes only the uid: the child would keep our groups)."""
+    if user is None:
+        return {}
+    import pwd
+
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
 @dataclass(frozen=True)
 class ManagedProcess:
     name: str
@@ -38,7 +48,7 @@ class ManagedProcess:
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
                 list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})}, cwd=cwd, user=user,
+                env={**os.environ, **(env or {})}, cwd=cwd, **as_user(user),
                 start_new_session=True,  # own process group, so stop() reaches its children
             )
         record = {"pid": proc.pid, "start_time": _start_time(proc.pid), "argv": list(argv)}
