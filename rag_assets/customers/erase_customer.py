@@ -8,8 +8,8 @@
    event of them), identity nodes, lookup rows, edges and assignments, the profile and its id
    (a `retired` event in `cluster_history`), dead letters whose payload holds their
    identifiers, and their `feedback_turns` (queueing the KPI windows those turns were counted
-   in); their references go to the feedback suppression list `erased_customers`, which the
-   fine-tuning export reads. The request is recorded in `erasure_requests` with keyed hashes of
+   in); keyed hashes of their references go to the feedback suppression list
+   (`suppression_list`), which feedback ingest, the lake rewrite and the fine-tuning export read. The request is recorded in `erasure_requests` with keyed hashes of
    the identifiers and status `lake_pending`.
 2. **The conversation lake** (`rewrite_lake`): every Parquet object holding a turn whose
    `customer_ref` matches the suppression list is rewritten without those rows (an object left
@@ -129,6 +129,26 @@ def with_erased_outcomes(events: Sequence, outcomes: list) -> list:
         else:
             merged.append((event, ERASED))
     return merged
+
+
+# --------------------------------------------------------------------------- suppression list
+
+
+def suppression_list(cur) -> RefMatcher:
+    """The erased references, as a matcher over their keyed hashes."""
+    cur.execute("DELETE FROM erased_customers RETURNING customer_ref")  # kept in clear before
+    legacy = [ref for (ref,) in cur.fetchall()]
+    if legacy:
+        suppress(cur, legacy)
+    cur.execute("SELECT digest FROM erased_reference_hashes")
+    return RefMatcher(digest for (digest,) in cur.fetchall())
+
+
+def suppress(cur, refs: Iterable[str]) -> None:
+    """Add the keyed hashes of `refs` (every form each stands for) to the suppression list."""
+    digests = sorted(RefMatcher.of_refs(refs).digests)
+    cur.execute("INSERT INTO erased_reference_hashes (digest) SELECT * FROM unnest(%s::text[])"
+                " ON CONFLICT DO NOTHING", (digests,))
 
 
 # --------------------------------------------------------------------------- resolving
@@ -274,12 +294,11 @@ def _erase_feedback(cur, target: ErasureTarget) -> dict:
     from rag_assets.feedback import kpi_store
     from rag_assets.feedback.windows import windows_of
 
-    matcher = RefMatcher(target.refs)
+    matcher = RefMatcher.of_refs(target.refs)
     cur.execute("SELECT DISTINCT customer_ref FROM feedback_turns WHERE customer_ref IS NOT NULL")
     seen = [ref for (ref,) in cur.fetchall() if matcher.matches(ref)]
     refs = sorted(set(target.refs) | set(seen))
-    cur.execute("INSERT INTO erased_customers (customer_ref) SELECT * FROM unnest(%s::text[])"
-                " ON CONFLICT DO NOTHING", (refs,))
+    suppress(cur, refs)
     cur.execute("DELETE FROM feedback_turns WHERE customer_ref = ANY(%s) RETURNING event_time",
                 (refs,))
     times = [row[0] for row in cur.fetchall()]
@@ -350,8 +369,7 @@ def rewrite_lake(postgres, s3, client=None) -> LakeRewrite:
         ensure_erasure_schema(cur, postgres.db_schema)
         cur.execute("SELECT request_id FROM erasure_requests WHERE status = %s", (LAKE_PENDING,))
         pending = [row[0] for row in cur.fetchall()]
-        cur.execute("SELECT customer_ref FROM erased_customers")
-        matcher = RefMatcher(row[0] for row in cur.fetchall())
+        matcher = suppression_list(cur)
     if not pending:
         return stats
     found_refs: set[str] = set()
@@ -381,8 +399,7 @@ def rewrite_lake(postgres, s3, client=None) -> LakeRewrite:
     with postgres.transaction() as cur:
         ensure_erasure_schema(cur, postgres.db_schema)
         # Spellings met only in the lake join the suppression list (a rebuild re-lands them).
-        cur.execute("INSERT INTO erased_customers (customer_ref) SELECT * FROM unnest(%s::text[])"
-                    " ON CONFLICT DO NOTHING", (sorted(found_refs),))
+        suppress(cur, found_refs)
         for key, rows in changed.items():
             if rows is None:
                 cur.execute("DELETE FROM conversation_lake_objects WHERE object_key = %s", (key,))

@@ -12,13 +12,16 @@ which returns an `ErasureTarget`:
   phone, loyalty number, national id, passport), plus the profile's emails and phones;
 * `refs` — every string the assistant app may have used as `customer_ref` in a feedback event
   (the forms `customer_ref` takes: email, loyalty number, phone, `short:<pk>`, customer id), raw
-  and normalised, which go to the feedback `erased_customers` suppression list.
+  and normalised, whose keyed hashes go to the feedback suppression list
+  (`erased_reference_hashes`).
 
 `RefMatcher` decides whether a `customer_ref` seen in feedback data points at an erased
 customer: by exact string, or by the normalised identifier it stands for, so
-`" Alice@Example.org"` matches an erased `alice@example.org`. It is built from the suppression
-list alone, so a lake rewrite that failed half-way can be retried after the customer's graph
-rows are gone.
+`" Alice@Example.org"` matches an erased `alice@example.org`. It compares keyed hashes (HMAC
+under `RAG_ERASURE_HASH_KEY`) of those forms, so the suppression list holds no reference. It is
+built from the suppression list alone, so a lake rewrite that failed half-way can be retried
+after the customer's graph rows are gone. The key must stay the same for the life of the
+deployment: under another key, the list no longer matches anyone.
 
 The erasure request keeps only keyed hashes of the identifiers (`hash_identifiers`), never the
 raw personal data.
@@ -110,19 +113,34 @@ def ref_keys(ref: str | None) -> set[tuple[str, str]]:
     return keys
 
 
-class RefMatcher:
-    """Whether a feedback `customer_ref` points at an erased customer (see the module doc)."""
+def ref_digests(ref: str | None, key: bytes | None = None) -> set[str]:
+    """Keyed hashes (`hash_identifier`) of what a `customer_ref` stands for (`ref_keys`): the
+    suppression list holds these, never a reference."""
+    return {hash_identifier(kind, value, key) for kind, value in ref_keys(ref)}
 
-    def __init__(self, erased_refs: Iterable[str]):
-        self.keys: set[tuple[str, str]] = set()
-        for ref in erased_refs:
-            self.keys |= ref_keys(ref)
+
+class RefMatcher:
+    """Whether a feedback `customer_ref` points at an erased customer (see the module doc),
+    from the keyed hashes of the erased references. `ref in matcher` asks the same."""
+
+    def __init__(self, erased_digests: Iterable[str], key: bytes | None = None):
+        self.digests = set(erased_digests)
+        self._key = key if key is not None or not self.digests else _hash_key()
+
+    @classmethod
+    def of_refs(cls, refs: Iterable[str], key: bytes | None = None) -> RefMatcher:
+        return cls(set().union(*(ref_digests(r, key) for r in refs)), key)
 
     def __bool__(self) -> bool:
-        return bool(self.keys)
+        return bool(self.digests)
+
+    def __len__(self) -> int:
+        return len(self.digests)
 
     def matches(self, ref: str | None) -> bool:
-        return not self.keys.isdisjoint(ref_keys(ref))
+        return bool(self.digests) and not self.digests.isdisjoint(ref_digests(ref, self._key))
+
+    __contains__ = matches
 
 
 def _raw_values(system: str, table: str, row: Mapping[str, Any] | None,

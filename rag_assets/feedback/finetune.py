@@ -25,11 +25,21 @@ import json
 from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from rag_assets.feedback.events import FeedbackEvent
 from rag_assets.feedback.near_duplicates import NearDuplicateConfig, near_duplicates
 from rag_assets.feedback.pii import PiiMasker
+
+
+class ErasedRefs(Protocol):
+    """What stands for the erased customers: `ref in it` and how many it holds (the
+    suppression list's `RefMatcher`, or a plain set of references)."""
+
+    def __contains__(self, ref: object) -> bool: ...
+
+    def __len__(self) -> int: ...
+
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful, accurate travel assistant for an airline's customers."
 
@@ -67,7 +77,7 @@ class FinetuneDataset:
 def build_finetune_dataset(
     events: Iterable[FeedbackEvent],
     *,
-    erased_customers: Set[str] = frozenset(),
+    erased_customers: ErasedRefs = frozenset(),
     flagged_turns: Set[tuple[str, str]] = frozenset(),
     masker: PiiMasker | None = None,
     config: FinetuneConfig = FinetuneConfig(),
@@ -106,7 +116,7 @@ def is_well_rated(event: FeedbackEvent, min_score: float = 4.0) -> bool:
 def _filter_reason(
     event: FeedbackEvent,
     seen: set[tuple[str, str]],
-    erased_customers: Set[str],
+    erased_customers: ErasedRefs,
     flagged_turns: Set[tuple[str, str]],
     config: FinetuneConfig,
 ) -> FilterReason | None:
@@ -151,7 +161,7 @@ def _manifest(
     examples: tuple[dict[str, Any], ...],
     filtered: dict[FilterReason, int],
     content: bytes,
-    erased_customers: Set[str],
+    erased_customers: ErasedRefs,
     flagged_turns: Set[tuple[str, str]],
     config: FinetuneConfig,
 ) -> dict[str, Any]:

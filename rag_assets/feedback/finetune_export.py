@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from psycopg.types.json import Jsonb
 
+from rag_assets.customers.erase_customer import suppression_list
 from rag_assets.feedback import lake_store
 from rag_assets.feedback.finetune import FinetuneConfig, FinetuneDataset, build_finetune_dataset
 from rag_assets.feedback.pii import PiiMasker
@@ -31,11 +32,6 @@ class ExportResult:
     lake_objects_read: int
     names_for_masking: int
     profiles_available: bool
-
-
-def erased_customer_refs(cur) -> set[str]:
-    cur.execute("SELECT customer_ref FROM erased_customers")
-    return {ref for (ref,) in cur.fetchall()}
 
 
 def flagged_turns(cur) -> set[tuple[str, str]]:
@@ -63,7 +59,7 @@ def export(cur, s3: S3Storage, client, run_id: str | None,
     events = lake_store.read_lake_events(s3, client, keys) if keys else []
     available, names = profile_names(cur)
     dataset = build_finetune_dataset(
-        events, erased_customers=erased_customer_refs(cur), flagged_turns=flagged_turns(cur),
+        events, erased_customers=suppression_list(cur), flagged_turns=flagged_turns(cur),
         masker=PiiMasker(names), config=config,
     )
     manifest = {**dataset.manifest, "lake_objects_read": len(keys),

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from rag_assets.catalogue import active_catalogue
-from rag_assets.customers.erasure import RefMatcher
+from rag_assets.customers.erase_customer import suppression_list
 from rag_assets.feedback import kpi_store, lake_store, turn_store, watermark_store
 from rag_assets.feedback.events import (
     DEAD_LETTER_SOURCE,
@@ -29,7 +29,6 @@ from rag_assets.feedback.events import (
     parse_feedback_record,
     reason_code,
 )
-from rag_assets.feedback.finetune_export import erased_customer_refs
 from rag_assets.feedback.windows import Arrival, LatenessPolicy, classify_batch, windows_of
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
@@ -165,7 +164,7 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
     stats.events_read += len(records)
     with _timed(stats, "parse"):
         events, letters = parse_records(kafka, records)
-    erased = RefMatcher(erased_customer_refs(cur))
+    erased = suppression_list(cur)
     if erased:
         # Turns of a customer who asked to be forgotten never land again (a redelivery or a
         # rebuild from the topic would otherwise bring them back).

@@ -111,8 +111,17 @@ CREATE TABLE IF NOT EXISTS conversation_lake_objects (
 CREATE INDEX IF NOT EXISTS conversation_lake_objects_partition
     ON conversation_lake_objects (topic, partition, start_offset);
 
--- Right to erasure: turns of these customer references never enter a fine-tuning export.
--- A reference is any form the app uses (crm:<id>, e-mail, loyalty number).
+-- Right to erasure, the suppression list: turns whose customer reference (any form the app
+-- uses: crm:<id>, e-mail, loyalty number, phone) stands for an erased customer are never
+-- stored, landed or exported again. It holds keyed hashes (HMAC-SHA256 under
+-- RAG_ERASURE_HASH_KEY) of the normalised forms, never a reference (customers/erasure.py).
+CREATE TABLE IF NOT EXISTS erased_reference_hashes (
+    digest    text        PRIMARY KEY,
+    erased_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The list as versions before the hashes kept it, in clear; its rows are hashed into
+-- erased_reference_hashes and removed the first time the list is read.
 CREATE TABLE IF NOT EXISTS erased_customers (
     customer_ref text        PRIMARY KEY,
     erased_at    timestamptz NOT NULL DEFAULT now()

@@ -176,6 +176,15 @@ def test_an_erased_customer_leaves_no_trace(kafka, postgres, s3, lancedb):
         assert cur.fetchall()[-1] == ("retired",)
     assert status == "completed" and len(hashes) > 5
     assert not any(v.lower() in json.dumps(hashes).lower() for v in ALICE_IDENTIFIERS)
+    # The suppression list that keeps her turns out holds keyed hashes, no reference of hers.
+    with postgres.transaction() as cur:
+        cur.execute("SELECT digest FROM erased_reference_hashes")
+        suppressed = [digest for (digest,) in cur.fetchall()]
+        cur.execute("SELECT count(*) FROM erased_customers")
+        assert cur.fetchone()[0] == 0
+    assert len(suppressed) >= len(ALICE_IDENTIFIERS)
+    assert all(len(d) == 64 and int(d, 16) >= 0 for d in suppressed)
+    assert not any(v.lower() in json.dumps(suppressed).lower() for v in ALICE_IDENTIFIERS)
 
     # --- the same request again changes nothing; her CDC events redelivered or rebuilt from
     # the topics do not bring her back

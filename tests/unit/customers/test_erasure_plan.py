@@ -44,14 +44,19 @@ def test_plan_covers_every_reference_form_and_no_blocking_key():
 
 
 def test_matcher_recognises_spellings_of_an_erased_reference_only():
-    matcher = RefMatcher(plan().refs)
+    matcher = RefMatcher.of_refs(plan().refs, key=b"k1")
+    # The suppression list holds keyed hashes only: no reference, nor a spelling of one.
+    assert not any(ref.lower() in digest for digest in matcher.digests for ref in plan().refs
+                   if len(ref) > 3)
     for ref in ["ALICE@example.org ", "mailto:alice@example.org", "+44 (0)7700 900001",
                 "0044 7700 900001", "LY 70001", "crm:1", "crm.customers:1", "cus_abc"]:
         assert matcher.matches(ref), ref
     for ref in [None, "", "bob@example.org", "crm:10", "+447700900002", "cus_other",
                 "alice.example.org"]:
         assert not matcher.matches(ref), ref
-    assert not RefMatcher([])
+    assert not RefMatcher([]) and not RefMatcher([]).matches("crm:1")
+    # Under another key the same list matches no one: the key must not change.
+    assert not RefMatcher(matcher.digests, key=b"another key").matches("crm:1")
 
 
 def test_hashes_hold_no_raw_identifier_and_depend_on_the_key():
