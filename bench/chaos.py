@@ -218,15 +218,16 @@ class Deployment:
         return [pid for pid, argv in self.descendants().items() if all(m in argv for m in marks)]
 
 
-def client_ports(pids: list[int], pg_port: int) -> set[int]:
+def client_ports(pids: list[int], pg_port: int) -> dict[int, int]:
+    """The local ports of the processes' PostgreSQL connections -> the pid holding each."""
     import psutil
 
-    ports = set()
+    ports = {}
     for pid in pids:
         try:
             for conn in psutil.Process(pid).net_connections(kind="tcp"):
                 if conn.raddr and conn.raddr.port == pg_port:
-                    ports.add(conn.laddr.port)
+                    ports[conn.laddr.port] = pid
         except psutil.Error:
             continue
     return ports
@@ -317,23 +318,28 @@ class Chaos:
             # Every send acknowledged before the kill and none during the outage; the workers
             # still have what was sent before the pause to read and apply.
             load.pause_kafka()
-        targets = [] if kind in services_by_kind else deployment.pids(kind)[:1]
         deadline = time.monotonic() + self.args.arm_timeout
-        evidence, backends = "nothing in flight within the arming time", set()
+        evidence, backends, holders = "nothing in flight within the arming time", set(), []
         sampled_at = time.monotonic()
         while time.monotonic() < deadline:
             sampled_at = time.monotonic()
-            evidence, backends = self._in_flight(kind, deployment, observer)
+            evidence, backends, holders = self._in_flight(kind, deployment, observer)
             if backends:
                 break
             time.sleep(0.05)
         gap_ms = 1000 * (time.monotonic() - sampled_at)
+        # The process killed is the one whose transaction was seen, chosen at that sample (a
+        # run found before the arming wait may have finished since).
+        targets = [] if kind in services_by_kind else (holders or deployment.pids(kind))[:1]
         if kind in services_by_kind:
             services_by_kind[kind](self.settings).process.kill()
         elif not targets:
             backends, evidence = set(), f"no {kind} process found to kill"
         for pid in targets:
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # it ended between the sample and the signal: a miss
+                backends, evidence = set(), f"the {kind} process ended before the signal"
         in_flight = bool(backends)
         if in_flight:
             # The kill follows the sample at once; a service's worker aborts its transaction
@@ -356,13 +362,15 @@ class Chaos:
         return Kill(kind, in_flight, evidence, restarted - killed_at, recovery)
 
     def _in_flight(self, kind: str, deployment: Deployment, observer: Observer
-                   ) -> tuple[str, set[int]]:
-        """What is in flight for this kind of kill, and the backend pids of its transactions
-        (empty: nothing)."""
+                   ) -> tuple[str, set[int], list[int]]:
+        """What is in flight for this kind of kill, the backend pids of its transactions
+        (empty: nothing) and, for process kinds, the pids of the processes holding them."""
         transactions = observer.open_transactions()
+        holders: list[int] = []
         if kind in ("code_server", "run"):
             ports = client_ports(deployment.pids(kind), int(self.base["PGPORT"]))
             transactions = [t for t in transactions if t[1] in ports]
+            holders = sorted({ports[t[1]] for t in transactions})
             what = f"transaction(s) of the {kind.replace('_', ' ')} process open"
         elif kind == "daemon":
             unreported = observer.unreported_outbox({})
@@ -375,7 +383,7 @@ class Chaos:
             what = "feedback/document transaction(s) open"
         else:
             what = "pipeline transaction(s) open"
-        return f"{len(transactions)} {what}", {pid for pid, _, _ in transactions}
+        return f"{len(transactions)} {what}", {pid for pid, _, _ in transactions}, holders
 
     def _supervise(self, kind: str, deployment: Deployment, killed: set[int]) -> None:
         """A supervisor's part: `dagster dev` exits when its daemon dies (and may when
