@@ -25,9 +25,9 @@ from rag_assets.platform.micro_batch import LagReport, MicroBatches, MicroBatchS
 
 IDLE_WAIT_S = 0.05
 LAG_EVERY_S = 2.0
-# A worker retries a failed service at most this far apart, so that it is back within this
-# long once the service is (a broker restart took ~19 s in the chaos bench; with a 30 s cap the
-# pauses 1+2+4+8 s had the worker asleep for up to 16 s after the broker was back).
+# A worker retries a failed service at most this far apart, so that it is back within about
+# this long once the service is (a broker restart took ~19 s in the chaos bench: pauses doubling
+# towards a 30 s cap could keep the worker asleep for up to 16 s after the broker was back).
 MAX_BACKOFF_S = 5.0
 
 
