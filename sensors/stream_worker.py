@@ -25,7 +25,20 @@ from rag_assets.platform.micro_batch import LagReport, MicroBatches, MicroBatchS
 
 IDLE_WAIT_S = 0.05
 LAG_EVERY_S = 2.0
-MAX_BACKOFF_S = 30.0
+# A worker retries a failed service at most this far apart, so that it is back within about
+# this long once the service is (a broker restart took ~19 s in the chaos bench: pauses doubling
+# towards a 30 s cap could keep the worker asleep for up to 16 s after the broker was back).
+MAX_BACKOFF_S = 5.0
+
+
+def next_backoff(backoff: float, served_for: float | None) -> tuple[float, float]:
+    """(the pause before starting over, the backoff after it) for a worker that failed after
+    serving for `served_for` seconds (None: it failed before it could open its source). One
+    that had been serving longer than the longest pause meets a new outage: it starts from 1 s
+    again rather than from where an earlier outage left it."""
+    if served_for is not None and served_for >= MAX_BACKOFF_S:
+        backoff = 1.0
+    return backoff, min(MAX_BACKOFF_S, backoff * 2)
 
 
 class StreamWorker(threading.Thread):
@@ -44,6 +57,7 @@ class StreamWorker(threading.Thread):
         self.idle_since: float | None = None
         self._heartbeat = time.monotonic()
         self._stop_requested = threading.Event()
+        self._serving_since: float | None = None
 
     def heartbeat(self) -> None:
         self._heartbeat = time.monotonic()
@@ -59,13 +73,16 @@ class StreamWorker(threading.Thread):
     def run(self) -> None:
         backoff = 1.0
         while self._wanted():
+            self._serving_since = None
             try:
                 self._serve()
                 return
             except Exception as error:  # kept for the sensor to show; start over after a pause
                 self.error = f"{type(error).__name__}: {error}"
-                self._stop_requested.wait(backoff)
-                backoff = min(MAX_BACKOFF_S, backoff * 2)
+                served_for = (None if self._serving_since is None
+                              else time.monotonic() - self._serving_since)
+                pause, backoff = next_backoff(backoff, served_for)
+                self._stop_requested.wait(pause)
 
     def _serve(self) -> None:
         postgres = self.resources["postgres"]
@@ -73,6 +90,7 @@ class StreamWorker(threading.Thread):
             session = MicroBatchSession(conn, self.stream, self.session_id)
             with closing(self.open_batches(self.resources, session)) as batches:
                 self.error = None
+                self._serving_since = time.monotonic()
                 lag_at = 0.0
                 while self._wanted():
                     taken = batches.step(self._wanted)

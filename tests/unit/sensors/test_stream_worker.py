@@ -4,7 +4,7 @@ import time
 from contextlib import contextmanager
 
 from rag_assets.platform.micro_batch import LagReport
-from sensors.stream_worker import StreamWorker
+from sensors.stream_worker import MAX_BACKOFF_S, StreamWorker, next_backoff
 
 
 class StandinPostgres:
@@ -64,3 +64,17 @@ def test_a_failing_source_is_reported_and_retried():
     assert worker.error is None
     worker.stop()
     assert not worker.is_alive()
+
+
+def test_retries_double_up_to_a_cap_that_bounds_the_time_back_after_an_outage():
+    pauses, backoff = [], 1.0
+    for _ in range(8):  # a service down for good: the source never opens
+        pause, backoff = next_backoff(backoff, served_for=None)
+        pauses.append(pause)
+    assert pauses == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0, 5.0] and MAX_BACKOFF_S == 5.0
+
+
+def test_a_worker_that_had_been_serving_meets_a_new_outage_with_a_short_pause():
+    assert next_backoff(5.0, served_for=600.0) == (1.0, 2.0)
+    # one that fell over again at once is still in the same outage
+    assert next_backoff(4.0, served_for=0.5) == (4.0, 5.0)
