@@ -181,8 +181,22 @@ def _letter_json(letter: dict, last_attempt: str | None) -> dict:
     }
 
 
+def link_and_refresh(postgres) -> tuple:
+    """Take every queued record through the identity graph, then every queued profile; returns
+    their (LinkStats, RefreshStats)."""
+    from rag_assets.customers import identity_linking, profile_refresh  # lazy: CLI start-up
+
+    link, refresh = identity_linking.LinkStats(), profile_refresh.RefreshStats()
+    for step in (lambda cur: identity_linking.link_batch(cur, link),
+                 lambda cur: profile_refresh.refresh_batch(cur, refresh)):
+        while True:
+            with postgres.transaction() as cur:
+                if step(cur) == 0:
+                    break
+    return link, refresh
+
+
 def _replay(args, postgres, kafka, out: TextIO) -> int:
-    from rag_assets.customers import identity_linking, profile_refresh
     from rag_assets.customers.assets import ensure_customer_schema
     from rag_assets.platform.dead_letter_replay import REPLAYABLE_SOURCES, replay_dead_letters
 
@@ -194,13 +208,7 @@ def _replay(args, postgres, kafka, out: TextIO) -> int:
         report = replay_dead_letters(cur, args.source, kafka=kafka, limit=args.limit)
     # The replayed changes are queued for the identity graph; take them through to profiles
     # now, as the next customers_cdc run would.
-    link, refresh = identity_linking.LinkStats(), profile_refresh.RefreshStats()
-    for step in (lambda cur: identity_linking.link_batch(cur, link),
-                 lambda cur: profile_refresh.refresh_batch(cur, refresh)):
-        while True:
-            with postgres.transaction() as cur:
-                if step(cur) == 0:
-                    break
+    link, refresh = link_and_refresh(postgres)
     summary = {**report.as_dict(), "records_linked": link.records_linked,
                "profiles_written": refresh.profiles_written,
                "profiles_removed": refresh.profiles_removed}

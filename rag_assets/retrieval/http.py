@@ -39,7 +39,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from rag_assets.retrieval.access import ConcurrencyGate, RateLimiter
+from rag_assets.retrieval.access import ConcurrencyGate, RateLimiter, exposure_error
+from rag_assets.retrieval.clients import (
+    ClientDirectory,
+    ClientStore,
+    active_clients,
+    ensure_retrieval_schema,
+)
 from rag_assets.retrieval.context import InvalidRequest, RetrievalService
 
 MAX_BODY_BYTES = 16 * 1024
@@ -168,14 +174,6 @@ class EndpointRefused(RuntimeError):
 def access_for(postgres, insecure_no_auth: bool, host: str) -> Access:
     """The server's access rules from the clients table and the environment; refuses (with
     `EndpointRefused`) what `access.exposure_error` refuses."""
-    from rag_assets.retrieval.access import exposure_error
-    from rag_assets.retrieval.clients import (
-        ClientDirectory,
-        ClientStore,
-        active_clients,
-        ensure_retrieval_schema,
-    )
-
     with postgres.transaction() as cur:
         ensure_retrieval_schema(cur, postgres.db_schema)
         clients = active_clients(cur)

@@ -16,8 +16,8 @@ from datetime import date
 import pytest
 
 from rag_assets.catalogue.cli import run_sources_command
-from rag_assets.customers import identity_linking, profile_refresh
 from rag_assets.customers.catalogue_sync import RemovedSourceHasRecords
+from rag_assets.customers.cli_commands import link_and_refresh
 from rag_assets.customers.lookup import find_profile
 from rag_assets.platform.dead_letters import pending_dead_letters
 from sensors.customers import CDC_STREAM
@@ -262,18 +262,6 @@ def test_a_table_added_to_the_catalogue_of_a_running_stream_is_applied(kafka, po
     assert lookup(postgres, "shop:42")["customer_id"] == lookup(postgres, "billing:17")["customer_id"]
 
 
-def link_and_refresh(postgres) -> identity_linking.LinkStats:
-    """Take every queued record through the identity graph and the profiles."""
-    link, refresh = identity_linking.LinkStats(), profile_refresh.RefreshStats()
-    for step in (lambda cur: identity_linking.link_batch(cur, link),
-                 lambda cur: profile_refresh.refresh_batch(cur, refresh)):
-        while True:
-            with postgres.transaction() as cur:
-                if step(cur) == 0:
-                    break
-    return link
-
-
 def test_changed_identity_columns_relink_a_table_and_a_removed_table_is_refused_until_dropped(
         kafka, postgres, tmp_path, monkeypatch):
     # First the shop's e-mail column is not declared: its record shares nothing with billing's.
@@ -300,7 +288,7 @@ def test_changed_identity_columns_relink_a_table_and_a_removed_table_is_refused_
     assert reported["identity_graph"]["catalogue_requeued shop.customers"] == 1
     assert stored_state(postgres).clusters == {
         frozenset({"billing.accounts:17", "shop.customers:42"}), frozenset({"billing.accounts:18"})}
-    assert link_and_refresh(postgres).catalogue_changes == {}  # nothing queued a second time
+    assert link_and_refresh(postgres)[0].catalogue_changes == {}  # nothing queued a second time
 
     # The shop leaves the catalogue while its record is stored: refused, with what to do.
     path.write_text(CATALOGUE.replace(CATALOGUE[CATALOGUE.index("  - system: shop"):
