@@ -53,7 +53,8 @@ def run_stream(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     worker.start()
-    log.info("%s: worker started (group %s)", spec.name, worker.consumer_group)
+    log.info("%s: worker started: session %s (consumer group %s)", spec.name, worker.session_id,
+             worker.consumer_group)
     while not stop.wait(REPORT_EVERY_S) and worker.is_alive():
         log.info("%s: %d items applied%s", spec.name, worker.applied,
                  f"; failing and retrying: {worker.error[:200]}" if worker.error else "")
