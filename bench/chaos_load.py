@@ -158,6 +158,20 @@ class ChaosLoad(threading.Thread):
                 self._producer.close(timeout=5)
                 self._producer = None
 
+    def send_cdc_backlog(self, changes: int, people: int = 20) -> None:
+        """Send `changes` CDC changes at once (after `people` first persons), as fast as the
+        broker acknowledges them: a backlog whose content depends on the seed alone. (Unlike the
+        harness's sends, these are retried: a topic just created may not have its leaders yet.)"""
+        self._producer = self.kafka.producer(acks="all", retries=10, enable_idempotence=True)
+        self._seed_people(people)
+        for _ in range(changes):
+            with self._lock:
+                self._cdc_change()
+                if len(self._pending) >= 500:
+                    self._settle_sends()
+        with self._lock:
+            self._settle_sends()
+
     # ------------------------------------------------------------------ loop
 
     def run(self) -> None:

@@ -1,0 +1,210 @@
+"""`bench/scaling.py --stream-workers …`: N scale-out CDC worker processes catching up with one
+backlog (see that script's docstring for the procedure and the figures)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.chaos_load import ChaosLoad, compare_customers, read_customers
+from bench.stream_workers import StreamWorkerProcesses, applied_ranges, coverage, overlaps
+from infra import services
+from infra.processes import tree_cpu_seconds, wait_until
+from infra.settings import InfraSettings
+from resources.kafka import KafkaResource
+from resources.postgres import PostgresResource
+
+STREAM = "cdc_stream"
+CATCH_UP_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    workers: int
+    seconds: float
+    cpu: dict[str, float]  # CPU-seconds by part: "workers" and each service
+    digest: str  # of the end state: records and the grouping of records into customers
+    verdict_ok: bool
+    doubled_offsets: int
+    gap_s: float | None = None  # the rebalance gap, for a run with a kill
+
+
+def measure_stream_workers(env: dict, counts: list[int], events: int, partitions: int,
+                           seed: int) -> int:
+    tag = uuid.uuid4().hex[:8]
+    kafka = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+                          topic_prefix=f"scale_{tag}.")
+    load = ChaosLoad(kafka, None, "", seed=seed, run=tag, feedback_rate=0.0, documents=0,
+                     partitions=partitions)
+    load.start_topics()
+    published = time.perf_counter()
+    load.send_cdc_backlog(events)
+    ends = {(kafka.topic(t), p): sends[-1][0] + 1 for (t, p), sends in load.send_times().items()}
+    total = sum(ends.values())
+    print(f"conditions: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}; local Kafka, SeaweedFS and PostgreSQL on the same cores; "
+          f"{total:,} CDC changes over {len(ends)} partitions ({partitions} per topic), published "
+          f"in {time.perf_counter() - published:.1f} s before the clocks; load average "
+          f"{os.getloadavg()}", flush=True)
+    print("| workers | seconds | events/s | vs 1 worker | CPU-s / 1,000 events: workers | "
+          "PostgreSQL | Kafka | all | vs 1 worker | rebalance gap | end state |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    baseline: WorkerRun | None = None
+    consistent = True
+    try:
+        for count in counts:
+            run = catch_up(env, kafka, load, ends, count, kill_at=None)
+            if count >= 2:
+                run = _with_gap(run, catch_up(env, kafka, load, ends, count, kill_at=total / 3))
+            baseline = baseline or run
+            consistent &= run.verdict_ok and run.doubled_offsets == 0 and (
+                run.digest == baseline.digest)
+            print_row(run, baseline, total)
+    finally:
+        _delete_topics(kafka)
+    print(f"every end state equal to the generator's ground truth and to 1 worker's, no offset "
+          f"applied twice: {'yes' if consistent else 'NO'}")
+    return 0 if consistent else 1
+
+
+def _with_gap(run: WorkerRun, killed: WorkerRun) -> WorkerRun:
+    ok = killed.verdict_ok and killed.doubled_offsets == 0 and killed.digest == run.digest
+    return WorkerRun(run.workers, run.seconds, run.cpu, run.digest if ok else "differs",
+                     run.verdict_ok and ok, run.doubled_offsets, killed.gap_s)
+
+
+def catch_up(env: dict, kafka: KafkaResource, load: ChaosLoad, ends: dict, count: int,
+             kill_at: float | None) -> WorkerRun:
+    """N workers on a fresh schema apply the whole backlog; with `kill_at`, worker 0 is SIGKILLed
+    once that many events are applied."""
+    postgres = PostgresResource(host=env["PGHOST"], port=int(env["PGPORT"]), user=env["PGUSER"],
+                                password=env["PGPASSWORD"], database=env["PGDATABASE"],
+                                db_schema=f"scale_{uuid.uuid4().hex[:8]}")
+    worker_env = {**env, "RAG_TOPIC_PREFIX": kafka.topic_prefix,
+                  "RAG_PG_SCHEMA": postgres.db_schema}
+    with tempfile.TemporaryDirectory(prefix="stream-workers-") as directory:
+        workers = StreamWorkerProcesses("cdc", count, worker_env, Path(directory))
+        workers.start()
+        try:
+            sessions = [workers.session_of(i, timeout_s=120) for i in range(count)]
+            pids = {f"worker {i}": p.running_pid() for i, p in enumerate(workers.processes)}
+            parts = {**pids, **service_pids()}
+            cpu_before = {name: tree_cpu_seconds(pid) for name, pid in parts.items()}
+            started = time.perf_counter()
+            gap = None
+            if kill_at is not None:
+                gap = _kill_and_time_rebalance(postgres, workers, sessions, ends, kill_at)
+            wait_until(lambda: _caught_up(postgres, ends), CATCH_UP_TIMEOUT_S,
+                       f"{count} workers caught up with the backlog")
+            seconds = time.perf_counter() - started
+            cpu = cpu_by_part(parts, cpu_before)
+        finally:
+            workers.stop()
+        return _judge(postgres, load, count, seconds, cpu, gap)
+
+
+def _judge(postgres: PostgresResource, load: ChaosLoad, count: int, seconds: float,
+           cpu: dict, gap: float | None) -> WorkerRun:
+    try:
+        actual = read_customers(postgres)
+        with postgres.transaction() as cur:
+            doubled = len(overlaps(applied_ranges(cur, STREAM)))
+        return WorkerRun(count, seconds, cpu, end_state_digest(actual),
+                         compare_customers(load.truth, actual).ok, doubled, gap)
+    finally:
+        with postgres.transaction() as cur:
+            cur.execute(f'DROP SCHEMA IF EXISTS "{postgres.db_schema}" CASCADE')
+
+
+def _kill_and_time_rebalance(postgres, workers: StreamWorkerProcesses, sessions: list[str],
+                             ends: dict, kill_at: float) -> float:
+    """SIGKILL worker 0 once `kill_at` events are applied; seconds until every partition it held
+    that still had events left is applied again by another worker (the worst one)."""
+    def applied() -> list:
+        with postgres.transaction() as cur:
+            return applied_ranges(cur, STREAM)
+
+    wait_until(lambda: sum(r.end - r.start for r in applied()) >= kill_at, CATCH_UP_TIMEOUT_S,
+               "a third of the backlog applied")
+    before = applied()
+    held = {(r.topic, r.partition) for r in before if r.session == sessions[0]}
+    reached = {tp: spans[-1][1] for tp, spans in coverage(before).items()}
+    unfinished = {tp for tp in held if reached.get(tp, 0) < ends[tp]}
+    killed_at = time.time()
+    workers.kill(0)
+
+    def resumed() -> dict:
+        return {(r.topic, r.partition): r.at for r in applied()
+                if r.session != sessions[0] and r.at > killed_at}
+
+    wait_until(lambda: unfinished <= set(resumed()), CATCH_UP_TIMEOUT_S,
+               "the killed worker's partitions applied again")
+    firsts = resumed()
+    return max((firsts[tp] - killed_at for tp in unfinished), default=0.0)
+
+
+def _caught_up(postgres, ends: dict) -> bool:
+    with postgres.transaction() as cur:
+        reached = coverage(applied_ranges(cur, STREAM))
+        cur.execute("SELECT to_regclass('profile_pending') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return False
+        cur.execute("SELECT (SELECT count(*) FROM identity_pending)"
+                    " + (SELECT count(*) FROM profile_pending)")
+        queued = cur.fetchone()[0]
+    return queued == 0 and all(reached.get(tp, [(0, 0)])[-1][1] >= end
+                               for tp, end in ends.items())
+
+
+def service_pids() -> dict[str, int]:
+    found = services.status(InfraSettings.from_env())
+    return {{"postgres": "PostgreSQL", "kafka": "Kafka", "s3": "S3"}[name]: info["pid"]
+            for name, info in found.items() if info["pid"]}
+
+
+def cpu_by_part(parts: dict[str, int], before: dict[str, float]) -> dict[str, float]:
+    used = {name: tree_cpu_seconds(pid) - before[name] for name, pid in parts.items()}
+    workers = sum(v for k, v in used.items() if k.startswith("worker "))
+    return {"workers": workers, **{k: v for k, v in used.items() if not k.startswith("worker ")}}
+
+
+def end_state_digest(actual: dict) -> str:
+    """Records and the grouping of record keys into customers (customer ids aside)."""
+    groups: dict[str, list[str]] = {}
+    for record, customer in actual["assignments"].items():
+        groups.setdefault(customer, []).append(record)
+    state = {"records": actual["records"],
+             "customers": sorted(sorted(records) for records in groups.values()),
+             "profiles": len(actual["profiles"])}
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def print_row(run: WorkerRun, baseline: WorkerRun, events: int) -> None:
+    per_k = {k: v / events * 1000 for k, v in run.cpu.items()}
+    every = sum(per_k.values())
+    base_every = sum(baseline.cpu.values()) / events * 1000
+    gap = f"{run.gap_s:.1f} s" if run.gap_s is not None else "—"
+    state = "equal" if run.verdict_ok and run.digest == baseline.digest else "DIFFERS"
+    print(f"| {run.workers} | {run.seconds:.1f} | **{events / run.seconds:,.0f}** | "
+          f"{baseline.seconds / run.seconds:.2f}x | {per_k['workers']:.2f} | "
+          f"{per_k.get('PostgreSQL', 0):.2f} | {per_k.get('Kafka', 0):.2f} | {every:.2f} | "
+          f"{every / base_every:.2f}x | {gap} | {state} ({run.digest}) |", flush=True)
+
+
+def _delete_topics(kafka: KafkaResource) -> None:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(**kafka.client_config())
+    try:
+        mine = [t for t in admin.list_topics() if t.startswith(kafka.topic_prefix)]
+        if mine:
+            admin.delete_topics(mine)
+    finally:
+        admin.close()
