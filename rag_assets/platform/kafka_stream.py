@@ -37,6 +37,17 @@ GROUP_SESSION_TIMEOUT_MS = 10_000
 # A catch-up step links and rebuilds profiles between polls for minutes; a member that has not
 # polled for this long is taken out of the group (its partitions move) until it polls again.
 GROUP_MAX_POLL_INTERVAL_MS = 900_000
+# A request the broker never answers fails after this long (kafka-python's default is 305 s).
+REQUEST_TIMEOUT_MS = 30_000
+# Polls that bring nothing for this long while Kafka holds records past the stream's positions
+# (partitions held back aside) mean the client is stuck — seen after broker kills in the chaos
+# bench, cause unknown: the stream fails, so its worker starts over with a new consumer. Counted
+# from the first empty poll, so time spent applying between polls is no stall.
+STALL_AFTER_S = 60.0
+
+
+class StalledConsumer(RuntimeError):
+    """The consumer returns nothing while Kafka holds records it has not read."""
 log = logging.getLogger(__name__)
 
 
@@ -130,13 +141,16 @@ class LedgerPositionedStream:
     def __init__(self, kafka: KafkaResource, consumer_name: str,
                  topic_pattern: str | Callable[[], str],
                  transaction: Callable[[], AbstractContextManager], discover_every_s: float = 5.0,
-                 consumer_group: str | None = None) -> None:
+                 consumer_group: str | None = None, stall_after_s: float = STALL_AFTER_S) -> None:
         self.kafka = kafka
         self.consumer_name = consumer_name
         self.topic_pattern = topic_pattern
         self.transaction = transaction
         self.discover_every_s = discover_every_s
         self.consumer_group = consumer_group
+        self.stall_after_s = stall_after_s
+        # The first of the polls in a row that brought nothing; None after one that read records.
+        self._empty_since: float | None = None
         self._consumer: KafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._discovered_at = 0.0
@@ -151,7 +165,7 @@ class LedgerPositionedStream:
         self._consumer = KafkaConsumer(
             **self.kafka.client_config(), **self._group_config(), enable_auto_commit=False,
             max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION, retry_backoff_ms=10,
-            fetch_max_wait_ms=50)
+            fetch_max_wait_ms=50, request_timeout_ms=REQUEST_TIMEOUT_MS)
         self._discover()
         return self
 
@@ -266,15 +280,29 @@ class LedgerPositionedStream:
             batches.append((OffsetRangeConfig(topic=tp.topic, partition=tp.partition,
                                               start=start, end=end),
                             [r for r in records if r.offset >= start]))
+        if batches:
+            self._empty_since = None
+        elif self._empty_since is None:
+            self._empty_since = time.monotonic()
         return batches
 
     def lag(self) -> KafkaLag:
-        """Records in Kafka past what this stream has read."""
+        """Records in Kafka past what this stream has read. Raises `StalledConsumer` when polls
+        have brought nothing for `stall_after_s` although partitions not held back have records
+        to read."""
         if not self._positions:
             return KafkaLag(0, 0, 0)
         ends = self._consumer.end_offsets(list(self._positions))
         bounds = {(tp.topic, tp.partition): (0, ends[tp]) for tp in self._positions}
         lag = lag_from(bounds, {(tp.topic, tp.partition): p for tp, p in self._positions.items()})
+        readable = sum(ends[tp] - p for tp, p in self._positions.items()
+                       if tp not in self._held_back and ends[tp] > p)
+        if not readable:
+            self._empty_since = None  # nothing to read is not a stall
+        elif (self._empty_since is not None
+              and time.monotonic() - self._empty_since >= self.stall_after_s):
+            raise StalledConsumer(f"{self.consumer_name}: polls brought nothing for "
+                                  f"{self.stall_after_s:.0f} s while {readable} records are readable")
         return replace(lag, held_back=tuple(self._held_back.values()))
 
 
