@@ -28,6 +28,7 @@ CATCH_UP_TIMEOUT_S = 900
 @dataclass(frozen=True)
 class WorkerRun:
     workers: int
+    events: int  # applied after every worker had applied a range (the clock's start)
     seconds: float
     cpu: dict[str, float]  # CPU-seconds by part: "workers" and each service
     digest: str  # of the end state: records and the grouping of records into customers
@@ -53,20 +54,20 @@ def measure_stream_workers(env: dict, counts: list[int], events: int, partitions
           f"{total:,} CDC changes over {len(ends)} partitions ({partitions} per topic), published "
           f"in {time.perf_counter() - published:.1f} s before the clocks; load average "
           f"{os.getloadavg()}", flush=True)
-    print("| workers | seconds | events/s | vs 1 worker | CPU-s / 1,000 events: workers | "
-          "PostgreSQL | Kafka | all | vs 1 worker | rebalance gap | end state |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| workers | events timed | seconds | events/s | vs 1 worker | CPU-s / 1,000 events: "
+          "workers | PostgreSQL | Kafka | all | vs 1 worker | rebalance gap | end state |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     baseline: WorkerRun | None = None
     consistent = True
     try:
         for count in counts:
-            run = catch_up(env, kafka, load, ends, count, kill_at=None)
+            run = catch_up(env, kafka, load, ends, count, kill=False)
             if count >= 2:
-                run = _with_gap(run, catch_up(env, kafka, load, ends, count, kill_at=total / 3))
+                run = _with_gap(run, catch_up(env, kafka, load, ends, count, kill=True))
             baseline = baseline or run
             consistent &= run.verdict_ok and run.doubled_offsets == 0 and (
                 run.digest == baseline.digest)
-            print_row(run, baseline, total)
+            print_row(run, baseline)
     finally:
         _delete_topics(kafka)
     print(f"every end state equal to the generator's ground truth and to 1 worker's, no offset "
@@ -76,14 +77,17 @@ def measure_stream_workers(env: dict, counts: list[int], events: int, partitions
 
 def _with_gap(run: WorkerRun, killed: WorkerRun) -> WorkerRun:
     ok = killed.verdict_ok and killed.doubled_offsets == 0 and killed.digest == run.digest
-    return WorkerRun(run.workers, run.seconds, run.cpu, run.digest if ok else "differs",
+    return WorkerRun(run.workers, run.events, run.seconds, run.cpu,
+                     run.digest if ok else "differs",
                      run.verdict_ok and ok, run.doubled_offsets, killed.gap_s)
 
 
 def catch_up(env: dict, kafka: KafkaResource, load: ChaosLoad, ends: dict, count: int,
-             kill_at: float | None) -> WorkerRun:
-    """N workers on a fresh schema apply the whole backlog; with `kill_at`, worker 0 is SIGKILLed
-    once that many events are applied."""
+             kill: bool) -> WorkerRun:
+    """N workers on a fresh schema apply the whole backlog. The clock (and the CPU reading)
+    starts once every worker has applied a range — the group has formed; what the first members
+    applied before is left out. With `kill`, worker 0 is SIGKILLed a third of the way through
+    what was left then."""
     postgres = PostgresResource(host=env["PGHOST"], port=int(env["PGPORT"]), user=env["PGUSER"],
                                 password=env["PGPASSWORD"], database=env["PGDATABASE"],
                                 db_schema=f"scale_{uuid.uuid4().hex[:8]}")
@@ -96,27 +100,38 @@ def catch_up(env: dict, kafka: KafkaResource, load: ChaosLoad, ends: dict, count
             sessions = [workers.session_of(i, timeout_s=120) for i in range(count)]
             pids = {f"worker {i}": p.running_pid() for i, p in enumerate(workers.processes)}
             parts = {**pids, **service_pids()}
+            wait_until(lambda: set(sessions) <= {r.session for r in _applied(postgres)},
+                       CATCH_UP_TIMEOUT_S, "every worker applied a range")
             cpu_before = {name: tree_cpu_seconds(pid) for name, pid in parts.items()}
             started = time.perf_counter()
+            done_before = sum(r.end - r.start for r in _applied(postgres))
+            left = sum(ends.values()) - done_before
             gap = None
-            if kill_at is not None:
-                gap = _kill_and_time_rebalance(postgres, workers, sessions, ends, kill_at)
+            if kill:
+                gap = _kill_and_time_rebalance(postgres, workers, sessions, ends,
+                                               done_before + left / 3)
             wait_until(lambda: _caught_up(postgres, ends), CATCH_UP_TIMEOUT_S,
                        f"{count} workers caught up with the backlog")
             seconds = time.perf_counter() - started
             cpu = cpu_by_part(parts, cpu_before)
         finally:
             workers.stop()
-        return _judge(postgres, load, count, seconds, cpu, gap)
+        return _judge(postgres, load, count, left, seconds, cpu, gap)
 
 
-def _judge(postgres: PostgresResource, load: ChaosLoad, count: int, seconds: float,
-           cpu: dict, gap: float | None) -> WorkerRun:
+def _applied(postgres: PostgresResource) -> list:
+    with postgres.transaction() as cur:
+        cur.execute("SELECT to_regclass('lineage_outbox') IS NOT NULL")
+        return applied_ranges(cur, STREAM) if cur.fetchone()[0] else []
+
+
+def _judge(postgres: PostgresResource, load: ChaosLoad, count: int, events: int,
+           seconds: float, cpu: dict, gap: float | None) -> WorkerRun:
     try:
         actual = read_customers(postgres)
         with postgres.transaction() as cur:
             doubled = len(overlaps(applied_ranges(cur, STREAM)))
-        return WorkerRun(count, seconds, cpu, end_state_digest(actual),
+        return WorkerRun(count, events, seconds, cpu, end_state_digest(actual),
                          compare_customers(load.truth, actual).ok, doubled, gap)
     finally:
         with postgres.transaction() as cur:
@@ -124,16 +139,13 @@ def _judge(postgres: PostgresResource, load: ChaosLoad, count: int, seconds: flo
 
 
 def _kill_and_time_rebalance(postgres, workers: StreamWorkerProcesses, sessions: list[str],
-                             ends: dict, kill_at: float) -> float:
+                             ends: dict, kill_at: float) -> float | None:
     """SIGKILL worker 0 once `kill_at` events are applied; seconds until every partition it held
-    that still had events left is applied again by another worker (the worst one)."""
-    def applied() -> list:
-        with postgres.transaction() as cur:
-            return applied_ranges(cur, STREAM)
-
-    wait_until(lambda: sum(r.end - r.start for r in applied()) >= kill_at, CATCH_UP_TIMEOUT_S,
-               "a third of the backlog applied")
-    before = applied()
+    that still had events left is applied again by another worker (the worst one); None if it
+    held none with events left."""
+    wait_until(lambda: sum(r.end - r.start for r in _applied(postgres)) >= kill_at,
+               CATCH_UP_TIMEOUT_S, "a third of the backlog applied")
+    before = _applied(postgres)
     held = {(r.topic, r.partition) for r in before if r.session == sessions[0]}
     reached = {tp: spans[-1][1] for tp, spans in coverage(before).items()}
     unfinished = {tp for tp in held if reached.get(tp, 0) < ends[tp]}
@@ -141,13 +153,16 @@ def _kill_and_time_rebalance(postgres, workers: StreamWorkerProcesses, sessions:
     workers.kill(0)
 
     def resumed() -> dict:
-        return {(r.topic, r.partition): r.at for r in applied()
-                if r.session != sessions[0] and r.at > killed_at}
+        firsts: dict = {}
+        for r in _applied(postgres):
+            if r.session != sessions[0] and r.at > killed_at:
+                firsts.setdefault((r.topic, r.partition), r.at)
+        return firsts
 
     wait_until(lambda: unfinished <= set(resumed()), CATCH_UP_TIMEOUT_S,
                "the killed worker's partitions applied again")
     firsts = resumed()
-    return max((firsts[tp] - killed_at for tp in unfinished), default=0.0)
+    return max((firsts[tp] - killed_at for tp in unfinished), default=None)
 
 
 def _caught_up(postgres, ends: dict) -> bool:
@@ -186,14 +201,15 @@ def end_state_digest(actual: dict) -> str:
     return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def print_row(run: WorkerRun, baseline: WorkerRun, events: int) -> None:
-    per_k = {k: v / events * 1000 for k, v in run.cpu.items()}
+def print_row(run: WorkerRun, baseline: WorkerRun) -> None:
+    per_k = {k: v / run.events * 1000 for k, v in run.cpu.items()}
     every = sum(per_k.values())
-    base_every = sum(baseline.cpu.values()) / events * 1000
+    base_every = sum(baseline.cpu.values()) / baseline.events * 1000
     gap = f"{run.gap_s:.1f} s" if run.gap_s is not None else "—"
     state = "equal" if run.verdict_ok and run.digest == baseline.digest else "DIFFERS"
-    print(f"| {run.workers} | {run.seconds:.1f} | **{events / run.seconds:,.0f}** | "
-          f"{baseline.seconds / run.seconds:.2f}x | {per_k['workers']:.2f} | "
+    rate, base_rate = run.events / run.seconds, baseline.events / baseline.seconds
+    print(f"| {run.workers} | {run.events:,} | {run.seconds:.1f} | **{rate:,.0f}** | "
+          f"{rate / base_rate:.2f}x | {per_k['workers']:.2f} | "
           f"{per_k.get('PostgreSQL', 0):.2f} | {per_k.get('Kafka', 0):.2f} | {every:.2f} | "
           f"{every / base_every:.2f}x | {gap} | {state} ({run.digest}) |", flush=True)
 

@@ -45,6 +45,7 @@ def consumer_group(spec: StreamingSensorSpec, resources: dict) -> str | None:
 
 def run_stream(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO lines name every partition
     spec = STREAMS[args.source]
     resources = deployment_resources(spec.resource_keys)
     worker = StreamWorker(spec.name, resources, spec.open_batches, idle_stop_s=math.inf,
