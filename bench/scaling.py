@@ -174,6 +174,9 @@ def main() -> int:
                         help="measure N scale-out CDC worker processes instead of parallel runs")
     parser.add_argument("--cdc-events", type=int, default=20_000)
     parser.add_argument("--worker-partitions", type=int, default=12)
+    parser.add_argument("--steady-rate", type=float, default=400.0,
+                        help="CDC changes/s of the workers' steady-load phase (0: skip it)")
+    parser.add_argument("--steady-seconds", type=float, default=60.0)
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--partitions", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--runs", type=int, nargs="+", default=[1, 2, 3],
@@ -187,7 +190,8 @@ def main() -> int:
         from worker_scaling import measure_stream_workers
 
         return measure_stream_workers(env, args.stream_workers, args.cdc_events,
-                                      args.worker_partitions, args.seed)
+                                      args.worker_partitions, args.seed, args.steady_rate,
+                                      args.steady_seconds)
     events = demo_events(args.events, args.seed)
     print(f"conditions: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; local Kafka, SeaweedFS and PostgreSQL on the same cores; "

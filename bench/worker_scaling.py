@@ -23,6 +23,7 @@ from resources.postgres import PostgresResource
 
 STREAM = "cdc_stream"
 CATCH_UP_TIMEOUT_S = 900
+WARM_UP_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,15 @@ class WorkerRun:
 
 
 def measure_stream_workers(env: dict, counts: list[int], events: int, partitions: int,
-                           seed: int) -> int:
+                           seed: int, rate: float, duration_s: float) -> int:
+    consistent = measure_catch_up(env, counts, events, partitions, seed) if events else True
+    if rate > 0:
+        consistent &= measure_sustained(env, counts, partitions, seed, rate, duration_s)
+    return 0 if consistent else 1
+
+
+def measure_catch_up(env: dict, counts: list[int], events: int, partitions: int,
+                     seed: int) -> bool:
     tag = uuid.uuid4().hex[:8]
     kafka = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
                           topic_prefix=f"scale_{tag}.")
@@ -72,7 +81,73 @@ def measure_stream_workers(env: dict, counts: list[int], events: int, partitions
         _delete_topics(kafka)
     print(f"every end state equal to the generator's ground truth and to 1 worker's, no offset "
           f"applied twice: {'yes' if consistent else 'NO'}")
-    return 0 if consistent else 1
+    return consistent
+
+
+def measure_sustained(env: dict, counts: list[int], partitions: int, seed: int, rate: float,
+                      duration_s: float) -> bool:
+    """The same source at a steady `rate` below what the machine can apply, so that the cores
+    are not oversubscribed: CPU-seconds per 1,000 events are the cost of the workers' design."""
+    print(f"\nsteady load: {rate:,.0f} CDC changes/s; after a {WARM_UP_S:.0f} s warm-up (the "
+          f"group forms), CPU and applied events counted for {duration_s:.0f} s; load average "
+          f"{os.getloadavg()}", flush=True)
+    print("| workers | events applied | CPU-s / 1,000 events: workers | PostgreSQL | Kafka | all "
+          "| vs 1 worker | end state |")
+    print("|---|---|---|---|---|---|---|---|")
+    consistent, base_every = True, None
+    for count in counts:
+        events, cpu, ok = steady_run(env, count, partitions, seed, rate, duration_s)
+        per_k = {k: v / events * 1000 for k, v in cpu.items()}
+        every = sum(per_k.values())
+        base_every = base_every or every
+        consistent &= ok
+        print(f"| {count} | {events:,} | {per_k['workers']:.3f} | {per_k.get('PostgreSQL', 0):.3f}"
+              f" | {per_k.get('Kafka', 0):.3f} | {every:.3f} | {every / base_every:.2f}x | "
+              f"{'equal to the ground truth' if ok else 'DIFFERS'} |", flush=True)
+    return consistent
+
+
+def steady_run(env: dict, count: int, partitions: int, seed: int, rate: float,
+               duration_s: float) -> tuple[int, dict, bool]:
+    tag = uuid.uuid4().hex[:8]
+    kafka = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+                          topic_prefix=f"steady_{tag}.")
+    load = ChaosLoad(kafka, None, "", seed=seed, run=tag, cdc_rate=rate, feedback_rate=0.0,
+                     documents=0, partitions=partitions)
+    load.start_topics()
+    postgres = _fresh_schema(env)
+    worker_env = {**env, "RAG_TOPIC_PREFIX": kafka.topic_prefix,
+                  "RAG_PG_SCHEMA": postgres.db_schema}
+    try:
+        with tempfile.TemporaryDirectory(prefix="stream-workers-") as directory:
+            workers = StreamWorkerProcesses("cdc", count, worker_env, Path(directory))
+            workers.start()
+            try:
+                for i in range(count):
+                    workers.session_of(i, timeout_s=120)
+                parts = {**{f"worker {i}": p.running_pid()
+                            for i, p in enumerate(workers.processes)}, **service_pids()}
+                load.start()
+                time.sleep(WARM_UP_S)
+                cpu_before, t0 = {n: tree_cpu_seconds(p) for n, p in parts.items()}, time.time()
+                time.sleep(duration_s)
+                cpu, t1 = cpu_by_part(parts, cpu_before), time.time()
+                load.finish()
+                ends = {(kafka.topic(t), p): s[-1][0] + 1
+                        for (t, p), s in load.send_times().items() if s}
+                wait_until(lambda: _caught_up(postgres, ends), CATCH_UP_TIMEOUT_S,
+                           f"{count} workers caught up with the steady load")
+            finally:
+                load.finish()
+                workers.stop()
+        events = sum(r.end - r.start for r in _applied(postgres) if t0 <= r.at < t1)
+        with postgres.transaction() as cur:
+            doubled = overlaps(applied_ranges(cur, STREAM))
+        ok = compare_customers(load.truth, read_customers(postgres)).ok and not doubled
+        return events, cpu, ok
+    finally:
+        _drop(postgres)
+        _delete_topics(kafka)
 
 
 def _with_gap(run: WorkerRun, killed: WorkerRun) -> WorkerRun:
@@ -88,9 +163,7 @@ def catch_up(env: dict, kafka: KafkaResource, load: ChaosLoad, ends: dict, count
     starts once every worker has applied a range — the group has formed; what the first members
     applied before is left out. With `kill`, worker 0 is SIGKILLed a third of the way through
     what was left then."""
-    postgres = PostgresResource(host=env["PGHOST"], port=int(env["PGPORT"]), user=env["PGUSER"],
-                                password=env["PGPASSWORD"], database=env["PGDATABASE"],
-                                db_schema=f"scale_{uuid.uuid4().hex[:8]}")
+    postgres = _fresh_schema(env)
     worker_env = {**env, "RAG_TOPIC_PREFIX": kafka.topic_prefix,
                   "RAG_PG_SCHEMA": postgres.db_schema}
     with tempfile.TemporaryDirectory(prefix="stream-workers-") as directory:
@@ -119,6 +192,17 @@ def catch_up(env: dict, kafka: KafkaResource, load: ChaosLoad, ends: dict, count
         return _judge(postgres, load, count, left, seconds, cpu, gap)
 
 
+def _fresh_schema(env: dict) -> PostgresResource:
+    return PostgresResource(host=env["PGHOST"], port=int(env["PGPORT"]), user=env["PGUSER"],
+                            password=env["PGPASSWORD"], database=env["PGDATABASE"],
+                            db_schema=f"scale_{uuid.uuid4().hex[:8]}")
+
+
+def _drop(postgres: PostgresResource) -> None:
+    with postgres.transaction() as cur:
+        cur.execute(f'DROP SCHEMA IF EXISTS "{postgres.db_schema}" CASCADE')
+
+
 def _applied(postgres: PostgresResource) -> list:
     with postgres.transaction() as cur:
         cur.execute("SELECT to_regclass('lineage_outbox') IS NOT NULL")
@@ -134,8 +218,7 @@ def _judge(postgres: PostgresResource, load: ChaosLoad, count: int, events: int,
         return WorkerRun(count, events, seconds, cpu, end_state_digest(actual),
                          compare_customers(load.truth, actual).ok, doubled, gap)
     finally:
-        with postgres.transaction() as cur:
-            cur.execute(f'DROP SCHEMA IF EXISTS "{postgres.db_schema}" CASCADE')
+        _drop(postgres)
 
 
 def _kill_and_time_rebalance(postgres, workers: StreamWorkerProcesses, sessions: list[str],
