@@ -86,11 +86,13 @@ class ChaosLoad(threading.Thread):
 
     def __init__(self, kafka, s3_client, bucket: str, *, seed: int, run: str,
                  cdc_rate: float = 50.0, feedback_rate: float = 10.0,
-                 document_every: float = 15.0, documents: int = 4) -> None:
+                 document_every: float = 15.0, documents: int = 4,
+                 partitions: int = PARTITIONS) -> None:
         super().__init__(daemon=True, name="chaos-load")
         self.kafka, self.s3, self.bucket, self.run_tag = kafka, s3_client, bucket, run
         self.rng = random.Random(seed)
         self.cdc_rate, self.feedback_rate = cdc_rate, feedback_rate
+        self.partitions = partitions
         self.document_every, self.document_names = document_every, documents
         self.truth = GroundTruth()
         self.people: list[Person] = []
@@ -111,7 +113,7 @@ class ChaosLoad(threading.Thread):
     # ------------------------------------------------------------------ control
 
     def start_topics(self) -> None:
-        """Create the CDC and feedback topics with `PARTITIONS` partitions each."""
+        """Create the CDC and feedback topics with `partitions` partitions each."""
         from kafka import KafkaAdminClient
         from kafka.admin import NewTopic
 
@@ -120,7 +122,7 @@ class ChaosLoad(threading.Thread):
         admin = KafkaAdminClient(**self.kafka.client_config())
         try:
             existing = set(admin.list_topics())
-            missing = [NewTopic(t, PARTITIONS, 1) for t in topics if t not in existing]
+            missing = [NewTopic(t, self.partitions, 1) for t in topics if t not in existing]
             if missing:
                 admin.create_topics(missing)
         finally:
@@ -156,12 +158,27 @@ class ChaosLoad(threading.Thread):
                 self._producer.close(timeout=5)
                 self._producer = None
 
+    def send_cdc_backlog(self, changes: int, people: int = 20) -> None:
+        """Send `changes` CDC changes at once (after `people` first persons), as fast as the
+        broker acknowledges them: a backlog whose content depends on the seed alone. (Unlike the
+        harness's sends, these are retried: a topic just created may not have its leaders yet.)"""
+        self._producer = self.kafka.producer(acks="all", retries=10, enable_idempotence=True)
+        self._seed_people(people)
+        for _ in range(changes):
+            with self._lock:
+                self._cdc_change()
+                if len(self._pending) >= 500:
+                    self._settle_sends()
+        with self._lock:
+            self._settle_sends()
+
     # ------------------------------------------------------------------ loop
 
     def run(self) -> None:
         self._seed_people(20)
-        next_cdc = next_turn = time.monotonic()
-        next_doc = time.monotonic()
+        next_cdc = time.monotonic()
+        next_turn = next_cdc if self.feedback_rate > 0 else float("inf")
+        next_doc = time.monotonic() if self.document_names else float("inf")
         while not self.stop_event.is_set():
             now = time.monotonic()
             try:
@@ -347,11 +364,17 @@ class Verdict:
 
 def compare(truth: GroundTruth, actual: dict) -> Verdict:
     """`actual` is what `read_actual` read from the product's stores."""
+    verdict = compare_customers(truth, actual)
+    _compare_feedback(truth, actual, verdict)
+    _compare_documents(truth, actual, verdict)
+    return verdict
+
+
+def compare_customers(truth: GroundTruth, actual: dict) -> Verdict:
+    """The CDC part alone: records, and records -> persons -> customers with profiles."""
     verdict = Verdict()
     _compare_records(truth, actual, verdict)
     _compare_partition(truth, actual, verdict)
-    _compare_feedback(truth, actual, verdict)
-    _compare_documents(truth, actual, verdict)
     return verdict
 
 
@@ -442,13 +465,8 @@ def _compare_documents(truth: GroundTruth, actual: dict, verdict: Verdict) -> No
     verdict.figures["documents"] = len(truth.documents)
 
 
-def read_actual(postgres, s3_client, lake_bucket: str, lancedb_uri: str,
-                run_tag: str) -> dict:
-    """The product's end state as a user reads it: stored records, record -> customer,
-    profiles, hourly KPIs of this run's models, committed lake rows, chunk rows."""
-    import lancedb
-    import pyarrow.parquet as pq
-
+def read_customers(postgres) -> dict:
+    """Stored records, record -> customer, and the customers with a profile."""
     schema = postgres.db_schema
     with postgres.transaction() as cur:
         cur.execute(f'SELECT system, table_name, pk, row_data FROM "{schema}".source_records')
@@ -457,6 +475,19 @@ def read_actual(postgres, s3_client, lake_bucket: str, lancedb_uri: str,
         assignments = dict(cur.fetchall())
         cur.execute(f'SELECT customer_id FROM "{schema}".customer_profiles')
         profiles = {row[0] for row in cur.fetchall()}
+    return {"records": records, "assignments": assignments, "profiles": profiles}
+
+
+def read_actual(postgres, s3_client, lake_bucket: str, lancedb_uri: str,
+                run_tag: str) -> dict:
+    """The product's end state as a user reads it: stored records, record -> customer,
+    profiles, hourly KPIs of this run's models, committed lake rows, chunk rows."""
+    import lancedb
+    import pyarrow.parquet as pq
+
+    schema = postgres.db_schema
+    customers = read_customers(postgres)
+    with postgres.transaction() as cur:
         cur.execute(f'SELECT window_start, model_id, turns, rated_turns, mean_rating,'
                     f' positive_ratings FROM "{schema}".kpi_hourly WHERE model_id LIKE %s',
                     (f"chaos-{run_tag}-%",))
@@ -487,6 +518,5 @@ def read_actual(postgres, s3_client, lake_bucket: str, lancedb_uri: str,
         for key, version in zip(table["doc_key"].to_pylist(), table["doc_version"].to_pylist(),
                                 strict=True):
             chunks[key].append(version)
-    return {"records": records, "assignments": assignments, "profiles": profiles,
-            "kpi_hourly": kpis, "lake_turns": lake_turns, "uncommitted_lake_rows": uncommitted,
+    return {**customers, "kpi_hourly": kpis, "lake_turns": lake_turns, "uncommitted_lake_rows": uncommitted,
             "chunks": chunks}

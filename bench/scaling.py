@@ -15,6 +15,19 @@ granularity, so the KPI tables must come out identical for every R of one P: the
 a digest of them and fails if they differ.
 
     .venv/bin/python bench/scaling.py [--events 60000] [--partitions 1 2 4 8] [--runs 1 2 3]
+
+With `--stream-workers 1 2 3` it measures the scale-out streaming workers instead: one backlog of
+CDC changes from the chaos load generator (its ground truth kept) is published once to topics
+of `--worker-partitions` partitions; then, for each worker count N, N `rag-assets stream
+--source cdc` processes on a fresh schema (and consumer group) catch up with it. Printed per N:
+events/s from the moment every process has imported its code until every partition is applied
+and the identity and profile queues are drained; CPU-seconds per 1,000 events of the workers
+and of each service; and, for N >= 2, a second catch-up on another fresh schema in which one
+worker is SIGKILLed a third of the way in — the rebalance gap is the time from the kill until
+each partition the victim held is applied again by another worker (the worst partition). Every
+end state is compared with the generator's ground truth and with the single-worker one.
+
+    .venv/bin/python bench/scaling.py --stream-workers 1 2 3 [--cdc-events 20000]
 """
 
 from __future__ import annotations
@@ -157,6 +170,13 @@ def print_row(m: Measurement, baseline: Measurement | None) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stream-workers", type=int, nargs="+", default=None,
+                        help="measure N scale-out CDC worker processes instead of parallel runs")
+    parser.add_argument("--cdc-events", type=int, default=20_000)
+    parser.add_argument("--worker-partitions", type=int, default=12)
+    parser.add_argument("--steady-rate", type=float, default=400.0,
+                        help="CDC changes/s of the workers' steady-load phase (0: skip it)")
+    parser.add_argument("--steady-seconds", type=float, default=60.0)
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--partitions", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--runs", type=int, nargs="+", default=[1, 2, 3],
@@ -166,6 +186,12 @@ def main() -> int:
     args = parser.parse_args()
 
     env = connection_env()
+    if args.stream_workers:
+        from worker_scaling import measure_stream_workers
+
+        return measure_stream_workers(env, args.stream_workers, args.cdc_events,
+                                      args.worker_partitions, args.seed, args.steady_rate,
+                                      args.steady_seconds)
     events = demo_events(args.events, args.seed)
     print(f"conditions: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; local Kafka, SeaweedFS and PostgreSQL on the same cores; "

@@ -189,3 +189,18 @@ def interrupt_on_termination() -> None:
 
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, interrupt)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used by `pid`, its live descendants and the children they have reaped; the
+    difference of two readings is what the tree used in between (a child that exits moves from
+    the live sum to its parent's reaped times)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for member in (pid, *_descendants(pid)):
+        try:
+            fields = _stat_fields(member)
+        except OSError:
+            continue  # exited meanwhile: its parent's reaped times hold it
+        total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return total / ticks

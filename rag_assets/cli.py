@@ -2,6 +2,8 @@
 
     rag-assets infra up|down|status|env     local Kafka, S3 and PostgreSQL
     rag-assets dagster up|down              the Dagster UI and daemon (sensors running)
+    rag-assets stream --source cdc|feedback|documents
+                                            a source's streaming worker as a process (scale-out)
     rag-assets demo                         everything above plus demo data flowing; Ctrl-C stops
     rag-assets demo-data [--continuous]     write demo CDC events, documents and feedback
     rag-assets context --customer REF --question TEXT [--k N] [--json]
@@ -29,6 +31,7 @@ from rag_assets.catalogue.cli import add_sources_parser
 from rag_assets.customers.cli_commands import add_parsers as add_customer_parsers
 from rag_assets.customers.erase_customer import add_erase_parser
 from rag_assets.retrieval.cli import add_retrieval_parsers
+from sensors.mode import STREAM_SOURCES
 
 
 def use_local_services_by_default() -> None:
@@ -96,6 +99,12 @@ def _demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stream(args: argparse.Namespace) -> int:
+    # Imported here: the sensors load the whole Dagster wiring, which no other command needs.
+    from sensors.stream_command import run_stream
+    return run_stream(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag-assets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=7)
     data.set_defaults(handler=_demo_data)
 
+    stream = commands.add_parser(
+        "stream", help="one source's streaming worker as a process of its own (scale-out)")
+    stream.add_argument("--source", required=True, choices=STREAM_SOURCES)
+    stream.set_defaults(handler=_stream)
+
     add_retrieval_parsers(commands)
 
     add_customer_parsers(commands)
@@ -132,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command in ("customer", "dead-letters", "erase") or (
+        if args.command in ("customer", "dead-letters", "erase", "stream") or (
                 args.command == "sources" and args.action == "drop"):
             use_local_services_by_default()
         return args.handler(args)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from rag_assets.customers.cdc_apply import cdc_topic_pattern
+from rag_assets.customers.checks import cdc_lag_report
 from rag_assets.customers.streaming import CdcMicroBatches
 from rag_assets.platform.micro_batch import MicroBatchSession
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
@@ -56,6 +57,7 @@ CDC_STREAM = StreamingSensorSpec(
     open_batches=_open_cdc_batches,
     resource_keys=("kafka", "postgres"),
     lag_check=("source_records", "cdc_lag"),
+    source_lag=lambda resources: cdc_lag_report(resources["kafka"], resources["postgres"]),
 )
 
 

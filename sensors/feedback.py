@@ -6,6 +6,7 @@ from __future__ import annotations
 
 
 from rag_assets.feedback import ingest
+from rag_assets.feedback.checks import feedback_lag_report
 from rag_assets.feedback.streaming import FeedbackMicroBatches
 from rag_assets.platform.micro_batch import MicroBatchSession
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
@@ -41,6 +42,7 @@ FEEDBACK_STREAM = StreamingSensorSpec(
     open_batches=_open_feedback_batches,
     resource_keys=("kafka", "s3", "postgres", "sentiment"),
     lag_check=("conversation_log", "feedback_lag"),
+    source_lag=lambda resources: feedback_lag_report(resources["kafka"], resources["postgres"]),
 )
 
 

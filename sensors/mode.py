@@ -24,3 +24,19 @@ def sensor_mode() -> str:
 
 def streaming() -> bool:
     return sensor_mode() == "streaming"
+
+
+WORKER_PLACEMENTS = ("in-process", "external")
+STREAM_SOURCES = ("cdc", "feedback", "documents")  # `rag-assets stream --source`
+
+
+def external_stream_workers() -> bool:
+    """`RAG_STREAM_WORKERS=external`: the streaming workers run as processes of their own
+    (`rag-assets stream --source …`, several per source), so the streaming sensors only report
+    what they applied and the source's lag; `in-process` (the default) runs one worker per
+    sensor inside the code server."""
+    placement = os.environ.get("RAG_STREAM_WORKERS", "in-process").strip().lower()
+    if placement not in WORKER_PLACEMENTS:
+        raise ValueError(f"RAG_STREAM_WORKERS must be one of {', '.join(WORKER_PLACEMENTS)}, "
+                         f"not {placement!r}")
+    return placement == "external"

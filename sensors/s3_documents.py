@@ -39,6 +39,7 @@ from dagster import (
 )
 
 from rag_assets.knowledge import registry
+from rag_assets.knowledge.checks import documents_lag_report
 from rag_assets.knowledge.document_diff import DocumentChange
 from rag_assets.knowledge.listing import scan_listing
 from rag_assets.knowledge.streaming import DocumentMicroBatches
@@ -179,6 +180,7 @@ DOCUMENTS_STREAM = StreamingSensorSpec(
     open_batches=_open_document_batches,
     resource_keys=("s3", "postgres", "lancedb", "embedder"),
     lag_check=("documents", "documents_lag"),
+    source_lag=lambda resources: documents_lag_report(resources["s3"], resources["postgres"]),
 )
 
 

@@ -44,12 +44,13 @@ def next_backoff(backoff: float, served_for: float | None) -> tuple[float, float
 class StreamWorker(threading.Thread):
     def __init__(self, name: str, resources: dict,
                  open_batches: Callable[[dict, MicroBatchSession], MicroBatches],
-                 idle_stop_s: float = 30.0) -> None:
+                 idle_stop_s: float = 30.0, consumer_group: str | None = None) -> None:
         super().__init__(name=f"stream-worker-{name}", daemon=True)
         self.stream = name
         self.resources = resources
         self.open_batches = open_batches
         self.idle_stop_s = idle_stop_s
+        self.consumer_group = consumer_group
         self.session_id = f"stream-{name}-{uuid.uuid4().hex[:12]}"
         self.error: str | None = None
         self.lag: LagReport | None = None
@@ -87,7 +88,7 @@ class StreamWorker(threading.Thread):
     def _serve(self) -> None:
         postgres = self.resources["postgres"]
         with postgres.connection() as conn:
-            session = MicroBatchSession(conn, self.stream, self.session_id)
+            session = MicroBatchSession(conn, self.stream, self.session_id, self.consumer_group)
             with closing(self.open_batches(self.resources, session)) as batches:
                 self.error = None
                 self._serving_since = time.monotonic()

@@ -44,6 +44,7 @@ from rag_assets.platform import lineage_outbox
 from rag_assets.platform.db import ensure_schema
 from rag_assets.platform.micro_batch import LagReport, MicroBatches, MicroBatchSession
 from resources.defaults import resource_from_environment
+from sensors.mode import external_stream_workers
 from sensors.stream_worker import StreamWorker, ensure_worker
 
 
@@ -55,6 +56,8 @@ class StreamingSensorSpec:
     open_batches: Callable[[dict, MicroBatchSession], MicroBatches]
     lag_check: tuple[str, str]  # (asset key, check name) the lag is reported to
     resource_keys: tuple[str, ...]  # the deployment resources `open_batches` takes
+    # The whole source's lag from the same resources, reported when the workers run elsewhere.
+    source_lag: Callable[[dict], LagReport]
     lag_report_every_s: float = 60.0
     # The worker stops after this long without a tick: the sensor was switched off. Generous,
     # since a busy daemon can leave a running sensor without a tick for tens of seconds.
@@ -99,9 +102,11 @@ def lag_evaluation(spec: StreamingSensorSpec, lag: LagReport) -> AssetCheckEvalu
 
 def run_tick(spec: StreamingSensorSpec, context: SensorEvaluationContext,
              resources: dict) -> SensorResult:
-    """Keep the worker alive; report what it applied since the cursor, and its lag."""
+    """Keep the worker alive (unless the workers run elsewhere); report what the source's workers
+    applied since the cursor, and the lag."""
     cursor = _load_cursor(context.cursor)
-    worker = ensure_worker(spec.name, resources, spec.open_batches, spec.idle_stop_s)
+    worker = None if external_stream_workers() else ensure_worker(
+        spec.name, resources, spec.open_batches, spec.idle_stop_s)
     postgres = resources["postgres"]
     with postgres.transaction() as cur:
         ensure_schema(cur, postgres.db_schema)
@@ -110,12 +115,12 @@ def run_tick(spec: StreamingSensorSpec, context: SensorEvaluationContext,
     events: list = materialisations(rows)
     new_cursor = {"reported": max((r.id for r in rows), default=cursor["reported"]),
                   "lag_passed": cursor["lag_passed"], "lag_reported_at": cursor["lag_reported_at"]}
-    lag, now = worker_lag(worker), time.time()
+    lag, now = spec.source_lag(resources) if worker is None else worker_lag(worker), time.time()
     if lag is not None and (lag.passed != cursor["lag_passed"]
                             or now - cursor["lag_reported_at"] >= spec.lag_report_every_s):
         events.append(lag_evaluation(spec, lag))
         new_cursor.update(lag_passed=lag.passed, lag_reported_at=now)
-    if worker.error is not None:
+    if worker is not None and worker.error is not None:
         context.log.error(f"{spec.name}: the worker is failing and retrying: {worker.error[:500]}")
     context.log.info(f"{spec.name}: {len(rows)} micro-batch records reported")
     return SensorResult(asset_events=events, cursor=json.dumps(new_cursor))

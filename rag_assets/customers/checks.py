@@ -12,6 +12,7 @@ from rag_assets.customers.assets import (
 from rag_assets.customers.cdc_apply import CONSUMER, cdc_topic_pattern
 from rag_assets.customers.streaming import MAX_LAG_EVENTS
 from rag_assets.platform.kafka_stream import ledger_lag
+from rag_assets.platform.micro_batch import LagReport
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
 
@@ -24,11 +25,16 @@ MIN_COMPLETE_SHARE = 0.9
     f"{MAX_LAG_EVENTS:,} (RAG_MAX_CDC_LAG_EVENTS); more means the pipeline is falling behind "
     "its sources. The streaming sensor reports this check every minute and whenever it flips."))
 def cdc_lag(kafka: KafkaResource, postgres: PostgresResource) -> AssetCheckResult:
+    report = cdc_lag_report(kafka, postgres)
+    return AssetCheckResult(passed=report.passed, metadata=report.metadata)
+
+
+def cdc_lag_report(kafka: KafkaResource, postgres: PostgresResource) -> LagReport:
+    """The whole source's lag, whichever workers apply it."""
     with postgres.transaction() as cur:
         ensure_customer_schema(cur, postgres)
         lag = ledger_lag(kafka, cur, CONSUMER, cdc_topic_pattern())
-    report = lag.report(MAX_LAG_EVENTS)
-    return AssetCheckResult(passed=report.passed, metadata=report.metadata)
+    return lag.report(MAX_LAG_EVENTS)
 
 
 @asset_check(asset=identity_graph, description=(

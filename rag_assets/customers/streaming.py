@@ -43,7 +43,8 @@ class CdcMicroBatches:
         with session.transaction() as cur:
             ensure_customer_schema(cur, postgres)
         self.source = LedgerPositionedStream(
-            kafka, cdc_apply.CONSUMER, cdc_apply.cdc_topic_pattern, session.transaction).open()
+            kafka, cdc_apply.CONSUMER, cdc_apply.cdc_topic_pattern, session.transaction,
+            consumer_group=session.consumer_group).open()
 
     def close(self) -> None:
         self.source.close()

@@ -14,6 +14,7 @@ from rag_assets.feedback.events import DEAD_LETTER_SOURCE
 from rag_assets.feedback.streaming import MAX_LAG_EVENTS
 from rag_assets.feedback.windows import Granularity
 from rag_assets.platform.kafka_stream import ledger_lag
+from rag_assets.platform.micro_batch import LagReport
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
 
@@ -113,11 +114,16 @@ def feedback_dead_letter_share(postgres: PostgresResource) -> AssetCheckResult:
     f"{MAX_LAG_EVENTS:,} (RAG_MAX_FEEDBACK_LAG_EVENTS). The streaming sensor reports this check "
     "every minute and whenever it flips."))
 def feedback_lag(kafka: KafkaResource, postgres: PostgresResource) -> AssetCheckResult:
+    report = feedback_lag_report(kafka, postgres)
+    return AssetCheckResult(passed=report.passed, metadata=report.metadata)
+
+
+def feedback_lag_report(kafka: KafkaResource, postgres: PostgresResource) -> LagReport:
+    """The whole source's lag, whichever workers apply it."""
     with postgres.transaction() as cur:
         ensure_feedback_schema(cur, postgres)
         lag = ledger_lag(kafka, cur, ingest.CONSUMER, ingest.FEEDBACK_TOPIC_PATTERN)
-    report = lag.report(MAX_LAG_EVENTS)
-    return AssetCheckResult(passed=report.passed, metadata=report.metadata)
+    return lag.report(MAX_LAG_EVENTS)
 
 
 feedback_checks = [feedback_lag, late_drop_share, kpi_hourly_counts_every_turn, kpi_daily_counts_every_turn,

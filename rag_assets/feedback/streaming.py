@@ -45,7 +45,8 @@ class FeedbackMicroBatches:
         with session.transaction() as cur:
             ensure_feedback_schema(cur, postgres)
         self.source = LedgerPositionedStream(
-            kafka, ingest.CONSUMER, ingest.FEEDBACK_TOPIC_PATTERN, session.transaction).open()
+            kafka, ingest.CONSUMER, ingest.FEEDBACK_TOPIC_PATTERN, session.transaction,
+            consumer_group=session.consumer_group).open()
 
     def close(self) -> None:
         self.source.close()

@@ -16,6 +16,7 @@ from rag_assets.knowledge.chunk_store import fragment_count
 from rag_assets.knowledge.indexing import table_doc_keys
 from rag_assets.knowledge.listing import scan_listing
 from rag_assets.knowledge.streaming import MAX_LAG_SECONDS
+from rag_assets.platform.micro_batch import LagReport
 from resources.embedder import EmbedderResource
 from resources.lancedb import LanceDBResource
 from resources.postgres import PostgresResource
@@ -73,6 +74,12 @@ def documents_not_failing(postgres: PostgresResource) -> AssetCheckResult:
     "registered yet (its S3 LastModified) nor a registered document not yet indexed. The "
     "streaming sensor reports this check every minute and whenever it flips."))
 def documents_lag(s3: S3Storage, postgres: PostgresResource) -> AssetCheckResult:
+    report = documents_lag_report(s3, postgres)
+    return AssetCheckResult(passed=report.passed, metadata=report.metadata)
+
+
+def documents_lag_report(s3: S3Storage, postgres: PostgresResource) -> LagReport:
+    """The whole source's lag, whichever workers apply it."""
     ensure_knowledge_schema(postgres)
     prefix = s3.knowledge_prefix
     with postgres.transaction() as cur:
@@ -81,7 +88,7 @@ def documents_lag(s3: S3Storage, postgres: PostgresResource) -> AssetCheckResult
         queued = registry.queue_lag(cur)
     unregistered = unregistered_change_age(scan.changes, datetime.now(UTC))
     oldest = max(queued["oldest_queued_seconds"], unregistered["oldest_unregistered_seconds"])
-    return AssetCheckResult(passed=oldest <= MAX_LAG_SECONDS, metadata={
+    return LagReport(passed=oldest <= MAX_LAG_SECONDS, metadata={
         **queued, **unregistered, "max_lag_seconds": MAX_LAG_SECONDS})
 
 

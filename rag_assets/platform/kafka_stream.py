@@ -1,11 +1,15 @@
 """A Kafka consumer positioned at a ledger consumer's applied marks, read in micro-batches.
 
-Used by the streaming sensors: partitions are assigned (no consumer group, nothing committed to
-Kafka), each is sought to the first offset the ledger has not applied, and every poll is handed
-out as one contiguous offset range per partition — [position before the poll, last offset + 1)
-— with its records. The caller claims that range in the ledger in the transaction that applies
-it, exactly as a run does with a range from its config, so a range applied meanwhile by a run
-(or a rebuild) is skipped rather than applied twice.
+Used by the streaming workers. Without a consumer group (the single-process default) the stream
+assigns itself every partition of its topics; with one (`rag-assets stream`, several processes of
+a source) it subscribes, and Kafka's group protocol (cooperative sticky assignor) splits the
+partitions among the group's members and moves a dead member's partitions to the others.
+Either way nothing is committed to Kafka: each partition the stream gets is sought to the first
+offset the ledger has not applied, and every poll is handed out as one contiguous offset range
+per partition — [position before the poll, last offset + 1) — with its records. The caller claims
+that range in the ledger in the transaction that applies it, exactly as a run does with a range
+from its config, so a range applied meanwhile by a run, a rebuild or the partition's previous
+owner is skipped rather than applied twice.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.item_guard import failure_reason
@@ -26,6 +31,23 @@ from rag_assets.platform.micro_batch import LagReport
 from resources.kafka import KafkaResource
 
 FETCH_BYTES_PER_PARTITION = 512 * 1024
+# A group member that stops heartbeating (SIGKILL, a lost machine) loses its partitions after
+# this long: the bound of the gap before another member applies them. Kafka's default is 45 s.
+GROUP_SESSION_TIMEOUT_MS = 10_000
+# A catch-up step links and rebuilds profiles between polls for minutes; a member that has not
+# polled for this long is taken out of the group (its partitions move) until it polls again.
+GROUP_MAX_POLL_INTERVAL_MS = 900_000
+# A request the broker never answers fails after this long (kafka-python's default is 305 s).
+REQUEST_TIMEOUT_MS = 30_000
+# Polls that bring nothing for this long while Kafka holds records past the stream's positions
+# (partitions held back aside) mean the client is stuck — seen after broker kills in the chaos
+# bench, cause unknown: the stream fails, so its worker starts over with a new consumer. Counted
+# from the first empty poll, so time spent applying between polls is no stall.
+STALL_AFTER_S = 60.0
+
+
+class StalledConsumer(RuntimeError):
+    """The consumer returns nothing while Kafka holds records it has not read."""
 log = logging.getLogger(__name__)
 
 
@@ -118,55 +140,95 @@ class LedgerPositionedStream:
 
     def __init__(self, kafka: KafkaResource, consumer_name: str,
                  topic_pattern: str | Callable[[], str],
-                 transaction: Callable[[], AbstractContextManager], discover_every_s: float = 5.0
-                 ) -> None:
+                 transaction: Callable[[], AbstractContextManager], discover_every_s: float = 5.0,
+                 consumer_group: str | None = None, stall_after_s: float = STALL_AFTER_S) -> None:
         self.kafka = kafka
         self.consumer_name = consumer_name
         self.topic_pattern = topic_pattern
         self.transaction = transaction
         self.discover_every_s = discover_every_s
+        self.consumer_group = consumer_group
+        self.stall_after_s = stall_after_s
+        # The first of the polls in a row that brought nothing; None after one that read records.
+        self._empty_since: float | None = None
         self._consumer: KafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._discovered_at = 0.0
+        self._subscribed: list[str] = []
         self._held_back: dict[TopicPartition, HeldBack] = {}
 
     def open(self) -> LedgerPositionedStream:
-        """Assign every matching partition and seek it to the ledger's mark."""
+        """Take the matching partitions (all of them, or the group's share) at the ledger's
+        marks."""
         # retry_backoff_ms: a poll that finds nothing fetchable sleeps this long (100 ms by
         # default) — the whole latency budget of a quiet partition.
         self._consumer = KafkaConsumer(
-            **self.kafka.client_config(), group_id=None, enable_auto_commit=False,
+            **self.kafka.client_config(), **self._group_config(), enable_auto_commit=False,
             max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION, retry_backoff_ms=10,
-            fetch_max_wait_ms=50)
+            fetch_max_wait_ms=50, request_timeout_ms=REQUEST_TIMEOUT_MS)
         self._discover()
         return self
 
-    def _discover(self) -> int:
-        """Assign partitions of matching topics not assigned yet, each at the ledger's mark;
-        returns how many joined."""
-        self._discovered_at = time.monotonic()
+    def _group_config(self) -> dict:
+        if self.consumer_group is None:
+            return {"group_id": None}
+        # earliest: a ledger mark below the log start (retention) reads from the log start.
+        return {"group_id": self.consumer_group, "auto_offset_reset": "earliest",
+                "partition_assignment_strategy": (CooperativeStickyAssignor,),
+                "session_timeout_ms": GROUP_SESSION_TIMEOUT_MS,
+                "max_poll_interval_ms": GROUP_MAX_POLL_INTERVAL_MS}
+
+    def _matching_topics(self) -> list[str]:
         # A callable pattern is asked again at every discovery (a catalogue that gained a table).
         pattern = re.compile(self.topic_pattern() if callable(self.topic_pattern)
                              else self.topic_pattern)
-        topics = [t for t in self._consumer.topics()
-                  if t.startswith(self.kafka.topic_prefix)
-                  and pattern.fullmatch(self.kafka.logical_topic(t))]
-        new = [TopicPartition(topic, p) for topic in sorted(topics)
+        return sorted(t for t in self._consumer.topics()
+                      if t.startswith(self.kafka.topic_prefix)
+                      and pattern.fullmatch(self.kafka.logical_topic(t)))
+
+    def _discover(self) -> None:
+        """Take up topics that appeared since the last discovery: a group subscribes to the new
+        list (Kafka then rebalances), a lone stream assigns itself their partitions."""
+        self._discovered_at = time.monotonic()
+        topics = self._matching_topics()
+        if self.consumer_group is not None:
+            if topics != self._subscribed:
+                self._consumer.subscribe(topics=topics, listener=_LedgerRebalance(self))
+                self._subscribed = topics
+            return
+        new = [TopicPartition(topic, p) for topic in topics
                for p in sorted(self._consumer.partitions_for_topic(topic) or ())
                if TopicPartition(topic, p) not in self._positions]
-        if not new:
-            return 0
-        begin = self._consumer.beginning_offsets(new)
+        if new:
+            begin = self._consumer.beginning_offsets(new)
+            self._consumer.assign([*self._positions, *new])
+            for tp in self._positions:
+                self._consumer.seek(tp, self._positions[tp])
+            self._position_at_marks(new, begin)
+
+    def _position_at_marks(self, partitions: list[TopicPartition],
+                           begin: dict[TopicPartition, int] | None = None) -> None:
+        """Seek each partition to the first offset the ledger has not applied (never below its
+        log start when `begin` is known)."""
+        begin = begin or {}
         with self.transaction() as cur:
             marks = offset_ledger.next_offsets(
-                cur, self.consumer_name, {(tp.topic, tp.partition): begin[tp] for tp in new})
-        self._consumer.assign([*self._positions, *new])
-        for tp in self._positions:
+                cur, self.consumer_name,
+                {(tp.topic, tp.partition): begin.get(tp, 0) for tp in partitions})
+        for tp in partitions:
+            self._positions[tp] = max(marks[(tp.topic, tp.partition)], begin.get(tp, 0))
             self._consumer.seek(tp, self._positions[tp])
-        for tp in new:
-            self._positions[tp] = max(marks[(tp.topic, tp.partition)], begin[tp])
-            self._consumer.seek(tp, self._positions[tp])
-        return len(new)
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        """The group moved these partitions to another member."""
+        for tp in partitions:
+            self._positions.pop(tp, None)
+            self._held_back.pop(tp, None)
+
+    @property
+    def partitions(self) -> list[tuple[str, int]]:
+        """The (topic, partition) pairs this stream reads now."""
+        return sorted((tp.topic, tp.partition) for tp in self._positions)
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -206,25 +268,56 @@ class LedgerPositionedStream:
         if time.monotonic() - self._discovered_at >= self.discover_every_s:
             self._discover()
         self._resume_due()
-        if not self._positions:
+        if not self._positions and self.consumer_group is None:
             return []
         batches = []
         for tp, records in self._consumer.poll(timeout_ms=timeout_ms,
                                                max_records=max_records).items():
-            if not records:
+            if not records or tp not in self._positions:
                 continue
             start, end = self._positions[tp], records[-1].offset + 1
             self._positions[tp] = end
             batches.append((OffsetRangeConfig(topic=tp.topic, partition=tp.partition,
                                               start=start, end=end),
                             [r for r in records if r.offset >= start]))
+        if batches:
+            self._empty_since = None
+        elif self._empty_since is None:
+            self._empty_since = time.monotonic()
         return batches
 
     def lag(self) -> KafkaLag:
-        """Records in Kafka past what this stream has read."""
+        """Records in Kafka past what this stream has read. Raises `StalledConsumer` when polls
+        have brought nothing for `stall_after_s` although partitions not held back have records
+        to read."""
         if not self._positions:
             return KafkaLag(0, 0, 0)
         ends = self._consumer.end_offsets(list(self._positions))
         bounds = {(tp.topic, tp.partition): (0, ends[tp]) for tp in self._positions}
         lag = lag_from(bounds, {(tp.topic, tp.partition): p for tp, p in self._positions.items()})
+        readable = sum(ends[tp] - p for tp, p in self._positions.items()
+                       if tp not in self._held_back and ends[tp] > p)
+        if not readable:
+            self._empty_since = None  # nothing to read is not a stall
+        elif (self._empty_since is not None
+              and time.monotonic() - self._empty_since >= self.stall_after_s):
+            raise StalledConsumer(f"{self.consumer_name}: polls brought nothing for "
+                                  f"{self.stall_after_s:.0f} s while {readable} records are readable")
         return replace(lag, held_back=tuple(self._held_back.values()))
+
+
+class _LedgerRebalance(ConsumerRebalanceListener):
+    """Called inside `poll` when the group moves partitions: what this member gets is sought to
+    the ledger's marks (only the ledger says what is applied; nothing is committed to Kafka)."""
+
+    def __init__(self, stream: LedgerPositionedStream) -> None:
+        self.stream = stream
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.stream._forget(list(revoked))
+
+    def on_partitions_assigned(self, assigned) -> None:
+        if assigned:
+            self.stream._position_at_marks(sorted(assigned))
+        log.info("%s: group %s assigned %d partition(s)", self.stream.consumer_name,
+                 self.stream.consumer_group, len(assigned))

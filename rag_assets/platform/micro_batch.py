@@ -51,6 +51,9 @@ class MicroBatchSession:
     conn: psycopg.Connection
     stream: str  # the streaming sensor's name; rows of the outbox are kept per stream
     run_id: str  # written where a run would write its run id (row lineage)
+    # None: the worker reads every partition of its topics (one worker per source). A name: the
+    # Kafka consumer group the worker shares with the other processes of its source.
+    consumer_group: str | None = None
 
     def transaction(self):
         return in_transaction(self.conn)
