@@ -25,6 +25,7 @@ from tests.unit.deploy.deploy_files import (
     REPO,
     config_map,
     containers,
+    dockerfile_stages,
     helm_values,
     image_user_id,
     product_string_literals,
@@ -210,6 +211,11 @@ def test_the_code_location_and_runs_run_as_the_image_user_without_privileges():
     for context in (code["securityContext"], launcher["securityContext"]):
         assert context["allowPrivilegeEscalation"] is False
         assert context["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_the_instance_is_mounted_where_the_image_looks_for_it():
+    image_home = dockerfile_stages()[-1].env()["DAGSTER_HOME"]
+    assert helm_values()["global"]["dagsterHome"] == image_home
 
 
 def test_a_failed_run_is_retried_by_dagster_not_by_its_job():
