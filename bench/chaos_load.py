@@ -175,9 +175,11 @@ class ChaosLoad(threading.Thread):
     # ------------------------------------------------------------------ loop
 
     def run(self) -> None:
-        self._seed_people(20)
-        next_cdc = time.monotonic()
-        next_turn = next_cdc if self.feedback_rate > 0 else float("inf")
+        now = time.monotonic()
+        if self.cdc_rate > 0:
+            self._seed_people(20)
+        next_cdc = now if self.cdc_rate > 0 else float("inf")
+        next_turn = now if self.feedback_rate > 0 else float("inf")
         next_doc = time.monotonic() if self.document_names else float("inf")
         while not self.stop_event.is_set():
             now = time.monotonic()
@@ -370,6 +372,13 @@ def compare(truth: GroundTruth, actual: dict) -> Verdict:
     return verdict
 
 
+def compare_feedback(truth: GroundTruth, actual: dict) -> Verdict:
+    """The feedback part alone: KPI sums per hour and model, lake rows per turn."""
+    verdict = Verdict()
+    _compare_feedback(truth, actual, verdict)
+    return verdict
+
+
 def compare_customers(truth: GroundTruth, actual: dict) -> Verdict:
     """The CDC part alone: records, and records -> persons -> customers with profiles."""
     verdict = Verdict()
@@ -482,11 +491,16 @@ def read_actual(postgres, s3_client, lake_bucket: str, lancedb_uri: str,
                 run_tag: str) -> dict:
     """The product's end state as a user reads it: stored records, record -> customer,
     profiles, hourly KPIs of this run's models, committed lake rows, chunk rows."""
-    import lancedb
+    return {**read_customers(postgres), **read_feedback(postgres, s3_client, lake_bucket, run_tag),
+            "chunks": read_chunks(lancedb_uri)}
+
+
+def read_feedback(postgres, s3_client, lake_bucket: str, run_tag: str) -> dict:
+    """Hourly KPIs of this run's models, and the turns of the committed and uncommitted lake
+    objects."""
     import pyarrow.parquet as pq
 
     schema = postgres.db_schema
-    customers = read_customers(postgres)
     with postgres.transaction() as cur:
         cur.execute(f'SELECT window_start, model_id, turns, rated_turns, mean_rating,'
                     f' positive_ratings FROM "{schema}".kpi_hourly WHERE model_id LIKE %s',
@@ -511,6 +525,13 @@ def read_actual(postgres, s3_client, lake_bucket: str, lancedb_uri: str,
                 lake_turns.update(turns)
             else:
                 uncommitted += len(turns)
+    return {"kpi_hourly": kpis, "lake_turns": lake_turns, "uncommitted_lake_rows": uncommitted}
+
+
+def read_chunks(lancedb_uri: str) -> dict[str, list[str]]:
+    """The document version of every chunk row, by document key."""
+    import lancedb
+
     chunks: dict[str, list[str]] = defaultdict(list)
     db = lancedb.connect(lancedb_uri)
     if "knowledge_chunks" in db.table_names():
@@ -518,5 +539,4 @@ def read_actual(postgres, s3_client, lake_bucket: str, lancedb_uri: str,
         for key, version in zip(table["doc_key"].to_pylist(), table["doc_version"].to_pylist(),
                                 strict=True):
             chunks[key].append(version)
-    return {**customers, "kpi_hourly": kpis, "lake_turns": lake_turns, "uncommitted_lake_rows": uncommitted,
-            "chunks": chunks}
+    return chunks
