@@ -13,18 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 
-def connection_env() -> dict[str, str]:
-    """The local services' settings (started if they are not running), also put in os.environ."""
-    from infra import services
-    from infra.settings import InfraSettings, connection_env as settings_env
-
-    settings = InfraSettings.from_env()
-    services.up(settings)  # reuses services already running
-    env = settings_env(settings)
-    os.environ.update(env)
-    return env
-
-
 def demo_events(count: int, seed: int) -> list[dict]:
     from rag_assets.demo.conversations import FeedbackGenerator
     from rag_assets.demo.documents import generate_documents

@@ -26,9 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from infra import services  # noqa: E402
+
 from feedback_backlog import (  # noqa: E402  (bench/ is the script's own directory)
     RunTotals,
-    connection_env,
     demo_events,
     feedback_bench,
     output_line,
@@ -46,43 +47,43 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    env = connection_env()
-    from sensors.feedback import FEEDBACK_RANGES
-    from sensors.kafka_ranges import build_kafka_range_sensor
+    with services.running() as env:
+        from sensors.feedback import FEEDBACK_RANGES
+        from sensors.kafka_ranges import build_kafka_range_sensor
 
-    sensor = build_kafka_range_sensor(replace(FEEDBACK_RANGES, max_per_partition=args.max_per_partition))
-    t = time.perf_counter()
-    events = demo_events(args.events, args.seed)
-    generated_s = time.perf_counter() - t
-    payload_bytes = sum(len(json.dumps(e)) for e in events)
-    with feedback_bench(env, uuid.uuid4().hex[:8], args.partitions) as bench:
-        publish_s = publish(bench, events)
-        totals = RunTotals()
-        load_before = os.getloadavg()[0]
-        start, cpu_start = time.perf_counter(), time.process_time()
-        for run in feedback_runs(sensor, bench.resources()):
-            totals.add(run)
-        elapsed = time.perf_counter() - start
-        cpu = time.process_time() - cpu_start
-        load_after = os.getloadavg()[0]
-        output = output_summary(bench)
+        sensor = build_kafka_range_sensor(replace(FEEDBACK_RANGES, max_per_partition=args.max_per_partition))
+        t = time.perf_counter()
+        events = demo_events(args.events, args.seed)
+        generated_s = time.perf_counter() - t
+        payload_bytes = sum(len(json.dumps(e)) for e in events)
+        with feedback_bench(env, uuid.uuid4().hex[:8], args.partitions) as bench:
+            publish_s = publish(bench, events)
+            totals = RunTotals()
+            load_before = os.getloadavg()[0]
+            start, cpu_start = time.perf_counter(), time.process_time()
+            for run in feedback_runs(sensor, bench.resources()):
+                totals.add(run)
+            elapsed = time.perf_counter() - start
+            cpu = time.process_time() - cpu_start
+            load_after = os.getloadavg()[0]
+            output = output_summary(bench)
 
-    print("feedback throughput: Kafka -> conversation lake (S3 Parquet) + KPI tables (PostgreSQL)")
-    print(f"  machine     : {os.cpu_count()} cores, {platform.python_implementation()} "
-          f"{platform.python_version()}, local Kafka/SeaweedFS/PostgreSQL on the same machine")
-    print(f"  input       : {len(events):,} demo events ({payload_bytes / len(events):.0f} B avg), "
-          f"{args.partitions} partitions, published beforehand in {publish_s:.1f} s "
-          f"(generated in {generated_s:.1f} s)")
-    print(f"  path        : feedback_sensor ticks + in-process materialize of feedback_stream, "
-          f"<= {args.max_per_partition:,} events/partition/run, {totals.runs} runs")
-    print(f"  result      : {totals.events:,} events in {elapsed:.1f} s = "
-          f"{totals.events / elapsed:,.0f} events/s (wall clock)")
-    print(f"  cpu         : this process used {cpu:.1f} CPU-s = {totals.events / cpu:,.0f} events per "
-          f"CPU-second (Kafka, PostgreSQL and SeaweedFS run in their own processes); "
-          f"1-min load average {load_before:.1f} before, {load_after:.1f} after")
-    print("  step time   : " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(totals.step_s.items())))
-    print("  ingest time : " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(totals.ingest_s.items())))
-    print(f"  output      : {output_line(output)}")
+        print("feedback throughput: Kafka -> conversation lake (S3 Parquet) + KPI tables (PostgreSQL)")
+        print(f"  machine     : {os.cpu_count()} cores, {platform.python_implementation()} "
+              f"{platform.python_version()}, local Kafka/SeaweedFS/PostgreSQL on the same machine")
+        print(f"  input       : {len(events):,} demo events ({payload_bytes / len(events):.0f} B avg), "
+              f"{args.partitions} partitions, published beforehand in {publish_s:.1f} s "
+              f"(generated in {generated_s:.1f} s)")
+        print(f"  path        : feedback_sensor ticks + in-process materialize of feedback_stream, "
+              f"<= {args.max_per_partition:,} events/partition/run, {totals.runs} runs")
+        print(f"  result      : {totals.events:,} events in {elapsed:.1f} s = "
+              f"{totals.events / elapsed:,.0f} events/s (wall clock)")
+        print(f"  cpu         : this process used {cpu:.1f} CPU-s = {totals.events / cpu:,.0f} events per "
+              f"CPU-second (Kafka, PostgreSQL and SeaweedFS run in their own processes); "
+              f"1-min load average {load_before:.1f} before, {load_after:.1f} after")
+        print("  step time   : " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(totals.step_s.items())))
+        print("  ingest time : " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(totals.ingest_s.items())))
+        print(f"  output      : {output_line(output)}")
 
 
 if __name__ == "__main__":

@@ -46,10 +46,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from infra import services  # noqa: E402
+
 from feedback_backlog import (  # noqa: E402  (bench/ is the script's own directory)
     FeedbackBench,
     RunTotals,
-    connection_env,
     demo_events,
     feedback_bench,
     output_line,
@@ -168,30 +169,7 @@ def print_row(m: Measurement, baseline: Measurement | None) -> None:
           f"{m.load[0]:.1f} → {m.load[1]:.1f} | {m.output['kpi_digest']} |", flush=True)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stream-workers", type=int, nargs="+", default=None,
-                        help="measure N scale-out CDC worker processes instead of parallel runs")
-    parser.add_argument("--cdc-events", type=int, default=20_000)
-    parser.add_argument("--worker-partitions", type=int, default=12)
-    parser.add_argument("--steady-rate", type=float, default=400.0,
-                        help="CDC changes/s of the workers' steady-load phase (0: skip it)")
-    parser.add_argument("--steady-seconds", type=float, default=60.0)
-    parser.add_argument("--events", type=int, default=60_000)
-    parser.add_argument("--partitions", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--runs", type=int, nargs="+", default=[1, 2, 3],
-                        help="runs executing in parallel (only counts <= the partitions are run)")
-    parser.add_argument("--max-per-partition", type=int, default=5_000)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
-
-    env = connection_env()
-    if args.stream_workers:
-        from worker_scaling import measure_stream_workers
-
-        return measure_stream_workers(env, args.stream_workers, args.cdc_events,
-                                      args.worker_partitions, args.seed, args.steady_rate,
-                                      args.steady_seconds)
+def measure_parallel_runs(env: dict, args: argparse.Namespace) -> int:
     events = demo_events(args.events, args.seed)
     print(f"conditions: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; local Kafka, SeaweedFS and PostgreSQL on the same cores; "
@@ -213,6 +191,34 @@ def main() -> int:
     print("KPI tables identical for every run count of a partition count: "
           f"{'yes' if consistent else 'NO'}")
     return 0 if consistent else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stream-workers", type=int, nargs="+", default=None,
+                        help="measure N scale-out CDC worker processes instead of parallel runs")
+    parser.add_argument("--cdc-events", type=int, default=20_000)
+    parser.add_argument("--worker-partitions", type=int, default=12)
+    parser.add_argument("--steady-rate", type=float, default=400.0,
+                        help="CDC changes/s of the workers' steady-load phase (0: skip it)")
+    parser.add_argument("--steady-seconds", type=float, default=60.0)
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--partitions", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--runs", type=int, nargs="+", default=[1, 2, 3],
+                        help="runs executing in parallel (only counts <= the partitions are run)")
+    parser.add_argument("--max-per-partition", type=int, default=5_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    with services.running() as env:
+        if args.stream_workers:
+            from worker_scaling import measure_stream_workers
+
+            return measure_stream_workers(env, args.stream_workers, args.cdc_events,
+                                          args.worker_partitions, args.seed, args.steady_rate,
+                                          args.steady_seconds)
+        return measure_parallel_runs(env, args)
+
 
 
 if __name__ == "__main__":

@@ -179,6 +179,9 @@ def catch_up(env: dict, kafka: KafkaResource, load: ChaosLoad, ends: dict, count
             started = time.perf_counter()
             done_before = sum(r.end - r.start for r in _applied(postgres))
             left = sum(ends.values()) - done_before
+            if left < sum(ends.values()) / 4:
+                raise SystemExit(f"{count} workers: {done_before:,} of the backlog's events were "
+                                 "applied before every worker had joined; raise --cdc-events")
             gap = None
             if kill:
                 gap = _kill_and_time_rebalance(postgres, workers, sessions, ends,

@@ -6,7 +6,10 @@ services this call started, so a caller (the test suite) stops only those.
 
 from __future__ import annotations
 
+import os
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from infra.kafka import KafkaService
 from infra.postgres import PostgresService
@@ -42,6 +45,21 @@ def down(settings: InfraSettings | None = None, only: set[str] | None = None) ->
         if (only is None or service.name in only) and service.down():
             stopped.append(service.name)
     return stopped
+
+
+@contextmanager
+def running(settings: InfraSettings | None = None) -> Iterator[dict[str, str]]:
+    """The local services for the block (a benchmark's): those already running are reused, those
+    started here are stopped at its end, by pid. Yields the connection variables, which are also
+    put in `os.environ`."""
+    settings = settings or InfraSettings.from_env()
+    started = up(settings)
+    env = connection_env(settings)
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        down(settings, only=set(started))
 
 
 def status(settings: InfraSettings | None = None) -> dict[str, dict]:
