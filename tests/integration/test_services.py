@@ -130,3 +130,36 @@ def test_an_unusable_state_directory_is_a_clear_error_not_a_traceback(tmp_path):
     assert result.stderr.strip() == (
         f"rag-assets infra: cannot use the state directory {blocker / 'state'} (RAG_STATE_DIR): "
         "Not a directory; point RAG_STATE_DIR at a directory this user can create and write")
+
+
+@pytest.mark.parametrize("credentials, refused_with", [
+    ({"aws_secret_access_key": "not-the-secret"}, "SignatureDoesNotMatch"),
+    ({"aws_access_key_id": "no-such-key"}, "InvalidAccessKeyId"),
+])
+def test_the_s3_server_refuses_a_request_not_signed_with_its_credentials(
+        s3, credentials, refused_with):
+    import boto3
+    from botocore.exceptions import ClientError
+
+    honest = {"aws_access_key_id": s3.aws_access_key_id,
+              "aws_secret_access_key": s3.aws_secret_access_key}
+    client = boto3.client("s3", endpoint_url=s3.endpoint_url, region_name=s3.region_name,
+                          **{**honest, **credentials})
+    with pytest.raises(ClientError) as refused:
+        client.put_object(Bucket=s3.knowledge_bucket, Key="knowledge-base/forged.md", Body=b"x")
+    assert refused.value.response["Error"]["Code"] == refused_with
+    listed = s3.get_client().list_objects_v2(Bucket=s3.knowledge_bucket, Prefix="knowledge-base/")
+    assert listed.get("KeyCount") == 0
+
+
+def test_the_s3_server_refuses_an_unsigned_request(s3):
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    anonymous = boto3.client("s3", endpoint_url=s3.endpoint_url, region_name=s3.region_name,
+                             config=Config(signature_version=UNSIGNED))
+    with pytest.raises(ClientError) as refused:
+        anonymous.list_objects_v2(Bucket=s3.knowledge_bucket)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
