@@ -45,6 +45,8 @@ class LinkStats:
     cluster_events: Counter = field(default_factory=Counter)
     edge_rules: Counter = field(default_factory=Counter)
     records_set_aside: int = 0  # their linking failed on their own: dead letters
+    batches: int = 0
+    batches_exclusive: int = 0  # under the exclusive graph lock, not neighbourhood locks
     # Tables whose catalogue entry changed -> records queued again for relinking.
     catalogue_changes: Counter = field(default_factory=Counter)
 
@@ -57,6 +59,8 @@ class LinkStats:
             **{f"catalogue_requeued {table}": n for table, n in sorted(self.catalogue_changes.items())},
             "records_linked": self.records_linked,
             "records_set_aside": self.records_set_aside,
+            "link_batches": self.batches,
+            "link_batches_exclusive": self.batches_exclusive,
             "edges_added": self.edges_added,
             "edges_removed": self.edges_removed,
             "customers_affected": self.customers_affected,
@@ -104,6 +108,8 @@ def _link_batch(cur, stats: LinkStats, run_id: str | None, limit: int,
         return 0
     if not exclusive and len(keys) > MAX_CLUSTER_LOCKED_RECORDS:
         raise NeighbourhoodUnavailable(f"{len(keys)} records in one batch")
+    stats.batches += 1
+    stats.batches_exclusive += exclusive
     locking = _BatchLocking(cur, exclusive)
     linked, set_aside = apply_in_transaction(
         cur, keys, lambda part, counts: _link(cur, part, counts, run_id, store, locking),

@@ -1,0 +1,212 @@
+"""Concurrent identity linkers (cluster-level locking, `cluster_locks`): three linkers over
+interleaved partitions end where one linker does; linkers on disjoint neighbourhoods are inside
+their batches at the same time; a linker and an erasure still exclude each other.
+
+RAG_LINKING_REPEATS=20 runs the first test 20 times with different seeds (to catch races)."""
+
+import os
+import threading
+
+import pytest
+
+from rag_assets.customers import cdc_apply, identity_linking
+from rag_assets.customers.assets import ensure_customer_schema
+from rag_assets.customers.catalogue_sync import sync_catalogue
+from rag_assets.customers.cdc_events import parse_cdc_record
+from rag_assets.customers.cluster_locks import MAX_CLUSTER_LOCKED_RECORDS
+from rag_assets.customers.erase_customer import erase_in_postgres
+from rag_assets.customers.identity_store import PostgresIdentityStore
+from resources.postgres import in_transaction
+from tests.integration.customers.helpers import (
+    assert_matches_oracle,
+    debezium,
+    oracle_state,
+    stored_state,
+)
+from tests.integration.customers.linking_workload import Worker, run_workers, workload
+
+pytestmark = pytest.mark.integration
+
+REPEATS = int(os.environ.get("RAG_LINKING_REPEATS", "1"))
+WAIT = 20  # seconds: only reached when the behaviour under test is broken
+
+
+@pytest.mark.parametrize("seed", range(11, 11 + REPEATS))
+def test_three_concurrent_linkers_end_where_one_linker_does(postgres, seed):
+    events = workload(seed=seed)
+    crew = run_workers(postgres, events)
+
+    expected = oracle_state(events)
+    actual = stored_state(postgres)
+    assert_matches_oracle(actual, expected, ids=False)  # clusters, and profiles by members
+    assert "crm.customers:9001" in actual.assignments  # the bridge's records were linked
+    for worker in crew:  # every linker linked, and merged or split clusters
+        assert worker.stats.records_linked > 0
+    events_by_kind = sum((w.stats.cluster_events for w in crew), identity_linking.Counter())
+    assert events_by_kind["merged"] > 0 and events_by_kind["split"] > 0
+    assert sum(w.stats.batches_exclusive for w in crew) < sum(w.stats.batches for w in crew)
+
+
+def _records(postgres, rows: list[tuple[str, int, str]]) -> None:
+    """Store CRM customers (surname, pk, email) and queue them for linking. The catalogue is
+    recorded first: the first batch after a catalogue change writes it, and another linker's
+    first batch waits for that."""
+    with postgres.transaction() as cur:
+        ensure_customer_schema(cur, postgres)
+        sync_catalogue(cur)
+        events = []
+        for offset, (name, pk, email) in enumerate(rows):
+            m = debezium("crm", "customers", "c", pk=pk, ts_ms=1_700_000_000_000 + offset,
+                         after={"id": pk, "first_name": "Kim", "last_name": name, "email": email})
+            events.append(parse_cdc_record(m.topic, 0, offset, m.key, m.value))
+        cdc_apply.apply_events(cur, events, cdc_apply.ApplyStats())
+
+
+def _link_one_batch(postgres, limit: int = 1) -> int:
+    with postgres.transaction() as cur:
+        return identity_linking.link_batch(cur, identity_linking.LinkStats(), limit=limit,
+                                           store=PostgresIdentityStore())
+
+
+def _in_threads(*targets) -> list[BaseException]:
+    errors: list[BaseException] = []
+
+    def run(target):
+        try:
+            target()
+        except BaseException as error:  # noqa: BLE001 — returned to the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_linkers_on_disjoint_neighbourhoods_are_inside_their_batches_together(postgres, monkeypatch):
+    _records(postgres, [("Abbott", 1, "ana@example.com"), ("Zorn", 2, "bo@example.com")])
+    both_inside = threading.Barrier(2, timeout=WAIT)
+    write = identity_linking._write
+
+    def meet_then_write(*args):
+        both_inside.wait()  # passes only when the other linker holds its locks too
+        write(*args)
+
+    monkeypatch.setattr(identity_linking, "_write", meet_then_write)
+    errors = _in_threads(lambda: _link_one_batch(postgres), lambda: _link_one_batch(postgres))
+    assert errors == []
+    assert len(stored_state(postgres).clusters) == 2
+
+
+def test_linkers_sharing_an_identifier_take_turns(postgres, monkeypatch):
+    """Two records with one email, one per linker: the second waits for the first's neighbourhood
+    lock, then links to it."""
+    _records(postgres, [("Abbott", 1, "same@example.com"), ("Zorn", 2, "same@example.com")])
+    first_inside, release = threading.Event(), threading.Event()
+    write = identity_linking._write
+
+    def hold_first_then_write(*args):
+        if not first_inside.is_set():
+            first_inside.set()
+            assert release.wait(WAIT)
+        write(*args)
+
+    monkeypatch.setattr(identity_linking, "_write", hold_first_then_write)
+
+    def second():
+        assert first_inside.wait(WAIT)
+        _link_one_batch(postgres)
+
+    def observe_then_release():
+        assert first_inside.wait(WAIT)
+        _wait_for_lock_wait(postgres, "advisory")
+        release.set()
+
+    errors = _in_threads(lambda: _link_one_batch(postgres), second, observe_then_release)
+    assert errors == []
+    assert stored_state(postgres).clusters == {frozenset({"crm.customers:1", "crm.customers:2"})}
+
+
+def _wait_for_lock_wait(postgres, locktype: str) -> None:
+    """Until a session of this database waits for a lock of `locktype` (an observation, not a
+    timing: the loop ends when PostgreSQL shows the wait)."""
+    import time
+
+    deadline = time.monotonic() + WAIT
+    with postgres.connection() as conn:
+        conn.autocommit = True
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = %s"
+                               " AND database = (SELECT oid FROM pg_database"
+                               " WHERE datname = current_database())", (locktype,)).fetchone()
+            if row[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"no session waited for a {locktype} lock within {WAIT}s")
+
+
+def test_an_erasure_waits_for_a_linker_in_its_batch(postgres, monkeypatch):
+    _records(postgres, [("Abbott", 1, "ana@example.com"), ("Zorn", 2, "bo@example.com")])
+    inside, release = threading.Event(), threading.Event()
+    write = identity_linking._write
+
+    def hold_then_write(*args):
+        inside.set()
+        assert release.wait(WAIT)
+        write(*args)
+
+    monkeypatch.setattr(identity_linking, "_write", hold_then_write)
+    erased = []
+
+    def erase():
+        assert inside.wait(WAIT)
+        with postgres.transaction() as cur:
+            erased.append(erase_in_postgres(cur, postgres.db_schema, "bo@example.com"))
+
+    def observe_then_release():
+        assert inside.wait(WAIT)
+        _wait_for_lock_wait(postgres, "advisory")  # the erasure, behind the linker's lock
+        assert not erased
+        release.set()
+
+    errors = _in_threads(lambda: _link_one_batch(postgres, limit=2), erase, observe_then_release)
+    assert errors == []
+    assert erased and erased[0].customer_found
+    assert set(stored_state(postgres).assignments) == {"crm.customers:1"}
+
+
+def test_a_linker_waits_for_an_erasure_in_flight(postgres):
+    _records(postgres, [("Abbott", 1, "ana@example.com")])
+    assert _link_one_batch(postgres) == 1
+    _records(postgres, [("Zorn", 2, "bo@example.com")])
+    with postgres.connection() as conn:
+        with in_transaction(conn) as cur:
+            erase_in_postgres(cur, postgres.db_schema, "ana@example.com")
+            linked = []
+            linker = threading.Thread(target=lambda: linked.append(_link_one_batch(postgres)))
+            linker.start()
+            _wait_for_lock_wait(postgres, "advisory")
+            assert not linked
+        linker.join(WAIT)
+    assert linked == [1]
+    assert set(stored_state(postgres).assignments) == {"crm.customers:2"}
+
+
+def test_a_batch_too_large_for_neighbourhood_locks_runs_exclusive(postgres):
+    rows = [("P", pk, f"p{pk}@example.com") for pk in range(MAX_CLUSTER_LOCKED_RECORDS + 1)]
+    _records(postgres, rows)
+    stats = identity_linking.LinkStats()
+    with postgres.transaction() as cur:
+        taken = identity_linking.link_batch(cur, stats, limit=len(rows))
+    assert (taken, stats.batches, stats.batches_exclusive) == (len(rows), 1, 1)
+    assert len(stored_state(postgres).clusters) == len(rows)
+
+
+def test_a_worker_links_what_its_partitions_bring(postgres):
+    """The harness itself: one worker over every partition gives the oracle's state."""
+    events = workload(seed=5, people=10, changes=30)
+    crew = run_workers(postgres, events, workers=1)
+    assert crew[0].stats.records_linked > 0
+    assert_matches_oracle(stored_state(postgres), oracle_state(events), ids=False)
