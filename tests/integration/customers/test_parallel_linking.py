@@ -47,17 +47,18 @@ def test_three_concurrent_linkers_end_where_one_linker_does(postgres, seed):
     assert sum(w.stats.batches_exclusive for w in crew) < sum(w.stats.batches for w in crew)
 
 
-def _records(postgres, rows: list[tuple[str, int, str]]) -> None:
-    """Store CRM customers (surname, pk, email) and queue them for linking. The catalogue is
+def _records(postgres, rows: list[tuple]) -> None:
+    """Store CRM customers (surname, pk, email[, phone]) and queue them for linking. The catalogue is
     recorded first: the first batch after a catalogue change writes it, and another linker's
     first batch waits for that."""
     with postgres.transaction() as cur:
         ensure_customer_schema(cur, postgres)
         sync_catalogue(cur)
         events = []
-        for offset, (name, pk, email) in enumerate(rows):
+        for offset, (name, pk, email, *phone) in enumerate(rows):
             m = debezium("crm", "customers", "c", pk=pk, ts_ms=1_700_000_000_000 + offset,
-                         after={"id": pk, "first_name": "Kim", "last_name": name, "email": email})
+                         after={"id": pk, "first_name": "Kim", "last_name": name, "email": email,
+                                "phone": phone[0] if phone else None})
             events.append(parse_cdc_record(m.topic, 0, offset, m.key, m.value))
         cdc_apply.apply_events(cur, events, cdc_apply.ApplyStats())
 
@@ -104,6 +105,13 @@ def test_linkers_sharing_an_identifier_take_turns(postgres, monkeypatch):
     """Two records with one email, one per linker: the second waits for the first's neighbourhood
     lock, then links to it."""
     _records(postgres, [("Abbott", 1, "same@example.com"), ("Zorn", 2, "same@example.com")])
+    assert _first_holds_until_second_waits(postgres, monkeypatch) == []
+    assert stored_state(postgres).clusters == {frozenset({"crm.customers:1", "crm.customers:2"})}
+
+
+def _first_holds_until_second_waits(postgres, monkeypatch) -> list[BaseException]:
+    """Two linkers of one record each: the first to write pauses there (its locks held) until
+    PostgreSQL shows a session waiting for an advisory lock, i.e. the other linker behind it."""
     first_inside, release = threading.Event(), threading.Event()
     write = identity_linking._write
 
@@ -124,9 +132,22 @@ def test_linkers_sharing_an_identifier_take_turns(postgres, monkeypatch):
         _wait_for_lock_wait(postgres, "advisory")
         release.set()
 
-    errors = _in_threads(lambda: _link_one_batch(postgres), second, observe_then_release)
-    assert errors == []
-    assert stored_state(postgres).clusters == {frozenset({"crm.customers:1", "crm.customers:2"})}
+    return _in_threads(lambda: _link_one_batch(postgres), second, observe_then_release)
+
+
+def test_linkers_meeting_only_in_a_cluster_take_turns(postgres, monkeypatch):
+    """Clusters a (1), b (2), c (3); record 4 joins a and b (email of 1, phone of 2), record 5
+    joins b and c (email of 2, phone of 3). 4 and 5 share no value: only b's customer-id lock
+    orders them, and without it both would merge b from the same read into different ids."""
+    _records(postgres, [("Adams", 1, "one@example.com"),
+                        ("Baker", 2, "two@example.com", "+44 20 7946 0002"),
+                        ("Clark", 3, None, "+44 20 7946 0003")])
+    assert _link_one_batch(postgres, limit=3) == 3
+    _records(postgres, [("Dodd", 4, "one@example.com", "+44 20 7946 0002"),
+                        ("Evans", 5, "two@example.com", "+44 20 7946 0003")])
+    assert _first_holds_until_second_waits(postgres, monkeypatch) == []
+    assert stored_state(postgres).clusters == {
+        frozenset(f"crm.customers:{pk}" for pk in range(1, 6))}
 
 
 def _wait_for_lock_wait(postgres, locktype: str) -> None:
