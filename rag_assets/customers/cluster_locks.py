@@ -56,12 +56,13 @@ class NeighbourhoodUnavailable(TimeoutError):
 
 
 def lock_key(schema: str, kind: str, value: str) -> int:
-    """A signed 64-bit advisory-lock key for an item of the schema's graph. Bit 62 is set so
-    that no key falls into the 32-bit range of the `hashtext(...)` keys of the other advisory
-    locks (the graph lock, the erasure lock, the offsets ledger)."""
+    """A signed 64-bit advisory-lock key for an item of the schema's graph, of magnitude at
+    least 2^62: none falls into the 32-bit range of the `hashtext(...)` keys of the other
+    advisory locks (the graph lock, the erasure lock, the offsets ledger)."""
     digest = hashlib.blake2b(f"{schema}\x1f{kind}\x1f{value}".encode(), digest_size=8).digest()
-    unsigned = int.from_bytes(digest, "big") | (1 << 62)
-    return unsigned - (1 << 64) if unsigned >= 1 << 63 else unsigned
+    bits = int.from_bytes(digest, "big")
+    magnitude = (1 << 62) + (bits & ((1 << 62) - 1))
+    return -magnitude if bits >> 63 else magnitude
 
 
 def neighbourhood_keys(schema: str, pairs: Iterable[tuple[str, str]],
