@@ -27,7 +27,7 @@ from rag_assets.customers.identity_store import (
     record_key_text,
 )
 from rag_assets.customers.source_state import RecordKey
-from rag_assets.platform.item_guard import apply_in_transaction
+from rag_assets.platform.item_guard import apply_in_transaction, is_environment_failure
 from rag_assets.platform.erasure_lock import lock_for_writing
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
 from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN, QUEUE_RECORD_AGAIN
@@ -165,21 +165,37 @@ def _link(cur, keys: list[RecordKey], stats: LinkStats, run_id: str | None,
     old = store.nodes([c.key for c in changes])
     needed = locking.keys({p for n in [*old.values(), *(c.node for c in changes)] if n is not None
                            for p in lookup_pairs(n)}, ())
-    locks.cover(needed)
+    plan = _plan_under_locks(changes, store, locks, locking, needed)
+    locks.release_savepoint()
+    locking.wrote = True
+    _write(cur, keys, plan, stats, run_id, store)
+
+
+def _plan_under_locks(changes: list[NodeChange], store: PostgresIdentityStore,
+                      locks: NeighbourhoodLocks, locking: _BatchLocking,
+                      needed: set[int]) -> _Plan:
+    """Plan until the plan stands: read, add what was read to the locks, and stop when the read
+    happened under locks covering it, or when no one wrote the graph since it began (it read
+    the state the locks now hold still). The first read takes no lock: it names the whole
+    neighbourhood, locked in one ascending pass, and usually stands."""
     while True:
-        store.begin(cur)
-        plan = _plan(changes, store)
+        store.begin(locks.cur)
+        try:
+            plan = _plan(changes, store)
+        except Exception as error:  # noqa: BLE001 — classified right below
+            # A read not yet under its locks may mix states; only a failure of a wholly
+            # locked read is the records' own (the item guard sets them aside).
+            read = locking.keys(store.seen.pairs, store.seen.customer_ids)
+            if is_environment_failure(error) or locks.cover(needed | read):
+                raise
+            needed |= read
+            continue
         delta = plan.delta
         needed |= locking.keys(store.seen.pairs, store.seen.customer_ids | plan.unchanged_customers
                                | delta.affected_customer_ids | set(delta.new_customer_ids)
                                | set(delta.assignments.values()))
-        # Done when the read happened under locks covering it, or when no one wrote the graph
-        # since it began: then it read the state the locks now hold still.
         if locks.cover(needed) or store.unchanged_since_begin():
-            break
-    locks.release_savepoint()
-    locking.wrote = True
-    _write(cur, keys, plan, stats, run_id, store)
+            return plan
 
 
 def _changes(cur, keys: list[RecordKey]) -> list[NodeChange]:

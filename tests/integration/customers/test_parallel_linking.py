@@ -231,3 +231,53 @@ def test_a_worker_links_what_its_partitions_bring(postgres):
     crew = run_workers(postgres, events, workers=1)
     assert crew[0].stats.records_linked > 0
     assert_matches_oracle(stored_state(postgres), oracle_state(events), ids=False)
+
+
+def test_a_batch_setting_a_record_aside_escalates_when_a_lock_it_needs_is_busy(postgres,
+                                                                               monkeypatch):
+    """Linker A's batch holds record 1 and a record the database refuses (2). After its first
+    attempt failed, linker B takes a lock A needs (3 shares 1's email) and holds it in its write.
+    A's later parts may not wait for a lock (A wrote meanwhile), so A runs the batch again under
+    the exclusive graph lock: it waits for B, then links 1 (with 3) and sets 2 aside."""
+    _records(postgres, [("Abbott", 1, "ann@example.com"), ("Baker", 2, "bea@example.com"),
+                        ("Clark", 3, "ann@example.com")])
+    with postgres.transaction() as cur:
+        cur.execute("ALTER TABLE identity_nodes ADD CONSTRAINT no_node_2"
+                    " CHECK (record_key <> 'crm.customers:2')")
+    a_failed, b_inside, release = threading.Event(), threading.Event(), threading.Event()
+    changes, write = identity_linking._changes, identity_linking._write
+    calls = threading.local()
+
+    def changes_waiting_for_b_after_a_failure(cur, keys):
+        calls.n = getattr(calls, "n", 0) + 1
+        if calls.n == 2 and not b_inside.is_set():  # A's next part, after its first attempt
+            a_failed.set()
+            assert b_inside.wait(WAIT)
+        return changes(cur, keys)
+
+    def write_holding_b(cur, keys, *args):
+        if [str(k) for k in keys] == ["crm.customers:3"]:
+            b_inside.set()
+            assert release.wait(WAIT)
+        write(cur, keys, *args)
+
+    monkeypatch.setattr(identity_linking, "_changes", changes_waiting_for_b_after_a_failure)
+    monkeypatch.setattr(identity_linking, "_write", write_holding_b)
+    a_stats = identity_linking.LinkStats()
+
+    def linker_a():
+        with postgres.transaction() as cur:
+            identity_linking.link_batch(cur, a_stats, limit=2, store=PostgresIdentityStore())
+
+    def linker_b():
+        assert a_failed.wait(WAIT)
+        _link_one_batch(postgres)
+
+    def observe_then_release():
+        assert b_inside.wait(WAIT)
+        _wait_for_lock_wait(postgres, "advisory")  # A, for the graph lock B holds shared
+        release.set()
+
+    assert _in_threads(linker_a, linker_b, observe_then_release) == []
+    assert (a_stats.batches_exclusive, a_stats.records_set_aside) == (1, 1)
+    assert stored_state(postgres).clusters == {frozenset({"crm.customers:1", "crm.customers:3"})}
