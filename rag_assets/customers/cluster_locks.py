@@ -13,11 +13,13 @@ lock on a 64-bit hash of the item, one lock space per schema):
   and customer ids.
 
 The linker does not know the customer ids, nor the ids a merge or a split will use, before it
-has read the graph; so it reads under the locks it has, collects what it actually read
-(`PostgresIdentityStore.seen`) and repeats until one whole read happened under locks that
-already covered everything it read and writes (`NeighbourhoodLocks.cover`). Each round's reads
-start from `PostgresIdentityStore.begin`, which drops the remembered snapshot when another writer
-committed since it was read, so the deciding round reads the current graph.
+has read the graph. So it reads (the first time without any lock), collects what it actually
+read (`PostgresIdentityStore.seen`), locks that with what it writes, and accepts the read when
+the locks held during it already covered everything (`NeighbourhoodLocks.cover`), or when no
+writer committed since the read began (`identity_graph_stamp` unchanged, checked once the locks
+are held: the read saw the state the locks now keep). Otherwise it reads again, from
+`PostgresIdentityStore.begin`, which drops the remembered snapshot when another writer committed,
+so each round reads the current graph. The set of locks only grows, so this ends.
 
 **Deadlock freedom.** Every batch acquires its neighbourhood locks in ascending key order, one
 statement per step. When a round needs a key below one it already holds, it rolls back to the

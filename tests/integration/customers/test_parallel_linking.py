@@ -2,10 +2,13 @@
 interleaved partitions end where one linker does; linkers on disjoint neighbourhoods are inside
 their batches at the same time; a linker and an erasure still exclude each other.
 
-RAG_LINKING_REPEATS=20 runs the first test 20 times with different seeds (to catch races)."""
+RAG_LINKING_REPEATS=20 runs the first test 20 times with different seeds (to catch races);
+tests/unit/customers/test_cluster_locks.py holds the lock-order rule."""
 
 import os
 import threading
+import time
+from collections import Counter
 
 import pytest
 
@@ -23,7 +26,7 @@ from tests.integration.customers.helpers import (
     oracle_state,
     stored_state,
 )
-from tests.integration.customers.linking_workload import Worker, run_workers, workload
+from tests.integration.customers.linking_workload import run_workers, workload
 
 pytestmark = pytest.mark.integration
 
@@ -42,15 +45,15 @@ def test_three_concurrent_linkers_end_where_one_linker_does(postgres, seed):
     assert "crm.customers:9001" in actual.assignments  # the bridge's records were linked
     for worker in crew:  # every linker linked, and merged or split clusters
         assert worker.stats.records_linked > 0
-    events_by_kind = sum((w.stats.cluster_events for w in crew), identity_linking.Counter())
+    events_by_kind = sum((w.stats.cluster_events for w in crew), Counter())
     assert events_by_kind["merged"] > 0 and events_by_kind["split"] > 0
     assert sum(w.stats.batches_exclusive for w in crew) < sum(w.stats.batches for w in crew)
 
 
 def _records(postgres, rows: list[tuple]) -> None:
-    """Store CRM customers (surname, pk, email[, phone]) and queue them for linking. The catalogue is
-    recorded first: the first batch after a catalogue change writes it, and another linker's
-    first batch waits for that."""
+    """Store CRM customers (surname, pk, email[, phone]) and queue them for linking. The
+    catalogue is recorded first: the first batch after a catalogue change writes it, and
+    another linker's first batch waits for that."""
     with postgres.transaction() as cur:
         ensure_customer_schema(cur, postgres)
         sync_catalogue(cur)
@@ -86,7 +89,8 @@ def _in_threads(*targets) -> list[BaseException]:
     return errors
 
 
-def test_linkers_on_disjoint_neighbourhoods_are_inside_their_batches_together(postgres, monkeypatch):
+def test_linkers_on_disjoint_neighbourhoods_are_inside_their_batches_together(postgres,
+                                                                              monkeypatch):
     _records(postgres, [("Abbott", 1, "ana@example.com"), ("Zorn", 2, "bo@example.com")])
     both_inside = threading.Barrier(2, timeout=WAIT)
     write = identity_linking._write
@@ -153,8 +157,6 @@ def test_linkers_meeting_only_in_a_cluster_take_turns(postgres, monkeypatch):
 def _wait_for_lock_wait(postgres, locktype: str) -> None:
     """Until a session of this database waits for a lock of `locktype` (an observation, not a
     timing: the loop ends when PostgreSQL shows the wait)."""
-    import time
-
     deadline = time.monotonic() + WAIT
     with postgres.connection() as conn:
         conn.autocommit = True
