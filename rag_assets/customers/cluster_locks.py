@@ -44,9 +44,12 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import psycopg
+
 # Advisory locks live in PostgreSQL's shared lock table: `max_locks_per_transaction` (64 by
 # default) times `max_connections` slots, for every session together. A batch linking more
-# records than this, or needing more locks than the budget, takes the graph lock exclusive.
+# records than this, or needing more locks than the budget, takes the graph lock exclusive;
+# so does one that finds the table full ("out of shared memory").
 MAX_CLUSTER_LOCKED_RECORDS = 200
 LOCK_BUDGET = 3000
 
@@ -128,6 +131,12 @@ class NeighbourhoodLocks:
         return False
 
     def _lock(self, keys: list[int]) -> None:
+        try:
+            self._take(keys)
+        except psycopg.errors.OutOfMemory as error:  # the shared lock table is full
+            raise NeighbourhoodUnavailable("no lock table slots left") from error
+
+    def _take(self, keys: list[int]) -> None:
         # unnest yields the array in order and the aggregate takes its rows in that order, so
         # the locks are taken ascending within the one statement.
         if self.may_wait:

@@ -16,7 +16,12 @@ from rag_assets.customers import cdc_apply, identity_linking
 from rag_assets.customers.assets import ensure_customer_schema
 from rag_assets.customers.catalogue_sync import sync_catalogue
 from rag_assets.customers.cdc_events import parse_cdc_record
-from rag_assets.customers.cluster_locks import MAX_CLUSTER_LOCKED_RECORDS
+from rag_assets.customers import cluster_locks
+from rag_assets.customers.cluster_locks import (
+    MAX_CLUSTER_LOCKED_RECORDS,
+    NeighbourhoodLocks,
+    NeighbourhoodUnavailable,
+)
 from rag_assets.customers.erase_customer import erase_in_postgres
 from rag_assets.customers.identity_store import PostgresIdentityStore
 from resources.postgres import in_transaction
@@ -283,3 +288,17 @@ def test_a_batch_setting_a_record_aside_escalates_when_a_lock_it_needs_is_busy(p
     assert _in_threads(linker_a, linker_b, observe_then_release) == []
     assert (a_stats.batches_exclusive, a_stats.records_set_aside) == (1, 1)
     assert stored_state(postgres).clusters == {frozenset({"crm.customers:1", "crm.customers:3"})}
+
+
+def test_a_full_lock_table_sends_the_batch_to_the_exclusive_lock(postgres, monkeypatch):
+    """More locks than PostgreSQL's shared lock table holds (64 x 200 slots here): "out of
+    shared memory" becomes NeighbourhoodUnavailable, and the transaction goes on after the
+    savepoint."""
+    monkeypatch.setattr(cluster_locks, "LOCK_BUDGET", 1 << 30)
+    with postgres.transaction() as cur:
+        locks = NeighbourhoodLocks(cur, postgres.db_schema)
+        with pytest.raises(NeighbourhoodUnavailable, match="no lock table slots left"):
+            locks.cover(set(range(1 << 62, (1 << 62) + 100_000)))
+        cur.execute("ROLLBACK TO SAVEPOINT identity_neighbourhood")
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
