@@ -53,9 +53,12 @@ def table_digests(catalogue: Catalogue) -> dict[TableKey, str]:
 def sync_catalogue(cur, catalogue: Catalogue | None = None) -> SyncResult:
     catalogue = catalogue or active_catalogue()
     wanted = table_digests(catalogue)
-    cur.execute("SELECT system, table_name, digest FROM catalogue_tables FOR UPDATE")
-    stored = {(system, table): digest for system, table, digest in cur.fetchall()}
     result = SyncResult()
+    # Every link batch checks; only a change takes the rows' locks, which would otherwise make
+    # concurrent linkers wait for each other's commits here.
+    if _stored_digests(cur, lock=False) == wanted:
+        return result
+    stored = _stored_digests(cur, lock=True)
     if stored == wanted:
         return result
     _refuse_removed_with_records(cur, catalogue, set(stored) - set(wanted), result)
@@ -71,6 +74,14 @@ def sync_catalogue(cur, catalogue: Catalogue | None = None) -> SyncResult:
             " ON CONFLICT (system, table_name) DO UPDATE SET digest = EXCLUDED.digest,"
             " changed_at = now()", (*key, digest))
     return result
+
+
+def _stored_digests(cur, lock: bool) -> dict[TableKey, str]:
+    if lock:
+        cur.execute("SELECT system, table_name, digest FROM catalogue_tables FOR UPDATE")
+    else:
+        cur.execute("SELECT system, table_name, digest FROM catalogue_tables")
+    return {(system, table): digest for system, table, digest in cur.fetchall()}
 
 
 def _refuse_removed_with_records(cur, catalogue: Catalogue, removed: set[TableKey],

@@ -8,7 +8,14 @@ read stays valid after its own writes, which it applies to its snapshot as well,
 batch reads from PostgreSQL only what no earlier batch loaded. Every write to the graph tables
 changes `identity_graph_stamp` (a trigger); `begin` compares it with the stamp the store's own
 last write left and forgets everything when someone else wrote in between (or a write of its own
-was rolled back).
+was rolled back). With concurrent linkers (`cluster_locks`) another linker can also commit
+between a batch's `begin` and its write; `write` then forgets the snapshot after writing. So a
+snapshot survives only while this store is the graph's only writer: with linkers taking turns
+or running at once, each batch reads its neighbourhood again (correct, at the cost of the reads
+the snapshot saved).
+
+`seen` collects what the graph read through the store (lookup values, customer ids) since
+`begin`: the neighbourhood the linker must hold locked (`cluster_locks`).
 
 Array parameters go in binary (`%b`): psycopg's text form quotes and escapes every element in
 Python, 4-6 times slower for the tens of thousands of keys and JSON values of a batch.
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
 from psycopg.types.json import Jsonb
@@ -79,11 +86,24 @@ def lookup_pairs(node: IdentityNode) -> list[tuple[str, str]]:
     return [*node.identity.identifiers, *(("block", b) for b in node.blocking_keys)]
 
 
-def lock_graph(cur) -> None:
-    """One writer of the graph at a time per schema, until the transaction ends: a streaming
-    worker and a run started by hand would otherwise read the same clusters and merge or split
-    them from different snapshots."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext('identity-graph:' || current_schema()))")
+def lock_graph(cur, *, shared: bool = False) -> None:
+    """The graph-wide lock of the schema, until the transaction ends. Exclusive (erasure,
+    rebuild, a link batch too large for neighbourhood locks): the only writer of the graph.
+    Shared: a link batch that locks its neighbourhood (`cluster_locks`), so such batches run
+    together and none overlaps an exclusive holder."""
+    if shared:
+        cur.execute("SELECT pg_advisory_xact_lock_shared("
+                    "hashtext('identity-graph:' || current_schema()))")
+    else:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('identity-graph:' || current_schema()))")
+
+
+@dataclass
+class Seen:
+    """What the graph read through a store: lookup values (kind, value) and customer ids."""
+
+    pairs: set[tuple[str, str]] = field(default_factory=set)
+    customer_ids: set[str] = field(default_factory=set)
 
 
 # Beyond this many nodes a store starts again from an empty snapshot (memory stays bounded).
@@ -104,18 +124,25 @@ class PostgresIdentityStore:
     def __init__(self, cur=None):
         self.cur = cur
         self._stamp: int | None = None  # the graph's stamp the snapshot describes
+        self.seen = Seen()
         self._forget()
 
     def begin(self, cur) -> None:
-        """Use `cur` (a transaction holding `lock_graph`); keep the snapshot only if the graph is
-        still as this store's last write left it."""
+        """Use `cur` (a transaction holding the graph lock, or the neighbourhood's locks); keep
+        the snapshot only if the graph is still as this store last saw it. Starts `seen` anew."""
         self.cur = cur
+        self.seen = Seen()
         cur.execute("SELECT stamp FROM identity_graph_stamp")
         row = cur.fetchone()
         stamp = row[0] if row else None
         if stamp is None or stamp != self._stamp or len(self._nodes) > MAX_REMEMBERED_NODES:
             self._forget()
         self._stamp = stamp
+
+    def unchanged_since_begin(self) -> bool:
+        """No one wrote the graph since `begin` (committed): what was read since describes it."""
+        self.cur.execute("SELECT stamp FROM identity_graph_stamp")
+        return self.cur.fetchone()[0] == self._stamp
 
     def _forget(self) -> None:
         self._nodes: dict[RecordKey, IdentityNode | None] = {}
@@ -244,6 +271,7 @@ class PostgresIdentityStore:
         return {k: n for k in keys if (n := self._nodes.get(k)) is not None}
 
     def _lookup(self, kind: str, value: str, limit: int) -> set[RecordKey]:
+        self.seen.pairs.add((kind, value))
         cached = self._lookups.get((kind, value))
         if cached is not None and limit <= self._lookup_limit:
             return set(cached[:limit])
@@ -282,9 +310,11 @@ class PostgresIdentityStore:
             found = self._load_customer_ids(missing)
             self._customer.update({k: found.get(k) for k in missing})
             result.update(found)
+        self.seen.customer_ids.update(result.values())
         return result
 
     def members(self, customer_id: str) -> set[RecordKey]:
+        self.seen.customer_ids.add(customer_id)
         if customer_id in self._members:
             return set(self._members[customer_id])
         self.cur.execute("SELECT record_key FROM customer_assignments WHERE customer_id = %s",
@@ -298,6 +328,7 @@ class PostgresIdentityStore:
 
     def customer_id_ranks(self, customer_ids: Iterable[str]) -> dict[str, Rank]:
         ids = list(customer_ids)
+        self.seen.customer_ids.update(ids)
         missing = [c for c in ids if c not in self._ranks]
         result = {c: r for c in ids if (r := self._ranks.get(c)) is not None}
         if missing:
@@ -308,9 +339,13 @@ class PostgresIdentityStore:
     def write(self, delta: GraphDelta, run_id: str | None = None) -> None:
         """Apply `delta` in a fixed number of statements: each table gets one set-based write
         (`unnest` of column arrays), whatever the size of the batch."""
+        cur = self.cur
+        # Waits for a concurrent writer's commit (the trigger updates this row) and tells
+        # whether one committed since `begin`: then the snapshot may hold what it changed.
+        cur.execute("SELECT stamp FROM identity_graph_stamp FOR UPDATE")
+        unchanged_since_begin = cur.fetchone()[0] == self._stamp
         self._stamp = None  # until the write is done, the snapshot describes no stored state
         self._remember(delta)
-        cur = self.cur
         replaced = [record_key_text(k) for k in delta.nodes_deleted | set(delta.nodes_upserted)]
         cur.execute("DELETE FROM identity_nodes WHERE record_key = ANY(%b)", (replaced,))
         nodes = list(delta.nodes_upserted.values())
@@ -381,8 +416,11 @@ class PostgresIdentityStore:
             cur.execute(
                 "INSERT INTO profile_pending (customer_id) SELECT unnest(%b::text[])"
                 f"{QUEUE_CUSTOMER_AGAIN}", (sorted(delta.affected_customer_ids),))
-        cur.execute("SELECT stamp FROM identity_graph_stamp")
-        self._stamp = cur.fetchone()[0]
+        if unchanged_since_begin:
+            cur.execute("SELECT stamp FROM identity_graph_stamp")
+            self._stamp = cur.fetchone()[0]
+        else:
+            self._forget()
 
     # --- the snapshot after a write ---
     def _remember(self, delta: GraphDelta) -> None:
