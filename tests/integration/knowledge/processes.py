@@ -1,8 +1,8 @@
 """Processes of the scale-out tests: document workers and a retrieval reader, each a Python
 process of its own, given the test's resources through the environment.
 
-    python -m tests.integration.knowledge.processes worker   # DocumentMicroBatches until stdin closes
-    python -m tests.integration.knowledge.processes reader   # RetrievalService: a question a line
+    python -m tests.integration.knowledge.processes worker  # DocumentMicroBatches till stdin ends
+    python -m tests.integration.knowledge.processes reader  # RetrievalService: a question a line
 
 Both print `ready` once set up; the reader then answers each question line with a JSON line.
 """

@@ -99,7 +99,8 @@ def committed_batches(kb) -> dict[str, int]:
     with kb.postgres.transaction() as cur:
         cur.execute("SELECT metadata->>'streaming_session', count(*) FROM lineage_outbox"
                     " WHERE stream = %s AND asset_key = 'document_chunks'"
-                    " AND jsonb_array_length(metadata->'documents') > 0 GROUP BY 1", (WORKER_STREAM,))
+                    " AND jsonb_array_length(metadata->'documents') > 0 GROUP BY 1",
+                    (WORKER_STREAM,))
         return dict(cur.fetchall())
 
 
