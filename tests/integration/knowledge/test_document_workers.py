@@ -89,9 +89,15 @@ def registry_rows(kb) -> list[tuple]:
         return cur.fetchall()
 
 
-def worker_spec(kb, name: str, **embedder) -> dict:
+def worker_spec(kb, name: str, lease_s: float = 3.0, **embedder) -> dict:
     return spec_of(kb.postgres, kb.s3, kb.lancedb, name=name, embedder=embedder,
-                   options={"listing_interval_s": 0.2, "batch_size": 3, "claim_lease_s": 3.0})
+                   options={"listing_interval_s": 0.2, "batch_size": 3, "claim_lease_s": lease_s})
+
+
+def lease_left(kb) -> float:
+    with kb.postgres.transaction() as cur:
+        cur.execute("SELECT extract(epoch FROM max(claim_expires_at) - now()) FROM kb_documents")
+        return float(cur.fetchone()[0])
 
 
 def committed_batches(kb) -> dict[str, int]:
@@ -132,17 +138,17 @@ def test_three_worker_processes_end_at_the_newest_upload_of_every_key(kb):
 def test_a_killed_workers_claim_is_taken_over_once_its_lease_ends(kb, tmp_path, local_services):
     etag = kb.put("hang.md", body("hang.md", 1, extra="HANG"))
     marker = tmp_path / "embedding"
-    spec = worker_spec(kb, "doomed", hang_on="HANG", hang_marker=str(marker))
+    spec = worker_spec(kb, "doomed", lease_s=10.0, hang_on="HANG", hang_marker=str(marker))
     with started("worker", spec) as doomed:
         wait_until(marker.exists, 60, "the worker to be embedding hang.md")
         os.kill(doomed.pid, signal.SIGKILL)
         doomed.wait()
-    [(key, status, _, claimed_by)] = registry_rows(kb)
-    assert status == "pending" and claimed_by.startswith("doomed/")
-
     with kb.postgres.connection() as conn:
-        survivor = in_process_worker(kb, conn, "survivor", claim_lease_s=3.0)
-        assert survivor.step() == 0  # the dead worker's lease still holds the claim
+        survivor = in_process_worker(kb, conn, "survivor")
+        assert survivor.step() == 0
+        [(key, status, _, claimed_by)] = registry_rows(kb)
+        assert status == "pending" and claimed_by.startswith("doomed/")
+        assert lease_left(kb) > 0  # so the step above took nothing because of the dead's claim
         step_until(survivor, lambda: kb.prefix + "hang.md" in served(kb), 30,
                    "the survivor to index hang.md")
     assert served(kb)[kb.prefix + "hang.md"][0] == etag
