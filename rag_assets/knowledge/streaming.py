@@ -160,7 +160,7 @@ class DocumentMicroBatches:
     def _write(self, cur, current: Sequence[Outcome], stale: Sequence[Outcome]) -> None:
         self.indexer.write(current)
         dead_letters = index_queue.record_outcomes(cur, current, self.session.run_id)
-        compacted = self._compact_when_due()
+        compacted = bool(current) and self._compact_when_due()
         self.session.record(cur, "document_chunks", {
             **self.indexer.stats.metadata(), "dead_letters": dead_letters,
             "documents": index_queue.outcome_lineage(current),

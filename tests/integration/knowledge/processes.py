@@ -52,23 +52,38 @@ def spec_of(postgres, s3, lancedb, **options) -> dict:
 
 @contextmanager
 def started(role: str, spec: dict, ready_timeout_s: float = 90.0):
-    """The process, once it printed `ready`; its stdin is closed (a worker then stops) and it is
-    waited for afterwards, or killed if a test already did not."""
-    env = {**os.environ, SPEC_ENV: json.dumps(spec)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.knowledge.processes", role], cwd=ROOT, env=env,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-    try:
-        wait_for_line(process, "ready", ready_timeout_s)
+    """The process, once it printed `ready` (see `started_together`)."""
+    with started_together(role, [spec], ready_timeout_s) as (process,):
         yield process
+
+
+@contextmanager
+def started_together(role: str, specs: list[dict], ready_timeout_s: float = 90.0):
+    """The processes, all started at once and each past `ready`; afterwards their stdin is closed
+    (a worker then stops) and they are waited for, or killed after a minute."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.knowledge.processes", role], cwd=ROOT,
+            env={**os.environ, SPEC_ENV: json.dumps(spec)},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        for spec in specs]
+    try:
+        for process in processes:
+            wait_for_line(process, "ready", ready_timeout_s)
+        yield processes
     finally:
-        if process.poll() is None:
-            process.stdin.close()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for process in processes:
+            _stop(process)
+
+
+def _stop(process) -> None:
+    if process.poll() is None:
+        process.stdin.close()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def wait_for_line(process, expected: str, timeout_s: float) -> None:

@@ -23,7 +23,7 @@ from tests.integration.knowledge.helpers import (
     step_until,
     wait_until,
 )
-from tests.integration.knowledge.processes import spec_of, started
+from tests.integration.knowledge.processes import spec_of, started, started_together
 
 pytestmark = pytest.mark.integration
 
@@ -112,12 +112,10 @@ def committed_batches(kb) -> dict[str, int]:
 
 def test_three_worker_processes_end_at_the_newest_upload_of_every_key(kb):
     uploads, rng = Uploads(kb), random.Random(20)
-    for key in KEYS:
-        uploads.put(key, 0)
     names = [f"worker-{n}" for n in range(3)]
-    with started("worker", worker_spec(kb, names[0], delay_s=0.03)), \
-            started("worker", worker_spec(kb, names[1], delay_s=0.03)), \
-            started("worker", worker_spec(kb, names[2], delay_s=0.03)):
+    with started_together("worker", [worker_spec(kb, name, delay_s=0.05) for name in names]):
+        for key in KEYS:
+            uploads.put(key, 0)
         for revision in range(1, 7):  # updates and deletes of the same keys while they index
             for key in rng.sample(KEYS, 9):
                 if uploads.latest[key] is not None and rng.random() < 0.3:
