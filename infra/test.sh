@@ -21,7 +21,7 @@ session() {
 }
 session .venv/bin/python -m pytest -m "not e2e and not faults"
 # The knowledge tests again with LanceDB on a prefix of each test's S3 bucket, as a deployment
-# beyond one machine stores it (the `lancedb` fixture in tests/conftest.py); ~2.5 minutes. Left
+# beyond one machine stores it (the `lancedb` fixture in tests/conftest.py); 2-3 minutes. Left
 # out: the 1,000-object backfill (30 s), whose subject is the paging of the S3 listing.
 session env RAG_TEST_LANCEDB_ON_S3=1 .venv/bin/python -m pytest -m "not e2e and not faults" \
   -k "not more_than_1000_objects" tests/integration/knowledge

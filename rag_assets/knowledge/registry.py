@@ -164,12 +164,16 @@ def claim_batch(
     cur, limit: int, worker: str, lease: timedelta, now: datetime | None = None
 ) -> list[QueuedDocument]:
     """Queued documents no live claim holds, oldest first, claimed for `worker` until the lease
-    ends. Commit at once: the claim is then visible to the other workers, and outlives this
-    worker only until its lease expires."""
+    ends. Commit at once: the claim is then visible to the other workers. A claim is dead once its
+    lease expired or once the backend of the session that took it is gone (a killed worker's
+    connection closes with it; behind a transaction pooler that backend lives on, and the lease
+    decides)."""
     cur.execute(
-        "UPDATE kb_documents AS d SET claimed_by = %s, claim_expires_at = now() + %s"
+        "UPDATE kb_documents AS d SET claimed_by = %s, claimed_backend = pg_backend_pid(),"
+        "   claim_expires_at = now() + %s"
         " FROM (SELECT doc_key FROM kb_documents"
-        f"       WHERE {_DUE} AND (claim_expires_at IS NULL OR claim_expires_at <= now())"
+        f"       WHERE {_DUE} AND (claim_expires_at IS NULL OR claim_expires_at <= now()"
+        "             OR NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = claimed_backend))"
         "       ORDER BY seen_at, doc_key LIMIT %s FOR UPDATE SKIP LOCKED) AS free"
         " WHERE d.doc_key = free.doc_key"
         f" RETURNING {', '.join('d.' + c for c in _QUEUED_COLUMNS.split(', '))}",
@@ -188,7 +192,8 @@ def renew_claims(cur, keys: Iterable[str], worker: str, lease: timedelta) -> Non
 
 def release_claims(cur, keys: Iterable[str], worker: str) -> None:
     cur.execute(
-        "UPDATE kb_documents SET claimed_by = NULL, claim_expires_at = NULL"
+        "UPDATE kb_documents SET claimed_by = NULL, claimed_backend = NULL,"
+        " claim_expires_at = NULL"
         " WHERE doc_key = ANY(%s) AND claimed_by = %s",
         (sorted(set(keys)), worker),
     )

@@ -27,7 +27,7 @@ from tests.integration.knowledge.processes import spec_of, started, started_toge
 
 pytestmark = pytest.mark.integration
 
-KEYS = [f"policy-{n:02d}.md" for n in range(18)]
+KEYS = [f"policy-{n:02d}.md" for n in range(15)]
 FILLER = " ".join(f"clause{j} applies to every booking." for j in range(40))
 MARKER = re.compile(r"Marker (\S+) r(\d+) p(\d+)\.")
 
@@ -94,12 +94,6 @@ def worker_spec(kb, name: str, lease_s: float = 3.0, **embedder) -> dict:
                    options={"listing_interval_s": 0.2, "batch_size": 3, "claim_lease_s": lease_s})
 
 
-def lease_left(kb) -> float:
-    with kb.postgres.transaction() as cur:
-        cur.execute("SELECT extract(epoch FROM max(claim_expires_at) - now()) FROM kb_documents")
-        return float(cur.fetchone()[0])
-
-
 def committed_batches(kb) -> dict[str, int]:
     """Batches each worker (streaming session) committed, from the lineage outbox."""
     with kb.postgres.transaction() as cur:
@@ -116,8 +110,8 @@ def test_three_worker_processes_end_at_the_newest_upload_of_every_key(kb):
     with started_together("worker", [worker_spec(kb, name, delay_s=0.05) for name in names]):
         for key in KEYS:
             uploads.put(key, 0)
-        for revision in range(1, 7):  # updates and deletes of the same keys while they index
-            for key in rng.sample(KEYS, 9):
+        for revision in range(1, 6):  # updates and deletes of the same keys while they index
+            for key in rng.sample(KEYS, 8):
                 if uploads.latest[key] is not None and rng.random() < 0.3:
                     uploads.delete(key)
                 else:
@@ -133,20 +127,20 @@ def test_three_worker_processes_end_at_the_newest_upload_of_every_key(kb):
     assert set(committed_batches(kb)) == set(names)  # all three took part
 
 
-def test_a_killed_workers_claim_is_taken_over_once_its_lease_ends(kb, tmp_path, local_services):
+def test_a_killed_workers_claim_is_taken_over_without_waiting_for_its_lease(kb, tmp_path):
     etag = kb.put("hang.md", body("hang.md", 1, extra="HANG"))
     marker = tmp_path / "embedding"
-    spec = worker_spec(kb, "doomed", lease_s=10.0, hang_on="HANG", hang_marker=str(marker))
+    spec = worker_spec(kb, "doomed", lease_s=120.0, hang_on="HANG", hang_marker=str(marker))
     with started("worker", spec) as doomed:
         wait_until(marker.exists, 60, "the worker to be embedding hang.md")
+        [(key, status, _, claimed_by)] = registry_rows(kb)
+        assert status == "pending" and claimed_by.startswith("doomed/")
         os.kill(doomed.pid, signal.SIGKILL)
         doomed.wait()
     with kb.postgres.connection() as conn:
         survivor = in_process_worker(kb, conn, "survivor")
-        assert survivor.step() == 0
-        [(key, status, _, claimed_by)] = registry_rows(kb)
-        assert status == "pending" and claimed_by.startswith("doomed/")
-        assert lease_left(kb) > 0  # so the step above took nothing because of the dead's claim
+        # Within 30 s of the kill, while the dead worker's 120 s lease still runs: its claim died
+        # with its connection.
         step_until(survivor, lambda: kb.prefix + "hang.md" in served(kb), 30,
                    "the survivor to index hang.md")
     assert served(kb)[kb.prefix + "hang.md"][0] == etag
