@@ -232,6 +232,15 @@ class DocumentIndexer:
 
     def process_batch(self, items: Sequence[QueuedDocument]) -> list[Outcome]:
         """Work out every document of the batch, then write the table once. Returns outcomes."""
+        outcomes = self.prepare(items)
+        self.write(outcomes)
+        return outcomes
+
+    def prepare(self, items: Sequence[QueuedDocument],
+                after_each: Callable[[], None] = lambda: None) -> list[Outcome]:
+        """Read, parse, chunk and embed every document of the batch; writes nothing, so it needs
+        no writer lock (the table is only read, for vectors to reuse)."""
+        self.table.checkout_latest()  # other processes may have written since
         deleting = [item for item in items if item.status == "deleting"]
         # Vectors of documents deleted in this batch may serve their renamed copies.
         donor_rows = self._rows_of([item.key for item in deleting]) if deleting else []
@@ -241,10 +250,15 @@ class DocumentIndexer:
                 outcomes.append(Deleted(item))
             else:
                 outcomes.append(self._index_guarded(item, donor_rows))
+            after_each()
+        return outcomes
+
+    def write(self, outcomes: Sequence[Outcome]) -> None:
+        """The batch's one table commit, on top of the latest version (the writer lock held)."""
+        self.table.checkout_latest()
         self._write(outcomes)
         for outcome in outcomes:
             self.stats.add(outcome)
-        return outcomes
 
     def _rows_of(self, keys: Sequence[str]) -> list[dict[str, Any]]:
         return (

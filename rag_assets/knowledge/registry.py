@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rag_assets.knowledge.document_diff import (
     DEAD_LETTER_SOURCE,
@@ -87,7 +87,8 @@ def register_changes(
     request that raced with an earlier run) is counted as unchanged and leaves the row alone.
     """
     counts = RegisterCounts()
-    for change in changes:
+    # In key order, like every other writer of several rows, so two of them cannot deadlock.
+    for change in sorted(changes, key=lambda change: change.key):
         if change.kind is ChangeKind.DELETED:
             cur.execute(
                 "UPDATE kb_documents SET status = 'deleting', error = NULL, attempts = 0,"
@@ -129,6 +130,11 @@ def register_changes(
 # --------------------------------------------------------------------------------------------
 
 
+_DUE = ("(status IN ('pending', 'deleting')"
+        " OR (status = 'failed' AND next_attempt_at <= coalesce(%s, now())))")
+_QUEUED_COLUMNS = "doc_key, status, etag, version_id, content_hash, served_version, attempts"
+
+
 @dataclass(frozen=True)
 class QueuedDocument:
     key: str
@@ -143,17 +149,71 @@ class QueuedDocument:
 def next_batch(
     cur, limit: int, exclude: Iterable[str] = (), now: datetime | None = None
 ) -> list[QueuedDocument]:
-    """Queued documents, oldest first: pending, deleting, and failed ones whose backoff is over."""
+    """Queued documents, oldest first: pending, deleting, and failed ones whose backoff is over.
+    (A run holding the writer lock takes them whether or not a document worker claimed them.)"""
     cur.execute(
-        "SELECT doc_key, status, etag, version_id, content_hash, served_version, attempts"
-        " FROM kb_documents"
-        " WHERE (status IN ('pending', 'deleting')"
-        "        OR (status = 'failed' AND next_attempt_at <= coalesce(%s, now())))"
-        "   AND NOT (doc_key = ANY(%s))"
+        f"SELECT {_QUEUED_COLUMNS} FROM kb_documents"
+        f" WHERE {_DUE} AND NOT (doc_key = ANY(%s))"
         " ORDER BY seen_at, doc_key LIMIT %s",
         (now, sorted(set(exclude)), limit),
     )
     return [QueuedDocument(*row) for row in cur.fetchall()]
+
+
+def claim_batch(
+    cur, limit: int, worker: str, lease: timedelta, now: datetime | None = None
+) -> list[QueuedDocument]:
+    """Queued documents no live claim holds, oldest first, claimed for `worker` until the lease
+    ends. Commit at once: the claim is then visible to the other workers. A claim is dead once its
+    lease expired or once the backend of the session that took it is gone (a killed worker's
+    connection closes with it; behind a transaction pooler that backend lives on, and the lease
+    decides)."""
+    cur.execute(
+        "UPDATE kb_documents AS d SET claimed_by = %s, claimed_backend = pg_backend_pid(),"
+        "   claim_expires_at = now() + %s"
+        " FROM (SELECT doc_key FROM kb_documents"
+        f"       WHERE {_DUE} AND (claim_expires_at IS NULL OR claim_expires_at <= now()"
+        "             OR NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = claimed_backend))"
+        "       ORDER BY seen_at, doc_key LIMIT %s FOR UPDATE SKIP LOCKED) AS free"
+        " WHERE d.doc_key = free.doc_key"
+        f" RETURNING {', '.join('d.' + c for c in _QUEUED_COLUMNS.split(', '))}",
+        (worker, lease, now, limit),
+    )
+    return sorted((QueuedDocument(*row) for row in cur.fetchall()), key=lambda item: item.key)
+
+
+def renew_claims(cur, keys: Iterable[str], worker: str, lease: timedelta) -> None:
+    cur.execute(
+        "UPDATE kb_documents SET claim_expires_at = now() + %s"
+        " WHERE doc_key = ANY(%s) AND claimed_by = %s",
+        (lease, sorted(set(keys)), worker),
+    )
+
+
+def release_claims(cur, keys: Iterable[str], worker: str) -> None:
+    cur.execute(
+        "UPDATE kb_documents SET claimed_by = NULL, claimed_backend = NULL,"
+        " claim_expires_at = NULL"
+        " WHERE doc_key = ANY(%s) AND claimed_by = %s",
+        (sorted(set(keys)), worker),
+    )
+
+
+def lock_current_versions(cur, keys: Iterable[str]) -> dict[str, tuple[str, str, str | None]]:
+    """(status, etag, version_id) of each key's row, locked until the transaction ends (in key
+    order, the order in which `register_changes` takes them), so no newer version can be
+    registered between a worker's check and its commit."""
+    cur.execute(
+        "SELECT doc_key, status, etag, version_id FROM kb_documents WHERE doc_key = ANY(%s)"
+        " ORDER BY doc_key FOR UPDATE",
+        (sorted(set(keys)),),
+    )
+    return {key: (status, etag, version_id) for key, status, etag, version_id in cur.fetchall()}
+
+
+def is_current(item: QueuedDocument, versions: Mapping[str, tuple]) -> bool:
+    """The row still holds the version (and the status) the worker claimed."""
+    return versions.get(item.key) == (item.status, item.etag, item.version_id)
 
 
 def queued_summary(cur, now: datetime | None = None) -> dict[str, int]:
@@ -178,6 +238,35 @@ def requeue_all(cur, run_id: str | None) -> int:
         (run_id,),
     )
     return cur.rowcount
+
+
+@dataclass(frozen=True)
+class ListingTurn:
+    due: bool  # False: another worker listed the prefix less than an interval ago
+    start_after: str | None  # where the shared listing pass resumes
+
+
+def listing_turn(cur, prefix: str, lister: str, interval: timedelta) -> ListingTurn:
+    """Call under the lister lock (`index_queue.try_lister_lock`)."""
+    cur.execute(
+        "SELECT start_after, listed_by <> %s AND listed_at > now() - %s"
+        " FROM kb_listing_cursor WHERE prefix = %s",
+        (lister, interval, prefix),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return ListingTurn(True, None)
+    start_after, listed_recently_by_another = row
+    return ListingTurn(not listed_recently_by_another, start_after)
+
+
+def save_listing_cursor(cur, prefix: str, lister: str, start_after: str | None) -> None:
+    cur.execute(
+        "INSERT INTO kb_listing_cursor (prefix, start_after, listed_by) VALUES (%s, %s, %s)"
+        " ON CONFLICT (prefix) DO UPDATE SET start_after = EXCLUDED.start_after,"
+        " listed_by = EXCLUDED.listed_by, listed_at = now()",
+        (prefix, start_after, lister),
+    )
 
 
 def all_keys(cur) -> set[str]:

@@ -31,3 +31,19 @@ CREATE TABLE IF NOT EXISTS kb_documents (
 );
 CREATE INDEX IF NOT EXISTS kb_documents_queue ON kb_documents (status, next_attempt_at)
     WHERE status IN ('pending', 'deleting', 'failed');
+
+-- Claims of document workers (several processes indexing one table): a worker takes queued rows
+-- with FOR UPDATE SKIP LOCKED and stamps them with its id, its session's backend and a lease; the
+-- claim is committed at once. A claim ends when the worker commits, when its backend is gone (the
+-- worker's process died and its connection with it) or, failing that, when the lease expires.
+ALTER TABLE kb_documents ADD COLUMN IF NOT EXISTS claimed_by text;
+ALTER TABLE kb_documents ADD COLUMN IF NOT EXISTS claimed_backend integer;
+ALTER TABLE kb_documents ADD COLUMN IF NOT EXISTS claim_expires_at timestamptz;
+
+-- Where the listing of a prefix resumes, shared by the workers that take turns listing it.
+CREATE TABLE IF NOT EXISTS kb_listing_cursor (
+    prefix       text COLLATE "C" PRIMARY KEY,
+    start_after  text COLLATE "C",   -- NULL: the next listing starts a new pass
+    listed_by    text NOT NULL,
+    listed_at    timestamptz NOT NULL DEFAULT now()
+);

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from dagster import DagsterInstance, build_sensor_context, materialize
 
 from rag_assets.knowledge.assets import document_chunks, documents
 from rag_assets.knowledge.indexing import HashingEmbedder
+from rag_assets.knowledge.streaming import DocumentMicroBatches
+from rag_assets.platform.micro_batch import MicroBatchSession
 from resources.embedder import EmbedderResource
 
 # Stand-in embedders by name: the resource is rebuilt by Dagster, the embedder must be shared.
@@ -113,3 +116,32 @@ class KnowledgeBase:
     def metadata(result, asset: str) -> dict:
         materialization = result.asset_materializations_for_node(asset)[0]
         return {key: value.value for key, value in materialization.metadata.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Document workers in the test's process
+# --------------------------------------------------------------------------------------------
+
+WORKER_STREAM = "documents_stream"
+
+
+def in_process_worker(kb, conn, name: str, **options) -> DocumentMicroBatches:
+    """A document worker on `conn` whose lineage rows carry `name` as their streaming session."""
+    session = MicroBatchSession(conn, WORKER_STREAM, name)
+    return DocumentMicroBatches(session, kb.s3, kb.postgres, kb.lancedb, kb.embedder_resource,
+                                **{"listing_interval_s": 0.0, "batch_size": 5, **options})
+
+
+def wait_until(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+def step_until(worker: DocumentMicroBatches, done, timeout_s: float, what: str) -> None:
+    def stepped_and_done() -> bool:
+        worker.step()
+        return done()
+
+    wait_until(stepped_and_done, timeout_s, what)

@@ -135,7 +135,8 @@ def test_a_concurrent_reader_never_sees_a_document_half_updated(kb):
     kb.put("other.md", GOOD)
     kb.tick_and_run()
     key = kb.prefix + "boarding.md"
-    db = lancedb.connect(kb.lancedb.uri, read_consistency_interval=timedelta(0))
+    db = lancedb.connect(kb.lancedb.uri, storage_options=kb.lancedb.storage_options() or None,
+                         read_consistency_interval=timedelta(0))
     reader_table = db.open_table(DEFAULT_TABLE_NAME)
     observed, problems, stop = [], [], threading.Event()
 
