@@ -78,7 +78,7 @@ def measure_catch_up(env: dict, counts: list[int], events: int, partitions: int,
                 run.digest == baseline.digest)
             print_row(run, baseline)
     finally:
-        _delete_topics(kafka)
+        kafka.delete_prefixed_topics()
     print(f"every end state equal to the generator's ground truth and to 1 worker's, no offset "
           f"applied twice: {'yes' if consistent else 'NO'}")
     return consistent
@@ -147,7 +147,7 @@ def steady_run(env: dict, count: int, partitions: int, seed: int, rate: float,
         return events, cpu, ok
     finally:
         _drop(postgres)
-        _delete_topics(kafka)
+        kafka.delete_prefixed_topics()
 
 
 def _with_gap(run: WorkerRun, killed: WorkerRun) -> WorkerRun:
@@ -298,15 +298,3 @@ def print_row(run: WorkerRun, baseline: WorkerRun) -> None:
           f"{rate / base_rate:.2f}x | {per_k['workers']:.2f} | "
           f"{per_k.get('PostgreSQL', 0):.2f} | {per_k.get('Kafka', 0):.2f} | {every:.2f} | "
           f"{every / base_every:.2f}x | {gap} | {state} ({run.digest}) |", flush=True)
-
-
-def _delete_topics(kafka: KafkaResource) -> None:
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(**kafka.client_config())
-    try:
-        mine = [t for t in admin.list_topics() if t.startswith(kafka.topic_prefix)]
-        if mine:
-            admin.delete_topics(mine)
-    finally:
-        admin.close()

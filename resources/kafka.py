@@ -89,6 +89,18 @@ class KafkaResource(ConfigurableResource):
         finally:
             admin.close()
 
+    def delete_prefixed_topics(self) -> list[str]:
+        """Delete every topic under this resource's `topic_prefix` (a test's or a benchmark's
+        namespace); returns their names."""
+        admin = KafkaAdminClient(**self.client_config())
+        try:
+            mine = [t for t in admin.list_topics() if t.startswith(self.topic_prefix)]
+            if mine:
+                admin.delete_topics(mine)
+            return mine
+        finally:
+            admin.close()
+
     def list_topics(self) -> list[str]:
         with self.consumer() as consumer:
             return sorted(consumer.topics())

@@ -42,20 +42,12 @@ def local_services(infra_settings: InfraSettings) -> Iterator[dict[str, str]]:
 def private_kafka(env: dict[str, str]) -> Iterator:
     """A KafkaResource whose topics (`kafka.topic("app.feedback")`) belong to its user alone;
     they are deleted afterwards."""
-    from kafka import KafkaAdminClient
-
     from resources.kafka import KafkaResource
 
     resource = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
                              topic_prefix=unique_name("t").replace("-", "_") + ".")
     yield resource
-    admin = KafkaAdminClient(**resource.client_config())
-    try:
-        mine = [t for t in admin.list_topics() if t.startswith(resource.topic_prefix)]
-        if mine:
-            admin.delete_topics(mine)
-    finally:
-        admin.close()
+    resource.delete_prefixed_topics()
 
 
 @contextmanager
