@@ -47,6 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from infra import services  # noqa: E402
+from infra.processes import interrupt_on_termination  # noqa: E402
 
 from feedback_backlog import (  # noqa: E402  (bench/ is the script's own directory)
     FeedbackBench,
@@ -209,6 +210,7 @@ def main() -> int:
     parser.add_argument("--max-per-partition", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    interrupt_on_termination()  # SIGTERM too runs the cleanup: the worker processes stop
 
     with services.running() as env:
         if args.stream_workers:
