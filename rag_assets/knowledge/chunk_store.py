@@ -272,12 +272,28 @@ def ensure_key_and_text_indexes(table: Any) -> None:
     added after the index was built too (flat), and `optimize` folds them into the index."""
     from lancedb.index import FTS, BTree
 
-    existing = index_names(table)
     for column in KEY_COLUMNS:
-        if column not in existing:
-            table.create_index(column, config=BTree())
-    if "text" not in existing:
-        table.create_index("text", config=FTS())
+        create_index_once(table, column, BTree())
+    create_index_once(table, "text", FTS())
+
+
+INDEX_ATTEMPTS = 5
+
+
+def create_index_once(table: Any, column: str, config: Any) -> None:
+    """Create the index unless the table has one on `column`. Processes opening a new table at
+    once race to create the same index: Lance refuses all but one commit ("Retryable commit
+    conflict"), and the loser finds the winner's index on the latest version."""
+    for attempt in range(INDEX_ATTEMPTS):
+        if column in index_names(table):
+            return
+        try:
+            table.create_index(column, config=config)
+            return
+        except RuntimeError as error:
+            if "Retryable commit conflict" not in str(error) or attempt == INDEX_ATTEMPTS - 1:
+                raise
+            table.checkout_latest()
 
 
 def ensure_indexes(

@@ -133,6 +133,18 @@ def register_changes(
 _DUE = ("(status IN ('pending', 'deleting')"
         " OR (status = 'failed' AND next_attempt_at <= coalesce(%s, now())))")
 _QUEUED_COLUMNS = "doc_key, status, etag, version_id, content_hash, served_version, attempts"
+# Whole statements built once from the constants above (nothing of run time spliced into SQL).
+_NEXT_BATCH = (f"SELECT {_QUEUED_COLUMNS} FROM kb_documents WHERE {_DUE}"
+               " AND NOT (doc_key = ANY(%s)) ORDER BY seen_at, doc_key LIMIT %s")
+_CLAIM_BATCH = (
+    "UPDATE kb_documents AS d SET claimed_by = %s, claimed_backend = pg_backend_pid(),"
+    "   claim_expires_at = now() + %s"
+    " FROM (SELECT doc_key FROM kb_documents"
+    f"       WHERE {_DUE} AND (claim_expires_at IS NULL OR claim_expires_at <= now()"
+    "             OR NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = claimed_backend))"
+    "       ORDER BY seen_at, doc_key LIMIT %s FOR UPDATE SKIP LOCKED) AS free"
+    " WHERE d.doc_key = free.doc_key"
+    f" RETURNING {', '.join('d.' + c for c in _QUEUED_COLUMNS.split(', '))}")
 
 
 @dataclass(frozen=True)
@@ -151,12 +163,7 @@ def next_batch(
 ) -> list[QueuedDocument]:
     """Queued documents, oldest first: pending, deleting, and failed ones whose backoff is over.
     (A run holding the writer lock takes them whether or not a document worker claimed them.)"""
-    cur.execute(
-        f"SELECT {_QUEUED_COLUMNS} FROM kb_documents"
-        f" WHERE {_DUE} AND NOT (doc_key = ANY(%s))"
-        " ORDER BY seen_at, doc_key LIMIT %s",
-        (now, sorted(set(exclude)), limit),
-    )
+    cur.execute(_NEXT_BATCH, (now, sorted(set(exclude)), limit))
     return [QueuedDocument(*row) for row in cur.fetchall()]
 
 
@@ -169,14 +176,7 @@ def claim_batch(
     connection closes with it; behind a transaction pooler that backend lives on, and the lease
     decides)."""
     cur.execute(
-        "UPDATE kb_documents AS d SET claimed_by = %s, claimed_backend = pg_backend_pid(),"
-        "   claim_expires_at = now() + %s"
-        " FROM (SELECT doc_key FROM kb_documents"
-        f"       WHERE {_DUE} AND (claim_expires_at IS NULL OR claim_expires_at <= now()"
-        "             OR NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = claimed_backend))"
-        "       ORDER BY seen_at, doc_key LIMIT %s FOR UPDATE SKIP LOCKED) AS free"
-        " WHERE d.doc_key = free.doc_key"
-        f" RETURNING {', '.join('d.' + c for c in _QUEUED_COLUMNS.split(', '))}",
+        _CLAIM_BATCH,
         (worker, lease, now, limit),
     )
     return sorted((QueuedDocument(*row) for row in cur.fetchall()), key=lambda item: item.key)

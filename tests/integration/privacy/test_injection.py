@@ -52,6 +52,9 @@ REVIEWED = {
     ("rag_assets/feedback/turn_store.py", "quoted"),            # quoted constant column names
     ("rag_assets/feedback/turn_store.py", "_FACT_COLUMNS"),     # constant column list
     ("rag_assets/knowledge/registry.py", "_STILL_QUEUED"),      # constant predicate with %s
+    # whole statements built at import from the constant column list and predicate above them
+    ("rag_assets/knowledge/registry.py", "variable _NEXT_BATCH"),
+    ("rag_assets/knowledge/registry.py", "variable _CLAIM_BATCH"),
     ("infra/postgres.py", "name"),                              # operator's database name
     # constant ON CONFLICT clauses of the work queues (rag_assets/platform/work_queue.py)
     ("rag_assets/customers/source_store.py", "QUEUE_RECORD_AGAIN"),
