@@ -10,7 +10,7 @@ import platform
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.chaos_load import ChaosLoad, compare_customers, read_customers
@@ -158,9 +158,8 @@ def steady_run(env: dict, count: int, partitions: int, seed: int, rate: float,
 
 def _with_gap(run: WorkerRun, killed: WorkerRun) -> WorkerRun:
     ok = killed.verdict_ok and killed.doubled_offsets == 0 and killed.digest == run.digest
-    return WorkerRun(run.workers, run.events, run.seconds, run.cpu,
-                     run.digest if ok else "differs",
-                     run.verdict_ok and ok, run.doubled_offsets, killed.gap_s)
+    return replace(run, digest=run.digest if ok else "differs", verdict_ok=run.verdict_ok and ok,
+                   gap_s=killed.gap_s)
 
 
 def catch_up(env: dict, kafka: KafkaResource, load: ChaosLoad, ends: dict, count: int,

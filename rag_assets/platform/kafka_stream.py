@@ -44,11 +44,11 @@ REQUEST_TIMEOUT_MS = 30_000
 # bench, cause unknown: the stream fails, so its worker starts over with a new consumer. Counted
 # from the first empty poll, so time spent applying between polls is no stall.
 STALL_AFTER_S = 60.0
+log = logging.getLogger(__name__)
 
 
 class StalledConsumer(RuntimeError):
     """The consumer returns nothing while Kafka holds records it has not read."""
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -224,11 +224,6 @@ class LedgerPositionedStream:
         for tp in partitions:
             self._positions.pop(tp, None)
             self._held_back.pop(tp, None)
-
-    @property
-    def partitions(self) -> list[tuple[str, int]]:
-        """The (topic, partition) pairs this stream reads now."""
-        return sorted((tp.topic, tp.partition) for tp in self._positions)
 
     def close(self) -> None:
         if self._consumer is not None:
