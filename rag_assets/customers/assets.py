@@ -76,7 +76,7 @@ def source_records(context: AssetExecutionContext, config: OffsetRangesConfig,
     return MaterializeResult(metadata={
         **stats.metadata(),
         "mode": "rebuild" if config.is_rebuild else "incremental",
-        "offset_ranges": MetadataValue.json(ranges_as_dicts(ranges)),
+        "offset_ranges": MetadataValue.json(ranges_as_dicts(stats.claimed)),
         "events_by_table": MetadataValue.json(dict(stats.tables)),
     })
 

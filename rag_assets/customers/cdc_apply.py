@@ -27,7 +27,7 @@ from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
 from rag_assets.platform.erasure_lock import lock_for_writing
 from rag_assets.platform.item_guard import apply_in_transaction
-from rag_assets.platform.kafka_ingest import OffsetRangeConfig
+from rag_assets.platform.kafka_ingest import OffsetRangeConfig, parts_of
 from resources.kafka import KafkaResource
 
 CONSUMER = "source_records"
@@ -64,6 +64,8 @@ class ApplyStats:
     ranges_already_applied: int = 0
     records_changed: int = 0
     tables: Counter = field(default_factory=Counter)
+    # The ledger parts this work applied: a range polled by two group members is claimed once.
+    claimed: list[OffsetRangeConfig] = field(default_factory=list)
 
     def add(self, other: ApplyStats) -> None:
         """Count `other`'s work in this one (a batch applied with fresh stats, then kept)."""
@@ -139,6 +141,7 @@ def apply_range(cur, kafka: KafkaResource, rng: OffsetRangeConfig, stats: ApplyS
     if not parts:
         stats.ranges_already_applied += 1
         return
+    stats.claimed += parts_of(rng, parts)
     if prefetched is None:
         read = read or kafka.read_range
         records = [r for start, end in parts for r in read(rng.topic, rng.partition, start, end)]

@@ -82,10 +82,10 @@ class CdcMicroBatches:
                                       prefetched=records)
                 stats.add(range_stats)
 
-            applied = apply_each_partition(cur, self.source, polled, apply)
+            apply_each_partition(cur, self.source, polled, apply)
             if stats.ranges_applied:
-                self.session.record(cur, "source_records",
-                                    {**stats.metadata(), "offset_ranges": ranges_as_dicts(applied)})
+                self.session.record(cur, "source_records", {
+                    **stats.metadata(), "offset_ranges": ranges_as_dicts(stats.claimed)})
         return stats.events_read
 
     def lag(self) -> LagReport:

@@ -133,7 +133,7 @@ def conversation_log(context: AssetExecutionContext, config: ConversationLogConf
         **stats.metadata(),
         "mode": "rebuild" if config.is_rebuild else "incremental",
         "allowed_lateness_hours": config.allowed_lateness_hours,
-        "offset_ranges": MetadataValue.json(ranges_as_dicts(ranges)),
+        "offset_ranges": MetadataValue.json(ranges_as_dicts(stats.claimed)),
         "dead_letters_by_reason": MetadataValue.json(dict(stats.dead_letter_reasons)),
         "latest_event_time": (stats.latest_event_time.isoformat()
                               if stats.latest_event_time else None),

@@ -34,7 +34,7 @@ from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
 from rag_assets.platform.erasure_lock import lock_for_writing
 from rag_assets.platform.item_guard import apply_in_transaction
-from rag_assets.platform.kafka_ingest import OffsetRangeConfig
+from rag_assets.platform.kafka_ingest import OffsetRangeConfig, parts_of
 from resources.kafka import KafkaResource
 from resources.s3 import S3Storage
 
@@ -58,6 +58,8 @@ class IngestStats:
     too_late_windows: set = field(default_factory=set)
     latest_event_time: datetime | None = None
     seconds: Counter = field(default_factory=Counter)  # wall time per stage
+    # The ledger parts this work applied: a range polled by two group members is claimed once.
+    claimed: list[OffsetRangeConfig] = field(default_factory=list)
 
     def add(self, other: IngestStats) -> None:
         """Count `other`'s work in this one (a batch applied with fresh stats, then kept)."""
@@ -155,6 +157,7 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
     if not parts:
         stats.ranges_already_applied += 1
         return
+    stats.claimed += parts_of(rng, parts)
     with _timed(stats, "kafka_read"):
         if prefetched is None:
             records = [r for start, end in parts

@@ -67,10 +67,10 @@ class FeedbackMicroBatches:
                                    range_stats, run_id, prefetched=records)
                 stats.add(range_stats)
 
-            applied = apply_each_partition(cur, self.source, polled, apply)
+            apply_each_partition(cur, self.source, polled, apply)
             if stats.ranges_applied:
                 self.session.record(cur, "conversation_log", {
-                    **stats.metadata(), "offset_ranges": ranges_as_dicts(applied)})
+                    **stats.metadata(), "offset_ranges": ranges_as_dicts(stats.claimed)})
         self.session.drain("feedback_scored", scoring.ScoreStats,
                            lambda cur, s: scoring.score_batch(cur, self.scorer, s, run_id,
                                                               comment_limit=self.comment_limit),

@@ -47,6 +47,12 @@ def read_records(kafka: KafkaResource, topic: str, partition: int,
         yield from kafka.read_range(topic, partition, start, end)
 
 
+def parts_of(rng: OffsetRangeConfig, parts: list[tuple[int, int]]) -> list[OffsetRangeConfig]:
+    """The parts of `rng` the ledger handed out, as ranges of its partition."""
+    return [OffsetRangeConfig(topic=rng.topic, partition=rng.partition, start=start, end=end)
+            for start, end in parts]
+
+
 def ranges_as_dicts(ranges) -> list[dict]:
     """Offset ranges as plain dicts, for metadata."""
     return [{"topic": r.topic, "partition": r.partition, "start": r.start, "end": r.end}

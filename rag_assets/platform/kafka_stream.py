@@ -89,13 +89,13 @@ class HeldBack:
 
 def apply_each_partition(cur, stream: LedgerPositionedStream,
                          polled: list[tuple[OffsetRangeConfig, list]],
-                         apply_range: Callable[[OffsetRangeConfig, list], None]
-                         ) -> list[OffsetRangeConfig]:
+                         apply_range: Callable[[OffsetRangeConfig, list], None]) -> None:
     """Apply each partition's range of a poll in a savepoint of the caller's transaction. A range
     that fails as a whole — what the item guard leaves: a lock or statement timeout, a
     conflict — is held back (`LedgerPositionedStream.hold_back`) while the other partitions are
-    applied; only a lost connection fails the poll. Returns the ranges applied."""
-    applied = []
+    applied; only a lost connection fails the poll. (What was applied is what the ledger handed
+    out — the domain's stats say — not the polled range: a member evicted mid-batch and the
+    partition's new owner may both poll it.)"""
     for rng, records in polled:
         try:
             with cur.connection.transaction():
@@ -109,8 +109,6 @@ def apply_each_partition(cur, stream: LedgerPositionedStream,
                         held.reason)
             continue
         stream.applied(rng)
-        applied.append(rng)
-    return applied
 
 
 def lag_from(bounds: dict[tuple[str, int], tuple[int, int]],

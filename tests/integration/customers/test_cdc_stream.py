@@ -68,6 +68,7 @@ def test_stream_and_runs_share_the_ledger(kafka, postgres):
         "customer_profiles": {"config": {"rebuild": False}}}})
     assert metadata(run)["ranges_already_applied"] == len(ranges)
     assert metadata(run)["events_read"] == 0
+    assert metadata(run)["offset_ranges"] == []  # the lineage names what a run applied
 
     # ... and what arrives next is the stream's again, still equal to the oracle.
     publish(kafka, demo_messages(kafka, people=25, changes=40, seed=4)[-40:], partitions=2)
@@ -171,3 +172,36 @@ def test_under_a_backlog_one_step_applies_many_polls_then_links_once(kafka, post
     # ... and the graph and profiles taken after the first step's polls, not between them.
     first_derived = min(r.id for r in rows if r.asset_key != "source_records")
     assert sum(1 for r in polls if r.id < first_derived) >= (len(messages) - 25) // 25
+
+
+def test_two_workers_polling_the_same_offsets_report_each_offset_once(kafka, postgres):
+    """An evicted group member still applying and the partition's new owner both poll the same
+    records; the ledger applies them once and the lineage must say so, not report them twice."""
+    messages = demo_messages(kafka, people=20, changes=80, seed=11)
+    publish(kafka, messages, partitions=2)
+    with postgres.connection() as conn_a, postgres.connection() as conn_b:
+        sessions = [MicroBatchSession(conn_a, "overlap_test", "worker-a"),
+                    MicroBatchSession(conn_b, "overlap_test", "worker-b")]
+        # One poll per step, of different sizes: their ranges overlap in part.
+        workers = [CdcMicroBatches(s, kafka, postgres, max_records=size, catch_up_events=size)
+                   for s, size in zip(sessions, (15, 7))]
+        try:
+            applied = {s.run_id: 0 for s in sessions}
+            for _ in range(400):  # each reads every partition, from the ledger's marks;
+                for session, worker, polls in zip(sessions, workers, (1, 3)):  # b overtakes a
+                    for _ in range(polls):
+                        applied[session.run_id] += worker.step()
+                if sum(applied.values()) == len(messages):
+                    break
+            assert sum(applied.values()) == len(messages), applied
+            assert min(applied.values()) > 0, applied  # the premise: both took part
+        finally:
+            for worker in workers:
+                worker.close()
+        with sessions[0].transaction() as cur:
+            rows = lineage_outbox.pending(cur, "overlap_test", 0)
+    reported = [(r["topic"], r["partition"], r["start"], r["end"]) for row in rows
+                if row.asset_key == "source_records" for r in row.metadata["offset_ranges"]]
+    offsets = [(topic, partition, offset) for topic, partition, start, end in reported
+               for offset in range(start, end)]
+    assert len(offsets) == len(set(offsets)) == len(messages)
