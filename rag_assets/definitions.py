@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from rag_assets.catalogue import active_catalogue
 from rag_assets.catalogue.assets import source_specs
@@ -21,5 +21,10 @@ defs = Definitions.merge(
     erasure_assets.erasure_defs,
     feedback.defs,
     knowledge.defs,
-    Definitions(sensors=all_sensors, resources=production_resources()),
+    # Every run's steps in the run's own process: a step of these jobs takes a second or less,
+    # a step process of its own ~20 s to start (imports) on a busy 2-core machine — a runs-mode
+    # deployment under load spent most of each run starting step processes. Runs, not steps,
+    # are what spreads over machines (docs/scaling.md).
+    Definitions(sensors=all_sensors, resources=production_resources(),
+                executor=in_process_executor),
 )

@@ -24,6 +24,16 @@ def test_definitions_load_with_every_resource(monkeypatch):
         s.name for s in repository.sensor_defs}
 
 
+def test_every_job_runs_its_steps_in_the_run_process(monkeypatch):
+    """A step process per step cost a runs-mode deployment ~20 s of imports per step."""
+    _env(monkeypatch)
+    from rag_assets.definitions import defs
+
+    jobs = defs.get_repository_def().get_all_jobs()
+    assert {"customers_cdc", "feedback_stream", "knowledge_documents"} <= {j.name for j in jobs}
+    assert {j.name: j.executor_def.name for j in jobs} == {j.name: "in_process" for j in jobs}
+
+
 def test_dagster_validates_the_workspace(monkeypatch, tmp_path):
     _env(monkeypatch)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
