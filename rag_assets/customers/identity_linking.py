@@ -76,7 +76,10 @@ def _pending_keys(cur, limit: int) -> list[RecordKey]:
     return [RecordKey(*row) for row in cur.fetchall()]
 
 
-def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = 2000,
+BATCH_LIMIT = 2000  # pending records linked per transaction
+
+
+def link_batch(cur, stats: LinkStats, run_id: str | None = None, limit: int = BATCH_LIMIT,
                store: PostgresIdentityStore | None = None) -> int:
     """Link up to `limit` pending records; returns how many were taken. Pass the same `store`
     to the batches of a run: it keeps what earlier batches read of the graph. A record whose

@@ -84,7 +84,11 @@ def worth_a_second_process(cur) -> bool:
     return cur.fetchone()[0]
 
 
-def refresh_batch(cur, stats: RefreshStats, today: date | None = None, limit: int = 1000) -> int:
+BATCH_LIMIT = 1000  # pending profiles rebuilt per transaction
+
+
+def refresh_batch(cur, stats: RefreshStats, today: date | None = None,
+                  limit: int = BATCH_LIMIT) -> int:
     """Rebuild up to `limit` pending profiles; returns how many were taken.
 
     Three set-based reads (pending ids, their members, the members' records) and two writes

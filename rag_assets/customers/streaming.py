@@ -65,9 +65,10 @@ class CdcMicroBatches:
             self.session.drain("identity_graph", identity_linking.LinkStats,
                                lambda cur, s: identity_linking.link_batch(
                                    cur, s, self.session.run_id, store=self.identity_store),
-                               keep_going)
+                               keep_going, batch_limit=identity_linking.BATCH_LIMIT)
             self.session.drain("customer_profiles", profile_refresh.RefreshStats,
-                               profile_refresh.refresh_batch, keep_going)
+                               profile_refresh.refresh_batch, keep_going,
+                               batch_limit=profile_refresh.BATCH_LIMIT)
         return read
 
     def _apply(self, polled: list) -> int:

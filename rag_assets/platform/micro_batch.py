@@ -63,10 +63,13 @@ class MicroBatchSession:
                               {**metadata, "streaming_session": self.run_id})
 
     def drain(self, asset_key: str, new_stats: Callable[[], HasMetadata],
-              step: Callable[[Any, Any], int], keep_going: Callable[[], bool] = always) -> int:
+              step: Callable[[Any, Any], int], keep_going: Callable[[], bool] = always,
+              batch_limit: int | None = None) -> int:
         """Run `step(cur, stats)` in its own transaction until it takes nothing (or `keep_going`
         says stop); each batch that took work records its stats for `asset_key`. Returns the
-        work taken."""
+        work taken. With the step's `batch_limit`, a batch that took less than a full one ends
+        the drain too: the queue was empty (what others queue since, they drain), and a steady
+        trickle of small batches saves a transaction each."""
         total = 0
         while keep_going():
             stats = new_stats()
@@ -76,4 +79,6 @@ class MicroBatchSession:
                     return total
                 self.record(cur, asset_key, stats.metadata())
             total += taken
+            if batch_limit is not None and taken < batch_limit:
+                return total
         return total
