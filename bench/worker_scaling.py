@@ -166,8 +166,8 @@ def catch_up(env: dict, kafka: KafkaResource, load: ChaosLoad, ends: dict, count
              kill: bool) -> WorkerRun:
     """N workers on a fresh schema apply the whole backlog. The clock (and the CPU reading)
     starts once every worker has applied a range — the group has formed; what the first members
-    applied before is left out. With `kill`, worker 0 is SIGKILLed a third of the way through
-    what was left then."""
+    applied before is left out. With `kill`, the worker with the most events left in its
+    partitions is SIGKILLed a third of the way through what was left then."""
     postgres = _fresh_schema(env)
     worker_env = {**env, "RAG_TOPIC_PREFIX": kafka.topic_prefix,
                   "RAG_PG_SCHEMA": postgres.db_schema}
@@ -231,22 +231,29 @@ def _judge(postgres: PostgresResource, load: ChaosLoad, count: int, events: int,
 
 def _kill_and_time_rebalance(postgres, workers: StreamWorkerProcesses, sessions: list[str],
                              ends: dict, kill_at: float) -> float | None:
-    """SIGKILL worker 0 once `kill_at` events are applied; seconds until every partition it held
-    that still had events left is applied again by another worker (the worst one); None if it
-    held none with events left."""
+    """Once `kill_at` events are applied, SIGKILL the worker with the most events left in the
+    partitions it holds (a fixed victim may have finished its partitions already); seconds until
+    every such partition is applied again by another worker (the worst one); None if no worker
+    held a partition with events left."""
     wait_until(lambda: sum(r.end - r.start for r in _applied(postgres)) >= kill_at,
                CATCH_UP_TIMEOUT_S, "a third of the backlog applied")
     before = _applied(postgres)
-    held = {(r.topic, r.partition) for r in before if r.session == sessions[0]}
     reached = {tp: spans[-1][1] for tp, spans in coverage(before).items()}
-    unfinished = {tp for tp in held if reached.get(tp, 0) < ends[tp]}
+    left = {i: {tp: ends[tp] - reached.get(tp, 0) for tp in
+                {(r.topic, r.partition) for r in before if r.session == session}
+                if reached.get(tp, 0) < ends[tp]}
+            for i, session in enumerate(sessions)}
+    victim = max(left, key=lambda i: sum(left[i].values()))
+    unfinished = set(left[victim])
+    print(f"  killing worker {victim}: {len(unfinished)} partition(s) with "
+          f"{sum(left[victim].values()):,} events left", flush=True)
     killed_at = time.time()
-    workers.kill(0)
+    workers.kill(victim)
 
     def resumed() -> dict:
         firsts: dict = {}
         for r in _applied(postgres):
-            if r.session != sessions[0] and r.at > killed_at:
+            if r.session != sessions[victim] and r.at > killed_at:
                 firsts.setdefault((r.topic, r.partition), r.at)
         return firsts
 
