@@ -1,7 +1,9 @@
 """Kafka access for sensors and runs: explicit partition assignment, no consumer groups.
 
 Sensors and runs read exact offset ranges, so nothing here commits offsets to Kafka; the
-applied offsets live in PostgreSQL beside the data they produced (DESIGN §5).
+applied offsets live in PostgreSQL beside the data they produced (`platform/offset_ledger.py`).
+Stream worker processes of one source share a consumer group for partition assignment only
+(`rag_assets/platform/kafka_stream.py`); they too take their positions from the ledger.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A Kafka sensor that requests runs for offset ranges (DESIGN §5).
+"""A Kafka sensor that requests runs for offset ranges (docs/architecture.md, runs mode).
 
 Partitions are assigned and sought, never joined as a consumer group. Each tick reads the end
 offsets, and requests one run covering the new range of every partition (bounded per

@@ -1,6 +1,6 @@
 """Streaming sensors: changes applied as they arrive, without runs, and recorded in the lineage.
 
-The sensor daemon starts a tick at most every 5 s (DESIGN §5), so a design that waits for a tick
+The sensor daemon starts a tick at most every 5 s (`minimum_interval_seconds`), so a design that waits for a tick
 to request a run, and for the run to start, cannot make a change retrievable within seconds. A
 streaming sensor's ticks instead keep a worker alive (`sensors/stream_worker.py`) that polls its
 source and applies what arrives, every few hundred milliseconds at most, with the same functions

@@ -1,6 +1,6 @@
 """Conversation-turn feedback events for the `app.feedback` topic.
 
-One event per assistant turn (DESIGN §3): `conversation_id, turn_id, customer_ref, ts, question,
+One event per assistant turn: `conversation_id, turn_id, customer_ref, ts, question,
 answer, model_id, latency_ms, retrieved_ids, rating, comment`.
 
 * conversations have 1–4 turns, with follow-up questions on the same topic;

@@ -1,6 +1,6 @@
 """Row changes encoded as Debezium PostgreSQL-connector JSON change events.
 
-Value (DESIGN §3): `{"before", "after", "source": {version, connector, name, ts_ms, snapshot, db,
+Value: `{"before", "after", "source": {version, connector, name, ts_ms, snapshot, db,
 sequence, schema, table, txId, lsn, xmin}, "op", "ts_ms"}`, optionally inside the JSON
 converter's `{"schema": ..., "payload": ...}` wrapper. Key: `{"id": <pk>}`. Topic:
 `cdc.<system>.<table>`.

@@ -5,7 +5,7 @@ written in ONE table commit (`merge_insert` with a by-source delete scoped to th
 a reader sees either the old set or the new set, never a mix and never nothing. Vectors are
 reused for chunks whose content hash is unchanged, so only edited chunks are re-embedded.
 
-Per DESIGN §4: one writer per table, a BTREE index on the keys, and compaction as scheduled
+One writer per table (`index_queue.writer_lock`), a BTREE index on the keys, and compaction as scheduled
 maintenance (`maintain_table`) rather than after every write.
 """
 

@@ -31,7 +31,7 @@ def _key(name: str, db_schema: str) -> str:
 
 
 def writer_lock(cur, db_schema: str) -> None:
-    """A run's lock on the table (DESIGN §4), held until the caller's transaction ends: the
+    """A run's lock on the table, held until the caller's transaction ends: the
     writer lock, and the run lock that keeps workers from claiming meanwhile."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_key("kb-chunks-run", db_schema),))
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",

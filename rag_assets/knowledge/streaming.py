@@ -169,7 +169,7 @@ class DocumentMicroBatches:
         })
 
     def _compact_when_due(self) -> bool:
-        """Every commit adds a fragment; hundreds of them slow every query and merge (DESIGN §4),
+        """Every commit adds a fragment; hundreds of them slow every query and merge (`checks.py`),
         so the stream compacts the table itself, under the writer lock it already holds."""
         self._commits_since_compaction += 1
         if self._commits_since_compaction < self.compact_every_commits:

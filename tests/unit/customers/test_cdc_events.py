@@ -16,7 +16,7 @@ from rag_assets.platform.dead_letters import DeadLetter
 
 TOPIC = "cdc.crm.customers"
 SALLY = {"id": 1001, "first_name": "Sally", "last_name": "Thomas", "email": "sally.thomas@acme.com"}
-DESIGN_EXAMPLE = (
+DEBEZIUM_EXAMPLE = (
     b'{"before":null,"after":{"id":1001,"first_name":"Sally","last_name":"Thomas",'
     b'"email":"sally.thomas@acme.com"},"source":{"version":"2.1.3.Final","connector":"postgresql",'
     b'"name":"dbserver1","ts_ms":1582540780807,"snapshot":"true","db":"postgres",'
@@ -30,7 +30,7 @@ def parse(value, key=b'{"id":1001}', topic=TOPIC, config=None):
 
 
 def test_design_document_snapshot_read_is_parsed():
-    event = parse(DESIGN_EXAMPLE)
+    event = parse(DEBEZIUM_EXAMPLE)
     assert event == ChangeEvent(
         system="crm",
         table="customers",
