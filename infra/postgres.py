@@ -68,6 +68,28 @@ def _chown_for(user: str | None, *paths: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+def _ensure_retrieval_role(cur, env: dict[str, str]) -> None:
+    """The retrieval login role, as an operator creates it in production (docs/operations.md,
+    "Least privilege"): its password sent as a SCRAM verifier, never in clear; CONNECT on the
+    product database only, which, like Dagster's, is closed to PUBLIC (no CONNECT, no temporary
+    tables). Its privileges inside the schema are granted by `ensure_schema`."""
+    from psycopg import sql
+
+    role, database = env["RAG_RETRIEVAL_PGUSER"], env["PGDATABASE"]
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+    if cur.fetchone() is not None:
+        return
+    verifier = cur.connection.pgconn.encrypt_password(
+        env["RAG_RETRIEVAL_PGPASSWORD"].encode(), role.encode(), b"scram-sha-256").decode()
+    cur.execute(sql.SQL("CREATE ROLE {} LOGIN NOINHERIT PASSWORD {}").format(
+        sql.Identifier(role), sql.Literal(verifier)))
+    for name in (database, env["DAGSTER_PG_DB"]):
+        cur.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
+            sql.Identifier(name)))
+    cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+        sql.Identifier(database), sql.Identifier(role)))
+
+
 class PostgresService:
     name = "postgres"
 
@@ -122,6 +144,7 @@ class PostgresService:
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
                 if cur.fetchone() is None:
                     cur.execute(f'CREATE DATABASE "{name}"')
+            _ensure_retrieval_role(cur, env)
 
     def _let_server_in(self) -> str | None:
         """The server's own user (None when we are not root), allowed through the state

@@ -90,7 +90,11 @@ def allow_traverse(settings: InfraSettings, gid: int) -> None:
     path.chmod(0o710)
 
 
-SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "PGPASSWORD", "RAG_ERASURE_HASH_KEY")
+SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "PGPASSWORD", "RAG_ERASURE_HASH_KEY",
+                "RAG_RETRIEVAL_PGPASSWORD")
+# The login role of the retrieval endpoint and the read-only look-ups: it may read what they read
+# and append audit rows, nothing else (rag_assets/platform/db_roles.py).
+RETRIEVAL_ROLE = "rag_retrieval"
 
 
 def local_secrets(settings: InfraSettings) -> dict[str, str]:
@@ -130,6 +134,8 @@ def connection_env(settings: InfraSettings) -> dict[str, str]:
         "PGPASSWORD": generated["PGPASSWORD"],
         "PGDATABASE": "rag",
         "DAGSTER_PG_DB": "dagster",
+        "RAG_RETRIEVAL_PGUSER": RETRIEVAL_ROLE,
+        "RAG_RETRIEVAL_PGPASSWORD": generated["RAG_RETRIEVAL_PGPASSWORD"],
         "LANCEDB_URI": settings.lancedb_uri,
         "RAG_ERASURE_HASH_KEY": generated["RAG_ERASURE_HASH_KEY"],
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import EnvVar
 
 from rag_assets.catalogue import active_catalogue
+from rag_assets.platform.db_roles import RETRIEVAL_PASSWORD_ENV, RETRIEVAL_ROLE_ENV, retrieval_role
 from resources.embedder import embedder_resource_from_env
 from resources.env import optional_env as _optional
 from resources.kafka import KafkaResource
@@ -33,14 +34,7 @@ def production_resources() -> dict:
             knowledge_prefix=active_catalogue().knowledge.prefix,
             lake_bucket=EnvVar("RAG_LAKE_BUCKET"),
         ),
-        "postgres": PostgresResource(
-            host=EnvVar("PGHOST"),
-            port=EnvVar.int("PGPORT"),
-            user=EnvVar("PGUSER"),
-            password=EnvVar("PGPASSWORD"),
-            database=EnvVar("PGDATABASE"),
-            db_schema=_optional("RAG_PG_SCHEMA") or "rag",
-        ),
+        "postgres": _postgres("PGUSER", "PGPASSWORD"),
         "embedder": embedder_resource_from_env(),
         "sentiment": sentiment_resource_from_env(),
         "lancedb": LanceDBResource(
@@ -50,6 +44,25 @@ def production_resources() -> dict:
             aws_secret_access_key=EnvVar("AWS_SECRET_ACCESS_KEY"),
         ),
     }
+
+
+def _postgres(user_env: str, password_env: str) -> PostgresResource:
+    return PostgresResource(
+        host=EnvVar("PGHOST"),
+        port=EnvVar.int("PGPORT"),
+        user=EnvVar(user_env),
+        password=EnvVar(password_env),
+        database=EnvVar("PGDATABASE"),
+        db_schema=_optional("RAG_PG_SCHEMA") or "rag",
+    )
+
+
+def reader_postgres_from_environment() -> PostgresResource:
+    """PostgreSQL for the retrieval endpoint and the read-only look-ups: as the retrieval role
+    (RAG_RETRIEVAL_PGUSER, RAG_RETRIEVAL_PGPASSWORD) when one is configured, else as PGUSER."""
+    if retrieval_role() is None:
+        return resource_from_environment("postgres")
+    return _postgres(RETRIEVAL_ROLE_ENV, RETRIEVAL_PASSWORD_ENV).process_config_and_initialize()
 
 
 def resource_from_environment(key: str):

@@ -8,7 +8,8 @@
 
 The profile is printed in full, personal data included: the caller asked for that customer.
 Connection settings come from the environment (PGHOST…, KAFKA_BOOTSTRAP_SERVERS,
-RAG_TOPIC_PREFIX), as for the Dagster deployment; `--pg-schema` names the schema (default `rag`).
+RAG_TOPIC_PREFIX), as for the Dagster deployment; `customer` only reads, as the retrieval role
+when one is configured (RAG_RETRIEVAL_PGUSER); `--pg-schema` names the schema (default `rag`).
 
 Exit status: 0 on success, 1 when no customer matches the reference (or a replay left letters
 failing), 2 for an invalid reference.
@@ -22,7 +23,7 @@ import os
 import sys
 from typing import TextIO
 
-from resources.defaults import resource_from_environment
+from resources.defaults import reader_postgres_from_environment, resource_from_environment
 
 def add_parsers(commands) -> None:
     """Add the `customer` and `dead-letters` sub-commands to `rag-assets`' subparsers."""
@@ -47,8 +48,8 @@ def add_parsers(commands) -> None:
     letters.set_defaults(handler=customers_cli)
 
 
-def _postgres(schema: str | None):
-    postgres = resource_from_environment("postgres")
+def _postgres(schema: str | None, reader: bool = False):
+    postgres = reader_postgres_from_environment() if reader else resource_from_environment("postgres")
     return postgres.model_copy(update={"db_schema": schema}) if schema else postgres
 
 
@@ -60,7 +61,8 @@ def customers_cli(args: argparse.Namespace, postgres=None, kafka=None,
                   out: TextIO | None = None) -> int:
     """Run `customer` or `dead-letters`; resources default to the environment's."""
     out = out or sys.stdout
-    postgres = postgres or _postgres(getattr(args, "pg_schema", None))
+    postgres = postgres or _postgres(getattr(args, "pg_schema", None),
+                                     reader=args.command == "customer")
     if args.command == "customer":
         return _customer(args, postgres, out)
     if args.action == "list":

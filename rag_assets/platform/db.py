@@ -17,6 +17,7 @@ from typing import Any
 
 from psycopg import sql
 
+from rag_assets.platform.db_roles import grant_retrieval_access
 from resources.postgres import in_transaction
 
 SCHEMA_FILES = (
@@ -30,7 +31,9 @@ def _files(extra_files: tuple) -> dict[str, str]:
 
 
 def ensure_schema(cur, schema_name: str, extra_files: tuple = ()) -> None:
-    """Create `schema_name` and every table in it; safe and cheap to call on every run."""
+    """Create `schema_name` and every table in it; safe and cheap to call on every run. The
+    retrieval role, when one is configured, is granted what it lacks on what exists now
+    (`db_roles.py`), so a table created by a later call is granted by that call."""
     # Serialises concurrent first runs, which would otherwise race on CREATE TABLE.
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"schema:{schema_name}",))
     cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema_name)))
@@ -47,6 +50,7 @@ def ensure_schema(cur, schema_name: str, extra_files: tuple = ()) -> None:
         cur.execute(sql.SQL(text))  # the package's own DDL, never run-time input
         cur.execute("INSERT INTO schema_files (name, sha256) VALUES (%s, %s) ON CONFLICT (name)"
                     " DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()", (name, digest))
+    grant_retrieval_access(cur, schema_name)
 
 
 def drain(postgres, step) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from rag_assets.platform.db import ensure_schema
+from rag_assets.platform.db_roles import may_create_schemas
 from rag_assets.retrieval.access import new_token, token_digest
 
 RETRIEVAL_SCHEMA = (("rag_assets.retrieval", "schema.sql"),)
@@ -26,6 +27,15 @@ class ClientError(ValueError):
 
 def ensure_retrieval_schema(cur, db_schema: str) -> None:
     ensure_schema(cur, db_schema, RETRIEVAL_SCHEMA)
+
+
+def serving_clients(cur, db_schema: str) -> int:
+    """The active clients, for a server starting: the retrieval tables are created first when
+    the server's role may create them; the read-only retrieval role finds them made by the
+    pipelines' role (UndefinedTable when they are not)."""
+    if may_create_schemas(cur):
+        ensure_retrieval_schema(cur, db_schema)
+    return active_clients(cur)
 
 
 def add_client(cur, client_id: str) -> str:

@@ -303,17 +303,20 @@ class RetrievalService:
 
 
 def service_from_env(embedder: Embedder | None = None) -> RetrievalService:
-    """PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE, RAG_PG_SCHEMA (default "rag"), LANCEDB_URI,
+    """PGHOST/PGPORT/PGDATABASE, RAG_RETRIEVAL_PGUSER/RAG_RETRIEVAL_PGPASSWORD (the read-only
+    role; PGUSER/PGPASSWORD when unset), RAG_PG_SCHEMA (default "rag"), LANCEDB_URI,
     S3_ENDPOINT_URL and AWS credentials for an s3:// LanceDB, EMBEDDER_* as for the assets, and
     BEDROCK_LLM_MODEL_ID to enable answers, RAG_RETRIEVAL_STATEMENT_TIMEOUT_MS (default 2000)."""
+    from rag_assets.platform.db_roles import RETRIEVAL_ROLE_ENV
     from rag_assets.retrieval.answer import answerer_from_env
-    from resources.defaults import resource_from_environment
+    from resources.defaults import reader_postgres_from_environment, resource_from_environment
 
-    missing = [name for name in ("PGHOST", "PGUSER", "PGDATABASE", "LANCEDB_URI")
-               if not os.environ.get(name)]
+    missing = [name for name in ("PGHOST", "PGDATABASE", "LANCEDB_URI") if not os.environ.get(name)]
+    if not (os.environ.get(RETRIEVAL_ROLE_ENV) or os.environ.get("PGUSER")):
+        missing.append(f"{RETRIEVAL_ROLE_ENV} (or PGUSER)")
     if missing:
         raise RuntimeError(f"set {', '.join(missing)} (or run `eval \"$(rag-assets infra env)\"`)")
-    postgres = resource_from_environment("postgres")
+    postgres = reader_postgres_from_environment()
     lancedb = resource_from_environment("lancedb")
     if embedder is None:
         embedder = resource_from_environment("embedder").get_embedder()

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg.errors import QueryCanceled
+from psycopg.errors import QueryCanceled, UndefinedTable
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -43,8 +43,7 @@ from rag_assets.retrieval.access import ConcurrencyGate, RateLimiter, exposure_e
 from rag_assets.retrieval.clients import (
     ClientDirectory,
     ClientStore,
-    active_clients,
-    ensure_retrieval_schema,
+    serving_clients,
 )
 from rag_assets.retrieval.context import InvalidRequest, RetrievalService
 
@@ -174,9 +173,14 @@ class EndpointRefused(RuntimeError):
 def access_for(postgres, insecure_no_auth: bool, host: str) -> Access:
     """The server's access rules from the clients table and the environment; refuses (with
     `EndpointRefused`) what `access.exposure_error` refuses."""
-    with postgres.transaction() as cur:
-        ensure_retrieval_schema(cur, postgres.db_schema)
-        clients = active_clients(cur)
+    try:
+        with postgres.transaction() as cur:
+            clients = serving_clients(cur, postgres.db_schema)
+    except UndefinedTable:
+        raise EndpointRefused(
+            f"the retrieval tables are not in schema {postgres.db_schema!r} yet and the role "
+            f"{postgres.user!r} may not create them: add a client (`rag-assets retrieval-clients "
+            "add NAME`) or run a pipeline with the pipelines' credentials first") from None
     environment_token = os.environ.get(TOKEN_ENV) or None
     refused = exposure_error(host, insecure_no_auth, bool(clients or environment_token))
     if refused:
