@@ -60,39 +60,39 @@ def retrieval_role() -> str | None:
     return os.environ.get(RETRIEVAL_ROLE_ENV) or None
 
 
-_MISSING = """
-SELECT 'USAGE', 'SCHEMA', NULL WHERE NOT has_schema_privilege(%(role)s, %(schema)s, 'USAGE')
-UNION ALL
-SELECT w.privilege, 'TABLE', c.relname
-FROM unnest(%(tables)s::text[], %(privileges)s::text[]) AS w(name, privilege)
-JOIN pg_class c ON c.relname = w.name AND c.relkind IN ('r', 'p')
-JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = %(schema)s
-WHERE NOT has_table_privilege(%(role)s, c.oid, w.privilege)
-UNION ALL
-SELECT 'USAGE', 'SEQUENCE', s.relname
-FROM pg_class t
-JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = %(schema)s
-JOIN pg_depend d ON d.refobjid = t.oid AND d.classid = 'pg_class'::regclass
-    AND d.deptype IN ('a', 'i')
-JOIN pg_class s ON s.oid = d.objid
-WHERE t.relname = ANY(%(append)s::text[])
-  -- CASE: the planner may test the privilege before the join's condition on relkind
-  AND CASE WHEN s.relkind = 'S' THEN NOT has_sequence_privilege(%(role)s, s.oid, 'USAGE') END
-"""
-
-
 def missing_privileges(cur, schema_name: str, role: str,
                        grants: RoleGrants) -> list[tuple[str, str, str | None]]:
     """(privilege, object kind, table or sequence name) of every grant `role` lacks on the
     objects of `schema_name` that exist."""
-    cur.execute(_MISSING, {
+    cur.execute("""
+        SELECT 'USAGE', 'SCHEMA', NULL
+        WHERE NOT has_schema_privilege(%(role)s, %(schema)s, 'USAGE')
+        UNION ALL
+        SELECT w.privilege, 'TABLE', c.relname
+        FROM unnest(%(tables)s::text[], %(privileges)s::text[]) AS w(name, privilege)
+        JOIN pg_class c ON c.relname = w.name AND c.relkind IN ('r', 'p')
+        JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = %(schema)s
+        WHERE NOT has_table_privilege(%(role)s, c.oid, w.privilege)
+        UNION ALL
+        SELECT 'USAGE', 'SEQUENCE', s.relname
+        FROM pg_class t
+        JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = %(schema)s
+        JOIN pg_depend d ON d.refobjid = t.oid AND d.classid = 'pg_class'::regclass
+            AND d.deptype IN ('a', 'i')
+        JOIN pg_class s ON s.oid = d.objid
+        WHERE t.relname = ANY(%(append)s::text[])
+          -- CASE: the planner may test the privilege before the join's condition on relkind
+          AND CASE WHEN s.relkind = 'S'
+                   THEN NOT has_sequence_privilege(%(role)s, s.oid, 'USAGE') END
+        """, {
         "role": role, "schema": schema_name, "tables": [*grants.select, *grants.append],
         "privileges": ["SELECT"] * len(grants.select) + ["INSERT"] * len(grants.append),
         "append": list(grants.append)})
     return [tuple(row) for row in cur.fetchall()]
 
 
-def _grant(privilege: str, kind: str, name: str | None, schema_name: str, role: str) -> sql.Composed:
+def _grant(privilege: str, kind: str, name: str | None, schema_name: str,
+           role: str) -> sql.Composed:
     target = (sql.Identifier(schema_name) if kind == "SCHEMA"
               else sql.Identifier(schema_name, name))
     return sql.SQL("GRANT {} ON {} {} TO {}").format(
