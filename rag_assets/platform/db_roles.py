@@ -65,8 +65,8 @@ def missing_privileges(cur, schema_name: str, role: str,
     """(privilege, object kind, table or sequence name) of every grant `role` lacks on the
     objects of `schema_name` that exist."""
     cur.execute("""
-        SELECT 'USAGE', 'SCHEMA', NULL
-        WHERE NOT has_schema_privilege(%(role)s, %(schema)s, 'USAGE')
+        SELECT 'USAGE', 'SCHEMA', NULL FROM pg_namespace
+        WHERE nspname = %(schema)s AND NOT has_schema_privilege(%(role)s, oid, 'USAGE')
         UNION ALL
         SELECT w.privilege, 'TABLE', c.relname
         FROM unnest(%(tables)s::text[], %(privileges)s::text[]) AS w(name, privilege)
@@ -111,6 +111,13 @@ def grant_missing(cur, schema_name: str, role: str, grants: RoleGrants) -> int:
     for privilege, kind, name in missing:
         cur.execute(_grant(privilege, kind, name, schema_name, role))
     return len(missing)
+
+
+def retrieval_grants_lacking(cur, schema_name: str) -> list[tuple[str, str, str | None]]:
+    """What the connected role lacks of `RETRIEVAL_GRANTS` on `schema_name` (for a server that
+    reads as the retrieval role to refuse to start rather than fail every call)."""
+    cur.execute("SELECT current_user")
+    return missing_privileges(cur, schema_name, cur.fetchone()[0], RETRIEVAL_GRANTS)
 
 
 def grant_retrieval_access(cur, schema_name: str) -> int:

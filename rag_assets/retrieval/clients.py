@@ -13,7 +13,11 @@ import time
 from collections.abc import Callable
 
 from rag_assets.platform.db import ensure_schema
-from rag_assets.platform.db_roles import may_create_schemas
+from rag_assets.platform.db_roles import (
+    RETRIEVAL_ROLE_ENV,
+    may_create_schemas,
+    retrieval_grants_lacking,
+)
 from rag_assets.retrieval.access import new_token, token_digest
 
 RETRIEVAL_SCHEMA = (("rag_assets.retrieval", "schema.sql"),)
@@ -29,12 +33,20 @@ def ensure_retrieval_schema(cur, db_schema: str) -> None:
     ensure_schema(cur, db_schema, RETRIEVAL_SCHEMA)
 
 
+class GrantsLacking(RuntimeError):
+    """The server's role lacks grants it needs (the message names them and what to do)."""
+
+
 def serving_clients(cur, db_schema: str) -> int:
     """The active clients, for a server starting: the retrieval tables are created first when
-    the server's role may create them; the read-only retrieval role finds them made by the
-    pipelines' role (UndefinedTable when they are not)."""
+    the server's role may create them; the read-only retrieval role finds them made, and itself
+    granted, by the pipelines' role (UndefinedTable, `GrantsLacking` when it is not)."""
     if may_create_schemas(cur):
         ensure_retrieval_schema(cur, db_schema)
+    elif lacking := retrieval_grants_lacking(cur, db_schema):
+        named = ", ".join(f"{privilege} on {name or db_schema}" for privilege, _, name in lacking)
+        raise GrantsLacking(f"this role lacks {named}: the pipelines grant them when "
+                            f"{RETRIEVAL_ROLE_ENV} names it in their environment too")
     return active_clients(cur)
 
 

@@ -43,6 +43,7 @@ from rag_assets.retrieval.access import ConcurrencyGate, RateLimiter, exposure_e
 from rag_assets.retrieval.clients import (
     ClientDirectory,
     ClientStore,
+    GrantsLacking,
     serving_clients,
 )
 from rag_assets.retrieval.context import InvalidRequest, RetrievalService
@@ -181,6 +182,8 @@ def access_for(postgres, insecure_no_auth: bool, host: str) -> Access:
             f"the retrieval tables are not in schema {postgres.db_schema!r} yet and the role "
             f"{postgres.user!r} may not create them: add a client (`rag-assets retrieval-clients "
             "add NAME`) or run a pipeline with the pipelines' credentials first") from None
+    except GrantsLacking as lacking:
+        raise EndpointRefused(str(lacking)) from None
     environment_token = os.environ.get(TOKEN_ENV) or None
     refused = exposure_error(host, insecure_no_auth, bool(clients or environment_token))
     if refused:

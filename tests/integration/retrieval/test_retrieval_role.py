@@ -173,6 +173,19 @@ def test_the_server_as_the_role_refuses_a_schema_the_pipelines_never_made(reader
         server_config(service, "127.0.0.1", _free_port(), insecure_no_auth=True)
 
 
+def test_the_server_as_the_role_refuses_tables_made_without_granting_it(
+        postgres, reader, lancedb, monkeypatch):
+    with monkeypatch.context() as unset:  # pipelines whose environment does not name the role
+        unset.delenv(RETRIEVAL_ROLE_ENV)
+        ensure_every_table(postgres)
+    service = RetrievalService(reader, lancedb, embedder=None)
+    with pytest.raises(EndpointRefused, match="this role lacks USAGE on test_.*SELECT on "
+                                              "customer_profiles.*names it in their environment"):
+        server_config(service, "127.0.0.1", _free_port(), insecure_no_auth=True)
+    ensure_every_table(postgres)  # a pipeline with the role configured
+    assert server_config(service, "127.0.0.1", _free_port(), insecure_no_auth=True)
+
+
 def test_retrieval_and_the_profile_look_up_connect_as_the_role_when_it_is_set(
         local_services, monkeypatch):
     from rag_assets.retrieval.context import service_from_env
