@@ -2,9 +2,14 @@
 to end and writes its audit rows, and it can change nothing, create nothing and read nothing
 beyond the tables retrieval reads — also after `ensure_schema` runs again and tables appear."""
 
+import argparse
+import io
+import json
+
 import pytest
 from psycopg.errors import InsufficientPrivilege, UndefinedTable
 
+from rag_assets.customers.cli_commands import customers_cli
 from rag_assets.customers.erase_customer import ensure_erasure_schema
 from rag_assets.knowledge.registry import ensure_knowledge_schema
 from rag_assets.platform.db import ensure_schema
@@ -65,6 +70,11 @@ def test_the_role_serves_a_context_call_end_to_end_and_writes_its_audit_row(
     assert bundle["chunks"][0]["indexed_at"]  # read from the document registry
     for reference in ("crm:1", alice, "+44 7700 900001"):  # record, customer id, phone
         assert service.context(reference, "lounge", k=1)["customer"]["customer_id"] == alice
+
+    out = io.StringIO()  # `rag-assets customer`, which reads as the role from the environment
+    args = argparse.Namespace(command="customer", ref="crm:1", json=True,
+                              pg_schema=postgres.db_schema)
+    assert customers_cli(args, out=out) == 0 and json.loads(out.getvalue())["customer_id"] == alice
 
     code, token = clients(postgres, "add", "app-r")  # an administrator's command
     assert code == 0
