@@ -33,10 +33,28 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 
-EMAIL_TOKEN = "[EMAIL]"
-CARD_TOKEN = "[CARD]"
-PHONE_TOKEN = "[PHONE]"
-NAME_TOKEN = "[NAME]"
+from rag_assets.customers.known_identifiers import KnownIdentifiers
+from rag_assets.feedback.pii_known import KnownMasker
+from rag_assets.feedback.pii_tokens import (  # noqa: F401  (the tokens are part of this API)
+    ADDRESS_TOKEN,
+    CARD_TOKEN,
+    DOB_TOKEN,
+    EMAIL_TOKEN,
+    IBAN_TOKEN,
+    LOYALTY_TOKEN,
+    NAME_TOKEN,
+    NATIONAL_ID_TOKEN,
+    PASSPORT_TOKEN,
+    PHONE_TOKEN,
+)
+from rag_assets.feedback.pii_validated import (
+    mask_addresses,
+    mask_by_context,
+    mask_ibans,
+    mask_national_ids,
+    mask_valid_runs,
+)
+
 
 _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 
@@ -79,14 +97,29 @@ _NORTH_AMERICAN = re.compile(
 
 
 class PiiMasker:
-    """Masks e-mails, card numbers, phone numbers and the given names in free text."""
+    """Masks personal data in free text; `with_known` adds what the product holds for one
+    customer (see the module doc)."""
 
-    def __init__(self, names: Iterable[str] = ()) -> None:
-        self._names = _name_pattern(names)
+    def __init__(self, names: Iterable[str] = (), known: KnownIdentifiers | None = None) -> None:
+        self._name_list = tuple(names)
+        self._names = _name_pattern(self._name_list)
+        self._known = KnownMasker(known) if known else None
+
+    def with_known(self, known: KnownIdentifiers | None) -> PiiMasker:
+        """This masker for the turns of one customer: their known identifiers and names too."""
+        if not known:
+            return self
+        return PiiMasker((*self._name_list, *known.names), known)
 
     def mask(self, text: str) -> str:
         text = _INVISIBLE.sub("", text)
+        if self._known is not None:
+            text = self._known.mask(text)
         text = _EMAIL.sub(EMAIL_TOKEN, text)
+        text = mask_ibans(text)
+        text = mask_national_ids(text)
+        text = mask_by_context(text)
+        text = mask_addresses(text)
         text = _outside_dates(text, _mask_cards)
         text = _outside_dates(text, _mask_phones)
         if self._names is not None:
@@ -152,30 +185,12 @@ def _mask_cards(text: str) -> str:
 
 
 def _mask_card_groups(candidate: str) -> str:
-    groups = list(re.finditer(r"\d+", candidate))
-    group_digits = [_ascii_digits(group.group()) for group in groups]
-    pieces, position, first = [], 0, 0
-    while first < len(groups):
-        last = _card_ending_at(group_digits, first)
-        if last is None:
-            first += 1
-            continue
-        pieces += [candidate[position : groups[first].start()], CARD_TOKEN]
-        position, first = groups[last].end(), last + 1
-    pieces.append(candidate[position:])
-    return "".join(pieces)
+    return mask_valid_runs(candidate, list(re.finditer(r"\d+", candidate)), _ascii_digits,
+                           _card_valid, 19, CARD_TOKEN)
 
 
-def _card_ending_at(group_digits: list[str], first: int) -> int | None:
-    """The last group of the longest Luhn-valid 13–19 digit run starting at `first`."""
-    digits, best = "", None
-    for last in range(first, len(group_digits)):
-        digits += group_digits[last]
-        if len(digits) > 19:
-            break
-        if len(digits) >= 13 and _luhn_valid_ascii(digits):
-            best = last
-    return best
+def _card_valid(digits: str) -> bool:
+    return len(digits) >= 13 and _luhn_valid_ascii(digits)
 
 
 def _ascii_digits(text: str) -> str:
