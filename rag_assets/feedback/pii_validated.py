@@ -42,7 +42,7 @@ from stdnum.ie import pps
 from stdnum.it import codicefiscale
 from stdnum.us import ssn
 
-from rag_assets.feedback.pii_dates import DATE_SPAN
+from rag_assets.feedback.pii_dates import DATE_SPAN, readings
 from rag_assets.feedback.pii_tokens import (
     ADDRESS_TOKEN,
     DOB_TOKEN,
@@ -161,7 +161,7 @@ class ContextualPattern:
         if _OTHER_THINGS.search(match.group("gap")):
             return match.group()
         value = match.group("value")
-        date = DATE_SPAN.search(value)
+        date = next((d for d in DATE_SPAN.finditer(value) if readings(d)), None)
         usable = value[: date.start()] if date else value
         masked = mask_valid_runs(usable, list(_ALNUM_GROUP.finditer(usable)), str.upper,
                                  self._valid, self._max, self._token, most=1)
