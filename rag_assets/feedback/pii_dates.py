@@ -4,7 +4,7 @@
 `3 March 1985`, `3rd of March, 1985`, `03-Mar-1985`, `March 3rd, 1985` or `Mar 3 1985`
 (month names in English, any case). `readings(match)` is every calendar date the span can
 mean: a numeric `03/04/1985` is both the 3rd of April and the 4th of March, a two-digit year
-both 19xx and 20xx. Every quantifier is bounded, so a search stays linear in the text.
+both 19xx and 20xx; eight digits are a date only with a year 1900–2099. Every quantifier is bounded, so a search stays linear in the text.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def readings(match: re.Match[str]) -> set[date]:
         candidates += [(y, group("na"), group("nb")) for y in _years(group("ny"))]
     elif group("compact"):
         digits = group("compact")
-        candidates = [(digits[:4], digits[4:6], digits[6:]), (digits[4:], digits[2:4], digits[:2])]
+        candidates = [(y, m, d) for y, m, d in ((digits[:4], digits[4:6], digits[6:]),
+                                                (digits[4:], digits[2:4], digits[:2]))
+                      if y[:2] in ("19", "20")]
     elif group("dd"):
         candidates = [(y, _month(group("dm")), group("dd")) for y in _years(group("dy"))]
     else:

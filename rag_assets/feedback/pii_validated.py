@@ -12,20 +12,22 @@ customer's own known identifiers):
   insurance numbers `AB 12 34 56 C` by HMRC's format rules (prefix letters never issued —
   D, F, I, Q, U, V, O second, BG, GB, KN, NK, NT, TN, ZZ — and a suffix A–D; python-stdnum 2.2
   has no module for them). Upper-case only: in lower case these shapes are ordinary words.
-* by context — a keyword, then up to 40 characters without a digit, a sentence break or a word
+* by context — a keyword (not a mask token such as `[DOB]`), then up to 40 characters without a digit, a sentence break or a word
   naming something else (booking, order, ticket, flight, reference, seat, gate), then the value:
   passports (`passport`, `passeport`, `pasaporte`, `Reisepass`, …) → `[PASSPORT]`, 6–9
-  letters and digits with at least 5 digits, grouped or not, after an optional upper-case
-  prefix (`X 1234567`); loyalty numbers
+  letters and digits with at least 5 digits, grouped or not, after an optional letter prefix
+  (`X 1234567`); loyalty numbers
   (`loyalty`, `member(ship)`, `frequent flyer`, `executive club`, …) → `[LOYALTY]`, 6–12
-  characters with at least 4 digits (`BA 1234 5678`, `ly-70001`); an SSN or a national insurance number in any case after `SSN`, `social
+  characters with at least 4 digits (`BA 1234 5678`, `ly-70001`; a short word before the
+  number such as `is` or `no` is not a prefix); an SSN or a national insurance number in any case after `SSN`, `social
   security`, `national insurance`, `NI number` → `[NATIONAL_ID]` (a value that starts with a
   date is none of these); a date after `born`,
   `birthday`, `date of birth`, `DOB` → `[DOB]` (the keyword stays).
 * addresses → `[ADDRESS]`: a house number, one to four words and a street type (`12 Baker
   Street`, `221B baker st`; the types that are also common words — Way, Close, Court, Drive,
-  Place, Grove, Row, Hill, Walk — only capitalised), and UK postcodes (`SW1A 1AA`; upper case,
-  or spaced in any case).
+  Place, Grove, Row, Hill, Walk — only capitalised), and UK postcodes written with their space
+  (`SW1A 1AA`, `sw1a 1aa`; unspaced the shape is a booking reference's, and `B1 2nd` an
+  ordinal).
 
 Order numbers, booking references, flight numbers, prices and travel dates match none of them.
 Every quantifier is bounded, so a search stays linear in the text.
@@ -141,7 +143,8 @@ def mask_national_ids(text: str) -> str:
 _OTHER_THINGS = re.compile(
     r"\b(?:booking|order|ticket|flight|reference|ref|seat|gate|confirmation|pnr)\b"
     r"|[.!?;]\s+[A-Z]", re.IGNORECASE)
-_VALUE = (r"(?<![A-Za-z0-9])(?P<value>(?:(?-i:[A-Z]{1,4})(?:[^\S\n]|-)|[A-Za-z]{1,4}-)?[A-Za-z]{0,4}\d[A-Za-z0-9]*"
+_VALUE = (r"(?<![A-Za-z0-9])(?P<value>(?:(?!(?:is|no|nr|num|at|on|to|in|of|my|be|it|as|an?|and|the|was|for)\b)"
+          r"[A-Za-z]{1,4}(?:[^\S\n]|-))?[A-Za-z]{0,4}\d[A-Za-z0-9]*"
           r"(?:(?:[^\S\n]|-)[A-Za-z0-9]+){0,3})")
 
 
@@ -151,7 +154,7 @@ class ContextualPattern:
     def __init__(self, keywords: str, accept: Callable[[str], bool], min_chars: int,
                  max_chars: int, token: str) -> None:
         self._pattern = re.compile(
-            rf"(?<!\w)(?:{keywords})(?!\w)(?P<gap>[^\d\n]{{0,40}}?){_VALUE}", re.IGNORECASE)
+            rf"(?<![\w\[])(?:{keywords})(?!\w)(?P<gap>[^\d\n]{{0,40}}?){_VALUE}", re.IGNORECASE)
         self._accept, self._min, self._max, self._token = accept, min_chars, max_chars, token
 
     def mask(self, text: str) -> str:
@@ -191,7 +194,7 @@ _CONTEXTUAL = (
 )
 
 _DOB_CONTEXT = re.compile(
-    r"(?<!\w)(?:born|birth(?:day|date)?|d\.?o\.?b)(?:\.|(?!\w))(?P<gap>[^\d\n]{0,30}?)"
+    r"(?<![\w\[])(?:born|birth(?:day|date)?|d\.?o\.?b)(?:\.|(?!\w))(?P<gap>[^\d\n]{0,30}?)"
     rf"(?P<date>{DATE_SPAN.pattern})", re.IGNORECASE)
 
 
@@ -208,12 +211,13 @@ _STREET_WORD = (r"(?!(?i:the|an?|on|in|to|my|of|for|and|at|by|with|from|your|our
                 r"[A-Za-z][a-z'’-]+")
 _STREET = re.compile(
     rf"(?<![\w.,])\d{{1,5}}[A-Za-z]?,?[^\S\n]{{1,3}}(?:{_STREET_WORD}[^\S\n]{{1,3}}){{1,4}}"
-    r"(?:(?i:street|st|road|rd|avenue|ave|lane|ln|crescent|terrace|boulevard|blvd|square|sq"
+    r"(?:(?i:street|st|road|rd|avenue|ave|lane|ln|crescent|cres|terrace|tce|boulevard|blvd|square|sq"
     r"|gardens|gdns|mews|parade)|Way|Close|Court|Ct|Drive|Dr|Place|Pl|Grove|Row|Hill|Walk)"
     r"\.?(?!\w)")
+# The space is required: unspaced, the shape is a booking reference's (`C2Q2RB`).
 _UK_POSTCODE = re.compile(
-    r"(?<![\w-])(?:[A-Z]{1,2}\d[A-Z\d]?[^\S\n]?\d[A-Z]{2}"
-    r"|(?i:[a-z]{1,2}\d[a-z\d]?[^\S\n]\d[a-z]{2}))(?![\w-])")
+    r"(?<![\w-])[a-z]{1,2}\d[a-z\d]?[^\S\n]\d(?!(?:st|nd|rd|th)\b)[a-z]{2}(?![\w-])",
+    re.IGNORECASE)
 
 
 def mask_addresses(text: str) -> str:

@@ -61,6 +61,8 @@ STAYS = [
     "Flight BA123 on 3 March 2025, arriving 14:30",
     "Order number 123456789 is on its way",
     "Booking reference ABC123, seat 14C",
+    "booking C2Q2RB, gate B1 2nd floor",  # a postcode's shape without its space; an ordinal
+    "My date of birth is [DOB] but the booking shows 2025-11-05",  # a token is no keyword
     "Terminal 5, gate B12, 23 kg",
 ]
 
