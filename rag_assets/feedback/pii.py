@@ -1,11 +1,23 @@
 """Masking personal data in free text.
 
-`PiiMasker(names).mask(text)` replaces, in this order:
+`PiiMasker(names).mask(text)` masks what anyone's text may hold (zero-width characters and soft
+hyphens removed first); `masker.with_known(known)`
+is the masker for one customer's turns, which also masks every identifier the product holds
+for that customer (`KnownIdentifiers`: identity graph and profile). In this order:
 
+* the customer's known identifiers, in any spelling (`pii_known.py`): passports →
+  `[PASSPORT]`, national ids → `[NATIONAL_ID]`, loyalty numbers → `[LOYALTY]` with any
+  spacing, case or separators; dates of birth → `[DOB]` in common spellings (`3 March 1985`,
+  `03/03/1985`, `1985-03-03`, …); e-mails, phones, address lines and postcodes.
 * e-mail addresses → `[EMAIL]`: `local@domain.tld` (Unicode letters allowed, full-width `＠`),
   the bracketed obfuscations `john [at] example [dot] com` / `(at)` / `{at}`, and the spoken
   form `john at example dot com` — the spoken form needs a spelled-out final "dot", so ordinary
   prose such as "manage your booking at ba.com" is left alone.
+* IBANs → `[IBAN]`, national ids → `[NATIONAL_ID]` (SSN, Spanish DNI/NIE, Irish PPS, Italian
+  codice fiscale, UK national insurance numbers), passports, loyalty numbers and dates of birth
+  after a keyword, street addresses and spaced UK postcodes → `[ADDRESS]`: each confirmed by a
+  checksum (python-stdnum), a format rule or the words before it (`pii_validated.py`), applied
+  before cards and phones so an IBAN's digits are never read as either.
 * card numbers → `[CARD]`: 13–19 digits, optionally in groups separated by a space or dash,
   that pass the Luhn check. Long digit runs that fail Luhn (order, ticket and booking numbers)
   are kept: masking them would destroy what support conversations are about. A mistyped card
@@ -16,14 +28,16 @@
   it), national with a trunk zero (leading `0`, 9–12 digits), or North-American shaped
   (`(415) 555-2671`, `415.555.2671`, optionally `+1`). A bare run of digits without a leading
   `0`/`+` is not treated as a phone: that is what order numbers look like.
-* names → `[NAME]`: each given name or surname in the provided list (customer profile names),
+* names → `[NAME]`: each given name or surname in the provided list (customer profile names,
+  and with `with_known` the customer's own),
   case-insensitive, on word boundaries, straight or curly apostrophes alike. Names shorter than
   two characters are ignored (initials would mask every lone letter). Common words that are also
   names ("May", "Will") are masked too: leaking a name costs more than over-masking a word.
 
 Numeric dates (`2024-03-15`, `15/03/2024`, `15.03.2024`) are never read as card or phone digits,
-so "15.03.2024 0930" stays a date and a time. Times, prices and flight numbers (`BA123`) do not
-match any pattern above. Zero-width characters and soft hyphens are removed first so they
+so "15.03.2024 0930" stays a date and a time; a date is masked only as a date of birth (the
+customer's, or after `born`/`DOB`/`date of birth`). Times, prices, order numbers, booking
+references and flight numbers (`BA123`) match no pattern. Zero-width characters and soft hyphens are removed first so they
 cannot split a value to slip it past the patterns.
 """
 
