@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag_assets.catalogue import active_catalogue
-from rag_assets.catalogue.model import MEMBERSHIP
 from rag_assets.customers.identifiers import (
     EMAIL,
     LOYALTY_NUMBER,
@@ -50,6 +49,7 @@ from rag_assets.customers.identifiers import (
     normalize_email,
     normalize_phone,
 )
+from rag_assets.customers.known_identifiers import profile_contacts
 from rag_assets.customers.lookup import record_key_of_reference
 
 # Identifier kinds that the app may use as a feedback `customer_ref` (national ids and
@@ -168,36 +168,6 @@ def _raw_values(system: str, table: str, row: Mapping[str, Any] | None,
     return found
 
 
-def _profile_contacts(profile: Mapping[str, Any] | None) -> set[tuple[str, str]]:
-    if not profile:
-        return set()
-    found = set()
-    for kind, field_name in ((EMAIL, "emails"), (PHONE, "phones")):
-        for item in profile.get(field_name) or []:
-            value = item.get("value") if isinstance(item, Mapping) else item
-            if isinstance(value, str) and value:
-                found.add((kind, value))
-    golden = profile.get("golden") or {}
-    for section, column in _membership_numbers():
-        fields = golden.get(section)
-        number = fields.get(column) if isinstance(fields, Mapping) else None
-        if number is not None and (normalised := normalize_document_number(number)):
-            found.add((LOYALTY_NUMBER, normalised))
-    return found
-
-
-def _membership_numbers() -> list[tuple[str, str]]:
-    """(golden section, profile field) of every membership number a profile shows: the fields
-    of the catalogue's membership tables whose column is a loyalty number."""
-    found = []
-    for table in active_catalogue().tables:
-        role = table.profile
-        if role.role == MEMBERSHIP:
-            found += [(role.section, name) for name, column in role.fields
-                      if column in table.identity.loyalty_number]
-    return found
-
-
 def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[str],
                  lookup_rows: Iterable[tuple[str, str]], profile: Mapping[str, Any] | None = None,
                  source_rows: Mapping[str, Mapping[str, Any] | None] | None = None,
@@ -214,7 +184,7 @@ def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[
         columns = active_catalogue().identity_columns
     record_keys = frozenset(record_keys)
     identifiers = {(kind, value) for kind, value in lookup_rows if kind != "block"}
-    identifiers |= _profile_contacts(profile)
+    identifiers |= profile_contacts(profile)
     refs = {reference.strip()}
     if customer_id is not None:
         refs.add(customer_id)
