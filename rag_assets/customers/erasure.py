@@ -13,7 +13,9 @@ which returns an `ErasureTarget`:
 * `refs` — every string the assistant app may have used as `customer_ref` in a feedback event
   (the forms `customer_ref` takes: email, loyalty number, phone, `short:<pk>`, customer id), raw
   and normalised, whose keyed hashes go to the feedback suppression list
-  (`erased_reference_hashes`).
+  (`erased_reference_hashes`);
+* `names` — the full names (`given surname`, folded) of their source records, by which their
+  dead letters are found (`dead_letter_ties.name_ties`).
 
 `RefMatcher` decides whether a `customer_ref` seen in feedback data points at an erased
 customer: by exact string, or by the normalised identifier it stands for, so
@@ -44,6 +46,7 @@ from rag_assets.customers.identifiers import (
     LOYALTY_NUMBER,
     PHONE,
     IdentityColumns,
+    extract_identity,
     normalize_country,
     normalize_document_number,
     normalize_email,
@@ -71,6 +74,7 @@ class ErasureTarget:
     record_keys: frozenset[str]
     identifiers: frozenset[tuple[str, str]]
     refs: frozenset[str]
+    names: frozenset[str] = frozenset()
 
 
 def record_key_refs(record_key: str) -> set[str]:
@@ -185,7 +189,7 @@ def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[
     record_keys = frozenset(record_keys)
     identifiers = {(kind, value) for kind, value in lookup_rows if kind != "block"}
     identifiers |= profile_contacts(profile)
-    refs = {reference.strip()}
+    refs, names = {reference.strip()}, set()
     if customer_id is not None:
         refs.add(customer_id)
     for key in record_keys:
@@ -196,6 +200,7 @@ def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[
         for kind, raw, normalised in _raw_values(system, table, row, columns):
             identifiers.add((kind, normalised))
             refs.add(raw)
+        names |= _full_names(system, table, row, columns)
     for kind, value in identifiers:
         if kind in REF_KINDS:
             refs.add(value)
@@ -203,7 +208,18 @@ def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[
                 refs.add(value.lower())
     refs.discard("")
     return ErasureTarget(reference.strip(), customer_id, record_keys, frozenset(identifiers),
-                         frozenset(refs))
+                         frozenset(refs), frozenset(names))
+
+
+def _full_names(system: str, table: str, row: Mapping[str, Any] | None,
+                columns: Mapping[tuple[str, str], IdentityColumns]) -> set[str]:
+    """The row's `given surname` (folded), when it has both."""
+    if not row:
+        return set()
+    identity = extract_identity(system, table, row, columns=columns)
+    if identity.given_name and identity.surname:
+        return {f"{identity.given_name} {identity.surname}"}
+    return set()
 
 
 def _hash_key() -> bytes:
