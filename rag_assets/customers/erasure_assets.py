@@ -7,9 +7,9 @@ nothing twice; a request id seen before is skipped too. Unusable events become d
 (source `privacy`). After the PostgreSQL step the conversation lake is rewritten; a rewrite that
 fails is finished by the next run. Metadata holds counts only — never a reference.
 
-`dead_letter_payload_retention` (job `dead_letter_retention`, scheduled hourly) clears the payloads of dead
-letters older than `RAG_DEAD_LETTER_RETENTION_DAYS` (30); the letters stay, with their reason and
-position.
+`dead_letter_payload_retention` (job `dead_letter_retention`, scheduled hourly) clears the
+payloads of dead letters older than `RAG_DEAD_LETTER_RETENTION_DAYS` (30); the letters stay, with
+their reason and position.
 """
 
 from collections import Counter
