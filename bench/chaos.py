@@ -54,7 +54,7 @@ from infra import services  # noqa: E402
 from infra.dagster import DagsterService  # noqa: E402
 from infra.kafka import KafkaService  # noqa: E402
 from infra.postgres import PostgresService  # noqa: E402
-from infra.processes import interrupt_on_termination  # noqa: E402
+from infra.processes import interrupt_on_termination, wait_until  # noqa: E402
 from infra.s3 import S3Service  # noqa: E402
 from infra.settings import InfraSettings, connection_env  # noqa: E402
 
@@ -434,12 +434,19 @@ class Chaos:
               f"{len(verdict.lost)} lost, {len(verdict.doubled)} applied twice", flush=True)
 
 
-def _start_again(service, timeout: float = 30.0) -> None:
-    """`up()` refuses while the killed server's port is still being released; retry."""
+def _start_again(service, timeout: float = 30.0, slow_start_s: float = 300.0) -> None:
+    """`up()` refuses while the killed server's port is still being released; retry. A server
+    still starting when `up()`'s own bound runs out (a broker on an overloaded machine) is
+    waited for, as a supervisor would, rather than ending the whole run."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             service.up()
+            return
+        except TimeoutError:
+            if service.process.running_pid() is None:
+                raise
+            wait_until(service.healthy, slow_start_s, type(service).__name__, service.process)
             return
         except RuntimeError as error:
             if "is taken" not in str(error) or time.monotonic() > deadline:

@@ -125,7 +125,12 @@ def apply_events_guarded(cur, events: list[ChangeEvent], stats: ApplyStats,
     return [DeadLetter(source="cdc", reason=aside.reason,
                        payload=payloads.get(aside.item.position.offset),
                        topic=aside.item.position.topic, partition=aside.item.position.partition,
-                       offset=aside.item.position.offset) for aside in set_aside]
+                       offset=aside.item.position.offset, record_key=_record_key(aside.item))
+            for aside in set_aside]
+
+
+def _record_key(event: ChangeEvent) -> str | None:
+    return str(RecordKey(event.system, event.table, event.pk)) if event.pk else None
 
 
 def apply_range(cur, kafka: KafkaResource, rng: OffsetRangeConfig, stats: ApplyStats,

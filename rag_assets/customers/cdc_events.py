@@ -128,7 +128,22 @@ def parse_cdc_record(
         topic=topic,
         partition=partition,
         offset=offset,
+        record_key=_record_key_of(topic, key, config),
     )
+
+
+def _record_key_of(topic: str, key: bytes | None, config: CdcParserConfig) -> str | None:
+    """`system.table:pk` of a rejected record when its topic names a table and its Kafka key
+    the row (what ties its dead letter to a person); None when either is unusable."""
+    try:
+        route = _route(topic, config, None)
+        key_fields = _parse_key(key)
+        if not key_fields:
+            return None
+        pk = _resolve_pk(key_fields, {}, config.pk_columns_for(route), prefer="key")
+    except Exception:  # noqa: BLE001 — the letter is stored without it
+        return None
+    return f"{route.system}.{route.table}:{pk}"
 
 
 def _parse(

@@ -6,9 +6,9 @@
    (`lookup.py`'s rules), plan the erasure (`erasure.plan_erasure`), then delete the customer's
    source records (remembering their keys in `erased_records`, so `cdc_apply` skips any later
    event of them), identity nodes, lookup rows, edges and assignments, the profile and its id
-   (a `retired` event in `cluster_history`), dead letters whose payload holds their
-   identifiers, and their `feedback_turns` (queueing the KPI windows those turns were counted
-   in); keyed hashes of their references go to the feedback suppression list
+   (a `retired` event in `cluster_history`), the dead letters tied to them
+   (`dead_letter_ties.py`), and their `feedback_turns` (queueing the KPI windows those turns
+   were counted in); keyed hashes of their references go to the feedback suppression list
    (`suppression_list`), which feedback ingest, the lake rewrite and the fine-tuning export read. The request is recorded in `erasure_requests` with keyed hashes of
    the identifiers and status `lake_pending`.
 2. **The conversation lake** (`rewrite_lake`): every Parquet object holding a turn whose
@@ -43,6 +43,7 @@ from rag_assets.customers.erasure import (
     new_request_id,
     plan_erasure,
 )
+from rag_assets.customers.dead_letter_ties import erasure_ties, name_ties
 from rag_assets.customers.identity_store import lock_graph
 from rag_assets.platform.erasure_lock import lock_for_erasure
 
@@ -278,6 +279,20 @@ def _delete_graph(cur, target: ErasureTarget, request_id: str, run_id: str | Non
 
 
 def _delete_dead_letters(cur, target: ErasureTarget) -> int:
+    """Delete every dead letter tied to the person (`dead_letter_ties`): by a hash of their
+    records, references or identifiers, or by all the words of one of their names."""
+    cur.execute("DELETE FROM dead_letters WHERE ties && %s::text[]", (erasure_ties(target),))
+    deleted = cur.rowcount
+    for words in name_ties(target.names):
+        cur.execute("DELETE FROM dead_letters WHERE ties @> %s::text[]", (words,))
+        deleted += cur.rowcount
+    return deleted + _delete_dead_letters_by_bytes(cur, target)
+
+
+def _delete_dead_letters_by_bytes(cur, target: ErasureTarget) -> int:
+    """The fallback for letters stored before dead letters kept their ties (`ties` NULL), and
+    for values past the part of a payload that was read for ties: an exact byte match of an
+    email, phone or loyalty number (as stored or as the source system spelled it)."""
     needles = {value for kind, value in target.identifiers if kind in (EMAIL, PHONE, LOYALTY_NUMBER)}
     needles |= {r for r in target.refs if not r.startswith("cus_") and ":" not in r}
     needles = sorted(n.encode() for n in needles if len(n) >= MIN_PAYLOAD_NEEDLE)

@@ -13,7 +13,9 @@ which returns an `ErasureTarget`:
 * `refs` — every string the assistant app may have used as `customer_ref` in a feedback event
   (the forms `customer_ref` takes: email, loyalty number, phone, `short:<pk>`, customer id), raw
   and normalised, whose keyed hashes go to the feedback suppression list
-  (`erased_reference_hashes`).
+  (`erased_reference_hashes`);
+* `names` — the full names (`given surname`, folded) of their source records, by which their
+  dead letters are found (`dead_letter_ties.name_ties`).
 
 `RefMatcher` decides whether a `customer_ref` seen in feedback data points at an erased
 customer: by exact string, or by the normalised identifier it stands for, so
@@ -39,17 +41,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag_assets.catalogue import active_catalogue
-from rag_assets.catalogue.model import MEMBERSHIP
 from rag_assets.customers.identifiers import (
     EMAIL,
     LOYALTY_NUMBER,
     PHONE,
     IdentityColumns,
+    extract_identity,
     normalize_country,
     normalize_document_number,
     normalize_email,
     normalize_phone,
 )
+from rag_assets.customers.known_identifiers import profile_contacts
 from rag_assets.customers.lookup import record_key_of_reference
 
 # Identifier kinds that the app may use as a feedback `customer_ref` (national ids and
@@ -71,6 +74,7 @@ class ErasureTarget:
     record_keys: frozenset[str]
     identifiers: frozenset[tuple[str, str]]
     refs: frozenset[str]
+    names: frozenset[str] = frozenset()
 
 
 def record_key_refs(record_key: str) -> set[str]:
@@ -168,36 +172,6 @@ def _raw_values(system: str, table: str, row: Mapping[str, Any] | None,
     return found
 
 
-def _profile_contacts(profile: Mapping[str, Any] | None) -> set[tuple[str, str]]:
-    if not profile:
-        return set()
-    found = set()
-    for kind, field_name in ((EMAIL, "emails"), (PHONE, "phones")):
-        for item in profile.get(field_name) or []:
-            value = item.get("value") if isinstance(item, Mapping) else item
-            if isinstance(value, str) and value:
-                found.add((kind, value))
-    golden = profile.get("golden") or {}
-    for section, column in _membership_numbers():
-        fields = golden.get(section)
-        number = fields.get(column) if isinstance(fields, Mapping) else None
-        if number is not None and (normalised := normalize_document_number(number)):
-            found.add((LOYALTY_NUMBER, normalised))
-    return found
-
-
-def _membership_numbers() -> list[tuple[str, str]]:
-    """(golden section, profile field) of every membership number a profile shows: the fields
-    of the catalogue's membership tables whose column is a loyalty number."""
-    found = []
-    for table in active_catalogue().tables:
-        role = table.profile
-        if role.role == MEMBERSHIP:
-            found += [(role.section, name) for name, column in role.fields
-                      if column in table.identity.loyalty_number]
-    return found
-
-
 def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[str],
                  lookup_rows: Iterable[tuple[str, str]], profile: Mapping[str, Any] | None = None,
                  source_rows: Mapping[str, Mapping[str, Any] | None] | None = None,
@@ -214,8 +188,8 @@ def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[
         columns = active_catalogue().identity_columns
     record_keys = frozenset(record_keys)
     identifiers = {(kind, value) for kind, value in lookup_rows if kind != "block"}
-    identifiers |= _profile_contacts(profile)
-    refs = {reference.strip()}
+    identifiers |= profile_contacts(profile)
+    refs, names = {reference.strip()}, set()
     if customer_id is not None:
         refs.add(customer_id)
     for key in record_keys:
@@ -226,6 +200,7 @@ def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[
         for kind, raw, normalised in _raw_values(system, table, row, columns):
             identifiers.add((kind, normalised))
             refs.add(raw)
+        names |= _full_names(system, table, row, columns)
     for kind, value in identifiers:
         if kind in REF_KINDS:
             refs.add(value)
@@ -233,7 +208,18 @@ def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[
                 refs.add(value.lower())
     refs.discard("")
     return ErasureTarget(reference.strip(), customer_id, record_keys, frozenset(identifiers),
-                         frozenset(refs))
+                         frozenset(refs), frozenset(names))
+
+
+def _full_names(system: str, table: str, row: Mapping[str, Any] | None,
+                columns: Mapping[tuple[str, str], IdentityColumns]) -> set[str]:
+    """The row's `given surname` (folded), when it has both."""
+    if not row:
+        return set()
+    identity = extract_identity(system, table, row, columns=columns)
+    if identity.given_name and identity.surname:
+        return {f"{identity.given_name} {identity.surname}"}
+    return set()
 
 
 def _hash_key() -> bytes:

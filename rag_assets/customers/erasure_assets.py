@@ -6,6 +6,10 @@ claimed in the offsets ledger in the transaction that erases, so a redelivered r
 nothing twice; a request id seen before is skipped too. Unusable events become dead letters
 (source `privacy`). After the PostgreSQL step the conversation lake is rewritten; a rewrite that
 fails is finished by the next run. Metadata holds counts only — never a reference.
+
+`dead_letter_payload_retention` (job `dead_letter_retention`, scheduled hourly) clears the
+payloads of dead letters older than `RAG_DEAD_LETTER_RETENTION_DAYS` (30); the letters stay, with
+their reason and position.
 """
 
 from collections import Counter
@@ -13,9 +17,11 @@ from collections import Counter
 from dagster import (
     AssetExecutionContext,
     AssetSelection,
+    DefaultScheduleStatus,
     Definitions,
     MaterializeResult,
     MetadataValue,
+    ScheduleDefinition,
     asset,
     define_asset_job,
 )
@@ -29,8 +35,15 @@ from rag_assets.customers.erase_customer import (
 from rag_assets.customers.erasure import InvalidErasureRequest, parse_erasure_event
 from rag_assets.customers.lookup import InvalidReference
 from rag_assets.platform import offset_ledger
-from rag_assets.platform.asset_conventions import OWNER, table_schema
-from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
+from rag_assets.platform.asset_conventions import HOURLY, OWNER, table_schema
+from rag_assets.platform.db import ensure_schema
+from rag_assets.platform.dead_letters import (
+    RETENTION_ENV,
+    DeadLetter,
+    expire_payloads,
+    retention_days,
+    store_dead_letters,
+)
 from rag_assets.platform.kafka_ingest import (
     OffsetRangeConfig,
     OffsetRangesConfig,
@@ -44,6 +57,7 @@ CONSUMER = "customer_erasures"
 ERASURE_TOPIC_PATTERN = r"privacy\.erasure"
 DEAD_LETTER_SOURCE = "privacy"
 ERASURE_JOB = "customer_erasure"
+RETENTION_JOB = "dead_letter_retention"
 
 
 def apply_erasure_range(cur, kafka: KafkaResource, db_schema: str, rng: OffsetRangeConfig,
@@ -136,4 +150,46 @@ customer_erasure_job = define_asset_job(
     ERASURE_JOB, selection=AssetSelection.assets(customer_erasures),
     description="Applies new erasure requests from the `privacy.erasure` topic.")
 
-erasure_defs = Definitions(assets=[customer_erasures], jobs=[customer_erasure_job])
+
+@asset(
+    group_name="customers",
+    freshness_policy=HOURLY,
+    kinds={"postgres", "python"},
+    owners=[OWNER],
+    description=(
+        "Retention of dead-letter payloads, which may hold personal data: every hour, the "
+        f"payloads of dead letters stored more than `{RETENTION_ENV}` days ago (default 30) are "
+        "set to NULL (`payload_cleared_at` says when); the letters stay with their reason and "
+        "position, so nothing is silently lost. Metadata holds counts only."
+    ),
+)
+def dead_letter_payload_retention(context: AssetExecutionContext,
+                                  postgres: PostgresResource) -> MaterializeResult:
+    days = retention_days()
+    with postgres.transaction() as cur:
+        ensure_schema(cur, postgres.db_schema)
+        cleared = expire_payloads(cur, days)
+        cur.execute("SELECT count(*), count(payload) FROM dead_letters")
+        letters, with_payload = cur.fetchone()
+    context.log.info(f"{cleared} dead-letter payload(s) older than {days} days cleared")
+    return MaterializeResult(metadata={
+        "payloads_cleared": cleared, "retention_days": days,
+        "dead_letters": int(letters), "payloads_kept": int(with_payload)})
+
+
+dead_letter_retention_job = define_asset_job(
+    RETENTION_JOB, selection=AssetSelection.assets(dead_letter_payload_retention),
+    description="Clears dead-letter payloads older than the retention.")
+
+dead_letter_retention_schedule = ScheduleDefinition(
+    name="dead_letter_retention_hourly",
+    job=dead_letter_retention_job,
+    cron_schedule="41 * * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description=f"Dead-letter payloads older than `{RETENTION_ENV}` days cleared every hour.",
+)
+
+erasure_defs = Definitions(assets=[customer_erasures, dead_letter_payload_retention],
+                           jobs=[customer_erasure_job, dead_letter_retention_job],
+                           schedules=[dead_letter_retention_schedule])

@@ -381,7 +381,8 @@ def _named_month_date(text: str, _: bool) -> date | None:
 
 # --- addresses -----------------------------------------------------------------------------
 
-_STREET_TYPES = {
+# Street types and their one abbreviation (also read by the fine-tuning masker).
+STREET_TYPES = {
     "street": "st",
     "str": "st",
     "road": "rd",
@@ -435,7 +436,7 @@ def normalize_address_line(raw: Any) -> str | None:
     name = fold_name(raw) if isinstance(raw, str) else None
     if not name:
         return None
-    return " ".join(_STREET_TYPES.get(word, word) for word in name.split())
+    return " ".join(STREET_TYPES.get(word, word) for word in name.split())
 
 
 def normalize_country(raw: Any) -> str | None:

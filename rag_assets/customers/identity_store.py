@@ -71,7 +71,7 @@ def _identity(value: dict) -> PersonIdentity:
 
 
 @lru_cache(maxsize=1 << 16)
-def _identity_from_text(text: str) -> PersonIdentity:
+def identity_from_text(text: str) -> PersonIdentity:
     """An identity from its stored JSON text, memoised by value: every batch loads the nodes of
     its neighbourhood again, and equal identities then share one object (cheap to compare)."""
     return _identity(json_codec.loads(text))
@@ -258,7 +258,7 @@ class PostgresIdentityStore:
             "SELECT record_key, identity::text, first_seen_ts, first_seen_lsn FROM identity_nodes"
             " WHERE record_key = ANY(%b)", ([record_key_text(k) for k in keys],))
         return {
-            (key := parse_record_key(k)): IdentityNode(key, _identity_from_text(i), (ts, lsn))
+            (key := parse_record_key(k)): IdentityNode(key, identity_from_text(i), (ts, lsn))
             for k, i, ts, lsn in self.cur.fetchall()
         }
 

@@ -1,4 +1,5 @@
-"""Finding a customer's profile by customer id, email, phone, loyalty number or record.
+"""Finding a customer's profile by customer id, email, phone, loyalty number or record, and
+what the product knows of a customer (`customer_known_identifiers`, for masking their turns).
 
 A reference is resolved, in order, as: a customer id (`cus_…`), a source record
 (`system.table:pk`, or `short:pk` with a table's `short_reference` in the catalogue), an email,
@@ -21,6 +22,8 @@ from rag_assets.customers.identifiers import (
     normalize_email,
     normalize_phone,
 )
+from rag_assets.customers.identity_store import identity_from_text
+from rag_assets.customers.known_identifiers import KnownIdentifiers, known_identifiers
 
 MAX_REFERENCE_CHARS = 320
 RECORD_REF = re.compile(r"^(?P<system>[a-z][a-z0-9_]*)(?:\.(?P<table>[a-z][a-z0-9_]*))?:(?P<pk>.+)$")
@@ -92,3 +95,15 @@ def find_profile(cur, ref: str) -> dict | None:
         return None
     profile, version, updated_at = row
     return {**profile, "profile_version": version, "updated_at": updated_at.isoformat()}
+
+
+def customer_known_identifiers(cur, customer_id: str) -> KnownIdentifiers:
+    """Every identifier the identity graph (the identity of each record in the customer's
+    cluster) and the stored profile hold for the customer."""
+    cur.execute("SELECT n.identity::text FROM customer_assignments a"
+                " JOIN identity_nodes n USING (record_key) WHERE a.customer_id = %s",
+                (customer_id,))
+    identities = [identity_from_text(text) for (text,) in cur.fetchall()]
+    cur.execute("SELECT profile FROM customer_profiles WHERE customer_id = %s", (customer_id,))
+    row = cur.fetchone()
+    return known_identifiers(identities, row[0] if row else None)

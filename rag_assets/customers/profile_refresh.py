@@ -107,7 +107,8 @@ def refresh_batch(cur, stats: RefreshStats, today: date | None = None,
     stats.add(refreshed)
     if set_aside:
         _dequeue(cur, [aside.item for aside in set_aside])
-        store_dead_letters(cur, [DeadLetter(DEAD_LETTER_SOURCE, aside.reason, object_key=aside.item)
+        store_dead_letters(cur, [DeadLetter(DEAD_LETTER_SOURCE, aside.reason, object_key=aside.item,
+                                            customer_ref=aside.item)  # its customer id
                                  for aside in set_aside])
         stats.profiles_set_aside += len(set_aside)
     return len(customer_ids)

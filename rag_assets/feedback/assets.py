@@ -337,8 +337,10 @@ class FinetuneExportConfig(Config):
     description=(
         "Versioned fine-tuning export `finetune/<version>/train.jsonl` (chat format: system, "
         "user, assistant messages) with `manifest.json`: well-rated turns of the conversation "
-        "lake (thumbs up or score >= 4), e-mails, phones, card numbers and customer names "
-        "(from `customer_profiles` where available) masked, erased customers and flagged turns "
+        "lake (thumbs up or score >= 4), personal data masked — e-mails, phones, cards, IBANs, "
+        "national ids, passports, loyalty numbers, dates of birth, addresses, customer names, and "
+        "every identifier the identity graph holds for the turn's customer — erased customers "
+        "and flagged turns "
         "left out, near duplicates removed. The version is the content hash, so re-exporting "
         "unchanged data rewrites the same objects."
     ),
@@ -368,6 +370,7 @@ def finetune_dataset(context: AssetExecutionContext, config: FinetuneExportConfi
         "lake_objects_read": result.lake_objects_read,
         "names_for_masking": result.names_for_masking,
         "customer_profiles_available": result.profiles_available,
+        "customers_known_for_masking": result.customers_known_for_masking,
         "dataset_uri": MetadataValue.url(f"s3://{s3.lake_bucket}/{result.dataset_key}"),
         "manifest_uri": MetadataValue.url(f"s3://{s3.lake_bucket}/{result.manifest_key}"),
         "content_sha256": manifest["content_sha256"],

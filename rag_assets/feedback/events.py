@@ -132,6 +132,7 @@ def parse_feedback_record(
     topic: str, partition: int, offset: int, value: bytes | None
 ) -> FeedbackEvent | DeadLetter:
     """Parse one `app.feedback` record value; never raises on bad input."""
+    document = None
     try:
         document = _decode_document(value)
         return _event_from_document(document, topic, partition, offset)
@@ -149,7 +150,14 @@ def parse_feedback_record(
         topic=topic,
         partition=partition,
         offset=offset,
+        customer_ref=_customer_ref_of(document),
     )
+
+
+def _customer_ref_of(document: dict[str, Any] | None) -> str | None:
+    """The reference of a rejected turn, when it has one (it ties its dead letter to a person)."""
+    ref = document.get("customer_ref") if isinstance(document, dict) else None
+    return ref if isinstance(ref, str) else None
 
 
 def _decode_document(value: bytes | None) -> dict[str, Any]:

@@ -13,7 +13,8 @@ passes every step; the first step it fails is its filter reason in the manifest:
                       5-character shingles by default).
 
 An example is `{"messages": [system, user = question, assistant = answer]}` with the question
-and answer masked by the `PiiMasker` passed in. The JSONL is one example per line, UTF-8,
+and answer masked by the `PiiMasker` passed in, extended for each turn with the identifiers the
+product knows of its customer (`known_by_ref`: customer_ref → `KnownIdentifiers`). The JSONL is one example per line, UTF-8,
 `\\n`-terminated; its SHA-256 names the version (`ft-<first 16 hex digits>`), so the same
 content always gets the same version and a rebuild overwrites instead of duplicating.
 """
@@ -22,11 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from rag_assets.customers.known_identifiers import KnownIdentifiers
 from rag_assets.feedback.events import FeedbackEvent
 from rag_assets.feedback.near_duplicates import NearDuplicateConfig, near_duplicates
 from rag_assets.feedback.pii import PiiMasker
@@ -41,6 +43,9 @@ class ErasedRefs(Protocol):
     def __len__(self) -> int: ...
 
 
+PII_MASKED = ["email", "card", "phone", "name", "iban", "national_id", "passport",
+              "date_of_birth", "address", "loyalty_number",
+              "the customer's own identifiers (identity graph and profile), in any spelling"]
 DEFAULT_SYSTEM_PROMPT = "You are a helpful, accurate travel assistant for an airline's customers."
 
 
@@ -81,8 +86,9 @@ def build_finetune_dataset(
     flagged_turns: Set[tuple[str, str]] = frozenset(),
     masker: PiiMasker | None = None,
     config: FinetuneConfig = FinetuneConfig(),
+    known_by_ref: Mapping[str, KnownIdentifiers] | None = None,
 ) -> FinetuneDataset:
-    masker = masker or PiiMasker()
+    masker_of = _CustomerMaskers(masker or PiiMasker(), known_by_ref or {})
     ordered = sorted(events, key=lambda e: (e.topic, e.partition, e.offset))
     filtered = {reason: 0 for reason in FilterReason}
     selected, seen = [], set()
@@ -90,7 +96,7 @@ def build_finetune_dataset(
         reason = _filter_reason(event, seen, erased_customers, flagged_turns, config)
         seen.add(event.turn_key)
         if reason is None:
-            selected.append(_example(event, masker, config.system_prompt))
+            selected.append(_example(event, masker_of(event.customer_ref), config.system_prompt))
         else:
             filtered[reason] += 1
 
@@ -133,6 +139,21 @@ def _filter_reason(
     if not event.answer.strip():
         return FilterReason.EMPTY_ANSWER
     return None
+
+
+class _CustomerMaskers:
+    """The masker of each customer's turns: the base one with their known identifiers, built
+    once per reference."""
+
+    def __init__(self, base: PiiMasker, known_by_ref: Mapping[str, KnownIdentifiers]) -> None:
+        self._base, self._known, self._maskers = base, known_by_ref, {}
+
+    def __call__(self, ref: str | None) -> PiiMasker:
+        if ref not in self._known:
+            return self._base
+        if ref not in self._maskers:
+            self._maskers[ref] = self._base.with_known(self._known[ref])
+        return self._maskers[ref]
 
 
 def _example(event: FeedbackEvent, masker: PiiMasker, system_prompt: str) -> dict[str, Any]:
@@ -178,7 +199,7 @@ def _manifest(
             "well_rated": f"thumbs up, or score >= {config.min_score:g}",
             "erased_customers": len(erased_customers),
             "flagged_turns": len(flagged_turns),
-            "pii_masked": ["email", "card", "phone", "name"],
+            "pii_masked": PII_MASKED,
             "near_duplicate": {
                 "method": "char shingles, MinHash LSH candidates, exact Jaccard",
                 "threshold": dedup.threshold,

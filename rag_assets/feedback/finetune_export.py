@@ -1,8 +1,11 @@
 """Exporting the fine-tuning dataset from the conversation lake to S3, versioned by content.
 
 Inputs: every turn in the lake (registered objects, first delivery of each turn), the erased
-customer references and flagged turns from PostgreSQL, and — when the Customer 360 table
-`customer_profiles` exists in the schema — every golden given name and surname, for masking.
+customer references and flagged turns from PostgreSQL, and — when the Customer 360 tables exist
+in the schema — every golden given name and surname (masked in every turn) and, for each
+customer reference of the lake that resolves to one customer (`lookup.resolve_customer_id`),
+every identifier the identity graph and the profile hold for that customer (masked in that
+customer's turns, `PiiMasker.with_known`).
 Outputs: `finetune/<version>/train.jsonl` and `finetune/<version>/manifest.json`, and a row in
 `finetune_exports`. The version is a hash of the content, so an unchanged dataset is rewritten
 under the same name instead of being duplicated.
@@ -11,11 +14,18 @@ under the same name instead of being duplicated.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from psycopg.types.json import Jsonb
 
 from rag_assets.customers.erase_customer import suppression_list
+from rag_assets.customers.known_identifiers import KnownIdentifiers
+from rag_assets.customers.lookup import (
+    InvalidReference,
+    customer_known_identifiers,
+    resolve_customer_id,
+)
 from rag_assets.feedback import lake_store
 from rag_assets.feedback.finetune import FinetuneConfig, FinetuneDataset, build_finetune_dataset
 from rag_assets.feedback.pii import PiiMasker
@@ -32,6 +42,7 @@ class ExportResult:
     lake_objects_read: int
     names_for_masking: int
     profiles_available: bool
+    customers_known_for_masking: int
 
 
 def flagged_turns(cur) -> set[tuple[str, str]]:
@@ -53,17 +64,43 @@ def profile_names(cur) -> tuple[bool, list[str]]:
     return True, sorted(name for (name,) in cur.fetchall())
 
 
+_GRAPH_TABLES = ("customer_profiles", "customer_assignments", "identity_nodes", "identity_lookup")
+
+
+def known_identifiers_by_ref(cur, refs: Iterable[str | None]) -> dict[str, KnownIdentifiers]:
+    """For each reference that resolves to exactly one customer, what the product knows of that
+    customer; empty when the Customer 360 graph is not in the schema."""
+    cur.execute("SELECT bool_and(to_regclass(t) IS NOT NULL) FROM unnest(%s::text[]) AS t",
+                (list(_GRAPH_TABLES),))
+    if not cur.fetchone()[0]:
+        return {}
+    by_customer: dict[str, KnownIdentifiers] = {}
+    found = {}
+    for ref in sorted({r for r in refs if r}):
+        try:
+            customer_id = resolve_customer_id(cur, ref)
+        except InvalidReference:
+            continue
+        if customer_id is not None:
+            if customer_id not in by_customer:
+                by_customer[customer_id] = customer_known_identifiers(cur, customer_id)
+            found[ref] = by_customer[customer_id]
+    return found
+
+
 def export(cur, s3: S3Storage, client, run_id: str | None,
            config: FinetuneConfig = FinetuneConfig()) -> ExportResult:
     keys = lake_store.registered_objects(cur)
     events = lake_store.read_lake_events(s3, client, keys) if keys else []
     available, names = profile_names(cur)
+    known = known_identifiers_by_ref(cur, (event.customer_ref for event in events))
     dataset = build_finetune_dataset(
         events, erased_customers=suppression_list(cur), flagged_turns=flagged_turns(cur),
-        masker=PiiMasker(names), config=config,
+        masker=PiiMasker(names), config=config, known_by_ref=known,
     )
+    customers_known = len(set(known.values()))
     manifest = {**dataset.manifest, "lake_objects_read": len(keys),
-                "names_for_masking": len(names)}
+                "names_for_masking": len(names), "customers_known_for_masking": customers_known}
     base = f"{s3.lake_prefix}{FINETUNE_PREFIX}/{dataset.version}"
     dataset_key, manifest_key = f"{base}/train.jsonl", f"{base}/manifest.json"
     client.put_object(Bucket=s3.lake_bucket, Key=dataset_key, Body=dataset.to_jsonl(),
@@ -77,4 +114,5 @@ def export(cur, s3: S3Storage, client, run_id: str | None,
         " run_id = EXCLUDED.run_id, exported_at = now()",
         (dataset.version, dataset_key, manifest_key, len(dataset.examples), Jsonb(manifest), run_id),
     )
-    return ExportResult(dataset, dataset_key, manifest_key, len(keys), len(names), available)
+    return ExportResult(dataset, dataset_key, manifest_key, len(keys), len(names), available,
+                        customers_known)

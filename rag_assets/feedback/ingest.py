@@ -190,7 +190,8 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
     payloads = {r.offset: r.value for r in records}
     letters += [DeadLetter(DEAD_LETTER_SOURCE, f"{RejectReason.UNPROCESSABLE}: {aside.reason}",
                            payloads.get(aside.item.offset), aside.item.topic,
-                           aside.item.partition, aside.item.offset) for aside in set_aside]
+                           aside.item.partition, aside.item.offset,
+                           customer_ref=aside.item.customer_ref) for aside in set_aside]
     stats.dead_letters_stored += store_dead_letters(cur, letters, run_id)
     stats.dead_letter_reasons.update(reason_code(letter.reason) for letter in letters)
     stats.ranges_applied += 1

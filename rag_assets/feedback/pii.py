@@ -1,11 +1,23 @@
 """Masking personal data in free text.
 
-`PiiMasker(names).mask(text)` replaces, in this order:
+`PiiMasker(names).mask(text)` masks what anyone's text may hold (zero-width characters and soft
+hyphens removed first); `masker.with_known(known)`
+is the masker for one customer's turns, which also masks every identifier the product holds
+for that customer (`KnownIdentifiers`: identity graph and profile). In this order:
 
+* the customer's known identifiers, in any spelling (`pii_known.py`): passports →
+  `[PASSPORT]`, national ids → `[NATIONAL_ID]`, loyalty numbers → `[LOYALTY]` with any
+  spacing, case or separators; dates of birth → `[DOB]` in common spellings (`3 March 1985`,
+  `03/03/1985`, `1985-03-03`, …); e-mails, phones, address lines and postcodes.
 * e-mail addresses → `[EMAIL]`: `local@domain.tld` (Unicode letters allowed, full-width `＠`),
   the bracketed obfuscations `john [at] example [dot] com` / `(at)` / `{at}`, and the spoken
   form `john at example dot com` — the spoken form needs a spelled-out final "dot", so ordinary
   prose such as "manage your booking at ba.com" is left alone.
+* IBANs → `[IBAN]`, national ids → `[NATIONAL_ID]` (SSN, Spanish DNI/NIE, Irish PPS, Italian
+  codice fiscale, UK national insurance numbers), passports, loyalty numbers and dates of birth
+  after a keyword, street addresses and spaced UK postcodes → `[ADDRESS]`: each confirmed by a
+  checksum (python-stdnum), a format rule or the words before it (`pii_validated.py`), applied
+  before cards and phones so an IBAN's digits are never read as either.
 * card numbers → `[CARD]`: 13–19 digits, optionally in groups separated by a space or dash,
   that pass the Luhn check. Long digit runs that fail Luhn (order, ticket and booking numbers)
   are kept: masking them would destroy what support conversations are about. A mistyped card
@@ -16,14 +28,16 @@
   it), national with a trunk zero (leading `0`, 9–12 digits), or North-American shaped
   (`(415) 555-2671`, `415.555.2671`, optionally `+1`). A bare run of digits without a leading
   `0`/`+` is not treated as a phone: that is what order numbers look like.
-* names → `[NAME]`: each given name or surname in the provided list (customer profile names),
+* names → `[NAME]`: each given name or surname in the provided list (customer profile names,
+  and with `with_known` the customer's own),
   case-insensitive, on word boundaries, straight or curly apostrophes alike. Names shorter than
   two characters are ignored (initials would mask every lone letter). Common words that are also
   names ("May", "Will") are masked too: leaking a name costs more than over-masking a word.
 
 Numeric dates (`2024-03-15`, `15/03/2024`, `15.03.2024`) are never read as card or phone digits,
-so "15.03.2024 0930" stays a date and a time. Times, prices and flight numbers (`BA123`) do not
-match any pattern above. Zero-width characters and soft hyphens are removed first so they
+so "15.03.2024 0930" stays a date and a time; a date is masked only as a date of birth (the
+customer's, or after `born`/`DOB`/`date of birth`). Times, prices, order numbers, booking
+references and flight numbers (`BA123`) match no pattern. Zero-width characters and soft hyphens are removed first so they
 cannot split a value to slip it past the patterns.
 """
 
@@ -33,10 +47,28 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 
-EMAIL_TOKEN = "[EMAIL]"
-CARD_TOKEN = "[CARD]"
-PHONE_TOKEN = "[PHONE]"
-NAME_TOKEN = "[NAME]"
+from rag_assets.customers.known_identifiers import KnownIdentifiers
+from rag_assets.feedback.pii_known import KnownMasker
+from rag_assets.feedback.pii_tokens import (  # noqa: F401  (the tokens are part of this API)
+    ADDRESS_TOKEN,
+    CARD_TOKEN,
+    DOB_TOKEN,
+    EMAIL_TOKEN,
+    IBAN_TOKEN,
+    LOYALTY_TOKEN,
+    NAME_TOKEN,
+    NATIONAL_ID_TOKEN,
+    PASSPORT_TOKEN,
+    PHONE_TOKEN,
+)
+from rag_assets.feedback.pii_validated import (
+    mask_addresses,
+    mask_by_context,
+    mask_ibans,
+    mask_national_ids,
+    mask_valid_runs,
+)
+
 
 _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 
@@ -79,14 +111,29 @@ _NORTH_AMERICAN = re.compile(
 
 
 class PiiMasker:
-    """Masks e-mails, card numbers, phone numbers and the given names in free text."""
+    """Masks personal data in free text; `with_known` adds what the product holds for one
+    customer (see the module doc)."""
 
-    def __init__(self, names: Iterable[str] = ()) -> None:
-        self._names = _name_pattern(names)
+    def __init__(self, names: Iterable[str] = (), known: KnownIdentifiers | None = None) -> None:
+        self._name_list = tuple(names)
+        self._names = _name_pattern(self._name_list)
+        self._known = KnownMasker(known) if known else None
+
+    def with_known(self, known: KnownIdentifiers | None) -> PiiMasker:
+        """This masker for the turns of one customer: their known identifiers and names too."""
+        if not known:
+            return self
+        return PiiMasker((*self._name_list, *known.names), known)
 
     def mask(self, text: str) -> str:
         text = _INVISIBLE.sub("", text)
+        if self._known is not None:
+            text = self._known.mask(text)
         text = _EMAIL.sub(EMAIL_TOKEN, text)
+        text = mask_ibans(text)
+        text = mask_national_ids(text)
+        text = mask_by_context(text)
+        text = mask_addresses(text)
         text = _outside_dates(text, _mask_cards)
         text = _outside_dates(text, _mask_phones)
         if self._names is not None:
@@ -152,30 +199,12 @@ def _mask_cards(text: str) -> str:
 
 
 def _mask_card_groups(candidate: str) -> str:
-    groups = list(re.finditer(r"\d+", candidate))
-    group_digits = [_ascii_digits(group.group()) for group in groups]
-    pieces, position, first = [], 0, 0
-    while first < len(groups):
-        last = _card_ending_at(group_digits, first)
-        if last is None:
-            first += 1
-            continue
-        pieces += [candidate[position : groups[first].start()], CARD_TOKEN]
-        position, first = groups[last].end(), last + 1
-    pieces.append(candidate[position:])
-    return "".join(pieces)
+    return mask_valid_runs(candidate, list(re.finditer(r"\d+", candidate)), _ascii_digits,
+                           _card_valid, 19, CARD_TOKEN)
 
 
-def _card_ending_at(group_digits: list[str], first: int) -> int | None:
-    """The last group of the longest Luhn-valid 13–19 digit run starting at `first`."""
-    digits, best = "", None
-    for last in range(first, len(group_digits)):
-        digits += group_digits[last]
-        if len(digits) > 19:
-            break
-        if len(digits) >= 13 and _luhn_valid_ascii(digits):
-            best = last
-    return best
+def _card_valid(digits: str) -> bool:
+    return len(digits) >= 13 and _luhn_valid_ascii(digits)
 
 
 def _ascii_digits(text: str) -> str:

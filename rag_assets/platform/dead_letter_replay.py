@@ -12,11 +12,11 @@ source (oldest first):
   load, decide by version, save, queue for the identity graph), so a replayed event older than
   the stored state is skipped as stale like any late event.
 
-Everything happens in the caller's transaction, and each replayed letter is marked
-(`replayed_at`, `replay_result`) in it: the change and the mark commit together or not at all,
-so a replay applies each letter exactly once in effect. Letters are locked (`FOR UPDATE`) and
-the partition's ledger lock is taken, so two replays, or a replay and a run of the same
-partition, serialise.
+Everything happens in the caller's transaction, and each replayed letter is marked in it
+(`replayed_at`, `replay_result`; its payload cleared, `dead_letters.mark_replayed`): the change
+and the mark commit together or not at all, so a replay applies each letter exactly once in
+effect. Letters are locked (`FOR UPDATE`) and the partition's ledger lock is taken, so two
+replays, or a replay and a run of the same partition, serialise.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from rag_assets.platform import offset_ledger
-from rag_assets.platform.dead_letters import DeadLetter
+from rag_assets.platform.dead_letters import DeadLetter, mark_replayed
 from rag_assets.platform.item_guard import apply_setting_aside
 from rag_assets.platform.erasure_lock import lock_for_writing
 from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN, QUEUE_RECORD_AGAIN
@@ -123,8 +123,7 @@ def replay_cdc_dead_letters(cur, kafka=None, limit: int | None = None,
         letter = letter_of[id(event)]
         report.applied += 1
         report.outcomes[outcome.value] += 1
-        cur.execute("UPDATE dead_letters SET replayed_at = now(), replay_result = %s WHERE id = %s",
-                    (f"replayed: {outcome.value}", letter["id"]))
+        mark_replayed(cur, [letter["id"]], f"replayed: {outcome.value}")
     return report
 
 
@@ -141,8 +140,7 @@ def requeue_dead_letters(cur, source: str, limit: int | None = None) -> ReplayRe
         cur.execute("INSERT INTO profile_pending (customer_id)"
                     f" SELECT object_key FROM dead_letters WHERE id = ANY(%s){QUEUE_CUSTOMER_AGAIN}",
                     (ids,))
-    cur.execute("UPDATE dead_letters SET replayed_at = now(), replay_result = 'queued again'"
-                " WHERE id = ANY(%s)", (ids,))
+    mark_replayed(cur, ids, "queued again")
     report = ReplayReport(pending=len(ids), applied=len(ids))
     report.outcomes["queued again"] = len(ids)
     return report

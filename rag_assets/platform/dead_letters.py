@@ -2,11 +2,24 @@
 
 Domain parsers return a `DeadLetter` instead of raising; the asset that ran the parser stores it
 (see `DeadLetterStore`), counts it in its metadata, and carries on with the rest of the batch.
+
+A payload may hold personal data, so it does not stay forever: each letter is stored with the
+keyed hashes of what ties it to a person (`ties`, `customers/dead_letter_ties.py`) so an erasure
+finds it; a replayed letter's payload is cleared (`mark_replayed`); and every payload is cleared
+after the retention (`RAG_DEAD_LETTER_RETENTION_DAYS`, `expire_payloads`). A cleared letter keeps
+its reason and position.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+RETENTION_ENV = "RAG_DEAD_LETTER_RETENTION_DAYS"
+DEFAULT_RETENTION_DAYS = 30
+MAX_RETENTION_DAYS = 36_500
 
 
 @dataclass(frozen=True)
@@ -15,30 +28,38 @@ class DeadLetter:
 
     `source` names the pipeline stage (e.g. "cdc", "feedback", "documents"). A Kafka record sets
     topic/partition/offset; an S3 object sets object_key/object_version. `payload` is the raw
-    bytes as received (None for a tombstone or an object too large to keep).
+    bytes as received (None for a tombstone or an object too large to keep). `record_key`
+    (`system.table:pk`) and `customer_ref` say whose input it was, when the parser got that far;
+    they are stored only as keyed hashes.
     """
 
     source: str
     reason: str
-    payload: bytes | None = None
+    payload: bytes | None = field(default=None, repr=False)
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
     object_key: str | None = None
     object_version: str | None = None
+    record_key: str | None = field(default=None, repr=False)
+    customer_ref: str | None = field(default=None, repr=False)
 
 
 def store_dead_letters(cur, letters: list[DeadLetter], run_id: str | None = None) -> int:
-    """Insert dead letters; one already stored for the same position is kept, not duplicated."""
+    """Insert dead letters with their ties; one already stored for the same position is kept,
+    not duplicated."""
+    from rag_assets.customers.dead_letter_ties import letter_ties  # the customers' knowledge
+
     stored = 0
     for letter in letters:
+        payload = None if letter.payload is None else bytes(letter.payload)
         cur.execute(
             "INSERT INTO dead_letters (source, reason, topic, partition, \"offset\", object_key,"
-            " object_version, payload, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
+            " object_version, payload, run_id, ties)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (letter.source, letter.reason, letter.topic, letter.partition, letter.offset,
-             letter.object_key, letter.object_version,
-             None if letter.payload is None else bytes(letter.payload), run_id),
+             letter.object_key, letter.object_version, payload, run_id,
+             letter_ties(payload, letter.record_key, letter.customer_ref)),
         )
         stored += cur.rowcount
     return stored
@@ -53,3 +74,32 @@ def pending_dead_letters(cur, source: str | None = None) -> list[dict]:
     )
     columns = [c.name for c in cur.description]
     return [dict(zip(columns, row)) for row in cur.fetchall()]
+
+
+def mark_replayed(cur, ids: Iterable[int], result: str) -> None:
+    """Mark letters replayed: their reason, position and ties stay, their payload goes."""
+    cur.execute("UPDATE dead_letters SET replayed_at = now(), replay_result = %s, payload = NULL,"
+                " payload_cleared_at = CASE WHEN payload IS NULL THEN payload_cleared_at"
+                " ELSE now() END WHERE id = ANY(%s)", (result, list(ids)))
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def retention_days(environ: Mapping[str, str] | None = None) -> int:
+    """Days a payload is kept: `RAG_DEAD_LETTER_RETENTION_DAYS` (unset or empty: 30)."""
+    raw = (os.environ if environ is None else environ).get(RETENTION_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RETENTION_DAYS
+    if not re.fullmatch(r"[0-9]+", raw) or not 1 <= int(raw) <= MAX_RETENTION_DAYS:
+        raise ValueError(f"{RETENTION_ENV} must be a whole number of days from 1 to "
+                         f"{MAX_RETENTION_DAYS}, not {raw[:40]!r}")
+    return int(raw)
+
+
+def expire_payloads(cur, days: int) -> int:
+    """Clear the payloads stored more than `days` ago; the letters stay. Returns how many."""
+    cur.execute("UPDATE dead_letters SET payload = NULL, payload_cleared_at = now()"
+                " WHERE payload IS NOT NULL AND created_at < now() - make_interval(days => %s)",
+                (days,))
+    return cur.rowcount

@@ -31,6 +31,14 @@ CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_kafka_position
     ON dead_letters (source, topic, partition, "offset") WHERE topic IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_object_version
     ON dead_letters (source, object_key, object_version) WHERE object_key IS NOT NULL;
+-- What a letter can be tied to, as keyed hashes (customers/dead_letter_ties.py): an erasure
+-- deletes the letters sharing one with the erased person. NULL for letters stored before.
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS ties text[];
+CREATE INDEX IF NOT EXISTS dead_letters_ties ON dead_letters USING gin (ties);
+-- When the payload was set to NULL: on a successful replay, or by the retention.
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS payload_cleared_at timestamptz;
+CREATE INDEX IF NOT EXISTS dead_letters_payload_age
+    ON dead_letters (created_at) WHERE payload IS NOT NULL;
 
 -- What the streaming sensors applied, written in the transaction of the data it describes and
 -- reported to Dagster as materialisations by the next tick (a transactional outbox): a change

@@ -274,6 +274,7 @@ def test_dead_letter_keeps_payload_position_and_source(record_value):
         topic="app.feedback",
         partition=3,
         offset=1207,
+        customer_ref="cust-42",  # the turn's reference: what ties the letter to a person
     )
 
 

@@ -1,0 +1,12 @@
+"""The tokens that stand for masked personal data in fine-tuning text (`pii.py`)."""
+
+EMAIL_TOKEN = "[EMAIL]"
+CARD_TOKEN = "[CARD]"
+PHONE_TOKEN = "[PHONE]"
+NAME_TOKEN = "[NAME]"
+IBAN_TOKEN = "[IBAN]"
+NATIONAL_ID_TOKEN = "[NATIONAL_ID]"
+PASSPORT_TOKEN = "[PASSPORT]"
+DOB_TOKEN = "[DOB]"
+ADDRESS_TOKEN = "[ADDRESS]"
+LOYALTY_TOKEN = "[LOYALTY]"
