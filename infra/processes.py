@@ -105,7 +105,11 @@ def _descendants(pid: int) -> list[int]:
     found, frontier = [], [pid]
     while frontier:
         parent = frontier.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").glob("*/children"))
+        except OSError:
+            continue  # it exited while the tree was walked (Python 3.11's glob raises then)
+        for task in tasks:
             try:
                 children = [int(c) for c in task.read_text().split()]
             except OSError:
