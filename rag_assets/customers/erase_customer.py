@@ -45,6 +45,7 @@ from rag_assets.customers.erasure import (
 )
 from rag_assets.customers.dead_letter_ties import erasure_ties, name_ties
 from rag_assets.customers.identity_store import lock_graph
+from rag_assets.platform.dead_letters import remember_erased_ties
 from rag_assets.platform.erasure_lock import lock_for_erasure
 
 CUSTOMER_AND_FEEDBACK_SCHEMA = (("rag_assets.customers", "schema.sql"),
@@ -278,10 +279,14 @@ def _delete_graph(cur, target: ErasureTarget, request_id: str, run_id: str | Non
     return counts
 
 
-def _delete_dead_letters(cur, target: ErasureTarget) -> int:
+def _delete_dead_letters(cur, target: ErasureTarget, request_id: str) -> int:
     """Delete every dead letter tied to the person (`dead_letter_ties`): by a hash of their
-    records, references or identifiers, or by all the words of one of their names."""
-    cur.execute("DELETE FROM dead_letters WHERE ties && %s::text[]", (erasure_ties(target),))
+    records, references or identifiers, or by all the words of one of their names. The hashes
+    are kept, so a letter of theirs stored later is stored without its payload (names are not:
+    a later letter naming a namesake keeps its payload)."""
+    ties = erasure_ties(target)
+    remember_erased_ties(cur, ties, request_id)
+    cur.execute("DELETE FROM dead_letters WHERE ties && %s::text[]", (ties,))
     deleted = cur.rowcount
     for words in name_ties(target.names):
         cur.execute("DELETE FROM dead_letters WHERE ties @> %s::text[]", (words,))
@@ -343,7 +348,7 @@ def erase_in_postgres(cur, db_schema: str, ref: str, request_id: str | None = No
         return ErasureResult(request_id, AMBIGUOUS, False)
     counts = _delete_graph(cur, target, request_id, run_id) if target.record_keys or \
         target.customer_id else {}
-    counts["dead_letters_deleted"] = _delete_dead_letters(cur, target)
+    counts["dead_letters_deleted"] = _delete_dead_letters(cur, target, request_id)
     counts.update(_erase_feedback(cur, target))
     counts["records_erased"] = len(target.record_keys)
     cur.execute(
@@ -363,6 +368,8 @@ class LakeRewrite:
     objects_rewritten: int = 0
     objects_deleted: int = 0
     rows_removed: int = 0
+    finetune_exports_withdrawn: int = 0
+    finetune_exports_removed: int = 0
     requests_completed: int = 0
 
     def as_dict(self) -> dict:
@@ -370,13 +377,16 @@ class LakeRewrite:
                 "lake_objects_rewritten": self.objects_rewritten,
                 "lake_objects_deleted": self.objects_deleted,
                 "lake_rows_removed": self.rows_removed,
+                "finetune_exports_withdrawn": self.finetune_exports_withdrawn,
+                "finetune_exports_removed": self.finetune_exports_removed,
                 "requests_completed": self.requests_completed}
 
 
 def rewrite_lake(postgres, s3, client=None) -> LakeRewrite:
-    """Remove every lake row of an erased reference; complete the pending requests."""
+    """Remove every lake row of an erased reference, withdrawing the fine-tuning exports that
+    may hold them; complete the pending requests."""
     from rag_assets.feedback import lake_store
-    from rag_assets.feedback.lake_layout import frame_to_parquet, parquet_to_frame
+    from rag_assets.feedback.finetune_export import remove_withdrawn_objects
 
     client = client or lake_store.s3_client(s3)
     stats = LakeRewrite()
@@ -385,8 +395,19 @@ def rewrite_lake(postgres, s3, client=None) -> LakeRewrite:
         cur.execute("SELECT request_id FROM erasure_requests WHERE status = %s", (LAKE_PENDING,))
         pending = [row[0] for row in cur.fetchall()]
         matcher = suppression_list(cur)
-    if not pending:
-        return stats
+    if pending:
+        _rewrite_pending(postgres, s3, client, pending, matcher, stats)
+    with postgres.transaction() as cur:  # also finishes a removal an earlier rewrite left
+        stats.finetune_exports_removed = remove_withdrawn_objects(cur, s3, client)
+    return stats
+
+
+def _rewrite_pending(postgres, s3, client, pending: list[str], matcher: RefMatcher,
+                     stats: LakeRewrite) -> None:
+    from rag_assets.feedback import lake_store
+    from rag_assets.feedback.finetune_export import withdraw_exports_holding
+    from rag_assets.feedback.lake_layout import frame_to_parquet, parquet_to_frame
+
     found_refs: set[str] = set()
     changed: dict[str, int | None] = {}  # object key (without the lake prefix) -> rows left
     if matcher:
@@ -401,6 +422,12 @@ def rewrite_lake(postgres, s3, client=None) -> LakeRewrite:
             found_refs |= {r for r, d in zip(refs, drop, strict=True) if d and r is not None}
             keep = frame[[not d for d in drop]].reset_index(drop=True)
             stats.rows_removed += len(frame) - len(keep)
+            # Before the rows go: an export holding them must not outlive a crash here.
+            removed = frame[drop]
+            with postgres.transaction() as cur:
+                stats.finetune_exports_withdrawn += withdraw_exports_holding(cur, zip(
+                    removed["kafka_topic"], removed["kafka_partition"].astype(int),
+                    removed["kafka_offset"].astype(int)), pending)
             key = full_key.removeprefix(s3.lake_prefix)
             if len(keep):
                 client.put_object(Bucket=s3.lake_bucket, Key=full_key, Body=frame_to_parquet(keep),
@@ -426,7 +453,6 @@ def rewrite_lake(postgres, s3, client=None) -> LakeRewrite:
             " counts = counts || %s WHERE request_id = ANY(%s) AND status = %s",
             (COMPLETED, Jsonb(stats.as_dict()), pending, LAKE_PENDING))
         stats.requests_completed = cur.rowcount
-    return stats
 
 
 # --------------------------------------------------------------------------- the whole erasure

@@ -9,15 +9,24 @@ customer's turns, `PiiMasker.with_known`).
 Outputs: `finetune/<version>/train.jsonl` and `finetune/<version>/manifest.json`, and a row in
 `finetune_exports`. The version is a hash of the content, so an unchanged dataset is rewritten
 under the same name instead of being duplicated.
+
+Erasure: an export reads the suppression list under the erasure lock (shared) and records
+itself before releasing it, so an export either finished before an erasure committed or left
+the person out. The erasure's lake rewrite withdraws every export whose source offsets cover a
+turn it removes (`withdraw_exports_holding`) before it rewrites the object, then deletes the
+withdrawn exports' objects (`remove_withdrawn_objects`); the next scheduled export rebuilds the
+dataset without the person.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from psycopg.types.json import Jsonb
+
+from rag_assets.platform.erasure_lock import lock_for_writing
 
 from rag_assets.customers.erase_customer import suppression_list
 from rag_assets.customers.known_identifiers import KnownIdentifiers
@@ -94,6 +103,9 @@ def export(cur, s3: S3Storage, client, run_id: str | None,
     events = lake_store.read_lake_events(s3, client, keys) if keys else []
     available, names = profile_names(cur)
     known = known_identifiers_by_ref(cur, (event.customer_ref for event in events))
+    # From here to the commit no erasure commits: the suppression list read now holds every
+    # person erased before this export is recorded (see the module doc).
+    lock_for_writing(cur)
     dataset = build_finetune_dataset(
         events, erased_customers=suppression_list(cur), flagged_turns=flagged_turns(cur),
         masker=PiiMasker(names), config=config, known_by_ref=known,
@@ -103,6 +115,8 @@ def export(cur, s3: S3Storage, client, run_id: str | None,
                 "names_for_masking": len(names), "customers_known_for_masking": customers_known}
     base = f"{s3.lake_prefix}{FINETUNE_PREFIX}/{dataset.version}"
     dataset_key, manifest_key = f"{base}/train.jsonl", f"{base}/manifest.json"
+    # A withdrawn export of the same content may be having its objects removed: wait for it.
+    cur.execute("SELECT 1 FROM finetune_exports WHERE version = %s FOR UPDATE", (dataset.version,))
     client.put_object(Bucket=s3.lake_bucket, Key=dataset_key, Body=dataset.to_jsonl(),
                       ContentType="application/jsonl")
     client.put_object(Bucket=s3.lake_bucket, Key=manifest_key,
@@ -111,8 +125,42 @@ def export(cur, s3: S3Storage, client, run_id: str | None,
     cur.execute(
         "INSERT INTO finetune_exports (version, dataset_key, manifest_key, records_out, manifest,"
         " run_id) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (version) DO UPDATE SET"
-        " run_id = EXCLUDED.run_id, exported_at = now()",
+        " run_id = EXCLUDED.run_id, exported_at = now(), withdrawn_at = NULL,"
+        " withdrawn_by = NULL, objects_removed_at = NULL",
         (dataset.version, dataset_key, manifest_key, len(dataset.examples), Jsonb(manifest), run_id),
     )
     return ExportResult(dataset, dataset_key, manifest_key, len(keys), len(names), available,
                         customers_known)
+
+
+def withdraw_exports_holding(cur, positions: Iterable[tuple[str, int, int]],
+                             request_ids: Sequence[str]) -> int:
+    """Withdraw every live export whose source offsets cover one of the lake positions
+    (topic, partition, offset): it may hold those turns. Returns how many were withdrawn."""
+    positions = list(positions)
+    topics = [topic for topic, _, _ in positions]
+    partitions = [partition for _, partition, _ in positions]
+    offsets = [offset for _, _, offset in positions]
+    cur.execute(
+        "UPDATE finetune_exports e SET withdrawn_at = now(), withdrawn_by = %s"
+        " WHERE e.withdrawn_at IS NULL AND EXISTS ("
+        "  SELECT 1 FROM jsonb_to_recordset(e.manifest -> 'source_offsets')"
+        "       AS r(topic text, partition int, first_offset bigint, last_offset bigint),"
+        "       unnest(%s::text[], %s::int[], %s::bigint[]) AS p(topic, partition, kafka_offset)"
+        "  WHERE r.topic = p.topic AND r.partition = p.partition"
+        "    AND p.kafka_offset BETWEEN r.first_offset AND r.last_offset)",
+        (list(request_ids), topics, partitions, offsets))
+    return cur.rowcount
+
+
+def remove_withdrawn_objects(cur, s3: S3Storage, client) -> int:
+    """Delete the objects of withdrawn exports not removed yet; returns how many exports."""
+    cur.execute("SELECT version, dataset_key, manifest_key FROM finetune_exports"
+                " WHERE withdrawn_at IS NOT NULL AND objects_removed_at IS NULL FOR UPDATE")
+    rows = cur.fetchall()
+    for _, dataset_key, manifest_key in rows:
+        for key in (dataset_key, manifest_key):
+            client.delete_object(Bucket=s3.lake_bucket, Key=key)
+    cur.execute("UPDATE finetune_exports SET objects_removed_at = now() WHERE version = ANY(%s)",
+                ([version for version, _, _ in rows],))
+    return len(rows)

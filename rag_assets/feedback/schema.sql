@@ -145,3 +145,8 @@ CREATE TABLE IF NOT EXISTS finetune_exports (
     run_id       text,
     exported_at  timestamptz NOT NULL DEFAULT now()
 );
+-- An export holding a turn that an erasure later removed from the lake is withdrawn: the row
+-- stays (what was exported, when, which erasure withdrew it), its objects are deleted.
+ALTER TABLE finetune_exports ADD COLUMN IF NOT EXISTS withdrawn_at timestamptz;
+ALTER TABLE finetune_exports ADD COLUMN IF NOT EXISTS withdrawn_by text[];  -- the erasure requests
+ALTER TABLE finetune_exports ADD COLUMN IF NOT EXISTS objects_removed_at timestamptz;

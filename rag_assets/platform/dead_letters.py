@@ -6,8 +6,9 @@ Domain parsers return a `DeadLetter` instead of raising; the asset that ran the 
 A payload may hold personal data, so it does not stay forever: each letter is stored with the
 keyed hashes of what ties it to a person (`ties`, `customers/dead_letter_ties.py`) so an erasure
 finds it; a replayed letter's payload is cleared (`mark_replayed`); and every payload is cleared
-after the retention (`RAG_DEAD_LETTER_RETENTION_DAYS`, `expire_payloads`). A cleared letter keeps
-its reason and position.
+after the retention (`RAG_DEAD_LETTER_RETENTION_DAYS`, `expire_payloads`); a letter tied to a
+person erased before it arrived is stored without its payload (`remember_erased_ties`). A
+cleared letter keeps its reason and position.
 """
 
 from __future__ import annotations
@@ -47,22 +48,39 @@ class DeadLetter:
 
 def store_dead_letters(cur, letters: list[DeadLetter], run_id: str | None = None) -> int:
     """Insert dead letters with their ties; one already stored for the same position is kept,
-    not duplicated."""
+    not duplicated. A letter tied to a person erased before is stored without its payload."""
     from rag_assets.customers.dead_letter_ties import letter_ties  # the customers' knowledge
 
+    tied = [(letter, letter_ties(letter.payload and bytes(letter.payload), letter.record_key,
+                                 letter.customer_ref)) for letter in letters]
+    erased = erased_ties(cur, {tie for _, ties in tied for tie in ties})
     stored = 0
-    for letter in letters:
-        payload = None if letter.payload is None else bytes(letter.payload)
+    for letter, ties in tied:
+        payload = None if letter.payload is None or erased & set(ties) else bytes(letter.payload)
         cur.execute(
             "INSERT INTO dead_letters (source, reason, topic, partition, \"offset\", object_key,"
-            " object_version, payload, run_id, ties)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            " object_version, payload, run_id, ties, payload_cleared_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            "         CASE WHEN %s THEN now() END) ON CONFLICT DO NOTHING",
             (letter.source, letter.reason, letter.topic, letter.partition, letter.offset,
-             letter.object_key, letter.object_version, payload, run_id,
-             letter_ties(payload, letter.record_key, letter.customer_ref)),
+             letter.object_key, letter.object_version, payload, run_id, ties,
+             payload is None and letter.payload is not None),
         )
         stored += cur.rowcount
     return stored
+
+
+def erased_ties(cur, ties: Iterable[str]) -> set[str]:
+    """Those of the ties that belong to a person erased before."""
+    cur.execute("SELECT tie FROM erased_letter_ties WHERE tie = ANY(%s)", (sorted(ties),))
+    return {tie for (tie,) in cur.fetchall()}
+
+
+def remember_erased_ties(cur, ties: Iterable[str], request_id: str) -> None:
+    """Keep an erased person's ties, so a letter of theirs stored later loses its payload."""
+    cur.execute("INSERT INTO erased_letter_ties (tie, request_id)"
+                " SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING",
+                (sorted(ties), request_id))
 
 
 def pending_dead_letters(cur, source: str | None = None) -> list[dict]:

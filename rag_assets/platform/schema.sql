@@ -39,6 +39,13 @@ CREATE INDEX IF NOT EXISTS dead_letters_ties ON dead_letters USING gin (ties);
 ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS payload_cleared_at timestamptz;
 CREATE INDEX IF NOT EXISTS dead_letters_payload_age
     ON dead_letters (created_at) WHERE payload IS NOT NULL;
+-- The ties of every person erased (keyed hashes of their records, customer id, references and
+-- identifiers): a letter stored after the erasure that shares one keeps its reason and position
+-- but not its payload (a redelivered bad event of an erased record).
+CREATE TABLE IF NOT EXISTS erased_letter_ties (
+    tie        text PRIMARY KEY,
+    request_id text NOT NULL
+);
 
 -- What the streaming sensors applied, written in the transaction of the data it describes and
 -- reported to Dagster as materialisations by the next tick (a transactional outbox): a change

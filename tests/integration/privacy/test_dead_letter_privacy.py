@@ -93,6 +93,25 @@ def test_an_erasure_deletes_the_dead_letters_tied_to_the_person_and_no_others(
     assert result.counts["dead_letters_deleted"] == len(ALICE_LETTERS) + 2
     assert len(after) == len(before) - result.counts["dead_letters_deleted"]
 
+    # The same bad events redelivered after the erasure: each is a letter with its reason and
+    # position; hers carry no payload (tied by her e-mail, national id or record key — not by
+    # her name alone, which a namesake's letter may carry), everyone else's keep theirs.
+    with postgres.transaction() as cur:
+        cur.execute("SELECT max(id) FROM dead_letters")
+        last_id = cur.fetchone()[0]
+    publish(kafka, [raw(value, key=key) for key, value in LETTERS.values()])
+    catch_up(kafka, postgres)
+    with postgres.transaction() as cur:
+        cur.execute("SELECT payload, reason, \"offset\", payload_cleared_at FROM dead_letters"
+                    " WHERE id > %s", (last_id,))
+        redelivered = cur.fetchall()
+    assert len(redelivered) == len(LETTERS)
+    with_payload = {bytes(payload) for payload, *_ in redelivered if payload is not None}
+    assert {label for label, (_, value) in LETTERS.items() if value not in with_payload} == \
+        {"alice email", "alice national id", "alice record key"}
+    assert all(reason and offset is not None and (payload is None) == (cleared is not None)
+               for payload, reason, offset, cleared in redelivered)
+
 
 def test_a_replayed_dead_letter_keeps_its_reason_and_position_but_not_its_payload(
         kafka, postgres, monkeypatch, tmp_path):

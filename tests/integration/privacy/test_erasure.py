@@ -11,6 +11,7 @@ example; and a redelivered or rebuilt CDC stream does not bring them back.
 import argparse
 import io
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -117,14 +118,27 @@ def lake_questions(s3) -> dict[str, str | None]:
     return {e.question: e.customer_ref for e in read_lake_events(s3, s3.get_client())}
 
 
-def finetune_text(s3, postgres, kafka) -> str:
+def export_finetune(s3, postgres, kafka) -> tuple[str, str]:
+    """A new fine-tuning export: (its version, its JSONL text)."""
     result = materialize([finetune_dataset], resources={"s3": s3, "postgres": postgres,
                                                         "kafka": kafka})
     assert result.success
     version = result.asset_materializations_for_node("finetune_dataset")[0].metadata["version"].value
     body = s3.get_client().get_object(Bucket=s3.lake_bucket,
                                       Key=f"finetune/{version}/train.jsonl")["Body"].read()
-    return body.decode()
+    return version, body.decode()
+
+
+def assert_withdrawn(s3, postgres, version: str, request_id: str) -> None:
+    """The export is recorded as withdrawn by the request and its objects are gone."""
+    with postgres.transaction() as cur:
+        cur.execute("SELECT withdrawn_by, objects_removed_at IS NOT NULL FROM finetune_exports"
+                    " WHERE version = %s", (version,))
+        assert cur.fetchone() == ([request_id], True)
+    client = s3.get_client()
+    for name in ("train.jsonl", "manifest.json"):
+        with pytest.raises(client.exceptions.NoSuchKey):
+            client.get_object(Bucket=s3.lake_bucket, Key=f"finetune/{version}/{name}")
 
 
 def test_an_erased_customer_leaves_no_trace(kafka, postgres, s3, lancedb):
@@ -138,7 +152,8 @@ def test_an_erased_customer_leaves_no_trace(kafka, postgres, s3, lancedb):
     before = trace(postgres, ALICE_IDENTIFIERS, alice_keys)
     assert before["source_records"] == 2 and before["customer_assignments"] == 2
     assert before["profiles"] == len(ALICE_IDENTIFIERS) and before["feedback_turns"] == 3
-    assert "alpha zebra lounge question one" in finetune_text(s3, postgres, kafka)
+    with_alice, text = export_finetune(s3, postgres, kafka)
+    assert "alpha zebra lounge question one" in text
 
     # --- erase Alice through the CLI: a dry run first changes nothing
     out = io.StringIO()
@@ -153,6 +168,9 @@ def test_an_erased_customer_leaves_no_trace(kafka, postgres, s3, lancedb):
     summary = json.loads(out.getvalue())
     assert summary["status"] == "completed" and summary["records_erased"] == 2
     assert summary["feedback_turns_deleted"] == 3 and summary["lake_rows_removed"] == 3
+    # The export written before holds her turns: withdrawn, its objects deleted.
+    assert summary["finetune_exports_withdrawn"] == 1 and summary["finetune_exports_removed"] == 1
+    assert_withdrawn(s3, postgres, with_alice, "req-alice")
     assert not any(str(v) in out.getvalue() for v in ALICE_IDENTIFIERS[:4])
 
     assert set(trace(postgres, ALICE_IDENTIFIERS, alice_keys).values()) == {0}
@@ -165,7 +183,7 @@ def test_an_erased_customer_leaves_no_trace(kafka, postgres, s3, lancedb):
     lake = lake_questions(s3)
     assert not any(q.startswith("alpha zebra") for q in lake)
     assert "bravo yak refund question four" in lake and "charlie anonymous question six" in lake
-    text = finetune_text(s3, postgres, kafka)
+    with_bob, text = export_finetune(s3, postgres, kafka)
     assert "alpha zebra" not in text and "bravo yak refund question four" in text
     with postgres.transaction() as cur:
         cur.execute("SELECT status, identifier_hashes, customer_id FROM erasure_requests"
@@ -219,6 +237,8 @@ def test_an_erased_customer_leaves_no_trace(kafka, postgres, s3, lancedb):
     assert meta["requests_applied"] == 1 and meta["requests_already_done"] == 1
     assert meta["dead_letters"] == 2 and meta["customers_erased"] == 1
     assert meta["lake_rows_removed"] == 2 and meta["requests_completed"] == 1
+    assert meta["finetune_exports_withdrawn"] == 1
+    assert_withdrawn(s3, postgres, with_bob, "req-bob")
     assert "bob" not in json.dumps(meta, default=str).lower()
     assert set(trace(postgres, BOB_IDENTIFIERS, bob_keys).values()) == {0}
     assert set(lake_questions(s3)) == {"charlie anonymous question six"}
@@ -226,3 +246,35 @@ def test_an_erased_customer_leaves_no_trace(kafka, postgres, s3, lancedb):
     again = materialize([customer_erasures], resources=resources, run_config=request.run_config)
     meta = again.asset_materializations_for_node("customer_erasures")[0].metadata
     assert meta["ranges_already_applied"].value == 1 and meta["requests_applied"].value == 0
+
+
+def test_an_export_racing_an_erasure_either_precedes_it_or_leaves_the_person_out(
+        kafka, postgres, s3):
+    """An export that reads the lake while an erasure is uncommitted waits for it, then leaves
+    the person out: no export is recorded between an erasure's commit and its lake rewrite
+    holding the person's turns."""
+    from rag_assets.customers.erase_customer import erase_in_postgres
+    from rag_assets.feedback import finetune_export, lake_store
+
+    publish(kafka, cdc_messages(kafka))
+    catch_up(kafka, postgres)
+    publish_json(kafka, "app.feedback", FEEDBACK, key=lambda v: v["conversation_id"].encode())
+    resources = {"kafka": kafka, "s3": s3, "postgres": postgres, "sentiment": SentimentResource()}
+    assert materialize([conversation_log, feedback_scored], resources=resources).success
+    exports = []
+
+    def export() -> None:
+        with postgres.transaction() as cur:
+            exports.append(finetune_export.export(cur, s3, lake_store.s3_client(s3), None))
+
+    with postgres.transaction() as cur:
+        assert erase_in_postgres(cur, postgres.db_schema, "crm:1", "req-race").status == \
+            "lake_pending"
+        exporter = threading.Thread(target=export)
+        exporter.start()
+        exporter.join(3)
+        assert exporter.is_alive() and not exports  # waiting for the erasure to commit
+    exporter.join(60)
+    (result,) = exports
+    text = result.dataset.to_jsonl().decode()
+    assert "alpha zebra" not in text and "bravo yak refund question four" in text
