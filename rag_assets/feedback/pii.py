@@ -15,7 +15,7 @@ for that customer (`KnownIdentifiers`: identity graph and profile). In this orde
   prose such as "manage your booking at ba.com" is left alone.
 * IBANs → `[IBAN]`, national ids → `[NATIONAL_ID]` (SSN, Spanish DNI/NIE, Irish PPS, Italian
   codice fiscale, UK national insurance numbers), passports, loyalty numbers and dates of birth
-  after a keyword, street addresses and spaced UK postcodes → `[ADDRESS]`: each confirmed by a
+  after a keyword, street addresses and UK postcodes → `[ADDRESS]`: each confirmed by a
   checksum (python-stdnum), a format rule or the words before it (`pii_validated.py`), applied
   before cards and phones so an IBAN's digits are never read as either.
 * card numbers → `[CARD]`: 13–19 digits, optionally in groups separated by a space or dash,

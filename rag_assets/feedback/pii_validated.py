@@ -26,8 +26,8 @@ customer's own known identifiers):
 * addresses → `[ADDRESS]`: a house number, one to four words and a street type (`12 Baker
   Street`, `221B baker st`; the types that are also common words — Way, Close, Court, Drive,
   Place, Grove, Row, Hill, Walk — only capitalised), and UK postcodes written with their space
-  (`SW1A 1AA`, `sw1a 1aa`; unspaced the shape is a booking reference's, and `B1 2nd` an
-  ordinal).
+  (`SW1A 1AA`, `sw1a 1aa`; `B1 2nd` is an ordinal); unspaced, the shape is a booking
+  reference's, so only right after a masked street address (and a town) or after "postcode".
 
 Order numbers, booking references, flight numbers, prices and travel dates match none of them.
 Every quantifier is bounded, so a search stays linear in the text.
@@ -214,11 +214,19 @@ _STREET = re.compile(
     r"(?:(?i:street|st|road|rd|avenue|ave|lane|ln|crescent|cres|terrace|tce|boulevard|blvd|square|sq"
     r"|gardens|gdns|mews|parade)|Way|Close|Court|Ct|Drive|Dr|Place|Pl|Grove|Row|Hill|Walk)"
     r"\.?(?!\w)")
-# The space is required: unspaced, the shape is a booking reference's (`C2Q2RB`).
+# The space is required on its own: unspaced, the shape is a booking reference's (`C2Q2RB`).
 _UK_POSTCODE = re.compile(
     r"(?<![\w-])[a-z]{1,2}\d[a-z\d]?[^\S\n]\d(?!(?:st|nd|rd|th)\b)[a-z]{2}(?![\w-])",
     re.IGNORECASE)
+# Unspaced, a postcode is confirmed by its context: right after a masked street address (a town
+# of up to three capitalised words between), or after the word "postcode".
+_POSTCODE_CONTEXT = (
+    rf"(?:{re.escape(ADDRESS_TOKEN)},?(?:[^\S\n]{{1,3}}[A-Z][a-z]+){{0,3}},?"
+    r"|(?i:post[^\S\n]?code|postal[^\S\n]code)(?:[^\S\n]{1,3}(?i:is|:))?)[^\S\n]{1,3}")
+_UNSPACED_POSTCODE = re.compile(
+    rf"({_POSTCODE_CONTEXT})(?i:[a-z]{{1,2}}\d[a-z\d]?\d[a-z]{{2}})(?![\w-])")
 
 
 def mask_addresses(text: str) -> str:
-    return _UK_POSTCODE.sub(ADDRESS_TOKEN, _STREET.sub(ADDRESS_TOKEN, text))
+    text = _UK_POSTCODE.sub(ADDRESS_TOKEN, _STREET.sub(ADDRESS_TOKEN, text))
+    return _UNSPACED_POSTCODE.sub(lambda m: m[1] + ADDRESS_TOKEN, text)

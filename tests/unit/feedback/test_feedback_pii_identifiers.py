@@ -46,6 +46,8 @@ VALIDATED = [
     ("flat 3, 47 Old Mill Lane", ["Old Mill"], "[ADDRESS]"),
     ("postcode SW1A 1AA", ["SW1A"], "[ADDRESS]"),
     ("postcode sw1a 1aa", ["sw1a"], "[ADDRESS]"),
+    ("my postcode is LS14AB", ["LS14AB"], "[ADDRESS]"),  # unspaced: confirmed by its keyword
+    ("We moved to 12 Baker Street, Leeds LS14AB.", ["LS14AB"], "[ADDRESS]"),  # by the street
 ]
 
 STAYS = [
@@ -193,3 +195,9 @@ def test_masking_with_known_identifiers_is_idempotent(text):
 ])
 def test_long_hostile_input_is_masked_in_linear_time(text, expected):
     assert PiiMasker(["Alice"]).with_known(ALICE).mask(text) == expected
+
+
+def test_an_unspaced_postcode_is_masked_only_in_its_context():
+    masked = mask_pii("12 Baker Street is far; booking C2Q2RB, then Leeds LS14AB")
+
+    assert masked == "[ADDRESS] is far; booking C2Q2RB, then Leeds LS14AB"
