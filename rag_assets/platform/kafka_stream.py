@@ -279,6 +279,21 @@ class LedgerPositionedStream:
             self._empty_since = time.monotonic()
         return batches
 
+    def source_lag(self) -> KafkaLag:
+        """How far the ledger is behind the end of every partition of the source: all group
+        members' partitions, not only this one's."""
+        partitions = [TopicPartition(topic, p) for topic in self._matching_topics()
+                      for p in sorted(self._consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return KafkaLag(0, 0, 0)
+        begin = self._consumer.beginning_offsets(partitions)
+        end = self._consumer.end_offsets(partitions)
+        bounds = {(tp.topic, tp.partition): (begin[tp], end[tp]) for tp in partitions}
+        with self.transaction() as cur:
+            applied = offset_ledger.next_offsets(
+                cur, self.consumer_name, {tp: b for tp, (b, _) in bounds.items()})
+        return lag_from(bounds, applied)
+
     def lag(self) -> KafkaLag:
         """Records in Kafka past what this stream has read. Raises `StalledConsumer` when polls
         have brought nothing for `stall_after_s` although partitions not held back have records
