@@ -35,6 +35,7 @@ class WorkerRun:
     digest: str  # of the end state: records and the grouping of records into customers
     verdict_ok: bool
     doubled_offsets: int
+    work: dict[str, int]  # the whole catch-up's derived work (lineage outbox), clock or not
     gap_s: float | None = None  # the rebalance gap, for a run with a kill
 
 
@@ -64,8 +65,9 @@ def measure_catch_up(env: dict, counts: list[int], events: int, partitions: int,
           f"in {time.perf_counter() - published:.1f} s before the clocks; load average "
           f"{os.getloadavg()}", flush=True)
     print("| workers | events timed | seconds | events/s | vs 1 worker | CPU-s / 1,000 events: "
-          "workers | PostgreSQL | Kafka | all | vs 1 worker | rebalance gap | end state |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "workers | PostgreSQL | Kafka | all | vs 1 worker | records linked | profiles built | "
+          "rebalance gap | end state |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     baseline: WorkerRun | None = None
     consistent = True
     try:
@@ -223,8 +225,20 @@ def _judge(postgres: PostgresResource, load: ChaosLoad, count: int, events: int,
         actual = read_customers(postgres)
         with postgres.transaction() as cur:
             doubled = len(overlaps(applied_ranges(cur, STREAM)))
+            work = derived_work(cur)
         return WorkerRun(count, events, seconds, cpu, end_state_digest(actual),
-                         compare_customers(load.truth, actual).ok, doubled, gap)
+                         compare_customers(load.truth, actual).ok, doubled, work, gap)
+
+
+def derived_work(cur) -> dict[str, int]:
+    """Records linked and profiles built (written or found unchanged), summed over the
+    micro-batches the lineage outbox reported."""
+    cur.execute("SELECT coalesce(sum((metadata->>'records_linked')::int), 0),"
+                " coalesce(sum((metadata->>'profiles_written')::int"
+                "              + (metadata->>'profiles_unchanged')::int), 0)"
+                " FROM lineage_outbox WHERE stream = %s", (STREAM,))
+    linked, built = cur.fetchone()
+    return {"records linked": linked, "profiles built": built}
     finally:
         _drop(postgres)
 
@@ -309,4 +323,5 @@ def print_row(run: WorkerRun, baseline: WorkerRun) -> None:
     print(f"| {run.workers} | {run.events:,} | {run.seconds:.1f} | **{rate:,.0f}** | "
           f"{rate / base_rate:.2f}x | {per_k['workers']:.2f} | "
           f"{per_k.get('PostgreSQL', 0):.2f} | {per_k.get('Kafka', 0):.2f} | {every:.2f} | "
-          f"{every / base_every:.2f}x | {gap} | {state} ({run.digest}) |", flush=True)
+          f"{every / base_every:.2f}x | {run.work['records linked']:,} | "
+          f"{run.work['profiles built']:,} | {gap} | {state} ({run.digest}) |", flush=True)

@@ -89,7 +89,7 @@ class CdcMicroBatches:
             if taken < self.max_records and (
                     not taken or self.source.lag().events < self.max_records):
                 break
-        if (read or self._derived_waiting) and not self._group_catching_up(read):
+        if (read or self._derived_waiting) and not self._group_catching_up():
             self._derived_waiting = False
             self.session.drain("identity_graph", identity_linking.LinkStats,
                                lambda cur, s: identity_linking.link_batch(
@@ -100,14 +100,12 @@ class CdcMicroBatches:
                                batch_limit=profile_refresh.BATCH_LIMIT)
         return read
 
-    def _group_catching_up(self, read: int) -> bool:
-        """Whether the rest of this worker's group is catching up (`GroupCatchUp`). Asked only
-        after a step that read a full poll or more, or while already waiting, and the source's
-        lag read at most every `GROUP_CHECK_S`; never for a lone stream, whose own lag is the
-        source's."""
+    def _group_catching_up(self) -> bool:
+        """Whether the rest of this worker's group is catching up (`GroupCatchUp`), from the
+        source's lag read at most every `GROUP_CHECK_S` (the last answer stands in between);
+        never for a lone stream, whose own lag is the source's. Also a member's first polls,
+        short while the group hands out partitions, do not end its catch-up."""
         if self.session.consumer_group is None:
-            return False
-        if read < self.max_records and not self._derived_waiting:
             return False
         now = time.monotonic()
         if now - self._group_checked_at >= GROUP_CHECK_S:
