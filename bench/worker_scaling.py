@@ -228,6 +228,8 @@ def _judge(postgres: PostgresResource, load: ChaosLoad, count: int, events: int,
             work = derived_work(cur)
         return WorkerRun(count, events, seconds, cpu, end_state_digest(actual),
                          compare_customers(load.truth, actual).ok, doubled, work, gap)
+    finally:
+        _drop(postgres)
 
 
 def derived_work(cur) -> dict[str, int]:
@@ -239,8 +241,6 @@ def derived_work(cur) -> dict[str, int]:
                 " FROM lineage_outbox WHERE stream = %s", (STREAM,))
     linked, built = cur.fetchone()
     return {"records linked": linked, "profiles built": built}
-    finally:
-        _drop(postgres)
 
 
 def _kill_and_time_rebalance(postgres, workers: StreamWorkerProcesses, sessions: list[str],
