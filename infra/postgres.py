@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import psycopg
 from psycopg import sql
 
 from infra.postgres_roles import (
@@ -147,9 +148,7 @@ class PostgresService:
         finally:
             os.unlink(pwfile.name)
 
-    def _connect(self, login: Login, database: str):
-        import psycopg
-
+    def _connect(self, login: Login, database: str) -> psycopg.Connection:
         return psycopg.connect(host="127.0.0.1", port=self.settings.postgres_port,
                                 user=login.user, password=login.password, dbname=database,
                                 connect_timeout=3, autocommit=True)
@@ -162,8 +161,8 @@ class PostgresService:
             try:
                 self._connect(login, "postgres").close()
                 return True
-            except Exception:
-                pass
+            except psycopg.OperationalError:
+                continue
         return False
 
     def _prepare_cluster(self) -> None:
