@@ -300,3 +300,23 @@ def test_infra_up_moves_a_previous_cluster_to_the_writer_role_keeping_its_data(
     catalogue = _catalogue(env, admin_password)
     assert service.up() is False  # running already: roles and databases checked again
     assert _catalogue(env, admin_password) == catalogue
+
+
+def test_a_move_cut_short_is_finished_by_the_next_up(previous_cluster):
+    """A move that stopped right after making its temporary superuser (the server stopped, the
+    process killed) ends like one that was never interrupted."""
+    env = connection_env(previous_cluster)
+    admin_password = local_secrets(previous_cluster)[ADMIN_PASSWORD_SECRET]
+    with connect(env) as conn:
+        conn.execute("CREATE TABLE public.kept (v text); INSERT INTO public.kept VALUES ('x')")
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
+            sql.Identifier(MIGRATION_ROLE), sql.Literal(admin_password)))
+
+    assert PostgresService(previous_cluster).up() is False  # running: the move happens here
+
+    with connect(env) as conn:
+        assert role_attributes(conn, "rag") == PLAIN_LOGIN
+        assert role_attributes(conn, MIGRATION_ROLE) is None
+        assert conn.execute("SELECT v FROM public.kept").fetchall() == [("x",)]
+        conn.execute("INSERT INTO public.kept VALUES ('y')")
+    assert _objects_owned_by_admin(env, env["PGDATABASE"]) == []
