@@ -55,6 +55,7 @@ from bench.freshness_probe import (  # noqa: E402
 from infra import services  # noqa: E402
 from infra.processes import interrupt_on_termination, tree_cpu_seconds  # noqa: E402
 from infra.dagster import DagsterService  # noqa: E402
+from infra.postgres import PostgresService  # noqa: E402
 from infra.settings import InfraSettings, connection_env  # noqa: E402
 
 PROBE_MEMBERS = 8
@@ -97,18 +98,14 @@ class Namespace:
                 else:
                     os.environ[key] = value
 
-    def admin(self, statement: str) -> None:
-        import psycopg
-
-        with psycopg.connect(host=self.base["PGHOST"], port=self.base["PGPORT"],
-                             user=self.base["PGUSER"], password=self.base["PGPASSWORD"],
-                             dbname="postgres", autocommit=True) as conn:
-            conn.execute(statement)
+    def create_database(self) -> None:
+        """The Dagster database of this configuration (infra's admin login: PGUSER may not)."""
+        PostgresService(self.settings).create_database(self.name)
 
     def drop(self, res: dict) -> None:
         from kafka import KafkaAdminClient
 
-        self.admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        PostgresService(self.settings).drop_database(self.name)
         with res["postgres"].transaction() as cur:
             cur.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
         admin = KafkaAdminClient(**res["kafka"].client_config())
@@ -241,7 +238,7 @@ def lineage(url: str) -> dict:
 def run_configuration(settings: InfraSettings, mode: str, args) -> dict:
     ns = Namespace(settings, mode)
     res = ns.resources()
-    ns.admin(f'CREATE DATABASE "{ns.name}"')
+    ns.create_database()
     dagster = DagsterService(settings, name=f"dagster-{ns.name}", port=free_port())
     try:
         publisher = seed(ns, res)

@@ -90,8 +90,13 @@ def allow_traverse(settings: InfraSettings, gid: int) -> None:
     path.chmod(0o710)
 
 
+# The PostgreSQL superuser's password: read by infra only (creating databases and roles), never
+# exported by `connection_env`, so no pipeline, worker or server logs in as the superuser.
+ADMIN_PASSWORD_SECRET = "RAG_PG_ADMIN_PASSWORD"
 SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "PGPASSWORD", "RAG_ERASURE_HASH_KEY",
-                "RAG_RETRIEVAL_PGPASSWORD")
+                "RAG_RETRIEVAL_PGPASSWORD", ADMIN_PASSWORD_SECRET)
+# The local cluster's superuser (its bootstrap role); only infra logs in as it.
+ADMIN_ROLE = "rag_admin"
 # The login role of the retrieval endpoint and the read-only look-ups: it may read what they read
 # and append audit rows, nothing else (rag_assets/platform/db_roles.py).
 RETRIEVAL_ROLE = "rag_retrieval"

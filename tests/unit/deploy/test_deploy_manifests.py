@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
-from infra.settings import SECRET_NAMES, InfraSettings, connection_env
+from infra.settings import ADMIN_PASSWORD_SECRET, SECRET_NAMES, InfraSettings, connection_env
 from rag_assets.cli import build_parser
 from tests.unit.deploy.deploy_files import (
     K8S,
@@ -79,10 +79,17 @@ def test_no_connection_variable_is_left_to_the_local_fallback(tmp_path):
 
 def test_the_secret_template_holds_every_secret_and_no_value():
     template = secret_template()
-    assert set(SECRET_NAMES) <= set(template)
+    assert set(SECRET_NAMES) - {ADMIN_PASSWORD_SECRET} <= set(template)
     assert all(value == "" for value in template.values()), "the template must hold no value"
     for name in set(template) - set(SECRET_NAMES):
         assert any(word in name for word in SECRETISH), f"{name} is not a secret"
+
+
+def test_no_pod_gets_the_postgres_superuser_password():
+    """The superuser's password is the local infra's alone: in production an operator keeps
+    it (docs/operations.md, "Least privilege"); pods log in as PGUSER."""
+    assert ADMIN_PASSWORD_SECRET not in secret_template()
+    assert ADMIN_PASSWORD_SECRET not in config_map()
 
 
 def test_the_config_map_holds_no_secret():
