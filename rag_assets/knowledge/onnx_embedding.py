@@ -488,8 +488,10 @@ class OpenVinoMiniLMEmbedder(_MiniLMGraph):
     layer norms, residual sums and the pooling stay float32. Vectors move slightly (cosine to
     the fp32 vector ≥ 0.99997 measured), so it has a model_id of its own
     (`MINILM_BF16_MODEL_ID`). ``f32`` runs the graph in float32 (same vectors as the numpy
-    model, and its model_id). On a CPU without bfloat16 support the plugin falls back to
-    float32, and the model_id says so: it follows the precision the plugin actually chose.
+    model, and its model_id). On a CPU without AMX ``bf16`` runs float32: the plugin would
+    emulate bfloat16 on AVX-512, and there a text's vector depended on the batch it came in
+    (up to 1e-3 apart, measured on a Xeon with AVX-512 and no AMX), so the same document
+    could rank differently. The model_id follows the precision the plugin actually runs.
     """
 
     PRECISIONS = ("bf16", "f32")
@@ -509,6 +511,8 @@ class OpenVinoMiniLMEmbedder(_MiniLMGraph):
             )
         import openvino as ov
 
+        if precision == "bf16" and not cpu_has_amx_bf16():
+            precision = "f32"
         super().__init__("fp32", model_dir, batch_size, max_tokens, cache_dir)
         self._compiled = ov.Core().compile_model(
             str(self.onnx_path),

@@ -52,6 +52,13 @@ def test_bf16_stays_within_bf16_rounding_of_the_reference(openvino_bf16, minilm)
     assert cosines.min() > 0.999
 
 
+def test_bf16_runs_as_f32_on_a_cpu_without_amx(openvino_bf16):
+    """Where the plugin would only emulate bfloat16, vectors depended on the batch."""
+    expected = "bf16" if cpu_has_amx_bf16() else "f32"
+    assert openvino_bf16.precision == expected
+    assert openvino_bf16.model_id == (MINILM_BF16_MODEL_ID if expected == "bf16" else MINILM_MODEL_ID)
+
+
 def test_bf16_vectors_do_not_depend_on_the_batch(model_cache, openvino_bf16):
     batched = OpenVinoMiniLMEmbedder("bf16", batch_size=8, cache_dir=model_cache)
     together = batched.embed(TEXTS)
