@@ -104,8 +104,8 @@ def _credential_fingerprint(user: str, password: str) -> str:
 def _can_list_topics(login: dict) -> bool:
     from kafka import KafkaAdminClient
 
-    try:
-        admin = KafkaAdminClient(**login, request_timeout_ms=3000)
+    try:  # a refused login is retried until the bootstrap timeout: keep it short
+        admin = KafkaAdminClient(**login, request_timeout_ms=3000, bootstrap_timeout_ms=5000)
     except Exception:
         return False
     try:
