@@ -1,0 +1,135 @@
+"""The local broker wants a login: none or a wrong one is refused, the generated one works, and
+storage formatted before SASL gets the client's credential on its first start."""
+
+import logging
+import shutil
+import socket
+import subprocess
+import uuid
+from dataclasses import replace
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaTimeoutError, SaslAuthenticationFailedError
+
+from infra.kafka import LOG4J2, KafkaService
+from infra.settings import InfraSettings, connection_env
+from resources.kafka import kafka_from_env
+
+pytestmark = pytest.mark.integration
+
+BOOTSTRAP_TIMEOUT_MS = 3000
+
+
+def _refused_bootstrap(caplog, login: dict) -> list:
+    """kafka-python's log of the bootstrap attempts of a client that never got in: the client
+    itself only raises a timeout once it gives up."""
+    with caplog.at_level(logging.WARNING, logger="kafka.net.manager"):
+        with pytest.raises(KafkaTimeoutError, match="Unable to bootstrap"):
+            KafkaAdminClient(**login, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
+    return [record for record in caplog.records if record.name == "kafka.net.manager"]
+
+
+def _errors(records: list) -> list[Exception]:
+    """The errors the connection attempts ended with (the log records' arguments)."""
+    return [arg for record in records if isinstance(record.args, tuple)
+            for arg in record.args if isinstance(arg, Exception)]
+
+
+def _broker_log(settings: InfraSettings):
+    return settings.state_dir / "kafka" / "kafka.log"
+
+
+def test_a_client_without_credentials_is_refused(local_services, infra_settings, caplog):
+    log = _broker_log(infra_settings)
+    seen = log.stat().st_size
+
+    attempts = _refused_bootstrap(
+        caplog, {"bootstrap_servers": local_services["KAFKA_BOOTSTRAP_SERVERS"]})
+
+    # The broker hangs up on the first request that is not part of a SASL handshake.
+    assert "Bootstrap attempt to bootstrap-0 failed: KafkaConnectionError: socket disconnected" in (
+        attempts[0].getMessage())
+    assert not any(isinstance(error, SaslAuthenticationFailedError) for error in _errors(attempts))
+    with log.open() as file:
+        file.seek(seen)
+        assert "Unexpected Kafka request of type METADATA during SASL handshake" in file.read()
+
+
+@pytest.mark.parametrize(("mechanism", "password", "reason"), [
+    ("SCRAM-SHA-256", "not-the-password",
+     "Authentication failed during authentication due to invalid credentials with SASL "
+     "mechanism SCRAM-SHA-256"),
+    # PLAIN takes the broker's admin only, even with the client's own password.
+    ("PLAIN", None, "Authentication failed: Invalid username or password"),
+])
+def test_a_wrong_login_is_refused_as_an_authentication_failure(local_services, caplog,
+                                                               mechanism, password, reason):
+    login = kafka_from_env(env={**local_services, "KAFKA_SASL_MECHANISM": mechanism,
+                                "KAFKA_SASL_PASSWORD": password
+                                or local_services["KAFKA_SASL_PASSWORD"]}).client_config()
+
+    errors = _errors(_refused_bootstrap(caplog, login))
+
+    # Attempts right after a refusal may find the socket closed; those that log in are refused.
+    refusals = [str(e) for e in errors if type(e) is SaslAuthenticationFailedError]
+    assert refusals and all(refusal.endswith(reason) for refusal in refusals)
+
+
+def test_the_generated_credentials_produce_and_consume(kafka):
+    assert kafka.client_config()["security_protocol"] == "SASL_PLAINTEXT"
+    assert (kafka.sasl_mechanism, kafka.sasl_username) == ("SCRAM-SHA-256", "rag")
+    topic = kafka.topic("sasl")
+    kafka.create_topics([topic], partitions=1)
+    producer = kafka.producer()
+    producer.send(topic, key=b"k", value=b"only with a login").get(timeout=10)
+    producer.close()
+
+    assert [r.value for r in kafka.read_range(topic, 0, 0, 1)] == [b"only with a login"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _format_as_before_sasl(kafka: KafkaService) -> None:
+    """Storage as the version before SASL left it: formatted under a PLAINTEXT listener, with no
+    SCRAM credential, a world-readable server.properties, and secrets.env without Kafka's."""
+    port, cport = kafka.settings.kafka_port, kafka.settings.kafka_controller_port
+    props = kafka.home / "server.properties"
+    props.write_text(
+        f"process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:{cport}\n"
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n"
+        "controller.listener.names=CONTROLLER\n"
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
+        f"log.dirs={kafka.home / 'data'}\n")
+    props.chmod(0o644)
+    (kafka.settings.state_dir / "secrets.env").write_text("PGPASSWORD=before-sasl\n")
+    subprocess.run([*kafka._java(), "kafka.tools.StorageTool", "format", "-t",
+                    uuid.uuid4().hex[:22], "-c", str(props)], check=True, capture_output=True)
+
+
+def test_storage_formatted_before_sasl_gets_the_client_credential(infra_settings, tmp_path):
+    settings = replace(infra_settings, state_dir=tmp_path / "state", kafka_port=_free_port(),
+                       kafka_controller_port=_free_port())
+    kafka = KafkaService(settings)
+    (kafka.home / "libs").symlink_to(infra_settings.state_dir / "kafka" / "libs")
+    (kafka.home / "log4j2.properties").write_text(LOG4J2)
+    _format_as_before_sasl(kafka)
+    assert not (kafka.home / "sasl-users").exists()
+    try:
+        assert kafka.up()
+        client = kafka_from_env(topic_prefix="migrated.", env=connection_env(settings))
+        topic = client.topic("after")
+        client.create_topics([topic], partitions=1)
+        producer = client.producer()
+        producer.send(topic, value=b"after the migration").get(timeout=10)
+        producer.close()
+        assert [r.value for r in client.read_range(topic, 0, 0, 1)] == [b"after the migration"]
+        assert (kafka.home / "sasl-users").exists()
+        assert (kafka.home / "server.properties").stat().st_mode & 0o077 == 0
+    finally:
+        kafka.down()
+        shutil.rmtree(settings.state_dir, ignore_errors=True)
