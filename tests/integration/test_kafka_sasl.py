@@ -1,5 +1,6 @@
-"""The local broker wants a login: none or a wrong one is refused, the generated one works, and
-storage formatted before SASL gets the client's credential on its first start."""
+"""The local broker wants a login: none or a wrong one is refused, the generated one works, the
+controller listener takes the admin only, and storage formatted before SASL gets the client's
+credential on its first start."""
 
 import logging
 import shutil
@@ -7,13 +8,14 @@ import socket
 import subprocess
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaTimeoutError, SaslAuthenticationFailedError
 
 from infra.kafka import LOG4J2, KafkaService
-from infra.settings import InfraSettings, connection_env
+from infra.settings import InfraSettings, connection_env, local_secrets
 from resources.kafka import kafka_from_env
 
 pytestmark = pytest.mark.integration
@@ -86,6 +88,40 @@ def test_the_generated_credentials_produce_and_consume(kafka):
     producer.close()
 
     assert [r.value for r in kafka.read_range(topic, 0, 0, 1)] == [b"only with a login"]
+
+
+def _describe_broker_via_the_controller(settings: InfraSettings, command_config: Path):
+    """Kafka's own admin client, which (3.7+) can talk to the controller listener directly."""
+    return subprocess.run(
+        [*KafkaService(settings)._java(), "kafka.admin.ConfigCommand", "--bootstrap-controller",
+         f"127.0.0.1:{settings.kafka_controller_port}", "--command-config", str(command_config),
+         "--describe", "--entity-type", "brokers", "--entity-name", "1"],
+        capture_output=True, text=True, timeout=180)
+
+
+def test_the_controller_listener_takes_the_admin_login_only(local_services, infra_settings,
+                                                            tmp_path):
+    timeouts = "request.timeout.ms=3000\ndefault.api.timeout.ms=6000\n"
+    anonymous, admin = tmp_path / "anonymous.properties", tmp_path / "admin.properties"
+    anonymous.write_text(timeouts)
+    password = local_secrets(infra_settings)["RAG_KAFKA_ADMIN_PASSWORD"]
+    admin.write_text(timeouts + "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                     "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule "
+                     f'required username="admin" password="{password}";\n')
+    log = _broker_log(infra_settings)
+    seen = log.stat().st_size
+
+    refused = _describe_broker_via_the_controller(infra_settings, anonymous)
+    allowed = _describe_broker_via_the_controller(infra_settings, admin)
+
+    assert refused.returncode != 0
+    assert "Timed out waiting for a node assignment" in refused.stderr
+    with log.open() as file:
+        file.seek(seen)
+        assert ("Unexpected Kafka request of type DESCRIBE_CLUSTER during SASL handshake"
+                in file.read())
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    assert "Dynamic configs for broker 1 are:" in allowed.stdout
 
 
 def _free_port() -> int:
