@@ -39,7 +39,7 @@ class KafkaResource(ConfigurableResource):
     security_protocol: str = Field(default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
     sasl_mechanism: str | None = Field(default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: str | None = Field(default=None, repr=False)  # kept out of reprs and logs
     ssl_cafile: str | None = None
     topic_prefix: str = Field(
         default="", description="Prepended to every topic name; keeps deployments (and tests) apart."

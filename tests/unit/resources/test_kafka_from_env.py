@@ -17,10 +17,12 @@ KAFKA_NAMES = [*SASL_ENV, "RAG_TOPIC_PREFIX"]
 
 
 def test_a_client_logs_in_as_the_environment_says():
-    config = kafka_from_env(topic_prefix="t.", env=SASL_ENV).client_config()
-    assert config == {"bootstrap_servers": ["broker-a:9092", "broker-b:9092"],
-                      "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
-                      "sasl_plain_username": "rag-assets", "sasl_plain_password": "s3cret"}
+    kafka = kafka_from_env(topic_prefix="t.", env=SASL_ENV)
+    assert "s3cret" not in repr(kafka) and "s3cret" not in str(kafka)
+    assert kafka.client_config() == {
+        "bootstrap_servers": ["broker-a:9092", "broker-b:9092"], "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "rag-assets",
+        "sasl_plain_password": "s3cret"}
 
 
 def test_without_sasl_settings_a_client_does_not_log_in():
