@@ -40,6 +40,9 @@ rootLogger.level = warn
 rootLogger.appenderRef.console.ref = console
 logger.kafka.name = kafka.server.KafkaServer
 logger.kafka.level = info
+# Refused logins ("Failed authentication with /<address> (<reason>)"): the audit trail of SASL.
+logger.auth.name = org.apache.kafka.common.network.Selector
+logger.auth.level = info
 """
 
 
