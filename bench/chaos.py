@@ -244,7 +244,7 @@ class Chaos:
 
     def run(self) -> PhaseResult:
         res = self.ns.resources()
-        self.ns.admin(f'CREATE DATABASE "{self.ns.name}"')
+        self.ns.create_database()
         s3 = res["s3"].get_client()
         for bucket in {self.ns.env["RAG_KB_BUCKET"], self.ns.env["RAG_LAKE_BUCKET"]}:
             s3.create_bucket(Bucket=bucket)

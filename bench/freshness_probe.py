@@ -10,6 +10,10 @@ settle many changes at once:
   retrieval call over that document returns chunks of that version or a later one.
 * **kpi** — a feedback turn on partition p, stamped now, with model id `bench-p<p>`; settled when
   `kpi_hourly` counts at least n turns for that model (the n-th sent to the partition).
+* **the realistic CDC kinds** (`bench/cdc_mix.py`: new customers, e-mail changes, merges,
+  splits, deletes, name and address changes, bookings, tickets, points) — settled when the
+  profiles the customer look-up of `context()` returns for the change's references meet its
+  `Expectation`, which the bench derived from how it built the data.
 
 Latency = first time the probe saw it − time the producer handed the change to Kafka / S3.
 """
@@ -24,8 +28,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
+from typing import Any
+
+from bench.cdc_mix import REALISTIC_KINDS, RealisticCdc
 
 KINDS = ("profile", "document", "kpi")
+ALL_KINDS = KINDS + REALISTIC_KINDS
 # Sent but never probed: events no parser or apply step accepts (`_send_poison`).
 POISON = "poison"
 PROBE_QUESTION = "What are my loyalty points and the current policy?"
@@ -34,8 +42,8 @@ PROBE_QUESTION = "What are my loyalty points and the current policy?"
 @dataclass
 class Change:
     kind: str
-    target: str  # member pk, document key or partition
-    marker: int | str  # points, ETag, or the turn's number on its partition
+    target: str  # member pk, document key, partition, or the record or twin a change concerns
+    marker: Any  # points, ETag, the turn's number on its partition, or an `Expectation`
     sent: float  # time.monotonic() when handed to Kafka / S3
     seen: float | None = None
 
@@ -61,6 +69,10 @@ class Ledger:
         with self._lock:
             return [target for (k, target), pending in self._open.items() if k == kind and pending]
 
+    def pending(self, kind: str, target: str) -> list[Change]:
+        with self._lock:
+            return list(self._open[(kind, target)])
+
     def settle(self, kind: str, target: str, reached, now: float) -> None:
         """Mark seen every open change of the target up to the last one `reached(change)`."""
         with self._lock:
@@ -80,14 +92,16 @@ class LoadGenerator(threading.Thread):
 
     def __init__(self, publisher, s3_client, bucket: str, prefix: str, ledger: Ledger,
                  rate: float, mix: dict[str, float], members: list[dict], documents: dict,
-                 partitions: int, seed: int = 1) -> None:
+                 partitions: int, seed: int = 1, population: RealisticCdc | None = None) -> None:
         super().__init__(daemon=True)
+        self.population = population
         self.publisher, self.s3, self.bucket, self.prefix = publisher, s3_client, bucket, prefix
         self.ledger, self.rate, self.mix = ledger, rate, mix
         self.members, self.documents, self.partitions = members, documents, partitions
         self.rng = random.Random(seed)
         self.stop_event = threading.Event()
         self.sent = defaultdict(int)
+        self.cdc_rows_sent = 0  # of the realistic kinds
         self.behind_max_s = 0.0
         self._turns_per_partition = defaultdict(int)
         self._points = int(time.time())  # larger than any demo balance, and growing
@@ -101,7 +115,10 @@ class LoadGenerator(threading.Thread):
                 time.sleep(next_at - now)
             self.behind_max_s = max(self.behind_max_s, time.monotonic() - next_at)
             kind = self.rng.choices(kinds, weights)[0]
-            getattr(self, f"_send_{kind}")()
+            if kind in REALISTIC_KINDS:
+                self._send_realistic(kind)
+            else:
+                getattr(self, f"_send_{kind}")()
             self.sent[kind] += 1
             next_at += 1.0 / self.rate
         self.publisher.flush()
@@ -117,6 +134,18 @@ class LoadGenerator(threading.Thread):
         for message in messages:
             self.publisher.producer.send(message.topic, key=message.key, value=message.value)
         self.ledger.add(Change("profile", str(member["id"]), self._points, time.monotonic()))
+
+    def _send_realistic(self, kind: str) -> None:
+        change = self.population.next_change(kind, time.monotonic())
+        if change is None:  # nobody can take this kind now (all recently touched)
+            self.sent[f"{kind} (none eligible)"] += 1
+            return
+        ts_ms = int(time.time() * 1000)
+        self.cdc_rows_sent += len(change.rows)
+        for row in change.rows:
+            for message in self.publisher.encoder.change(row, ts_ms):
+                self.publisher.producer.send(message.topic, key=message.key, value=message.value)
+        self.ledger.add(Change(kind, change.target, change.expectation, time.monotonic()))
 
     def _send_poison(self) -> None:
         """A poison event, in turn on the CRM customers topic (beside the loyalty topic the
@@ -212,6 +241,7 @@ class Probe(threading.Thread):
                 self.stop_event.wait(max(0.0, self.interval_s - took))
 
     def _cycle(self, conn) -> None:
+        self._settle_realistic(conn)
         for pk in self.ledger.open_targets("profile"):
             bundle = self.service.context(f"loyalty:{pk}", PROBE_QUESTION, k=1, mode="vector",
                                           doc_keys=[self.any_doc_key])
@@ -231,6 +261,20 @@ class Probe(threading.Thread):
             for model_id, turns in rows:
                 self.ledger.settle("kpi", model_id, lambda c, n=int(turns): c.marker <= n, now)
 
+    def _settle_realistic(self, conn) -> None:
+        """Each open change's references looked up as `context()` looks its customer up."""
+        from rag_assets.customers.lookup import find_profile
+
+        with conn.cursor() as cur:
+            cur.execute(f'SET search_path TO "{self.postgres.db_schema}", public')
+            for kind in REALISTIC_KINDS:
+                for target in self.ledger.open_targets(kind):
+                    refs = {ref for change in self.ledger.pending(kind, target)
+                            for ref in change.marker.references()}
+                    found = {ref: find_profile(cur, ref) for ref in refs}
+                    self.ledger.settle(kind, target, lambda c, f=found: c.marker.met(f),
+                                       time.monotonic())
+
     def _any_member(self) -> str:
         targets = self.ledger.open_targets("profile")
         return targets[0] if targets else "0"
@@ -248,7 +292,7 @@ def summarise(ledger: Ledger, started: float, censor_at: float) -> dict[str, dic
     """Per kind: count, percentiles (a change never seen counts as seen at `censor_at`, so its
     percentile is a lower bound), unseen count, and p95 per minute of sending (the lag trend)."""
     summary = {}
-    for kind in KINDS:
+    for kind in [k for k in ALL_KINDS if k in KINDS or ledger.changes.get(k)]:
         changes = ledger.changes.get(kind, [])
         latencies = [c.latency if c.seen is not None else censor_at - c.sent for c in changes]
         by_minute: dict[int, list[float]] = defaultdict(list)

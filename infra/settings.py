@@ -90,9 +90,14 @@ def allow_traverse(settings: InfraSettings, gid: int) -> None:
     path.chmod(0o710)
 
 
+# The PostgreSQL superuser's password: read by infra only (creating databases and roles), never
+# exported by `connection_env`, so no pipeline, worker or server logs in as the superuser.
+ADMIN_PASSWORD_SECRET = "RAG_PG_ADMIN_PASSWORD"
 SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "PGPASSWORD", "RAG_ERASURE_HASH_KEY",
-                "RAG_RETRIEVAL_PGPASSWORD",
+                "RAG_RETRIEVAL_PGPASSWORD", ADMIN_PASSWORD_SECRET,
                 "KAFKA_SASL_PASSWORD", "RAG_KAFKA_ADMIN_PASSWORD")
+# The local cluster's superuser (its bootstrap role); only infra logs in as it.
+ADMIN_ROLE = "rag_admin"
 # The local broker's client login (SCRAM credentials kept by the broker); its admin login, whose
 # password RAG_KAFKA_ADMIN_PASSWORD only infra/kafka.py reads, is not exported.
 KAFKA_USER = "rag"

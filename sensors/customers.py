@@ -8,6 +8,7 @@ import os
 
 from rag_assets.customers.cdc_apply import cdc_topic_pattern
 from rag_assets.customers.checks import cdc_lag_report
+from rag_assets.customers.definitions import customers_cdc_job
 from rag_assets.customers.streaming import CdcMicroBatches
 from rag_assets.platform.micro_batch import MicroBatchSession
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
@@ -32,7 +33,7 @@ def cdc_max_per_partition(environ=os.environ) -> int:
 
 CDC_RANGES = KafkaRangeSensorSpec(
     name="cdc_sensor",
-    job_name="customers_cdc",
+    job_name=customers_cdc_job.name,
     root_asset="source_records",
     topic_pattern=cdc_topic_pattern,
     max_per_partition=cdc_max_per_partition(),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from rag_assets.feedback import ingest
 from rag_assets.feedback.checks import feedback_lag_report
+from rag_assets.feedback.definitions import STREAM_DOWNSTREAM_CONFIG, feedback_stream_job
 from rag_assets.feedback.streaming import FeedbackMicroBatches
 from rag_assets.platform.micro_batch import MicroBatchSession
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
@@ -15,12 +16,10 @@ from sensors.streaming import StreamingSensorSpec, streaming_sensor
 
 FEEDBACK_RANGES = KafkaRangeSensorSpec(
     name="feedback_sensor",
-    job_name="feedback_stream",
+    job_name=feedback_stream_job.name,
     root_asset="conversation_log",
     topic_pattern=ingest.FEEDBACK_TOPIC_PATTERN,
-    # Same content as rag_assets.feedback.definitions.STREAM_DOWNSTREAM_CONFIG.
-    downstream_config={"feedback_scored": {"rebuild": False}, "kpi_hourly": {"rebuild": False},
-                       "kpi_daily": {"rebuild": False}},
+    downstream_config=STREAM_DOWNSTREAM_CONFIG,
     description="Requests a run of the feedback analytics assets (lake, scoring, KPI tables) "
                 "for each new offset range of the `app.feedback` topic.",
     running=not streaming(),

@@ -17,16 +17,9 @@ import psycopg
 from psycopg import sql
 
 from rag_assets.feedback.events import FeedbackEvent
-from rag_assets.feedback.kpis import TurnFact
 from rag_assets.feedback.sentiment import Satisfaction
 from rag_assets.feedback.windows import TurnKey, Window
 from rag_assets.platform.retry import retry_delay
-
-_FACT_COLUMNS = (
-    "conversation_id, turn_id, model_id, event_time, latency_ms, has_context, rating_up,"
-    " rating_score, satisfaction"
-)
-
 
 def applied_turn_keys(cur, keys: Iterable[TurnKey]) -> set[TurnKey]:
     """Which of `keys` are stored already."""
@@ -205,26 +198,6 @@ def save_scores(cur, turns: Sequence[UnscoredTurn], sentiments: Sequence[float |
     )
 
 
-def scored_facts_in(cur, windows: Iterable[Window]) -> list[TurnFact]:
-    """Scored turns whose event time falls in any of `windows`."""
-    spans = merged_spans(windows)
-    if not spans:
-        return []
-    cur.execute(
-        f"SELECT {_FACT_COLUMNS} FROM feedback_turns t"
-        " JOIN unnest(%s::timestamptz[], %s::timestamptz[]) AS w(lo, hi)"
-        " ON t.event_time >= w.lo AND t.event_time < w.hi"
-        " WHERE t.satisfaction IS NOT NULL",
-        ([lo for lo, _ in spans], [hi for _, hi in spans]),
-    )
-    return [_fact(row) for row in cur.fetchall()]
-
-
-def all_scored_facts(cur) -> list[TurnFact]:
-    cur.execute(f"SELECT {_FACT_COLUMNS} FROM feedback_turns WHERE satisfaction IS NOT NULL")
-    return [_fact(row) for row in cur.fetchall()]
-
-
 def counts(cur) -> dict[str, int]:
     cur.execute("SELECT count(*), count(*) FILTER (WHERE satisfaction IS NULL),"
                 " count(*) FILTER (WHERE satisfaction IS NULL AND score_retry_at > now())"
@@ -247,13 +220,3 @@ def merged_spans(windows: Iterable[Window]) -> list[tuple[datetime, datetime]]:
             spans.append((window.start, window.end))
     return spans
 
-
-def _fact(row) -> TurnFact:
-    (conversation_id, turn_id, model_id, event_time, latency_ms, has_context, rating_up,
-     rating_score, satisfaction) = row
-    return TurnFact(
-        conversation_id=conversation_id, turn_id=turn_id, model_id=model_id,
-        event_time=event_time, latency_ms=float(latency_ms), has_context=bool(has_context),
-        rating_up=rating_up, rating_score=None if rating_score is None else float(rating_score),
-        satisfaction=Satisfaction(satisfaction),
-    )

@@ -405,6 +405,9 @@ class BedrockTitanEmbedder:
     ) -> None:
         """`bedrock`: `BedrockInvoker`'s options (region_name, endpoint_url, retry_policy,
         read_timeout_seconds, client, sleep)."""
+        if dimension not in TITAN_V2_DIMENSIONS:
+            offered = ", ".join(map(str, TITAN_V2_DIMENSIONS))
+            raise ValueError(f"Titan text embeddings v2 return {offered} dimensions, not {dimension}")
         self._dimension = dimension
         self._invoker = BedrockInvoker(model_id, failure=EmbeddingFailed, **bedrock)
 

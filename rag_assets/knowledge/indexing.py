@@ -408,6 +408,3 @@ class HashingEmbedder:
         self.texts_embedded += len(texts)
         return l2_normalise(vectors)
 
-
-def chunk_texts(chunks: Sequence[Chunk]) -> list[str]:
-    return [chunk.embedding_text for chunk in chunks]

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from infra.dagster import DagsterService
+from infra.postgres import PostgresService
 from rag_assets.demo.publisher import DemoConfig, publish_demo_data
 from tests.naming import unique_name
 
@@ -47,12 +48,6 @@ def _graphql(url: str, query: str) -> dict:
     return body["data"]
 
 
-def _admin(env: dict, sql: str) -> None:
-    with psycopg.connect(host=env["PGHOST"], port=env["PGPORT"], user=env["PGUSER"],
-                         password=env["PGPASSWORD"], dbname="postgres", autocommit=True) as conn:
-        conn.execute(sql)
-
-
 @pytest.fixture(scope="module")
 def deployment(local_services, infra_settings, tmp_path_factory):
     name = unique_name("e2e").replace("-", "_")
@@ -61,14 +56,15 @@ def deployment(local_services, infra_settings, tmp_path_factory):
         "RAG_KB_BUCKET": f"{name.replace('_', '-')}-kb", "RAG_LAKE_BUCKET": f"{name.replace('_', '-')}-lake",
         "LANCEDB_URI": str(tmp_path_factory.mktemp("lancedb")),
     }
-    _admin(local_services, f'CREATE DATABASE "{name}"')
+    postgres_service = PostgresService(infra_settings)
+    postgres_service.create_database(name)
     service = DagsterService(infra_settings, name="dagster-e2e", port=_free_port())
     service.up(extra_env=env)
     try:
         yield service, {**local_services, **env}
     finally:
         service.down()
-        _admin(local_services, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        postgres_service.drop_database(name)
 
 
 def _count(env: dict, table: str) -> int:

@@ -15,11 +15,11 @@ import signal
 import socket
 import time
 
-import psycopg
 import pytest
 
 from bench.chaos import Observer
 from infra.dagster import DagsterService
+from infra.postgres import PostgresService
 from infra.processes import children
 from tests.integration.customers.helpers import (
     assert_matches_oracle,
@@ -42,12 +42,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _admin(env: dict, statement: str) -> None:
-    with psycopg.connect(host=env["PGHOST"], port=env["PGPORT"], user=env["PGUSER"],
-                         password=env["PGPASSWORD"], dbname="postgres", autocommit=True) as conn:
-        conn.execute(statement)
-
-
 @pytest.fixture
 def deployment(fault_stack, fault_kafka, fault_postgres, tmp_path):
     """`dagster dev` on the fault stack, reading `fault_kafka`'s topics into `fault_postgres`."""
@@ -56,14 +50,15 @@ def deployment(fault_stack, fault_kafka, fault_postgres, tmp_path):
     deployment_env = {**env, "RAG_TOPIC_PREFIX": fault_kafka.topic_prefix,
                       "RAG_PG_SCHEMA": fault_postgres.db_schema, "DAGSTER_PG_DB": name,
                       "LANCEDB_URI": str(tmp_path / "lancedb")}
-    _admin(env, f'CREATE DATABASE "{name}"')
+    postgres_service = PostgresService(settings)
+    postgres_service.create_database(name)
     service = DagsterService(settings, name=f"dagster-{name}", port=_free_port())
     service.up(extra_env=deployment_env)
     try:
         yield service, deployment_env
     finally:
         service.down()
-        _admin(env, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        postgres_service.drop_database(name)
 
 
 def _daemon_pid(service: DagsterService) -> int:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
-from infra.settings import SECRET_NAMES, InfraSettings, connection_env
+from infra.settings import ADMIN_PASSWORD_SECRET, SECRET_NAMES, InfraSettings, connection_env
 from rag_assets.cli import build_parser
 from tests.unit.deploy.deploy_files import (
     K8S,
@@ -79,13 +79,21 @@ def test_no_connection_variable_is_left_to_the_local_fallback(tmp_path):
 
 def test_the_secret_template_holds_every_secret_and_no_value(tmp_path):
     template = secret_template()
-    # Every secret the product reads; the local broker's admin password is not one of them.
+    # Every secret the product reads; the local servers' admin passwords are not among them.
     exported = set(connection_env(InfraSettings(tmp_path, 1, 2, 3, 4, 5, 6)))
     assert set(SECRET_NAMES) & exported <= set(template)
-    assert "RAG_KAFKA_ADMIN_PASSWORD" not in exported | set(template)
+    for admin_password in (ADMIN_PASSWORD_SECRET, "RAG_KAFKA_ADMIN_PASSWORD"):
+        assert admin_password not in exported | set(template)
     assert all(value == "" for value in template.values()), "the template must hold no value"
     for name in set(template) - set(SECRET_NAMES):
         assert any(word in name for word in SECRETISH), f"{name} is not a secret"
+
+
+def test_no_pod_gets_the_postgres_superuser_password():
+    """The superuser's password is the local infra's alone: in production an operator keeps
+    it (docs/operations.md, "Least privilege"); pods log in as PGUSER."""
+    assert ADMIN_PASSWORD_SECRET not in secret_template()
+    assert ADMIN_PASSWORD_SECRET not in config_map()
 
 
 def test_the_config_map_holds_no_secret():

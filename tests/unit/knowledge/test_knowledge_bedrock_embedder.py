@@ -79,3 +79,8 @@ def test_backoff_grows_exponentially_up_to_the_cap():
     assert (
         policy.delay_before_retry(3, rng=lambda: 0.25) == 0.5
     )  # jitter scales within the ceiling
+
+
+def test_a_dimension_titan_does_not_offer_is_refused_before_any_call():
+    with pytest.raises(ValueError, match="return 256, 512, 1024 dimensions, not 384"):
+        BedrockTitanEmbedder(dimension=384)
