@@ -135,6 +135,7 @@ class RealisticCdc:
         self.twin_keys: set[str] = set()
         self._serial = 0
         self._unique = 0
+        self._names_used: set[str] = set()
         self._points = 1_000_000
 
     # ------------------------------------------------------------------ the population
@@ -150,7 +151,7 @@ class RealisticCdc:
         alone, so that only records built from them here can match one another."""
         self._serial += 1
         birth = date(1940, 1, 1) + timedelta(days=self.rng.randrange(25_000))
-        person = BenchPerson(self._serial, self._word(2), self._word(3), birth, self._email())
+        person = BenchPerson(self._serial, self._name(), self._name(), birth, self._email())
         self.population.append(person)
         return person
 
@@ -249,7 +250,7 @@ class RealisticCdc:
         if person is None:
             return None
         street = f"{self.rng.randrange(1, 400)} {self._word(3)} Street"
-        person.surname = self._word(3)
+        person.surname = self._name()
         change = self._update(CRM, person.crm_pk, last_name=person.surname, address_line1=street)
         return MixChange("name_address", record_key(CRM, person.crm_pk), (change,),
                          Expectation(shows=((person.email, street),)))
@@ -280,6 +281,14 @@ class RealisticCdc:
                          Expectation(points=(person.member_number, self._points)))
 
     # ------------------------------------------------------------------ rows
+
+    def _name(self) -> str:
+        """A name no other bench person has: the fuzzy rule links an equal given name and birth
+        date despite different surnames (a name change), so names must never repeat."""
+        while (name := self._word(4)) in self._names_used:
+            pass
+        self._names_used.add(name)
+        return name
 
     def _word(self, syllables: int) -> str:
         return "".join(self.rng.choice(CONSONANTS) + self.rng.choice(VOWELS)

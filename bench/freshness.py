@@ -302,6 +302,7 @@ def run_configuration(settings: InfraSettings, mode: str, args) -> dict:
             "producer_behind_max_s": round(load.behind_max_s, 2),
             "probe_cycles": probe.cycles, "probe_cycle_max_s": round(probe.cycle_s_max, 3),
             "probe_errors": probe.errors, "seed_served_s": round(seed_s, 1),
+            "probe_cross_check": (probe.cross_checked, probe.cross_check_differences),
             "bench_cpu_share": round(bench_cpu, 2),
             "load_1m": [min(loads, default=0), sum(loads) / max(1, len(loads)), max(loads, default=0)],
             "kinds": summarise(ledger, started, censor_at),
@@ -331,8 +332,9 @@ def change_costs(stack_pids: list[int], mix: dict[str, float], args, service, po
     """CPU-seconds per 1,000 changes of each kind alone, for the whole stack (the Dagster
     deployment with its code server and workers, Kafka, PostgreSQL, the S3 server) and for this
     process (the producer and the probe's look-ups, which stand for retrieval): `--cost-seconds`
-    of that kind alone at its rate in the mix (at least 2/s), until seen, less the same stack's
-    CPU while idle for as long."""
+    of that kind alone at `--cost-rate` (one rate for every kind: a micro-batch's fixed costs
+    are shared by the changes it holds), until seen, less the same stack's CPU while idle for as
+    long."""
     def cpu() -> tuple[float, float]:
         return sum(tree_cpu_seconds(pid) for pid in stack_pids), time.process_time()
 
@@ -341,10 +343,9 @@ def change_costs(stack_pids: list[int], mix: dict[str, float], args, service, po
     after = cpu()
     idle_rate = [(a - b) / (time.monotonic() - t0) for a, b in zip(after, before, strict=True)]
     costs = {"idle_cpu_per_s": [round(r, 3) for r in idle_rate]}
-    total = sum(mix.values())
     for kind in [k for k in mix if k != POISON]:
         ledger = Ledger()
-        load = load_with(ledger, {kind: 1.0}, max(2.0, args.rate * mix[kind] / total))
+        load = load_with(ledger, {kind: 1.0}, args.cost_rate)
         probe = Probe(service, postgres, ledger, doc_key)
         before, t0 = cpu(), time.monotonic()
         probe.start()
@@ -396,7 +397,7 @@ def report(result: dict) -> None:
     print(f"\n== {result['mode']}: {result['duration_s']} s at {result['sustained_rate']} changes/s "
           f"sustained (sent {result['sent']}), load 1m min/mean/max "
           f"{result['load_1m'][0]:.1f}/{result['load_1m'][1]:.1f}/{result['load_1m'][2]:.1f}")
-    for kind in result["kinds"]:
+    for kind in [k for k, figures in result["kinds"].items() if figures["changes"]]:
         k = result["kinds"][kind]
         bound = ">=" if k["unseen"] else ""
         print(f"  {kind:8s} n={k['changes']:6d} p50={bound}{k['p50']:.2f}s p95={bound}{k['p95']:.2f}s "
@@ -406,7 +407,9 @@ def report(result: dict) -> None:
           f"in {result['materialisations']} source_records materialisations; "
           f"commit -> materialisation p95 {result['lineage_delay_p95_s']} s")
     print(f"  probe: {result['probe_cycles']} cycles, slowest {result['probe_cycle_max_s']} s, "
-          f"errors {result['probe_errors']}; producer at most {result['producer_behind_max_s']} s "
+          f"errors {result['probe_errors']}, look-ups cross-checked against find_profile "
+          f"{result['probe_cross_check'][0]} with {result['probe_cross_check'][1]} differences; "
+          f"producer at most {result['producer_behind_max_s']} s "
           f"behind its pace; seed served in {result['seed_served_s']} s; this script (producer + "
           f"probe) used {result['bench_cpu_share']} of a core")
 
@@ -444,6 +447,8 @@ def main() -> None:
                         help="people with a second loyalty record that merges and splits")
     parser.add_argument("--cost-seconds", type=float, default=0.0,
                         help="after the run, this long per kind alone to measure CPU per change")
+    parser.add_argument("--cost-rate", type=float, default=50.0,
+                        help="changes/s of each kind alone in the cost measurement")
     args = parser.parse_args()
     interrupt_on_termination()
 

@@ -139,6 +139,7 @@ class LoadGenerator(threading.Thread):
         change = self.population.next_change(kind, time.monotonic())
         if change is None:  # nobody can take this kind now (all recently touched)
             self.sent[f"{kind} (none eligible)"] += 1
+            self.sent[kind] -= 1  # counted by the caller
             return
         ts_ms = int(time.time() * 1000)
         self.cdc_rows_sent += len(change.rows)
@@ -222,6 +223,7 @@ class Probe(threading.Thread):
         self.cycles = 0
         self.cycle_s_max = 0.0
         self.errors = 0
+        self.cross_checked = self.cross_check_differences = 0
 
     def run(self) -> None:
         import psycopg
@@ -262,22 +264,75 @@ class Probe(threading.Thread):
                 self.ledger.settle("kpi", model_id, lambda c, n=int(turns): c.marker <= n, now)
 
     def _settle_realistic(self, conn) -> None:
-        """Each open change's references looked up as `context()` looks its customer up."""
+        """Every open change's references, looked up in one query per cycle (`batch_profiles`);
+        every 10th cycle a few of them are looked up again through `find_profile`, the customer
+        look-up of `context()`, in the same snapshot, and any difference is counted."""
+        open_changes = [(kind, target, self.ledger.pending(kind, target))
+                        for kind in REALISTIC_KINDS for target in self.ledger.open_targets(kind)]
+        refs = sorted({ref for _, _, pending in open_changes
+                       for change in pending for ref in change.marker.references()})
+        if not refs:
+            return
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute(f'SET LOCAL search_path TO "{self.postgres.db_schema}", public')
+            found = batch_profiles(cur, refs)
+            if self.cycles % 10 == 0:
+                self._cross_check(cur, found, refs[:: max(1, len(refs) // 5)])
+        now = time.monotonic()
+        for kind, target, _ in open_changes:
+            self.ledger.settle(kind, target, lambda c: c.marker.met(found), now)
+
+    def _cross_check(self, cur, found: dict, refs: list[str]) -> None:
         from rag_assets.customers.lookup import find_profile
 
-        with conn.cursor() as cur:
-            cur.execute(f'SET search_path TO "{self.postgres.db_schema}", public')
-            for kind in REALISTIC_KINDS:
-                for target in self.ledger.open_targets(kind):
-                    refs = {ref for change in self.ledger.pending(kind, target)
-                            for ref in change.marker.references()}
-                    found = {ref: find_profile(cur, ref) for ref in refs}
-                    self.ledger.settle(kind, target, lambda c, f=found: c.marker.met(f),
-                                       time.monotonic())
+        for ref in refs:
+            single = find_profile(cur, ref)
+            batched = found.get(ref)
+            self.cross_checked += 1
+            if (single or {}).get("customer_id") != (batched or {}).get("customer_id"):
+                self.cross_check_differences += 1
 
     def _any_member(self) -> str:
         targets = self.ledger.open_targets("profile")
         return targets[0] if targets else "0"
+
+
+def batch_profiles(cur, refs: list[str]) -> dict[str, dict | None]:
+    """The stored profile each reference finds (None: no customer, or more than one), as
+    `find_profile` resolves the references the realistic mix uses — a record (`system.table:pk`),
+    an e-mail or a loyalty number — for many references in one query."""
+    from rag_assets.customers.identifiers import (
+        EMAIL,
+        LOYALTY_NUMBER,
+        normalize_document_number,
+        normalize_email,
+    )
+    from rag_assets.customers.lookup import record_key_of_reference
+
+    def kind_and_value(ref: str) -> tuple[str, str]:
+        if key := record_key_of_reference(ref):
+            return "record", key
+        if "@" in ref:
+            return EMAIL, normalize_email(ref)
+        return LOYALTY_NUMBER, normalize_document_number(ref)
+
+    kinds, values = zip(*map(kind_and_value, refs), strict=True)
+    cur.execute("""
+        WITH refs(ref, kind, value) AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])),
+        keys AS (
+            SELECT r.ref, l.record_key FROM refs r
+            JOIN identity_lookup l ON l.kind = r.kind AND l.value = r.value
+            UNION ALL SELECT ref, value FROM refs WHERE kind = 'record'),
+        found AS (
+            SELECT k.ref, min(a.customer_id) AS customer_id FROM keys k
+            JOIN customer_assignments a ON a.record_key = k.record_key
+            GROUP BY k.ref HAVING count(DISTINCT a.customer_id) = 1)
+        SELECT f.ref, p.profile FROM found f JOIN customer_profiles p USING (customer_id)""",
+                (refs, list(kinds), list(values)))
+    profiles: dict[str, dict | None] = dict.fromkeys(refs)
+    profiles.update(dict(cur.fetchall()))
+    return profiles
 
 
 def percentile(values: list[float], q: float) -> float:
