@@ -251,14 +251,14 @@ def streamed_steps(kafka, postgres, catch_up_events: int):
 
 
 def run(args, env, started) -> int:
-    from resources.kafka import KafkaResource
+    from resources.kafka import kafka_from_env
     from resources.postgres import PostgresResource
     from rag_assets.customers.streaming import CATCH_UP_EVENTS, POLL_EVENTS
     from sensors.customers import CDC_RANGES
     from sensors.kafka_ranges import build_kafka_range_sensor
 
     tag = uuid.uuid4().hex[:8]
-    kafka = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], topic_prefix=f"bench_cdc_{tag}.")
+    kafka = kafka_from_env(topic_prefix=f"bench_cdc_{tag}.", env=env)
     postgres = PostgresResource(host=env["PGHOST"], port=int(env["PGPORT"]), user=env["PGUSER"],
                                 password=env["PGPASSWORD"], database=env["PGDATABASE"],
                                 db_schema=f"bench_cdc_{tag}")

@@ -39,10 +39,9 @@ class FeedbackBench:
 
     @property
     def kafka(self):
-        from resources.kafka import KafkaResource
+        from resources.kafka import kafka_from_env
 
-        return KafkaResource(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"],
-                             topic_prefix=f"bench_{self.tag}.")
+        return kafka_from_env(topic_prefix=f"bench_{self.tag}.", env=self.env)
 
     @property
     def postgres(self):

@@ -133,14 +133,13 @@ def fuzz_pipeline(env: dict, events: int, seed: int) -> bool:
     from rag_assets.customers.streaming import CdcMicroBatches
     from rag_assets.feedback.streaming import FeedbackMicroBatches
     from rag_assets.platform.micro_batch import MicroBatchSession
-    from resources.kafka import KafkaResource
+    from resources.kafka import kafka_from_env
     from resources.postgres import PostgresResource
     from resources.s3 import S3Storage
     from resources.sentiment import SentimentResource
 
     tag = uuid.uuid4().hex[:8]
-    kafka = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-                          topic_prefix=f"bench_fuzz_{tag}.")
+    kafka = kafka_from_env(topic_prefix=f"bench_fuzz_{tag}.", env=env)
     postgres = PostgresResource(host=env["PGHOST"], port=int(env["PGPORT"]), user=env["PGUSER"],
                                 password=env["PGPASSWORD"], database=env["PGDATABASE"],
                                 db_schema=f"bench_fuzz_{tag}")

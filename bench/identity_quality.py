@@ -156,13 +156,12 @@ def main() -> int:
 
 
 def run(args, records, truth, env, started) -> int:
-    from resources.kafka import KafkaResource
+    from resources.kafka import kafka_from_env
     from resources.postgres import PostgresResource
     from sensors.customers import cdc_sensor
 
     tag = uuid.uuid4().hex[:8]
-    kafka = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-                          topic_prefix=f"bench_idq_{tag}.")
+    kafka = kafka_from_env(topic_prefix=f"bench_idq_{tag}.", env=env)
     postgres = PostgresResource(host=env["PGHOST"], port=int(env["PGPORT"]), user=env["PGUSER"],
                                 password=env["PGPASSWORD"], database=env["PGDATABASE"],
                                 db_schema=f"bench_idq_{tag}")

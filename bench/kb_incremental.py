@@ -60,7 +60,7 @@ def main() -> int:
     from rag_assets.knowledge.assets import document_chunks, documents
     from rag_assets.knowledge.indexing import HashingEmbedder
     from resources.embedder import EmbedderResource
-    from resources.kafka import KafkaResource
+    from resources.kafka import kafka_from_env
     from resources.lancedb import LanceDBResource
     from resources.postgres import PostgresResource
     from resources.s3 import S3Storage
@@ -85,7 +85,7 @@ def main() -> int:
             return stand_in
 
     resources = {"s3": s3, "postgres": postgres, "lancedb": LanceDBResource(uri=lance_dir),
-                 "kafka": KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]),
+                 "kafka": kafka_from_env(env=env),
                  "embedder": StandIn()}
     client = s3.get_client()
     client.create_bucket(Bucket=bucket)

@@ -77,11 +77,10 @@ def make_customers(env: dict, postgres):
 
     from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
     from rag_assets.demo.debezium import DebeziumEncoder
-    from resources.kafka import KafkaResource
+    from resources.kafka import kafka_from_env
     from sensors.definitions import cdc_sensor
 
-    kafka = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-                          topic_prefix=f"bench_{uuid.uuid4().hex[:8]}.")
+    kafka = kafka_from_env(topic_prefix=f"bench_{uuid.uuid4().hex[:8]}.", env=env)
     alice = {"id": 1, "first_name": "Alice", "last_name": "Moreau", "email": "alice@example.org",
              "phone": "+447700900001", "date_of_birth": "1985-02-11", "address_line1": "1 Quay St",
              "city": "Leeds", "postcode": "LS1 4AB", "country": "GB", "national_id": "QQ123456A"}

@@ -71,7 +71,7 @@ class IndexedCorpus:
     """A labelled corpus uploaded to its own bucket and indexed by the knowledge assets."""
 
     def __init__(self, corpus, env: dict, embedder_resource) -> None:
-        from resources.kafka import KafkaResource
+        from resources.kafka import kafka_from_env
         from resources.lancedb import LanceDBResource
         from resources.postgres import PostgresResource
         from resources.s3 import S3Storage
@@ -90,7 +90,7 @@ class IndexedCorpus:
         self.lance_dir = tempfile.mkdtemp(prefix="bench-quality-")
         self.resources = {"s3": self.s3, "postgres": self.postgres,
                           "lancedb": LanceDBResource(uri=self.lance_dir),
-                          "kafka": KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]),
+                          "kafka": kafka_from_env(env=env),
                           "embedder": embedder_resource}
         self.client = self.s3.get_client()
         self.index_seconds = 0.0

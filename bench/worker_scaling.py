@@ -18,7 +18,7 @@ from bench.stream_workers import StreamWorkerProcesses, applied_ranges, coverage
 from infra import services
 from infra.processes import tree_cpu_seconds, wait_until
 from infra.settings import InfraSettings
-from resources.kafka import KafkaResource
+from resources.kafka import KafkaResource, kafka_from_env
 from resources.postgres import PostgresResource
 
 STREAM = "cdc_stream"
@@ -50,8 +50,7 @@ def measure_stream_workers(env: dict, counts: list[int], events: int, partitions
 def measure_catch_up(env: dict, counts: list[int], events: int, partitions: int,
                      seed: int) -> bool:
     tag = uuid.uuid4().hex[:8]
-    kafka = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-                          topic_prefix=f"scale_{tag}.")
+    kafka = kafka_from_env(topic_prefix=f"scale_{tag}.", env=env)
     load = ChaosLoad(kafka, None, "", seed=seed, run=tag, feedback_rate=0.0, documents=0,
                      partitions=partitions)
     load.start_topics()
@@ -112,8 +111,7 @@ def measure_sustained(env: dict, counts: list[int], partitions: int, seed: int, 
 def steady_run(env: dict, count: int, partitions: int, seed: int, rate: float,
                duration_s: float) -> tuple[int, dict, bool]:
     tag = uuid.uuid4().hex[:8]
-    kafka = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-                          topic_prefix=f"steady_{tag}.")
+    kafka = kafka_from_env(topic_prefix=f"steady_{tag}.", env=env)
     load = ChaosLoad(kafka, None, "", seed=seed, run=tag, cdc_rate=rate, feedback_rate=0.0,
                      documents=0, partitions=partitions)
     load.start_topics()

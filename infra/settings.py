@@ -94,9 +94,14 @@ def allow_traverse(settings: InfraSettings, gid: int) -> None:
 # exported by `connection_env`, so no pipeline, worker or server logs in as the superuser.
 ADMIN_PASSWORD_SECRET = "RAG_PG_ADMIN_PASSWORD"
 SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "PGPASSWORD", "RAG_ERASURE_HASH_KEY",
-                "RAG_RETRIEVAL_PGPASSWORD", ADMIN_PASSWORD_SECRET)
+                "RAG_RETRIEVAL_PGPASSWORD", ADMIN_PASSWORD_SECRET,
+                "KAFKA_SASL_PASSWORD", "RAG_KAFKA_ADMIN_PASSWORD")
 # The local cluster's superuser (its bootstrap role); only infra logs in as it.
 ADMIN_ROLE = "rag_admin"
+# The local broker's client login (SCRAM credentials kept by the broker); its admin login, whose
+# password RAG_KAFKA_ADMIN_PASSWORD only infra/kafka.py reads, is not exported.
+KAFKA_USER = "rag"
+KAFKA_SASL_MECHANISM = "SCRAM-SHA-256"
 # The login role of the retrieval endpoint and the read-only look-ups: it may read what they read
 # and append audit rows, nothing else (rag_assets/platform/db_roles.py).
 RETRIEVAL_ROLE = "rag_retrieval"
@@ -126,7 +131,10 @@ def connection_env(settings: InfraSettings) -> dict[str, str]:
         "RAG_STATE_DIR": str(settings.state_dir),
         "DAGSTER_HOME": str(settings.dagster_home),
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{settings.kafka_port}",
-        "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA_SASL_MECHANISM": KAFKA_SASL_MECHANISM,
+        "KAFKA_SASL_USERNAME": KAFKA_USER,
+        "KAFKA_SASL_PASSWORD": generated["KAFKA_SASL_PASSWORD"],
         "S3_ENDPOINT_URL": f"http://127.0.0.1:{settings.s3_port}",
         "AWS_ACCESS_KEY_ID": "rag-local",
         "AWS_SECRET_ACCESS_KEY": generated["AWS_SECRET_ACCESS_KEY"],

@@ -7,8 +7,9 @@ from dagster import EnvVar
 from rag_assets.catalogue import active_catalogue
 from rag_assets.platform.db_roles import RETRIEVAL_PASSWORD_ENV, RETRIEVAL_ROLE_ENV, retrieval_role
 from resources.embedder import embedder_resource_from_env
+from resources.env import given
 from resources.env import optional_env as _optional
-from resources.kafka import KafkaResource
+from resources.kafka import KAFKA_ENV_VARS, KafkaResource
 from resources.lancedb import LanceDBResource
 from resources.postgres import PostgresResource
 from resources.s3 import S3Storage
@@ -17,14 +18,7 @@ from resources.sentiment import sentiment_resource_from_env
 
 def production_resources() -> dict:
     return {
-        "kafka": KafkaResource(
-            bootstrap_servers=EnvVar("KAFKA_BOOTSTRAP_SERVERS"),
-            security_protocol=EnvVar("KAFKA_SECURITY_PROTOCOL"),
-            sasl_mechanism=_optional("KAFKA_SASL_MECHANISM"),
-            sasl_username=_optional("KAFKA_SASL_USERNAME"),
-            sasl_password=_optional("KAFKA_SASL_PASSWORD"),
-            topic_prefix=_optional("RAG_TOPIC_PREFIX") or "",
-        ),
+        "kafka": _kafka(),
         "s3": S3Storage(
             endpoint_url=_optional("S3_ENDPOINT_URL"),
             region_name=EnvVar("AWS_REGION"),
@@ -44,6 +38,15 @@ def production_resources() -> dict:
             aws_secret_access_key=EnvVar("AWS_SECRET_ACCESS_KEY"),
         ),
     }
+
+
+def _kafka() -> KafkaResource:
+    """Kafka as `kafka_from_env` reads it, but as EnvVars resolved when a run or sensor starts,
+    so the SASL password is never a value in the resource's config. Settings left unset (no
+    SASL, the default PLAINTEXT) keep the resource's defaults."""
+    settings = given(**{field: _optional(name) for field, name in KAFKA_ENV_VARS.items()})
+    settings["bootstrap_servers"] = EnvVar("KAFKA_BOOTSTRAP_SERVERS")
+    return KafkaResource(**settings, topic_prefix=_optional("RAG_TOPIC_PREFIX") or "")
 
 
 def _postgres(user_env: str, password_env: str) -> PostgresResource:

@@ -8,9 +8,10 @@ Stream worker processes of one source share a consumer group for partition assig
 
 from __future__ import annotations
 
+import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 
@@ -21,6 +22,16 @@ from kafka.errors import TopicAlreadyExistsError
 from pydantic import Field
 
 
+# The resource's connection fields and the environment variables that set them.
+KAFKA_ENV_VARS = {
+    "bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "security_protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl_mechanism": "KAFKA_SASL_MECHANISM",
+    "sasl_username": "KAFKA_SASL_USERNAME",
+    "sasl_password": "KAFKA_SASL_PASSWORD",
+}
+
+
 class KafkaResource(ConfigurableResource):
     """Connection settings for the Kafka cluster; SASL and TLS settings are passed through."""
 
@@ -28,7 +39,7 @@ class KafkaResource(ConfigurableResource):
     security_protocol: str = Field(default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
     sasl_mechanism: str | None = Field(default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: str | None = Field(default=None, repr=False)  # kept out of reprs and logs
     ssl_cafile: str | None = None
     topic_prefix: str = Field(
         default="", description="Prepended to every topic name; keeps deployments (and tests) apart."
@@ -141,6 +152,18 @@ class KafkaResource(ConfigurableResource):
             return []
         with self.range_reader() as read:
             return read(topic, partition, start, end, timeout_s)
+
+
+def kafka_from_env(topic_prefix: str = "", env: Mapping[str, str] | None = None) -> KafkaResource:
+    """The cluster of KAFKA_BOOTSTRAP_SERVERS, reached as KAFKA_SECURITY_PROTOCOL and the
+    KAFKA_SASL_* settings say (from `env`, by default the process environment). Only the
+    bootstrap servers are required: without SASL settings the client does not log in, for
+    clusters reached over TLS or plaintext on purpose."""
+    env = os.environ if env is None else env
+    if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        raise KeyError("KAFKA_BOOTSTRAP_SERVERS")
+    settings = {field: env[name] for field, name in KAFKA_ENV_VARS.items() if env.get(name)}
+    return KafkaResource(**settings, topic_prefix=topic_prefix)
 
 
 def _read_range(consumer: KafkaConsumer, topic: str, partition: int, start: int, end: int,

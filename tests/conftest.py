@@ -42,10 +42,9 @@ def local_services(infra_settings: InfraSettings) -> Iterator[dict[str, str]]:
 def private_kafka(env: dict[str, str]) -> Iterator:
     """A KafkaResource whose topics (`kafka.topic("app.feedback")`) belong to its user alone;
     they are deleted afterwards."""
-    from resources.kafka import KafkaResource
+    from resources.kafka import kafka_from_env
 
-    resource = KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-                             topic_prefix=unique_name("t").replace("-", "_") + ".")
+    resource = kafka_from_env(topic_prefix=unique_name("t").replace("-", "_") + ".", env=env)
     yield resource
     resource.delete_prefixed_topics()
 

@@ -65,11 +65,10 @@ def fault_stack() -> Iterator[tuple[InfraSettings, dict[str, str]]]:
 
 @pytest.fixture
 def fault_kafka(fault_stack):
-    from resources.kafka import KafkaResource
+    from resources.kafka import kafka_from_env
 
     _, env = fault_stack
-    return KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-                         topic_prefix=unique_name("f").replace("-", "_") + ".")
+    return kafka_from_env(topic_prefix=unique_name("f").replace("-", "_") + ".", env=env)
 
 
 @pytest.fixture

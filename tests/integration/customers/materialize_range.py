@@ -2,8 +2,9 @@
 
     python tests/integration/customers/materialize_range.py SETTINGS_JSON
 
-SETTINGS_JSON holds `kafka` and `postgres` (resource fields) and `run_config`. Used by the
-kill-and-retry test, which SIGKILLs this process part-way through.
+SETTINGS_JSON holds `kafka_topic_prefix`, `postgres` (resource fields) and `run_config`; Kafka is
+reached as the environment says (`kafka_from_env`), keeping its password off the command line.
+Used by the kill-and-retry test, which SIGKILLs this process part-way through.
 """
 
 import json
@@ -15,13 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from dagster import materialize  # noqa: E402
 
 from rag_assets.customers.assets import customer_profiles, identity_graph, source_records  # noqa: E402
-from resources.kafka import KafkaResource  # noqa: E402
+from resources.kafka import kafka_from_env  # noqa: E402
 from resources.postgres import PostgresResource  # noqa: E402
 
 
 def main() -> int:
     settings = json.loads(sys.argv[1])
-    resources = {"kafka": KafkaResource(**settings["kafka"]),
+    resources = {"kafka": kafka_from_env(topic_prefix=settings["kafka_topic_prefix"]),
                  "postgres": PostgresResource(**settings["postgres"])}
     result = materialize([source_records, identity_graph, customer_profiles], resources=resources,
                          run_config=settings["run_config"])

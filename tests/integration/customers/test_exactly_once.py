@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def start_run(kafka, postgres, run_config) -> subprocess.Popen:
     settings = {
-        "kafka": {"bootstrap_servers": kafka.bootstrap_servers, "topic_prefix": kafka.topic_prefix},
+        "kafka_topic_prefix": kafka.topic_prefix,
         "postgres": {"host": postgres.host, "port": postgres.port, "user": postgres.user,
                      "password": postgres.password, "database": postgres.database,
                      "db_schema": postgres.db_schema},

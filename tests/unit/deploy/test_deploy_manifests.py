@@ -77,9 +77,13 @@ def test_no_connection_variable_is_left_to_the_local_fallback(tmp_path):
     assert image_env["RAG_STATE_DIR"].startswith("/tmp/")  # writable: an emptyDir
 
 
-def test_the_secret_template_holds_every_secret_and_no_value():
+def test_the_secret_template_holds_every_secret_and_no_value(tmp_path):
     template = secret_template()
-    assert set(SECRET_NAMES) - {ADMIN_PASSWORD_SECRET} <= set(template)
+    # Every secret the product reads; the local servers' admin passwords are not among them.
+    exported = set(connection_env(InfraSettings(tmp_path, 1, 2, 3, 4, 5, 6)))
+    assert set(SECRET_NAMES) & exported <= set(template)
+    for admin_password in (ADMIN_PASSWORD_SECRET, "RAG_KAFKA_ADMIN_PASSWORD"):
+        assert admin_password not in exported | set(template)
     assert all(value == "" for value in template.values()), "the template must hold no value"
     for name in set(template) - set(SECRET_NAMES):
         assert any(word in name for word in SECRETISH), f"{name} is not a secret"
@@ -105,6 +109,13 @@ def test_every_variable_set_is_one_the_product_reads():
     for name, _, container in containers():
         for variable in container.get("env", []):
             assert variable["name"] in literals, (name, variable["name"])
+
+
+def test_kafka_is_reached_with_a_login_over_tls_and_its_password_is_a_secret():
+    config = config_map()
+    assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert {"KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME"} <= set(config)
+    assert "KAFKA_SASL_PASSWORD" in secret_template()
 
 
 def test_lancedb_is_on_s3_so_every_pod_shares_the_table():
