@@ -256,20 +256,19 @@ class RealisticCdc:
                          Expectation(shows=((person.email, street),)))
 
     def _change_booking(self, now: float) -> MixChange | None:
-        person = self._pick(now, lambda p: p.crm_pk is not None)
-        if person is None:
-            return None
-        change = self._insert(BOOKING, self._booking_row(person, upcoming=True), person)
-        key = record_key(BOOKING, change.pk)
-        return MixChange("booking", key, (change,), Expectation(holds=((person.email, key),)))
+        return self._activity("booking", BOOKING, lambda p: self._booking_row(p, upcoming=True), now)
 
     def _change_ticket(self, now: float) -> MixChange | None:
+        return self._activity("ticket", SUPPORT, lambda p: self._ticket_row(p, opened=True), now)
+
+    def _activity(self, kind: str, table: tuple[str, str], row_of, now: float) -> MixChange | None:
+        """A new activity row of a person, who must then hold it."""
         person = self._pick(now, lambda p: p.crm_pk is not None)
         if person is None:
             return None
-        change = self._insert(SUPPORT, self._ticket_row(person, opened=True), person)
-        key = record_key(SUPPORT, change.pk)
-        return MixChange("ticket", key, (change,), Expectation(holds=((person.email, key),)))
+        change = self._insert(table, row_of(person), person)
+        key = record_key(table, change.pk)
+        return MixChange(kind, key, (change,), Expectation(holds=((person.email, key),)))
 
     def _change_points(self, now: float) -> MixChange | None:
         person = self._pick(now, lambda p: p.loyalty_pk is not None)

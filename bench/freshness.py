@@ -333,17 +333,17 @@ def change_costs(stack_pids: list[int], mix: dict[str, float], args, service, po
     deployment with its code server and workers, Kafka, PostgreSQL, the S3 server) and for this
     process (the producer and the probe's look-ups, which stand for retrieval): `--cost-seconds`
     of that kind alone at `--cost-rate` (one rate for every kind: a micro-batch's fixed costs
-    are shared by the changes it holds), until seen, less the same stack's CPU while idle for as
-    long."""
+    are shared by the changes it holds), until seen, less what the same processes used while
+    idle just before (half as long)."""
     def cpu() -> tuple[float, float]:
         return sum(tree_cpu_seconds(pid) for pid in stack_pids), time.process_time()
 
-    before, t0 = cpu(), time.monotonic()
-    time.sleep(args.cost_seconds)
-    after = cpu()
-    idle_rate = [(a - b) / (time.monotonic() - t0) for a, b in zip(after, before, strict=True)]
-    costs = {"idle_cpu_per_s": [round(r, 3) for r in idle_rate]}
+    costs = {}
     for kind in [k for k in mix if k != POISON]:
+        idle_before, t0 = cpu(), time.monotonic()
+        time.sleep(args.cost_seconds / 2)
+        idle_rate = [(a - b) / (time.monotonic() - t0)
+                     for a, b in zip(cpu(), idle_before, strict=True)]
         ledger = Ledger()
         load = load_with(ledger, {kind: 1.0}, args.cost_rate)
         probe = Probe(service, postgres, ledger, doc_key)
@@ -356,15 +356,18 @@ def change_costs(stack_pids: list[int], mix: dict[str, float], args, service, po
         stopped = time.monotonic()
         while ledger.unsettled() and time.monotonic() - stopped < args.drain:
             time.sleep(0.5)
+        time.sleep(2)  # the last micro-batch's materialisations
         probe.stop_event.set()
         probe.join()
         after, elapsed = cpu(), time.monotonic() - t0
         sent = max(1, len(ledger.changes.get(kind, [])))
-        stack_s, bench_s = (a - b - r * elapsed for a, b, r in zip(after, before, idle_rate, strict=True))
+        stack_s, bench_s = (a - b - r * elapsed
+                            for a, b, r in zip(after, before, idle_rate, strict=True))
         summary = summarise(ledger, t0, time.monotonic())[kind]
         costs[kind] = {"changes": sent, "stack_cpu_s_per_1000": round(1000 * stack_s / sent, 2),
                        "bench_cpu_s_per_1000": round(1000 * bench_s / sent, 2),
-                       "p95": summary["p95"], "unseen": summary["unseen"]}
+                       "idle_stack_cpu_per_s": round(idle_rate[0], 3),
+                       "p95": round(summary["p95"], 2), "unseen": summary["unseen"]}
         print(f"  cost {kind:12s} {costs[kind]}", flush=True)
     return costs
 
