@@ -50,12 +50,11 @@ REVIEWED = {
     ("rag_assets/customers/source_store.py", "_COLUMNS"),       # constant column list
     ("rag_assets/customers/erase_customer.py", "match"),        # constant predicate, values as %s
     ("rag_assets/feedback/turn_store.py", "quoted"),            # quoted constant column names
-    ("rag_assets/feedback/turn_store.py", "_FACT_COLUMNS"),     # constant column list
     ("rag_assets/knowledge/registry.py", "_STILL_QUEUED"),      # constant predicate with %s
     # whole statements built at import from the constant column list and predicate above them
     ("rag_assets/knowledge/registry.py", "variable _NEXT_BATCH"),
     ("rag_assets/knowledge/registry.py", "variable _CLAIM_BATCH"),
-    ("infra/postgres.py", "name"),                              # operator's database name
+    ("infra/postgres_roles.py", "variable _OWNED_OBJECTS"),     # constant catalogue query
     # constant ON CONFLICT clauses of the work queues (rag_assets/platform/work_queue.py)
     ("rag_assets/customers/source_store.py", "QUEUE_RECORD_AGAIN"),
     ("rag_assets/customers/identity_linking.py", "QUEUE_RECORD_AGAIN"),
