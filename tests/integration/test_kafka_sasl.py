@@ -15,7 +15,12 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
-from kafka.errors import KafkaConnectionError, KafkaTimeoutError, SaslAuthenticationFailedError
+from kafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    RequestTimedOutError,
+    SaslAuthenticationFailedError,
+)
 
 from infra.kafka import LOG4J2, KafkaService
 from infra.settings import InfraSettings, connection_env, local_secrets
@@ -85,10 +90,13 @@ def test_a_wrong_login_is_refused_as_an_authentication_failure(local_services, i
         errors = _errors(_refused_bootstrap(caplog, login))
 
     # The broker answers the last SASL message with the failure and closes the connection; the
-    # answer does not always reach kafka-python first, which then sees the socket closed.
+    # answer does not always reach kafka-python first, which then sees the socket closed. The
+    # client's own bootstrap deadline can cut the attempt in flight short (a request timeout).
     refusals = [e for e in errors if type(e) is SaslAuthenticationFailedError]
     closed = [e for e in errors if type(e) is KafkaConnectionError]
-    assert errors and len(refusals) + len(closed) == len(errors)
+    cut_short = [e for e in errors if type(e) is RequestTimedOutError]
+    assert refusals or closed
+    assert len(refusals) + len(closed) + len(cut_short) == len(errors) and len(cut_short) <= 1
     assert all(str(refusal).endswith(reason) for refusal in refusals)
     assert all(str(close).endswith("socket disconnected") for close in closed)
     refused = re.compile(r"Failed authentication with /127\.0\.0\.1 \(channelId=\S+\) "
