@@ -159,21 +159,23 @@ class RealisticCdc:
         yield self._new_crm_record(person)
         if self.rng.random() < 0.6:
             person.member_number = f"SKB{person.serial:09d}"
-            yield self._insert(LOYALTY, self._loyalty_row(
+            change = self._insert(LOYALTY, self._loyalty_row(
                 person, person.member_number, f"{person.given} {person.surname}", person.email),
                 person)
-            person.loyalty_pk = self._last_pk(LOYALTY)
+            person.loyalty_pk = change.pk
+            yield change
         for _ in range(self.rng.choice((0, 1, 1, 2))):
             yield self._insert(BOOKING, self._booking_row(person), person)
         if self.rng.random() < 0.3:
             yield self._insert(SUPPORT, self._ticket_row(person), person)
         if twin:  # the same person under a name of another alphabet: no evidence links it
             person.twin_member = f"SKT{person.serial:09d}"
-            yield self._insert(LOYALTY, self._loyalty_row(
+            change = self._insert(LOYALTY, self._loyalty_row(
                 person, person.twin_member, f"{self._word(2)} {self._word(3)}", self._email(),
                 twin=True), person)
-            person.twin_pk = self._last_pk(LOYALTY)
-            self.twin_keys.add(record_key(LOYALTY, person.twin_pk))
+            person.twin_pk = change.pk
+            self.twin_keys.add(record_key(LOYALTY, change.pk))
+            yield change
 
     def _new_crm_record(self, person: BenchPerson) -> RowChange:
         change = self._insert(CRM, self._crm_row(person), person)
@@ -338,9 +340,6 @@ class RealisticCdc:
         self._rows[(table, pk)] = row
         self.truth[record_key(table, pk)] = owner.serial
         return RowChange(*table, "c", pk, None, dict(row), "bench_insert")
-
-    def _last_pk(self, table: tuple[str, str]) -> int:
-        return self._next_pk[table]
 
     def current_rows(self) -> dict[tuple[tuple[str, str], int], dict[str, Any]]:
         """Every live bench row, as the sources hold it now."""

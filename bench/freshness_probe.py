@@ -101,7 +101,6 @@ class LoadGenerator(threading.Thread):
         self.rng = random.Random(seed)
         self.stop_event = threading.Event()
         self.sent = defaultdict(int)
-        self.cdc_rows_sent = 0  # of the realistic kinds
         self.behind_max_s = 0.0
         self._turns_per_partition = defaultdict(int)
         self._points = int(time.time())  # larger than any demo balance, and growing
@@ -115,10 +114,10 @@ class LoadGenerator(threading.Thread):
                 time.sleep(next_at - now)
             self.behind_max_s = max(self.behind_max_s, time.monotonic() - next_at)
             kind = self.rng.choices(kinds, weights)[0]
-            if kind in REALISTIC_KINDS:
-                self._send_realistic(kind)
-            else:
+            if kind not in REALISTIC_KINDS:
                 getattr(self, f"_send_{kind}")()
+            elif not self._send_realistic(kind):  # everyone it could concern was just touched
+                kind = f"{kind} (none eligible)"
             self.sent[kind] += 1
             next_at += 1.0 / self.rate
         self.publisher.flush()
@@ -130,23 +129,19 @@ class LoadGenerator(threading.Thread):
         self._points += 1
         after = {**member, "points": self._points}
         change = RowChange("loyalty", "members", "u", member["id"], dict(member), after, "bench")
-        messages = self.publisher.encoder.change(change, int(time.time() * 1000))
-        for message in messages:
-            self.publisher.producer.send(message.topic, key=message.key, value=message.value)
+        self.publisher.send_change(change, int(time.time() * 1000))
         self.ledger.add(Change("profile", str(member["id"]), self._points, time.monotonic()))
 
-    def _send_realistic(self, kind: str) -> None:
+    def _send_realistic(self, kind: str) -> bool:
+        """A change of a realistic kind; False when nobody can take one now."""
         change = self.population.next_change(kind, time.monotonic())
-        if change is None:  # nobody can take this kind now (all recently touched)
-            self.sent[f"{kind} (none eligible)"] += 1
-            self.sent[kind] -= 1  # counted by the caller
-            return
+        if change is None:
+            return False
         ts_ms = int(time.time() * 1000)
-        self.cdc_rows_sent += len(change.rows)
         for row in change.rows:
-            for message in self.publisher.encoder.change(row, ts_ms):
-                self.publisher.producer.send(message.topic, key=message.key, value=message.value)
+            self.publisher.send_change(row, ts_ms)
         self.ledger.add(Change(kind, change.target, change.expectation, time.monotonic()))
+        return True
 
     def _send_poison(self) -> None:
         """A poison event, in turn on the CRM customers topic (beside the loyalty topic the

@@ -37,7 +37,12 @@ from rag_assets.demo.conversations import FeedbackGenerator
 from rag_assets.demo.debezium import DebeziumEncoder, KafkaMessage
 from rag_assets.demo.documents import Document, generate_documents, modify_document, new_advisory
 from rag_assets.demo.people import generate_people
-from rag_assets.demo.source_systems import TABLES, SourceChangeGenerator, build_source_systems
+from rag_assets.demo.source_systems import (
+    TABLES,
+    RowChange,
+    SourceChangeGenerator,
+    build_source_systems,
+)
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +140,12 @@ class DemoPublisher:
             )
         return self._producer
 
+    def send_change(self, change: RowChange, ts_ms: int, new_transaction: bool = True) -> None:
+        """One source row change as its Debezium events (a delete's tombstone included); counted
+        in `sent` once `flush` has its acknowledgement."""
+        for message in self.encoder.change(change, ts_ms, new_transaction):
+            self._send(message)
+
     def _send(self, message: KafkaMessage) -> None:
         future = self.producer.send(message.topic, key=message.key, value=message.value)
         self._pending.append((message.topic, message.op, future))
@@ -220,8 +231,7 @@ class DemoPublisher:
         r = self.rng.random()
         if r < cdc:
             change = self.changes.next_change(now)
-            for message in self.encoder.change(change, int(now.timestamp() * 1000)):
-                self._send(message)
+            self.send_change(change, int(now.timestamp() * 1000))
             kind = change.kind
         elif r < cdc + feedback:
             self._send_feedback(self.feedback.next_event(now))
