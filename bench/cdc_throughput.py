@@ -22,7 +22,6 @@ services when they are not running and stops the ones it started.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -255,7 +254,6 @@ def run(args, env, started) -> int:
     from resources.postgres import PostgresResource
     from rag_assets.customers.streaming import CATCH_UP_EVENTS, POLL_EVENTS
     from sensors.customers import CDC_RANGES
-    from sensors.kafka_ranges import build_kafka_range_sensor
 
     tag = uuid.uuid4().hex[:8]
     kafka = kafka_from_env(topic_prefix=f"bench_cdc_{tag}.", env=env)
@@ -266,7 +264,6 @@ def run(args, env, started) -> int:
     # The product's cdc_sensor, with the batch bound of this run.
     spec = CDC_RANGES if args.max_per_partition is None else replace(
         CDC_RANGES, max_per_partition=args.max_per_partition)
-    sensor = build_kafka_range_sensor(spec)
     catch_up = args.catch_up_events or CATCH_UP_EVENTS
     try:
         kafka.create_topics(topics, partitions=args.partitions)
@@ -296,7 +293,7 @@ def run(args, env, started) -> int:
         runs = 0
         started_at = time.perf_counter()
         if args.mode == "runs":
-            for result in customer_runs(sensor, resources):
+            for result in customer_runs(spec, resources):
                 runs += 1
                 add_run_figures(result, stage_s, totals)
                 report_progress(f"run {runs}", totals["events_read"], started_at)

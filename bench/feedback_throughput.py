@@ -49,9 +49,8 @@ def main() -> None:
 
     with services.running() as env:
         from sensors.feedback import FEEDBACK_RANGES
-        from sensors.kafka_ranges import build_kafka_range_sensor
 
-        sensor = build_kafka_range_sensor(replace(FEEDBACK_RANGES, max_per_partition=args.max_per_partition))
+        spec = replace(FEEDBACK_RANGES, max_per_partition=args.max_per_partition)
         t = time.perf_counter()
         events = demo_events(args.events, args.seed)
         generated_s = time.perf_counter() - t
@@ -61,7 +60,7 @@ def main() -> None:
             totals = RunTotals()
             load_before = os.getloadavg()[0]
             start, cpu_start = time.perf_counter(), time.process_time()
-            for run in feedback_runs(sensor, bench.resources()):
+            for run in feedback_runs(spec, bench.resources()):
                 totals.add(run)
             elapsed = time.perf_counter() - start
             cpu = time.process_time() - cpu_start

@@ -158,7 +158,7 @@ def main() -> int:
 def run(args, records, truth, env, started) -> int:
     from resources.kafka import kafka_from_env
     from resources.postgres import PostgresResource
-    from sensors.customers import cdc_sensor
+    from sensors.customers import CDC_RANGES
 
     tag = uuid.uuid4().hex[:8]
     kafka = kafka_from_env(topic_prefix=f"bench_idq_{tag}.", env=env)
@@ -179,7 +179,7 @@ def run(args, records, truth, env, started) -> int:
         started_at = time.perf_counter()
         runs = 0
         resources = {"kafka": kafka, "postgres": postgres}
-        for _ in customer_runs(cdc_sensor, resources):
+        for _ in customer_runs(CDC_RANGES, resources):
             runs += 1
         elapsed = time.perf_counter() - started_at
 

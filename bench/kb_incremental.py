@@ -54,7 +54,7 @@ def main() -> int:
                         help="chunks embedded with the real MiniLM to price the projection")
     args = parser.parse_args()
 
-    from dagster import DagsterInstance, build_sensor_context, materialize
+    from dagster import DagsterInstance, materialize
 
     from infra.settings import InfraSettings, connection_env
     from rag_assets.knowledge.assets import document_chunks, documents
@@ -64,7 +64,7 @@ def main() -> int:
     from resources.lancedb import LanceDBResource
     from resources.postgres import PostgresResource
     from resources.s3 import S3Storage
-    from sensors.s3_documents import s3_documents_sensor
+    from sensors.s3_documents import S3_LISTING, plan_listing_tick
 
     env = connection_env(InfraSettings.from_env())
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
@@ -111,9 +111,7 @@ def main() -> int:
         maintain_table(open_table(resources["lancedb"], stand_in.dimension))
 
         # First sensor pass records the cursor; nothing changed yet.
-        context = build_sensor_context(instance=instance,
-                                       resources={"s3": s3, "postgres": postgres})
-        first = s3_documents_sensor(context)
+        first = plan_listing_tick(S3_LISTING, None, s3, postgres, instance)
         assert not first.run_requests
 
         # Edit one paragraph of one document.
@@ -122,9 +120,7 @@ def main() -> int:
                           Body=document(edited, edited=True).encode())
         embedded_before = stand_in.texts_embedded
         start = time.perf_counter()
-        context = build_sensor_context(cursor=first.cursor, instance=instance,
-                                       resources={"s3": s3, "postgres": postgres})
-        tick = s3_documents_sensor(context)
+        tick = plan_listing_tick(S3_LISTING, first.cursor, s3, postgres, instance)
         tick_s = time.perf_counter() - start
         (request,) = tick.run_requests
         start = time.perf_counter()

@@ -73,12 +73,13 @@ def build_table(uri: str, rows: int, dim: int, run_id: str):
 
 
 def make_customers(env: dict, postgres):
-    from dagster import DagsterInstance, build_sensor_context, materialize
+    from dagster import DagsterInstance, materialize
 
     from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
     from rag_assets.demo.debezium import DebeziumEncoder
     from resources.kafka import kafka_from_env
-    from sensors.definitions import cdc_sensor
+    from sensors.customers import CDC_RANGES
+    from sensors.kafka_ranges import plan_tick
 
     kafka = kafka_from_env(topic_prefix=f"bench_{uuid.uuid4().hex[:8]}.", env=env)
     alice = {"id": 1, "first_name": "Alice", "last_name": "Moreau", "email": "alice@example.org",
@@ -95,9 +96,7 @@ def make_customers(env: dict, postgres):
     producer.flush()
     producer.close()
     instance = DagsterInstance.ephemeral()
-    context = build_sensor_context(resources={"kafka": kafka, "postgres": postgres},
-                                   instance=instance)
-    (request,) = cdc_sensor(context).run_requests
+    (request,) = plan_tick(CDC_RANGES, None, kafka, postgres, instance).run_requests
     assert materialize([source_records, identity_graph, customer_profiles],
                        resources={"kafka": kafka, "postgres": postgres},
                        run_config=request.run_config, instance=instance).success

@@ -40,10 +40,10 @@ def upload_and_index(resources: dict, documents: dict[str, str]) -> float:
     """Put the documents under the knowledge prefix, then tick the S3 sensor and run the
     `documents` + `document_chunks` run it requests until it requests none; returns the seconds
     from the first tick to the last run's end."""
-    from dagster import DagsterInstance, build_sensor_context, materialize
+    from dagster import DagsterInstance, materialize
 
     from rag_assets.knowledge.assets import document_chunks, documents as documents_asset
-    from sensors.s3_documents import s3_documents_sensor
+    from sensors.s3_documents import S3_LISTING, plan_listing_tick
 
     s3, postgres = resources["s3"], resources["postgres"]
     client = s3.get_client()
@@ -55,8 +55,7 @@ def upload_and_index(resources: dict, documents: dict[str, str]) -> float:
     start = time.perf_counter()
     cursor = None
     while True:  # the sensor bounds the documents of one run
-        tick = s3_documents_sensor(build_sensor_context(
-            cursor=cursor, instance=instance, resources={"s3": s3, "postgres": postgres}))
+        tick = plan_listing_tick(S3_LISTING, cursor, s3, postgres, instance)
         cursor = tick.cursor
         if not tick.run_requests:
             return time.perf_counter() - start

@@ -101,16 +101,14 @@ def catch_up(env: dict, tag: str, partitions: frozenset[int], max_per_partition:
     import matplotlib.figure  # noqa: F401  (the KPI chart's import, paid before the clock)
 
     from sensors.feedback import FEEDBACK_RANGES
-    from sensors.kafka_ranges import build_kafka_range_sensor
 
     spec = replace(FEEDBACK_RANGES, name=f"feedback_sensor_{min(partitions)}",
                    partitions=partitions, max_per_partition=max_per_partition)
-    sensor = build_kafka_range_sensor(spec)
     resources = FeedbackBench(env, tag).resources()
     totals = RunTotals()
     start_together.wait(READY_TIMEOUT_S)
     try:
-        for run in feedback_runs(sensor, resources):
+        for run in feedback_runs(spec, resources):
             totals.add(run)
     except Exception:  # reported to the parent, which stops the benchmark with it
         results.put(traceback.format_exc())

@@ -4,15 +4,17 @@ until it requests nothing more; remove what a benchmark created."""
 from collections.abc import Iterator
 
 
-def requested_runs(sensor, assets: list, resources: dict) -> Iterator:
-    """Yield the result of every run the sensor requests (materialising `assets`), until caught up."""
-    from dagster import DagsterInstance, build_sensor_context, materialize
+def requested_runs(spec, assets: list, resources: dict) -> Iterator:
+    """Yield the result of every run the range sensor of `spec` requests (materialising
+    `assets`), until caught up."""
+    from dagster import DagsterInstance, materialize
+
+    from sensors.kafka_ranges import plan_tick
 
     cursor = None
     with DagsterInstance.ephemeral() as instance:
         while True:
-            tick = sensor(build_sensor_context(cursor=cursor, resources=resources,
-                                               instance=instance))
+            tick = plan_tick(spec, cursor, resources["kafka"], resources["postgres"], instance)
             cursor = tick.cursor
             if not tick.run_requests:
                 return
@@ -23,18 +25,18 @@ def requested_runs(sensor, assets: list, resources: dict) -> Iterator:
                 yield result
 
 
-def customer_runs(sensor, resources: dict) -> Iterator:
-    """Every `customers_cdc` run `cdc_sensor` (or a sensor of its spec) requests, until caught up."""
+def customer_runs(spec, resources: dict) -> Iterator:
+    """Every `customers_cdc` run the sensor of `spec` (`CDC_RANGES` or a variant) requests."""
     from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
 
-    return requested_runs(sensor, [source_records, identity_graph, customer_profiles], resources)
+    return requested_runs(spec, [source_records, identity_graph, customer_profiles], resources)
 
 
-def feedback_runs(sensor, resources: dict) -> Iterator:
-    """Every `feedback_stream` run `feedback_sensor` (or a sensor of its spec) requests."""
+def feedback_runs(spec, resources: dict) -> Iterator:
+    """Every `feedback_stream` run the sensor of `spec` (`FEEDBACK_RANGES` or a variant) requests."""
     from rag_assets.feedback.assets import conversation_log, feedback_scored, kpi_daily, kpi_hourly
 
-    return requested_runs(sensor, [conversation_log, feedback_scored, kpi_hourly, kpi_daily],
+    return requested_runs(spec, [conversation_log, feedback_scored, kpi_hourly, kpi_daily],
                           resources)
 
 

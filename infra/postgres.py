@@ -69,7 +69,7 @@ def _let_others_read(path: Path) -> None:
             item.chmod(item.stat().st_mode | (0o005 if item.is_dir() or os.access(item, os.X_OK) else 0o004))
 
 
-def _server_user() -> str | None:
+def server_user() -> str | None:
     """The system user the server runs as; None when we are not root."""
     if os.geteuid() != 0:
         return None
@@ -196,7 +196,7 @@ class PostgresService:
     def _let_server_in(self) -> str | None:
         """The server's own user (None when we are not root), allowed through the state
         directory to its data directory."""
-        user = _server_user()
+        user = server_user()
         if user is not None:
             import pwd
 

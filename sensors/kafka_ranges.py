@@ -31,6 +31,7 @@ from rag_assets.platform import offset_ledger
 from rag_assets.platform.db import ensure_schema
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
+from sensors.deployment import deployment_instance, deployment_resources
 from sensors.run_queue import IN_FLIGHT, WAITING, runs_of
 from sensors.offset_plan import cursor_key, dump_cursor, load_cursor, plan_ranges, run_key
 
@@ -101,8 +102,9 @@ def build_kafka_range_sensor(spec: KafkaRangeSensorSpec) -> SensorDefinition:
     @sensor(name=spec.name, job_name=spec.job_name, minimum_interval_seconds=5,
             default_status=DefaultSensorStatus.RUNNING if spec.running else DefaultSensorStatus.STOPPED,
             description=spec.description)
-    def _sensor(context: SensorEvaluationContext, kafka: KafkaResource,
-                postgres: PostgresResource) -> SensorResult:
-        return plan_tick(spec, context.cursor, kafka, postgres, context.instance)
+    def _sensor(context: SensorEvaluationContext) -> SensorResult:
+        resources = deployment_resources(("kafka", "postgres"))
+        return plan_tick(spec, context.cursor, resources["kafka"], resources["postgres"],
+                         deployment_instance(context))
 
     return _sensor

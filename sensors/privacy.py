@@ -5,7 +5,7 @@ from __future__ import annotations
 from rag_assets.customers.erasure_assets import ERASURE_JOB, ERASURE_TOPIC_PATTERN
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
 
-erasure_sensor = build_kafka_range_sensor(KafkaRangeSensorSpec(
+ERASURE_RANGES = KafkaRangeSensorSpec(
     name="erasure_sensor",
     job_name=ERASURE_JOB,
     root_asset="customer_erasures",
@@ -13,4 +13,5 @@ erasure_sensor = build_kafka_range_sensor(KafkaRangeSensorSpec(
     max_per_partition=500,
     description="Requests a run of `customer_erasures` for each new offset range of the "
                 "`privacy.erasure` topic (right to be forgotten).",
-))
+)
+erasure_sensor = build_kafka_range_sensor(ERASURE_RANGES)

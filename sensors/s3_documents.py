@@ -46,6 +46,7 @@ from rag_assets.knowledge.streaming import DocumentMicroBatches
 from rag_assets.platform.micro_batch import MicroBatchSession
 from resources.postgres import PostgresResource
 from resources.s3 import S3Storage
+from sensors.deployment import deployment_instance, deployment_resources
 from sensors.mode import streaming
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
 from sensors.run_queue import IN_FLIGHT, WAITING, runs_of
@@ -144,16 +145,18 @@ def build_s3_documents_sensor(settings: S3SensorSettings = S3SensorSettings()) -
             description="Lists the knowledge prefix page by page, diffs it against the document "
                         "registry and requests a run for each bounded change set (created, "
                         "modified, deleted documents); the first pass is the backfill.")
-    def _sensor(context: SensorEvaluationContext, s3: S3Storage,
-                postgres: PostgresResource) -> SensorResult:
-        return plan_listing_tick(settings, context.cursor, s3, postgres, context.instance)
+    def _sensor(context: SensorEvaluationContext) -> SensorResult:
+        resources = deployment_resources(("s3", "postgres"))
+        return plan_listing_tick(settings, context.cursor, resources["s3"], resources["postgres"],
+                                 deployment_instance(context))
 
     return _sensor
 
 
-s3_documents_sensor = build_s3_documents_sensor(S3SensorSettings(running=not streaming()))
+S3_LISTING = S3SensorSettings(running=not streaming())
+s3_documents_sensor = build_s3_documents_sensor(S3_LISTING)
 
-s3_events_sensor = build_kafka_range_sensor(KafkaRangeSensorSpec(
+S3_EVENTS_RANGES = KafkaRangeSensorSpec(
     name="s3_events_sensor",
     job_name=EVENTS_JOB,
     root_asset="documents",
@@ -163,7 +166,8 @@ s3_events_sensor = build_kafka_range_sensor(KafkaRangeSensorSpec(
     description="Requests a run of the knowledge assets for each new offset range of the "
                 "`kb.s3-events` topic (S3 event notifications), so a large bucket need not be "
                 "listed to see a change.",
-))
+)
+s3_events_sensor = build_kafka_range_sensor(S3_EVENTS_RANGES)
 
 
 def _open_document_batches(resources: dict, session: MicroBatchSession) -> DocumentMicroBatches:

@@ -24,7 +24,8 @@ from sensors.customers import CDC_STREAM
 from sensors.feedback import FEEDBACK_STREAM
 from sensors.s3_documents import DOCUMENTS_STREAM
 from sensors.stream_worker import StreamWorker
-from sensors.streaming import StreamingSensorSpec, deployment_resources
+from sensors.deployment import deployment_resources
+from sensors.streaming import StreamingSensorSpec
 
 # Keyed by the names `rag-assets stream --source` takes (sensors.mode.STREAM_SOURCES).
 STREAMS: dict[str, StreamingSensorSpec] = {

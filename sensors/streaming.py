@@ -12,16 +12,13 @@ asset (with offsets or document versions), so every change is in Dagster's linea
 tick or two. The tick also reports its source's lag (and any worker failure) as an evaluation of
 the source's lag check, when the verdict changes and at least every `lag_report_every_s`.
 
-Resources: a streaming sensor declares none. Dagster builds a sensor's resources for every tick
-(an instance from its ref and a boto3 client each time: a quarter of the code server's CPU at 200
-changes/s, measured with py-spy), while a worker needs them once. The worker is built from the
-deployment's own resources (`resources.defaults.production_resources`, read from the environment
-like the Definitions' ones), once per process.
+Resources: a streaming sensor declares none (`sensors/deployment.py` says why); its worker is
+built from the deployment's own resources, once per process. A tick logs only a failing worker:
+`context.log` builds a Dagster instance, and the materialisations already say what was reported.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from collections.abc import Callable
@@ -43,7 +40,7 @@ from dagster import (
 from rag_assets.platform import lineage_outbox
 from rag_assets.platform.db import ensure_schema
 from rag_assets.platform.micro_batch import LagReport, MicroBatches, MicroBatchSession
-from resources.defaults import resource_from_environment
+from sensors.deployment import deployment_resources
 from sensors.mode import external_stream_workers
 from sensors.stream_worker import StreamWorker, ensure_worker
 
@@ -122,7 +119,6 @@ def run_tick(spec: StreamingSensorSpec, context: SensorEvaluationContext,
         new_cursor.update(lag_passed=lag.passed, lag_reported_at=now)
     if worker is not None and worker.error is not None:
         context.log.error(f"{spec.name}: the worker is failing and retrying: {worker.error[:500]}")
-    context.log.info(f"{spec.name}: {len(rows)} micro-batch records reported")
     return SensorResult(asset_events=events, cursor=json.dumps(new_cursor))
 
 
@@ -137,8 +133,3 @@ def streaming_sensor(spec: StreamingSensorSpec, running: bool) -> SensorDefiniti
 
     return _tick
 
-
-@functools.cache
-def deployment_resources(keys: tuple[str, ...]) -> dict:
-    """The deployment's resources of `keys`, configured from the environment once per process."""
-    return {key: resource_from_environment(key) for key in keys}

@@ -5,6 +5,7 @@ demo, so these tests start their own services on free ports in a state directory
 and stop them at the end, by pid.
 """
 
+import pwd
 import shutil
 import socket
 from collections.abc import Iterator
@@ -13,7 +14,8 @@ from dataclasses import replace
 import pytest
 
 from infra import services
-from infra.settings import REPO_ROOT, InfraSettings, connection_env
+from infra.postgres import server_user
+from infra.settings import InfraSettings, allow_traverse, connection_env
 from tests.naming import unique_name
 
 
@@ -42,16 +44,21 @@ def _is_free(port: int) -> bool:
 
 @pytest.fixture(scope="session")
 def fault_stack() -> Iterator[tuple[InfraSettings, dict[str, str]]]:
-    # Under the checkout (not /tmp/pytest-of-root, which the PostgreSQL user cannot traverse).
-    state = REPO_ROOT / ".state" / unique_name("faults")
+    # Inside the main state directory, which the PostgreSQL server's user may pass through (not
+    # /tmp/pytest-of-root, which it cannot traverse).
+    main = InfraSettings.from_env()
+    user = server_user()
+    if user is not None:
+        allow_traverse(main, pwd.getpwnam(user).pw_gid)
+    state = main.state_dir / unique_name("faults")
     settings = replace(
-        InfraSettings.from_env(), state_dir=state, kafka_port=_free_port(),
+        main, state_dir=state, kafka_port=_free_port(),
         kafka_controller_port=_free_port(), s3_port=_free_port(),
         s3_first_internal_port=_free_block(12), postgres_port=_free_port(),
     )
     state.mkdir(parents=True)
     # Kafka's jars are shared with the main state directory instead of fetched again.
-    main_libs = InfraSettings.from_env().state_dir / "kafka" / "libs"
+    main_libs = main.state_dir / "kafka" / "libs"
     if main_libs.exists():
         (state / "kafka").mkdir()
         (state / "kafka" / "libs").symlink_to(main_libs)

@@ -16,12 +16,12 @@ from datetime import timedelta
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, materialize
 
 from infra.s3 import S3Service
 from rag_assets.feedback import lake_store
 from resources.sentiment import SentimentResource
-from sensors.s3_documents import s3_documents_sensor
+from sensors.s3_documents import S3_LISTING, plan_listing_tick
 from tests.conftest import private_s3
 from tests.integration.feedback import helpers as feedback
 
@@ -78,9 +78,7 @@ def _run_config(kafka, postgres, cursor=None):
 
 
 def _listing_tick(s3, postgres, cursor):
-    context = build_sensor_context(cursor=cursor, instance=DagsterInstance.ephemeral(),
-                                   resources={"s3": s3, "postgres": postgres})
-    return s3_documents_sensor(context)
+    return plan_listing_tick(S3_LISTING, cursor, s3, postgres, DagsterInstance.ephemeral())
 
 
 def _failure_causes(result) -> set[str]:

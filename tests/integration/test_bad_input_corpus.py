@@ -32,8 +32,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from dagster import build_sensor_context
-
 from rag_assets.feedback.events import MAX_RECORD_BYTES
 from rag_assets.feedback.lake_store import read_lake_events
 from rag_assets.knowledge import registry
@@ -42,7 +40,8 @@ from rag_assets.knowledge.chunk_store import read_document_rows
 from rag_assets.knowledge.chunking import chunk_document
 from rag_assets.knowledge.parsing import UnusableDocument, parse_document
 from rag_assets.platform.dead_letters import pending_dead_letters
-from sensors.s3_documents import s3_events_sensor
+from sensors.kafka_ranges import plan_tick
+from sensors.s3_documents import S3_EVENTS_RANGES
 from tests.conftest import private_kafka, private_postgres, private_s3
 from tests.hostile_strings import INJECTIONS
 from tests.integration.customers.bad_events import (
@@ -486,9 +485,7 @@ class DocumentOutcome:
 
 def _events_run(kb: KnowledgeBase) -> dict:
     """The run the `kb.s3-events` sensor requests; returns its run config."""
-    context = build_sensor_context(instance=kb.instance,
-                                   resources={"kafka": kb.kafka, "postgres": kb.postgres})
-    (request,) = s3_events_sensor(context).run_requests
+    (request,) = plan_tick(S3_EVENTS_RANGES, None, kb.kafka, kb.postgres, kb.instance).run_requests
     kb.run(request.run_config, {"max_document_bytes": MAX_DOCUMENT_BYTES})
     return request.run_config
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from typing import Any
 
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, materialize
 
 from rag_assets.customers import source_store
 from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
@@ -32,7 +32,7 @@ from rag_assets.customers.source_state import SourceState
 from rag_assets.demo.debezium import KafkaMessage
 from rag_assets.platform.kafka_ingest import rebuild_ranges
 from sensors.customers import CDC_RANGES
-from sensors.kafka_ranges import build_kafka_range_sensor, plan_tick
+from sensors.kafka_ranges import plan_tick
 
 CUSTOMER_ASSETS = [source_records, identity_graph, customer_profiles]
 
@@ -127,14 +127,8 @@ def _real_topic(kafka, message) -> str:
 
 def sensor_tick(kafka, postgres, cursor: str | None = None, max_per_partition: int | None = None):
     """One evaluation of `cdc_sensor` (or of the same spec with a smaller batch bound)."""
-    if max_per_partition is None:
-        from sensors.customers import cdc_sensor
-
-        context = build_sensor_context(cursor=cursor, resources={"kafka": kafka, "postgres": postgres},
-                                       instance=DagsterInstance.ephemeral())
-        return cdc_sensor(context)
-    spec = replace(CDC_RANGES, name="cdc_sensor_small", max_per_partition=max_per_partition)
-    build_kafka_range_sensor(spec)  # the same definition the product builds
+    spec = CDC_RANGES if max_per_partition is None else replace(
+        CDC_RANGES, name="cdc_sensor_small", max_per_partition=max_per_partition)
     with DagsterInstance.ephemeral() as instance:
         return plan_tick(spec, cursor, kafka, postgres, instance)
 

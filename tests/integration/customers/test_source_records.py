@@ -1,14 +1,14 @@
 """source_records against real Kafka and PostgreSQL: ranges applied once, rebuilds agree."""
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import materialize
 
 from rag_assets.customers import source_store
 from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
 from rag_assets.customers.source_state import RecordKey
 from rag_assets.demo.debezium import DebeziumEncoder
 from rag_assets.demo.source_systems import RowChange
-from sensors.customers import cdc_sensor
+from tests.integration.customers.helpers import sensor_tick
 
 pytestmark = pytest.mark.integration
 
@@ -50,17 +50,10 @@ def live_state(postgres):
         return source_store.live_rows(cur)
 
 
-def sensor_ranges(kafka, postgres, cursor=None):
-    context = build_sensor_context(cursor=cursor, resources={"kafka": kafka, "postgres": postgres},
-                                   instance=DagsterInstance.ephemeral())
-    result = cdc_sensor(context)
-    return result, context
-
-
 def test_sensor_ranges_are_applied_once_and_a_rebuild_gives_the_same_state(kafka, postgres):
     publish(kafka, customer_changes(kafka))
 
-    result, _ = sensor_ranges(kafka, postgres)
+    result = sensor_tick(kafka, postgres)
     (request,) = result.run_requests
     run_config = request.run_config
     ranges = run_config["ops"]["source_records"]["config"]["ranges"]
@@ -96,12 +89,12 @@ def test_sensor_ranges_are_applied_once_and_a_rebuild_gives_the_same_state(kafka
 
 def test_sensor_skips_applied_ranges_and_requests_failed_ones_again(kafka, postgres):
     publish(kafka, customer_changes(kafka))
-    first, _ = sensor_ranges(kafka, postgres)
+    first = sensor_tick(kafka, postgres)
     (request,) = first.run_requests
 
     # The run never happened (failed for good) and none is in flight: the range is requested
     # again, under a run key of its own.
-    retry, _ = sensor_ranges(kafka, postgres, cursor=first.cursor)
+    retry = sensor_tick(kafka, postgres, cursor=first.cursor)
     (again,) = retry.run_requests
     assert again.run_config == request.run_config
     assert again.run_key != request.run_key and again.run_key.startswith(request.run_key)
@@ -109,6 +102,6 @@ def test_sensor_skips_applied_ranges_and_requests_failed_ones_again(kafka, postg
     customers = [source_records, identity_graph, customer_profiles]
     materialize(customers, resources={"kafka": kafka, "postgres": postgres},
                 run_config=again.run_config)
-    done, _ = sensor_ranges(kafka, postgres, cursor=retry.cursor)
+    done = sensor_tick(kafka, postgres, cursor=retry.cursor)
     assert not done.run_requests
     assert done.cursor == first.cursor

@@ -9,7 +9,7 @@ import random
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, materialize
 
 from rag_assets.feedback.assets import (
     conversation_log,
@@ -32,7 +32,8 @@ from rag_assets.feedback.windows import (
     windows_of,
 )
 from resources.sentiment import SentimentResource
-from sensors.feedback import feedback_sensor
+from sensors.feedback import FEEDBACK_RANGES
+from sensors.kafka_ranges import plan_tick
 
 STREAM_ASSETS = [conversation_log, feedback_scored, kpi_hourly, kpi_daily]
 T0 = datetime(2025, 1, 14, tzinfo=timezone.utc)
@@ -87,9 +88,7 @@ def as_records(events: list[dict]) -> list[tuple[bytes, bytes]]:
 
 
 def tick(kafka, postgres, cursor=None):
-    context = build_sensor_context(cursor=cursor, resources={"kafka": kafka, "postgres": postgres},
-                                   instance=DagsterInstance.ephemeral())
-    result = feedback_sensor(context)
+    result = plan_tick(FEEDBACK_RANGES, cursor, kafka, postgres, DagsterInstance.ephemeral())
     assert len(result.run_requests) == 1
     return result.run_requests[0].run_config, result.cursor
 

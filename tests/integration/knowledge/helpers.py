@@ -6,13 +6,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, materialize
 
 from rag_assets.knowledge.assets import document_chunks, documents
 from rag_assets.knowledge.indexing import HashingEmbedder
 from rag_assets.knowledge.streaming import DocumentMicroBatches
 from rag_assets.platform.micro_batch import MicroBatchSession
 from resources.embedder import EmbedderResource
+from sensors.s3_documents import S3_LISTING, S3SensorSettings, plan_listing_tick
 
 # Stand-in embedders by name: the resource is rebuilt by Dagster, the embedder must be shared.
 EMBEDDERS: dict = {}
@@ -81,13 +82,8 @@ class KnowledgeBase:
     def delete(self, name: str) -> None:
         self.client.delete_object(Bucket=self.s3.knowledge_bucket, Key=self.prefix + name)
 
-    def tick(self, sensor=None):
-        from sensors.s3_documents import s3_documents_sensor
-
-        context = build_sensor_context(
-            cursor=self.cursor, instance=self.instance,
-            resources={"s3": self.s3, "postgres": self.postgres})
-        result = (sensor or s3_documents_sensor)(context)
+    def tick(self, settings: S3SensorSettings = S3_LISTING):
+        result = plan_listing_tick(settings, self.cursor, self.s3, self.postgres, self.instance)
         self.cursor = result.cursor
         return result
 

@@ -3,13 +3,12 @@
 import json
 
 import pytest
-from dagster import build_sensor_context
-
 from rag_assets.knowledge import registry
 from rag_assets.knowledge.assets import open_table
 from rag_assets.knowledge.indexing import table_doc_keys
 from rag_assets.platform.dead_letters import pending_dead_letters
-from sensors.s3_documents import S3SensorSettings, build_s3_documents_sensor, s3_events_sensor
+from sensors.kafka_ranges import plan_tick
+from sensors.s3_documents import S3_EVENTS_RANGES, S3SensorSettings
 
 pytestmark = pytest.mark.integration
 
@@ -20,11 +19,11 @@ def test_a_bucket_of_more_than_1000_objects_is_backfilled_and_diffed_in_bounded_
     names = {f"many/doc-{n:04d}.txt": f"Document {n}. Passengers may bring item {n} on board."
              for n in range(COUNT)}
     kb.put_many(names)
-    sensor = build_s3_documents_sensor(S3SensorSettings(max_documents_per_run=400))
+    settings = S3SensorSettings(max_documents_per_run=400)
 
     requested, cursors = [], []
     while True:
-        result = kb.tick(sensor)
+        result = kb.tick(settings)
         cursors.append(json.loads(result.cursor))
         if not result.run_requests:
             break
@@ -47,7 +46,7 @@ def test_a_bucket_of_more_than_1000_objects_is_backfilled_and_diffed_in_bounded_
     for name in gone:
         kb.delete(name)
     kb.put("many/doc-0500.txt", "Document 500 was amended. Passengers may bring two items.")
-    result = kb.tick(sensor)
+    result = kb.tick(settings)
     (request,) = result.run_requests
     changes = request.run_config["ops"]["documents"]["config"]["changes"]
     assert sorted((c["kind"], c["key"]) for c in changes) == sorted(
@@ -83,9 +82,7 @@ def test_s3_event_notifications_on_kafka_drive_the_same_logic(kb):
     producer.flush()
 
     def tick(cursor=None):
-        context = build_sensor_context(cursor=cursor, instance=kb.instance,
-                                       resources={"kafka": kb.kafka, "postgres": kb.postgres})
-        return s3_events_sensor(context)
+        return plan_tick(S3_EVENTS_RANGES, cursor, kb.kafka, kb.postgres, kb.instance)
 
     first = tick()
     (request,) = first.run_requests

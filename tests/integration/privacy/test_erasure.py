@@ -15,7 +15,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, materialize
 
 from rag_assets.customers.erase_customer import erase_cli
 from rag_assets.customers.erasure_assets import customer_erasures
@@ -29,7 +29,8 @@ from rag_assets.feedback.assets import (
 from rag_assets.feedback.lake_store import read_lake_events
 from rag_assets.retrieval.context import RetrievalService
 from resources.sentiment import SentimentResource
-from sensors.privacy import erasure_sensor
+from sensors.kafka_ranges import plan_tick
+from sensors.privacy import ERASURE_RANGES
 from tests.integration.customers.helpers import (
     catch_up,
     materialize_customers,
@@ -227,9 +228,8 @@ def test_an_erased_customer_leaves_no_trace(kafka, postgres, s3, lancedb):
               {"customer_ref": "bob.stone@example.org", "request_id": "req-bob"},
               {"customer_ref": "x" * 500}, {"no_ref": True}]
     publish_json(kafka, "privacy.erasure", events)
-    context = build_sensor_context(resources={"kafka": kafka, "postgres": postgres},
-                                   instance=DagsterInstance.ephemeral())
-    (request,) = erasure_sensor(context).run_requests
+    (request,) = plan_tick(ERASURE_RANGES, None, kafka, postgres,
+                           DagsterInstance.ephemeral()).run_requests
     result = materialize([customer_erasures], resources=resources, run_config=request.run_config)
     assert result.success
     meta = {k: v.value for k, v in

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, materialize
 
 from rag_assets.customers.assets import customer_profiles, identity_graph, source_records
 from rag_assets.demo.debezium import DebeziumEncoder
 from rag_assets.knowledge.assets import document_chunks, documents
 from rag_assets.retrieval.context import RetrievalService
 from resources.embedder import EmbedderResource
-from sensors.definitions import cdc_sensor
+from sensors.customers import CDC_RANGES
+from sensors.kafka_ranges import plan_tick
 
 ALICE = {"id": 1, "first_name": "Alice", "last_name": "Moreau", "email": "alice@example.org",
          "phone": "+447700900001", "date_of_birth": "1985-02-11", "address_line1": "1 Quay St",
@@ -49,9 +50,7 @@ def retrieval_world(kafka, postgres, s3, lancedb, minilm_resource):
     encoder = DebeziumEncoder(topic_prefix=kafka.topic_prefix)
     publish(kafka, encoder.snapshot("crm", "customers", [ALICE, BOB], 1_000))
     instance = DagsterInstance.ephemeral()
-    context = build_sensor_context(resources={"kafka": kafka, "postgres": postgres},
-                                   instance=instance)
-    (request,) = cdc_sensor(context).run_requests
+    (request,) = plan_tick(CDC_RANGES, None, kafka, postgres, instance).run_requests
     assert materialize([source_records, identity_graph, customer_profiles],
                        resources={"kafka": kafka, "postgres": postgres},
                        run_config=request.run_config, instance=instance).success

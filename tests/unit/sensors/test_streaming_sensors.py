@@ -8,7 +8,7 @@ from resources.defaults import production_resources
 from sensors.customers import CDC_STREAM, cdc_stream
 from sensors.feedback import FEEDBACK_STREAM, feedback_stream
 from sensors.s3_documents import DOCUMENTS_STREAM, documents_stream
-from sensors.streaming import deployment_resources
+from sensors.deployment import deployment_resources
 
 STREAMS = [(CDC_STREAM, cdc_stream), (FEEDBACK_STREAM, feedback_stream),
            (DOCUMENTS_STREAM, documents_stream)]
