@@ -42,7 +42,7 @@ def _resource(schema: str):
 def _linker(schema: str, batch: int, ready, start, results) -> None:
     from rag_assets.customers import identity_linking
     from rag_assets.customers.identity_store import PostgresIdentityStore
-    from resources.postgres import in_transaction
+    from rag_assets.platform.pg_connection import in_transaction
 
     stats, store = identity_linking.LinkStats(), PostgresIdentityStore()
     with _resource(schema).connection() as conn:

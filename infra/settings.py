@@ -152,3 +152,9 @@ def connection_env(settings: InfraSettings) -> dict[str, str]:
         "LANCEDB_URI": settings.lancedb_uri,
         "RAG_ERASURE_HASH_KEY": generated["RAG_ERASURE_HASH_KEY"],
     }
+
+
+def use_local_services_by_default() -> None:
+    """Commands that talk to services fall back to the local ones for unset variables."""
+    for name, value in connection_env(InfraSettings.from_env()).items():
+        os.environ.setdefault(name, value)

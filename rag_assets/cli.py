@@ -21,23 +21,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+
+import importlib
 
 from infra import services
 from infra.dagster import DagsterService
-from infra.settings import InfraSettings, StateDirError, connection_env
-from rag_assets.catalogue.cli import add_sources_parser
-from rag_assets.customers.cli_commands import add_parsers as add_customer_parsers
-from rag_assets.customers.erase_customer import add_erase_parser
-from rag_assets.retrieval.cli import add_retrieval_parsers
+from infra.settings import InfraSettings, StateDirError, connection_env, use_local_services_by_default
 from sensors.mode import STREAM_SOURCES
 
-
-def use_local_services_by_default() -> None:
-    """Commands that talk to services fall back to the local ones for unset variables."""
-    for name, value in connection_env(InfraSettings.from_env()).items():
-        os.environ.setdefault(name, value)
+# Sub-commands a domain defines, with the function of its module that adds their parsers. Only
+# the module of the command asked for is imported: a look-up need not wait for the others'
+# imports (retrieval's search stack, erasure's lake). Help and unknown commands load them all.
+DOMAIN_COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("context", "retrieval-serve", "retrieval-clients"), "rag_assets.retrieval.cli:add_retrieval_parsers"),
+    (("customer", "dead-letters"), "rag_assets.customers.cli_commands:add_parsers"),
+    (("erase",), "rag_assets.customers.erase_customer:add_erase_parser"),
+    (("sources",), "rag_assets.catalogue.cli:add_sources_parser"),
+)
 
 
 def _infra(args: argparse.Namespace) -> int:
@@ -105,7 +106,16 @@ def _stream(args: argparse.Namespace) -> int:
     return run_stream(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_domain_parsers(commands, argv: list[str] | None) -> None:
+    asked = next((arg for arg in argv or [] if not arg.startswith("-")), None)
+    wanted = [adder for names, adder in DOMAIN_COMMANDS if asked in names]
+    for adder in wanted or [adder for _, adder in DOMAIN_COMMANDS]:
+        module, function = adder.split(":")
+        getattr(importlib.import_module(module), function)(commands)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with `argv`, only the domain parsers its command needs."""
     parser = argparse.ArgumentParser(prog="rag-assets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -135,16 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--source", required=True, choices=STREAM_SOURCES)
     stream.set_defaults(handler=_stream)
 
-    add_retrieval_parsers(commands)
-
-    add_customer_parsers(commands)
-    add_erase_parser(commands)
-    add_sources_parser(commands)
+    _add_domain_parsers(commands, argv)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         if args.command in ("customer", "dead-letters", "erase", "stream") or (
                 args.command == "sources" and args.action == "drop"):

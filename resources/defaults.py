@@ -5,7 +5,8 @@ from __future__ import annotations
 from dagster import EnvVar
 
 from rag_assets.catalogue import active_catalogue
-from rag_assets.platform.db_roles import RETRIEVAL_PASSWORD_ENV, RETRIEVAL_ROLE_ENV, retrieval_role
+from rag_assets.platform.db_roles import reader_login_env
+from rag_assets.platform.pg_connection import DEFAULT_SCHEMA, PG_ENV_VARS, SCHEMA_ENV_VAR
 from resources.embedder import embedder_resource_from_env
 from resources.env import given
 from resources.env import optional_env as _optional
@@ -28,7 +29,7 @@ def production_resources() -> dict:
             knowledge_prefix=active_catalogue().knowledge.prefix,
             lake_bucket=EnvVar("RAG_LAKE_BUCKET"),
         ),
-        "postgres": _postgres("PGUSER", "PGPASSWORD"),
+        "postgres": _postgres(),
         "embedder": embedder_resource_from_env(),
         "sentiment": sentiment_resource_from_env(),
         "lancedb": LanceDBResource(
@@ -49,23 +50,22 @@ def _kafka() -> KafkaResource:
     return KafkaResource(**settings, topic_prefix=_optional("RAG_TOPIC_PREFIX") or "")
 
 
-def _postgres(user_env: str, password_env: str) -> PostgresResource:
+def _postgres(user_env: str = PG_ENV_VARS["user"],
+              password_env: str = PG_ENV_VARS["password"]) -> PostgresResource:
     return PostgresResource(
-        host=EnvVar("PGHOST"),
-        port=EnvVar.int("PGPORT"),
+        host=EnvVar(PG_ENV_VARS["host"]),
+        port=EnvVar.int(PG_ENV_VARS["port"]),
         user=EnvVar(user_env),
         password=EnvVar(password_env),
-        database=EnvVar("PGDATABASE"),
-        db_schema=_optional("RAG_PG_SCHEMA") or "rag",
+        database=EnvVar(PG_ENV_VARS["database"]),
+        db_schema=_optional(SCHEMA_ENV_VAR) or DEFAULT_SCHEMA,
     )
 
 
 def reader_postgres_from_environment() -> PostgresResource:
     """PostgreSQL for the retrieval endpoint and the read-only look-ups: as the retrieval role
     (RAG_RETRIEVAL_PGUSER, RAG_RETRIEVAL_PGPASSWORD) when one is configured, else as PGUSER."""
-    if retrieval_role() is None:
-        return resource_from_environment("postgres")
-    return _postgres(RETRIEVAL_ROLE_ENV, RETRIEVAL_PASSWORD_ENV).process_config_and_initialize()
+    return _postgres(*reader_login_env()).process_config_and_initialize()
 
 
 def resource_from_environment(key: str):

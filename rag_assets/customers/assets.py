@@ -16,7 +16,8 @@ from rag_assets.platform.asset_conventions import OWNER, STREAMED, table_schema
 from rag_assets.platform.db import drain, drain_in_processes, ensure_schema
 from rag_assets.platform.kafka_ingest import OffsetRangesConfig, ranges_as_dicts, rebuild_ranges
 from resources.kafka import KafkaResource
-from resources.postgres import PostgresResource, in_transaction
+from rag_assets.platform.pg_connection import in_transaction
+from resources.postgres import PostgresResource
 
 CUSTOMER_SCHEMA_FILES = (("rag_assets.customers", "schema.sql"),)
 

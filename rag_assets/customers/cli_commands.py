@@ -18,12 +18,16 @@ failing), 2 for an invalid reference.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 from typing import TextIO
 
-from resources.defaults import reader_postgres_from_environment, resource_from_environment
+from psycopg.errors import UndefinedTable
+
+from rag_assets.platform.db_roles import reader_login_env
+from rag_assets.platform.pg_connection import connector_from_env
 
 def add_parsers(commands) -> None:
     """Add the `customer` and `dead-letters` sub-commands to `rag-assets`' subparsers."""
@@ -49,11 +53,19 @@ def add_parsers(commands) -> None:
 
 
 def _postgres(schema: str | None, reader: bool = False):
-    postgres = reader_postgres_from_environment() if reader else resource_from_environment("postgres")
+    if reader:  # a look-up connects without Dagster's resources, so it starts in a blink
+        connector = connector_from_env(*reader_login_env())
+        return dataclasses.replace(connector, db_schema=schema) if schema else connector
+    # Imported here (and below): the deployment's resources bring Dagster, LanceDB and boto3.
+    from resources.defaults import resource_from_environment
+
+    postgres = resource_from_environment("postgres")
     return postgres.model_copy(update={"db_schema": schema}) if schema else postgres
 
 
 def _kafka():
+    from resources.defaults import resource_from_environment
+
     return resource_from_environment("kafka") if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else None
 
 
@@ -84,6 +96,10 @@ def _customer(args, postgres, out: TextIO) -> int:
     except InvalidReference as error:
         print(f"invalid reference: {error}", file=sys.stderr)
         return 2
+    except UndefinedTable:
+        print(f"no customer data in schema {postgres.db_schema!r} yet: the Customer 360 assets "
+              "have not been materialised there", file=sys.stderr)
+        return 1
     if profile is None:
         print(f"no customer matches {args.ref!r} (or it matches more than one)", file=sys.stderr)
         return 1

@@ -18,7 +18,7 @@ from typing import Any
 from psycopg import sql
 
 from rag_assets.platform.db_roles import grant_retrieval_access
-from resources.postgres import in_transaction
+from rag_assets.platform.pg_connection import in_transaction
 
 SCHEMA_FILES = (
     ("rag_assets.platform", "schema.sql"),

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from rag_assets.platform.pg_connection import PG_ENV_VARS
+
 RETRIEVAL_ROLE_ENV = "RAG_RETRIEVAL_PGUSER"
 RETRIEVAL_PASSWORD_ENV = "RAG_RETRIEVAL_PGPASSWORD"
 
@@ -58,6 +60,14 @@ def may_create_schemas(cur) -> bool:
 def retrieval_role() -> str | None:
     """The retrieval service's role, from `RAG_RETRIEVAL_PGUSER`; None when it is not set."""
     return os.environ.get(RETRIEVAL_ROLE_ENV) or None
+
+
+def reader_login_env() -> tuple[str, str]:
+    """The variables of the login readers use: the retrieval role's when one is configured,
+    else the pipelines' (PGUSER, PGPASSWORD)."""
+    if retrieval_role() is None:
+        return PG_ENV_VARS["user"], PG_ENV_VARS["password"]
+    return RETRIEVAL_ROLE_ENV, RETRIEVAL_PASSWORD_ENV
 
 
 def missing_privileges(cur, schema_name: str, role: str,

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import psycopg
 
 from rag_assets.platform import lineage_outbox
-from resources.postgres import in_transaction
+from rag_assets.platform.pg_connection import in_transaction
 
 
 class HasMetadata(Protocol):

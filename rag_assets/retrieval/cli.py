@@ -73,7 +73,7 @@ def add_retrieval_parsers(commands) -> None:
 
 def _use_local_services_by_default() -> None:
     try:
-        from rag_assets.cli import use_local_services_by_default
+        from infra.settings import use_local_services_by_default
     except ImportError:  # infra not installed: rely on the environment alone
         return
     use_local_services_by_default()

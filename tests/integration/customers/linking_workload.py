@@ -17,7 +17,7 @@ from rag_assets.customers.assets import ensure_customer_schema
 from rag_assets.customers.cdc_events import ChangeEvent, parse_cdc_record
 from rag_assets.customers.identity_store import PostgresIdentityStore
 from rag_assets.platform.db import drain
-from resources.postgres import in_transaction
+from rag_assets.platform.pg_connection import in_transaction
 from tests.integration.customers.helpers import Message, debezium
 
 PARTITIONS = 3

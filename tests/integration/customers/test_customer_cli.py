@@ -58,3 +58,12 @@ def test_customer_lookup_by_every_kind_of_reference(kafka, postgres, capsys):
     assert "invalid reference" in capsys.readouterr().err
     # A SQL-looking reference is data: nothing matches, nothing breaks.
     assert cli(["customer", "--ref", "x' OR '1'='1"], postgres)[0] == 1
+
+
+def test_a_look_up_before_any_customer_data_says_so(postgres, capsys):
+    # The `postgres` fixture's schema is new: no Customer 360 table exists in it yet.
+    code, out = cli(["customer", "--ref", "crm:1"], postgres)
+    assert (code, out) == (1, "")
+    assert capsys.readouterr().err.strip() == (
+        f"no customer data in schema {postgres.db_schema!r} yet: the Customer 360 assets have "
+        "not been materialised there")

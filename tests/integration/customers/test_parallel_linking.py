@@ -24,7 +24,7 @@ from rag_assets.customers.cluster_locks import (
 )
 from rag_assets.customers.erase_customer import erase_in_postgres
 from rag_assets.customers.identity_store import PostgresIdentityStore
-from resources.postgres import in_transaction
+from rag_assets.platform.pg_connection import in_transaction
 from tests.integration.customers.helpers import (
     assert_matches_oracle,
     debezium,

@@ -7,7 +7,7 @@ import pytest
 
 from rag_assets.customers.assets import ensure_customer_schema
 from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN
-from resources.postgres import in_transaction
+from rag_assets.platform.pg_connection import in_transaction
 
 pytestmark = pytest.mark.integration
 

@@ -1,8 +1,9 @@
 """The CLI's promises that need no server: every connection variable is exported."""
 
 import subprocess
+import sys
 
-from infra.settings import InfraSettings, connection_env
+from infra.settings import REPO_ROOT, InfraSettings, connection_env
 from rag_assets.cli import build_parser, main
 
 
@@ -32,3 +33,30 @@ def test_every_documented_command_parses():
     for argv in (["infra", "up"], ["infra", "down"], ["infra", "status"], ["dagster", "up"],
                  ["demo", "--duration", "5"], ["demo-data", "--continuous", "--rate", "3"]):
         assert parser.parse_args(argv).handler
+
+
+def test_each_domain_adds_exactly_the_commands_the_cli_loads_it_for():
+    import argparse
+    import importlib
+
+    from rag_assets.cli import DOMAIN_COMMANDS
+
+    for names, adder in DOMAIN_COMMANDS:
+        module, function = adder.split(":")
+        commands = argparse.ArgumentParser().add_subparsers()
+        getattr(importlib.import_module(module), function)(commands)
+        assert set(commands.choices) == set(names), adder
+
+
+def test_a_look_up_loads_neither_dagster_nor_the_other_commands():
+    # What `rag-assets customer --ref ...` imports before it connects (a fresh interpreter).
+    script = ("import sys\n"
+              "from rag_assets.cli import build_parser\n"
+              "args = build_parser(['customer', '--ref', 'crm:1']).parse_args(['customer', '--ref', 'crm:1'])\n"
+              "from rag_assets.customers.cli_commands import _postgres\n"
+              "heavy = ('dagster', 'lancedb', 'pandas', 'boto3', 'rag_assets.retrieval.cli',\n"
+              "         'rag_assets.customers.erase_customer')\n"
+              "print(sorted(name for name in heavy if name in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True, cwd=REPO_ROOT)
+    assert result.stdout.strip() == "[]"
