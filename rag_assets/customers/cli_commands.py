@@ -216,7 +216,7 @@ def link_and_refresh(postgres) -> tuple:
 
 def _replay(args, postgres, kafka, out: TextIO) -> int:
     from rag_assets.customers.assets import ensure_customer_schema
-    from rag_assets.platform.dead_letter_replay import REPLAYABLE_SOURCES, replay_dead_letters
+    from rag_assets.customers.dead_letter_replay import REPLAYABLE_SOURCES, replay_dead_letters
 
     if args.source not in REPLAYABLE_SOURCES:
         print(f"replay needs --source, one of: {', '.join(REPLAYABLE_SOURCES)}", file=sys.stderr)

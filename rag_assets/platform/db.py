@@ -72,10 +72,10 @@ def drain_in_processes(postgres, step: Callable[[Any, Any], int], new_stats: Cal
     helpers by reference). A helper's error is raised here once this process's drain is done."""
     if processes <= 1:
         return [_drain_counting(postgres, step, new_stats)]
-    settings = postgres.model_dump()
+    connector = postgres.connector  # plain settings a spawned helper can unpickle
     pool = multiprocessing.get_context("spawn").Pool(processes - 1)
     try:
-        helpers = [pool.apply_async(_drain_helper, (settings, step, new_stats))
+        helpers = [pool.apply_async(_drain_counting, (connector, step, new_stats))
                    for _ in range(processes - 1)]
         own = _drain_counting(postgres, step, new_stats)
         return [own] + [helper.get() for helper in helpers]
@@ -92,12 +92,6 @@ def _drain_counting(postgres, step, new_stats):
     stats = new_stats()
     drain(postgres, lambda cur: step(cur, stats))
     return stats
-
-
-def _drain_helper(settings: dict, step, new_stats):
-    from resources.postgres import PostgresResource
-
-    return _drain_counting(PostgresResource(**settings), step, new_stats)
 
 
 def fill_scratch_table(cur, name: str, columns: str, rows: Iterable[Sequence]) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from rag_assets.platform.offset_ranges import Range, coalesce, high_water_mark, uncovered
 
 
-def _lock(cur, consumer: str, topic: str, partition: int) -> None:
-    # Two runs on one partition serialise here; runs on other partitions proceed in parallel.
+def lock_partition(cur, consumer: str, topic: str, partition: int) -> None:
+    """Hold the consumer's lock of one partition until the transaction ends: two runs (or a run
+    and a replay) of one partition serialise here; other partitions proceed in parallel."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{consumer}/{topic}/{partition}",))
 
 
@@ -27,7 +28,7 @@ def applied_ranges(cur, consumer: str, topic: str, partition: int) -> list[Range
 def claim(cur, consumer: str, topic: str, partition: int, wanted: Range,
           run_id: str | None = None) -> list[Range]:
     """Record `wanted` as applied and return its parts that were not applied before."""
-    _lock(cur, consumer, topic, partition)
+    lock_partition(cur, consumer, topic, partition)
     existing = applied_ranges(cur, consumer, topic, partition)
     new_parts = uncovered(wanted, existing)
     if not new_parts:

@@ -34,7 +34,7 @@ from rag_assets.customers.source_state import RecordKey
 from rag_assets.feedback.ingest import IngestStats, apply_range
 from rag_assets.feedback.lake_store import s3_client
 from rag_assets.feedback.windows import LatenessPolicy
-from rag_assets.platform.dead_letter_replay import replay_dead_letters
+from rag_assets.customers.dead_letter_replay import replay_dead_letters
 from rag_assets.platform.kafka_ingest import OffsetRangeConfig
 from rag_assets.platform.kafka_stream import HOLD_BACK_MAX_S
 from rag_assets.platform.micro_batch import MicroBatchSession

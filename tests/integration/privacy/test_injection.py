@@ -62,8 +62,8 @@ REVIEWED = {
     ("rag_assets/customers/identity_linking.py", "QUEUE_CUSTOMER_AGAIN"),
     ("rag_assets/customers/identity_store.py", "QUEUE_CUSTOMER_AGAIN"),
     ("rag_assets/customers/profile_refresh.py", "QUEUE_CUSTOMER_AGAIN"),
-    ("rag_assets/platform/dead_letter_replay.py", "QUEUE_RECORD_AGAIN"),
-    ("rag_assets/platform/dead_letter_replay.py", "QUEUE_CUSTOMER_AGAIN"),
+    ("rag_assets/customers/dead_letter_replay.py", "QUEUE_RECORD_AGAIN"),
+    ("rag_assets/customers/dead_letter_replay.py", "QUEUE_CUSTOMER_AGAIN"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Replaying dead letters: re-parse them with the current parser and apply the ones that now parse.
+"""Replaying the Customer 360's dead letters: re-parse them with the current parser and apply the ones that now parse.
 
 A dead letter is replayed after the cause was fixed — a parser that learnt a format, a table
 newly named in the source catalogue, a limit raised. For each pending letter of the
@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from rag_assets.customers import cdc_apply
+from rag_assets.customers.cdc_events import ChangeEvent, parse_cdc_record
 from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter, mark_replayed
 from rag_assets.platform.item_guard import apply_setting_aside
@@ -75,9 +77,6 @@ def _original(kafka, letter: dict):
 def replay_cdc_dead_letters(cur, kafka=None, limit: int | None = None,
                             config=None) -> ReplayReport:
     """Replay pending `cdc` dead letters inside the caller's transaction (see the module doc)."""
-    from rag_assets.customers import cdc_apply
-    from rag_assets.customers.cdc_events import ChangeEvent, parse_cdc_record
-
     config = config or cdc_apply.parser_config()
     report = ReplayReport()
     lock_for_writing(cur)  # before the letters are locked: an erasure deletes letters too
@@ -85,7 +84,7 @@ def replay_cdc_dead_letters(cur, kafka=None, limit: int | None = None,
     report.pending = len(letters)
     for topic, partition in sorted({(d["topic"], d["partition"]) for d in letters
                                     if d["topic"] is not None}):
-        offset_ledger._lock(cur, cdc_apply.CONSUMER, kafka.topic(topic) if kafka else topic,
+        offset_ledger.lock_partition(cur, cdc_apply.CONSUMER, kafka.topic(topic) if kafka else topic,
                             partition)
     parsed: list[tuple[dict, ChangeEvent]] = []
     for letter in letters:
