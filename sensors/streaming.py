@@ -79,7 +79,7 @@ def materialisations(rows: list[lineage_outbox.OutboxRow]) -> list[AssetMaterial
             description="Applied by a streaming sensor (micro-batches, no run).",
             metadata={k: _metadata_value(v) for k, v in change.metadata().items()},
         )
-        for asset_key, change in sorted(lineage_outbox.fold(rows).items())
+        for asset_key, change in lineage_outbox.fold(rows).items()  # upstream first
     ]
 
 

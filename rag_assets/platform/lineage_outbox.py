@@ -22,6 +22,9 @@ from rag_assets.platform.offset_ranges import coalesce
 
 MAX_LISTED = 100  # longest list kept in a folded materialisation's metadata
 RANGES_KEY = "offset_ranges"
+# A row that says an asset was checked against what its upstream applied and needed no change
+# (its work queue was empty): not a micro-batch, but it keeps the asset current in the lineage.
+CAUGHT_UP_KEY = "caught_up"
 
 
 def record(cur, stream: str, asset_key: str, metadata: dict[str, Any]) -> None:
@@ -76,9 +79,12 @@ class FoldedChange:
     latest: dict[str, Any] = field(default_factory=dict)
 
     def add(self, row: OutboxRow) -> None:
-        self.batches += 1
         self.first_applied = min(filter(None, (self.first_applied, row.created_at)))
         self.last_applied = max(filter(None, (self.last_applied, row.created_at)))
+        if row.metadata.get(CAUGHT_UP_KEY):
+            self.latest.update(row.metadata)
+            return
+        self.batches += 1
         for key, value in row.metadata.items():
             if key == RANGES_KEY:
                 for r in value:
@@ -92,6 +98,7 @@ class FoldedChange:
 
     def metadata(self) -> dict[str, Any]:
         folded: dict[str, Any] = {**self.latest, **self.counts, "micro_batches": self.batches}
+        folded[CAUGHT_UP_KEY] = self.batches == 0 or folded.get(CAUGHT_UP_KEY, False)
         for key, values in self.lists.items():
             folded[key] = values[:MAX_LISTED]
             if len(values) > MAX_LISTED:
@@ -110,8 +117,12 @@ class FoldedChange:
 
 def fold(rows: list[OutboxRow]) -> dict[str, FoldedChange]:
     """Per asset key, the tick's micro-batches folded together (counts and durations summed,
-    lists joined, offset ranges coalesced per partition, other values from the latest batch)."""
+    lists joined, offset ranges coalesced per partition, other values from the latest batch).
+    The keys come in the order of each asset's last row: an asset brought up to date after its
+    upstream comes after it, as its materialisation must for Dagster to show it current."""
     folded: dict[str, FoldedChange] = {}
-    for row in rows:
+    last_row: dict[str, int] = {}
+    for row in sorted(rows, key=lambda r: r.id):
         folded.setdefault(row.asset_key, FoldedChange()).add(row)
-    return folded
+        last_row[row.asset_key] = row.id
+    return {key: folded[key] for key in sorted(folded, key=last_row.__getitem__)}

@@ -69,13 +69,17 @@ class MicroBatchSession:
         says stop); each batch that took work records its stats for `asset_key`. Returns the
         work taken. With the step's `batch_limit`, a batch that took less than a full one ends
         the drain too: the queue was empty (what others queue since, they drain), and a steady
-        trickle of small batches saves a transaction each."""
+        trickle of small batches saves a transaction each. A drain that finds nothing to take at
+        once records that the asset is caught up (`lineage_outbox.CAUGHT_UP_KEY`): what its
+        upstream applied needed no change of it, and its lineage must not show it behind."""
         total = 0
         while keep_going():
             stats = new_stats()
             with self.transaction() as cur:
                 taken = step(cur, stats)
                 if not taken:
+                    if not total:
+                        self.record(cur, asset_key, {lineage_outbox.CAUGHT_UP_KEY: True})
                     return total
                 self.record(cur, asset_key, stats.metadata())
             total += taken

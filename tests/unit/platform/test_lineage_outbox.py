@@ -3,7 +3,10 @@
 from datetime import UTC, datetime, timedelta
 
 from rag_assets.platform.kafka_stream import lag_from
-from rag_assets.platform.lineage_outbox import MAX_LISTED, OutboxRow, fold
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rag_assets.platform.lineage_outbox import CAUGHT_UP_KEY, MAX_LISTED, OutboxRow, fold
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -48,6 +51,26 @@ def test_long_lists_are_cut_and_the_rest_counted():
                    row(2, "document_chunks", documents=docs[50:])])["document_chunks"].metadata()
     assert folded["documents"] == docs[:MAX_LISTED]
     assert folded["documents_not_listed"] == 5
+
+
+def test_a_caught_up_check_is_no_micro_batch_but_marks_the_asset_current():
+    folded = fold([row(1, "source_records", events_read=3), row(2, "identity_graph", caught_up=True)])
+    graph = folded["identity_graph"].metadata()
+    assert graph["micro_batches"] == 0 and graph[CAUGHT_UP_KEY] is True
+    assert folded["source_records"].metadata()[CAUGHT_UP_KEY] is False
+    changed = fold([row(1, "identity_graph", caught_up=True),
+                    row(2, "identity_graph", records_linked=4)])["identity_graph"].metadata()
+    assert changed["micro_batches"] == 1 and changed["records_linked"] == 4
+
+
+@given(st.lists(st.sampled_from(["source_records", "identity_graph", "customer_profiles"]),
+                min_size=1, max_size=30))
+def test_assets_come_in_the_order_of_their_last_row(assets):
+    # Dagster shows an asset behind when its upstream was materialised after it: an asset
+    # brought up to date after its upstream must be reported after it.
+    rows = [row(i, asset) for i, asset in enumerate(assets, start=1)]
+    last = {asset: i for i, asset in enumerate(assets, start=1)}
+    assert list(fold(list(reversed(rows)))) == sorted(last, key=last.__getitem__)
 
 
 def test_lag_counts_records_after_each_position_and_not_before_retention():
