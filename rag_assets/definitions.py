@@ -10,6 +10,7 @@ from rag_assets.customers import definitions as customers
 from rag_assets.customers import erasure_assets
 from rag_assets.feedback import definitions as feedback
 from rag_assets.knowledge import definitions as knowledge
+from rag_assets.retrieval import definitions as retrieval
 from resources.defaults import production_resources
 from sensors.definitions import all_sensors
 
@@ -21,6 +22,7 @@ defs = Definitions.merge(
     erasure_assets.erasure_defs,
     feedback.defs,
     knowledge.defs,
+    retrieval.defs,
     # Every run's steps in the run's own process: a step of these jobs takes a second or less,
     # a step process of its own ~20 s to start (imports) on a busy 2-core machine — a runs-mode
     # deployment under load spent most of each run starting step processes. Runs, not steps,

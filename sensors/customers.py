@@ -51,6 +51,7 @@ def _open_cdc_batches(resources: dict, session: MicroBatchSession) -> CdcMicroBa
 
 CDC_STREAM = StreamingSensorSpec(
     name="cdc_stream",
+    feeds=customers_cdc_job.selection,
     description="Streams CDC events into source records, the identity graph and the profiles "
                 "in a worker its ticks keep alive (no run), exactly once through the offset "
                 "ledger; each tick reports what it applied as materialisations with their "

@@ -34,6 +34,7 @@ def _open_feedback_batches(resources: dict, session: MicroBatchSession) -> Feedb
 
 FEEDBACK_STREAM = StreamingSensorSpec(
     name="feedback_events_stream",
+    feeds=feedback_stream_job.selection,
     description="Streams feedback events into the conversation lake, the scored turns and the "
                 "KPI tables in a worker its ticks keep alive (no run), exactly once through the "
                 "offset ledger; each tick reports what it applied as materialisations with their "

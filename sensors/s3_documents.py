@@ -40,6 +40,7 @@ from dagster import (
 
 from rag_assets.knowledge import registry
 from rag_assets.knowledge.checks import documents_lag_report
+from rag_assets.knowledge.definitions import EVENTS_JOB, LISTING_JOB, knowledge_documents_job
 from rag_assets.knowledge.document_diff import DocumentChange
 from rag_assets.knowledge.listing import scan_listing
 from rag_assets.knowledge.streaming import DocumentMicroBatches
@@ -52,9 +53,6 @@ from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
 from sensors.run_queue import IN_FLIGHT, WAITING, runs_of
 from sensors.streaming import StreamingSensorSpec, streaming_sensor
 
-# Names of the job and assets in rag_assets/knowledge (by name: sensors do not import assets).
-LISTING_JOB = "knowledge_documents"
-EVENTS_JOB = "knowledge_s3_events"
 CHUNKS_INCREMENTAL = {"document_chunks": {"config": {"rebuild": False}}}
 
 
@@ -177,6 +175,7 @@ def _open_document_batches(resources: dict, session: MicroBatchSession) -> Docum
 
 DOCUMENTS_STREAM = StreamingSensorSpec(
     name="documents_stream",
+    feeds=knowledge_documents_job.selection,
     description="Streams S3 document changes into LanceDB: lists the knowledge prefix twice a "
                 "second, registers created/modified/deleted documents and indexes them in small "
                 "batches in a worker its ticks keep alive (no run); each tick reports what it "

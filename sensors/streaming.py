@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dagster import (
+    AssetSelection,
     AssetCheckEvaluation,
     AssetCheckSeverity,
     AssetKey,
@@ -52,6 +53,9 @@ class StreamingSensorSpec:
     # Builds the domain's micro-batches from the sensor's resources (by key) and the session.
     open_batches: Callable[[dict, MicroBatchSession], MicroBatches]
     lag_check: tuple[str, str]  # (asset key, check name) the lag is reported to
+    # The assets its worker keeps current (the runs-mode job's selection): the UI names the
+    # sensor on their pages. It requests no run of them; its ticks report materialisations.
+    feeds: AssetSelection
     resource_keys: tuple[str, ...]  # the deployment resources `open_batches` takes
     # The whole source's lag from the same resources, reported when the workers run elsewhere.
     source_lag: Callable[[dict], LagReport]
@@ -127,6 +131,7 @@ def streaming_sensor(spec: StreamingSensorSpec, running: bool) -> SensorDefiniti
     resources (see the module's docstring for why they are not the sensor's own)."""
 
     @sensor(name=spec.name, minimum_interval_seconds=1, description=spec.description,
+            asset_selection=spec.feeds,
             default_status=DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED)
     def _tick(context: SensorEvaluationContext) -> SensorResult:
         return run_tick(spec, context, deployment_resources(spec.resource_keys))

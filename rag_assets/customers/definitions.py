@@ -9,7 +9,7 @@ from rag_assets.customers.checks import customer_checks
 
 customers_cdc_job = define_asset_job(
     "customers_cdc",
-    selection=AssetSelection.assets(source_records).downstream(),
+    selection=AssetSelection.assets(source_records).downstream().materializable(),
     description="Applies new CDC offset ranges and updates everything downstream of them.",
 )
 

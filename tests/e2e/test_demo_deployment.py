@@ -28,7 +28,12 @@ EXPECTED_EDGES = {
     ("feedback_scored", "kpi_hourly"),
     ("feedback_scored", "kpi_daily"),
     ("documents", "document_chunks"),
+    ("customer_profiles", "retrieval_context"),
+    ("document_chunks", "retrieval_context"),
 }
+# The sensor that keeps each streamed asset current, as its asset page names it.
+FEEDING_STREAMS = {"source_records": "cdc_stream", "customer_profiles": "cdc_stream",
+                   "kpi_daily": "feedback_events_stream", "document_chunks": "documents_stream"}
 STREAMED_ASSETS = {"source_records", "identity_graph", "customer_profiles", "conversation_log",
                    "feedback_scored", "kpi_hourly", "kpi_daily", "documents", "document_chunks"}
 
@@ -156,6 +161,12 @@ def test_lineage_and_sensors_are_what_the_ui_shows(deployment):
              for node in data["assetNodes"] for dep in node["dependencyKeys"]}
     assert EXPECTED_EDGES <= edges
     groups = {node["assetKey"]["path"][-1]: node["groupName"] for node in data["assetNodes"]}
+    targeting = _graphql(service.url, "{ assetNodes { assetKey { path } "
+                                      "targetingInstigators { ... on Sensor { name } } } }")
+    sensors_of = {node["assetKey"]["path"][-1]: {i.get("name") for i in node["targetingInstigators"]}
+                  for node in targeting["assetNodes"]}
+    for asset, stream in FEEDING_STREAMS.items():
+        assert stream in sensors_of[asset], (asset, sensors_of[asset])
     assert groups["customer_profiles"] == "customers" and groups["kpi_daily"] == "feedback"
     assert groups["document_chunks"] == "knowledge"
     sensors = _graphql(service.url, '{ sensorsOrError(repositorySelector: {repositoryName: '
@@ -174,20 +185,31 @@ GROUP_ASSETS = {
     "customers": ["source_records", "identity_graph", "customer_profiles"],
     "feedback": ["conversation_log", "feedback_scored", "kpi_hourly", "kpi_daily", "finetune_dataset"],
     "knowledge": ["documents", "document_chunks"],
+    "retrieval": ["retrieval_context"],
 }
 
 
-def _expand_every_group(page) -> None:
+def _in_viewport(page, name: str) -> bool:
+    node = page.get_by_text(name, exact=True).first
+    if not node.count() or not node.is_visible():
+        return False
+    box, view = node.bounding_box(), page.viewport_size
+    return box is not None and 0 <= box["x"] and box["x"] + box["width"] <= view["width"] \
+        and 0 <= box["y"] and box["y"] + box["height"] <= view["height"]
+
+
+def _expand_every_group(page, assets: list[str]) -> None:
     """The global graph shows each group collapsed: its settings menu expands them all. Then
-    zoom out until the three groups fit. The view is not re-fitted after expanding (one run left
-    the top group above a 1,100 px high screen, and with the catalogue's `sources` group a
-    1,600 px one), hence the tall window; panning by dragging the background was tried and
-    sometimes left the bottom group unrendered."""
+    zoom out step by step until every asset's name is on screen (the layout depends on how the
+    groups connect; too far out and Dagster stops drawing the names)."""
     page.locator("button:has([aria-label='settings'])").last.click()
     page.get_by_role("menuitem", name=re.compile("Expand all groups")).click()
     page.keyboard.press("Escape")
     zoom_out = page.locator("button:has([aria-label='zoom_out'])").last
-    for _ in range(10):  # small enough that the three groups, one under the other, fit
+    for _ in range(12):
+        page.wait_for_timeout(500)
+        if all(_in_viewport(page, name) for name in assets):
+            return
         zoom_out.click()
 
 
@@ -230,8 +252,9 @@ def test_the_lineage_pages_show_every_asset(deployment):
                 _open_with_every_asset(page, f"{service.url}/locations/rag_assets/asset-groups/{group}",
                                        assets, artifacts / f"lineage-{group}.png")
             # Dagster's "Global asset lineage": every group of every code location.
-            _open_with_every_asset(page, f"{service.url}/asset-groups",
-                                   [name for assets in GROUP_ASSETS.values() for name in assets],
-                                   artifacts / "lineage-all.png", prepare=_expand_every_group)
+            every_asset = [name for assets in GROUP_ASSETS.values() for name in assets]
+            _open_with_every_asset(page, f"{service.url}/asset-groups", every_asset,
+                                   artifacts / "lineage-all.png",
+                                   prepare=lambda page: _expand_every_group(page, every_asset))
         finally:
             browser.close()
