@@ -195,7 +195,10 @@ class CachedQuestionEmbedder:
     def __init__(self, embedder) -> None:
         self._embedder = embedder
         self.model_id, self.dimension = embedder.model_id, embedder.dimension
-        self._embed_one = lru_cache(maxsize=8)(lambda text: embedder.embed([text]))
+        from rag_assets.knowledge.embedding import embed_questions
+
+        self._embed_one = lru_cache(maxsize=8)(
+            lambda text: embed_questions(embedder, [text]))
 
     def embed(self, texts):
         import numpy as np

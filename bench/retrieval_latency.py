@@ -1,6 +1,7 @@
 """Latency of `context(customer_ref, question, k)` with 100,000 chunks in LanceDB.
 
     .venv/bin/python bench/retrieval_latency.py [--chunks 100000] [--calls 200] [--k 5]
+                                                [--embedder local-bge-small-onnx]
 
 Stored chunk vectors are SYNTHETIC (random unit vectors, 384-d like MiniLM) with generated
 policy text for the full-text index; the question IS embedded for real with the default offline embedder
@@ -113,6 +114,8 @@ def main() -> int:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--embedder", default=None,
+                        help="an EMBEDDER_BACKEND value for the question (default: the product's)")
     args = parser.parse_args()
 
     from infra.settings import InfraSettings, connection_env
@@ -138,7 +141,8 @@ def main() -> int:
         kafka = make_customers(env, postgres)
 
         service = RetrievalService(postgres, LanceDBResource(uri=lance_dir),
-                                   EmbedderResource().get_embedder())
+                                   EmbedderResource(**({"backend": args.embedder} if args.embedder
+                                                       else {})).get_embedder())
         results = {}
         from rag_assets.knowledge.search import table_statistics
         start = time.perf_counter()
@@ -157,13 +161,14 @@ def main() -> int:
                 profiles.append(bundle["timings_ms"]["profile"] + bundle["timings_ms"]["registry"])
                 assert bundle["customer"] is not None and len(bundle["chunks"]) == args.k
             results[mode] = (totals, searches, profiles)
+        from rag_assets.knowledge.embedding import embed_questions
         from rag_assets.knowledge.search import text_search, vector_search
         embed_ms, vector_ms, fts_ms = [], [], []
-        vectors = {q: service.embedder.embed([q])[0] for q in QUESTIONS}
+        vectors = {q: embed_questions(service.embedder, [q])[0] for q in QUESTIONS}
         for call in range(100):
             question = QUESTIONS[call % len(QUESTIONS)]
             start = time.perf_counter()
-            service.embedder.embed([question])
+            embed_questions(service.embedder, [question])
             embed_ms.append((time.perf_counter() - start) * 1000)
             start = time.perf_counter()
             vector_search(service.table(), vectors[question], args.k)

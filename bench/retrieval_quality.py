@@ -2,6 +2,7 @@
 
     apt-get install -y python3-doc debian-faq     # the labelled corpora (Debian packages)
     .venv/bin/python bench/retrieval_quality.py [--corpus faq|demo|all] [--modes a,b,...]
+                                                [--embedder local-bge-small-onnx]
 
 Corpora (rag_assets/retrieval/evaluation.py):
 
@@ -13,7 +14,8 @@ Corpora (rag_assets/retrieval/evaluation.py):
   (rag_assets/retrieval/demo_questions.py): shares our wording, so read it as a regression check.
 
 Each corpus goes through the real path: uploaded to the local S3 (SeaweedFS) → the S3 listing
-sensor's tick → the `documents` + `document_chunks` assets with the real offline MiniLM embedder
+sensor's tick → the `documents` + `document_chunks` assets with the real offline embedder (MiniLM
+by default, `--embedder` another backend)
 → LanceDB → `RetrievalService.context` (k=10), on a bucket, schema and LanceDB directory of its
 own (removed afterwards). Needs the local services (`rag-assets infra up`).
 """
@@ -209,6 +211,9 @@ def main() -> int:
     parser.add_argument("--corpus", choices=("faq", "demo", "all"), default="all")
     parser.add_argument("--modes", default=None,
                         help="comma-separated search modes (default: every SearchMode)")
+    parser.add_argument("--embedder", default=None,
+                        help="an EMBEDDER_BACKEND value, e.g. local-bge-small-onnx (default: the "
+                             "product's default)")
     args = parser.parse_args()
 
     from infra.settings import InfraSettings, connection_env
@@ -219,7 +224,7 @@ def main() -> int:
     modes = args.modes.split(",") if args.modes else [mode.value for mode in SearchMode]
     env = connection_env(InfraSettings.from_env())
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
-    embedder_resource = EmbedderResource()
+    embedder_resource = EmbedderResource(**({"backend": args.embedder} if args.embedder else {}))
     embedder = embedder_resource.get_embedder()
     names = ["faq", "demo"] if args.corpus == "all" else [args.corpus]
     for name in names:

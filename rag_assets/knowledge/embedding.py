@@ -61,6 +61,13 @@ class Embedder(Protocol):
         ...
 
 
+def embed_questions(embedder: Embedder, questions: Sequence[str]) -> np.ndarray:
+    """Vectors of search questions: the embedder's `embed_queries` where it has one (a model
+    trained with an instruction before queries), else `embed`, as for the chunks."""
+    embed_queries = getattr(embedder, "embed_queries", None)
+    return embed_queries(questions) if embed_queries else embedder.embed(questions)
+
+
 class EmbeddingFailed(RuntimeError):
     """An embedding backend gave up after its bounded retries (or failed permanently)."""
 

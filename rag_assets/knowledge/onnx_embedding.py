@@ -336,10 +336,10 @@ def quantize_minilm_onnx(fp32_path: Path, int8_path: Path) -> None:
     )
 
 
-def _write_atomically(path: Path, write: Any) -> None:
+def write_atomically(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx.tmp"
+        dir=path.parent, prefix=f".{path.stem}.", suffix=f"{path.suffix}.tmp"
     )
     os.close(handle)
     try:
@@ -362,13 +362,13 @@ def ensure_onnx_model(
     fp32_path = cache / f"{stem}-fp32.onnx"
     if not fp32_path.is_file():
         logger.info("Building the ONNX graph of %s into %s", MINILM_MODEL_ID, fp32_path)
-        _write_atomically(fp32_path, lambda target: build_minilm_onnx(model_dir, target))
+        write_atomically(fp32_path, lambda target: build_minilm_onnx(model_dir, target))
     if variant == "fp32":
         return fp32_path
     int8_path = cache / f"{stem}-int8.onnx"
     if not int8_path.is_file():
         logger.info("Quantizing %s to int8 into %s", fp32_path.name, int8_path)
-        _write_atomically(int8_path, lambda target: quantize_minilm_onnx(fp32_path, target))
+        write_atomically(int8_path, lambda target: quantize_minilm_onnx(fp32_path, target))
     return int8_path
 
 
@@ -412,6 +412,20 @@ def default_threads() -> int:
     return min(os.cpu_count() or 1, 2)
 
 
+def cpu_session(onnx_path: Path, intra_op_threads: int | None = None) -> Any:
+    """An ONNX Runtime session on the CPU, sized for a small machine shared with other work."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = intra_op_threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Busy-waiting worker threads cost more than they save on a machine shared with other work.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxMiniLMEmbedder(_MiniLMGraph):
     """all-MiniLM-L6-v2 through ONNX Runtime (CPU), fp32 or int8; the `Embedder` protocol."""
 
@@ -424,21 +438,10 @@ class OnnxMiniLMEmbedder(_MiniLMGraph):
         cache_dir: Path | str | None = None,
         intra_op_threads: int | None = None,
     ) -> None:
-        import onnxruntime as ort
-
         self.variant = variant
         super().__init__(variant, model_dir, batch_size, max_tokens, cache_dir)
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = intra_op_threads or default_threads()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Busy-waiting worker threads cost more than they save on a machine shared with other work.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(
-            str(self.onnx_path), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = cpu_session(self.onnx_path, intra_op_threads)
 
     @property
     def model_id(self) -> str:

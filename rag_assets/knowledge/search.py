@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from rag_assets.knowledge.embedding import Embedder
+from rag_assets.knowledge.embedding import Embedder, embed_questions
 from rag_assets.knowledge.lexical import CorpusStatistics, bm25, corpus_statistics
 
 # Reciprocal rank fusion constant from Cormack et al. (2009); damps the weight of top ranks.
@@ -265,7 +265,7 @@ def search_chunks(
     mode = SearchMode(mode)
     if mode is SearchMode.TEXT:
         return text_search(table, question, k, where)
-    query_vector = embedder.embed([question])[0]
+    query_vector = embed_questions(embedder, [question])[0]
     if mode is SearchMode.VECTOR:
         return vector_search(table, query_vector, k, where)
     if mode is SearchMode.RRF:
