@@ -37,7 +37,6 @@ from rag_assets.knowledge.chunk_store import (
     sql_string_literal,
 )
 from rag_assets.knowledge.chunking import (
-    Chunk,
     ChunkingConfig,
     approximate_token_count,
     chunk_document,
