@@ -45,6 +45,7 @@ from rag_assets.customers.erasure import (
 )
 from rag_assets.customers.dead_letter_ties import erasure_ties, name_ties
 from rag_assets.customers.identity_store import lock_graph
+from rag_assets.customers.source_state import RecordKey
 from rag_assets.platform.dead_letters import remember_erased_ties
 from rag_assets.platform.erasure_lock import lock_for_erasure
 
@@ -156,12 +157,6 @@ def suppress(cur, refs: Iterable[str]) -> None:
 # --------------------------------------------------------------------------- resolving
 
 
-def _split_key(text: str) -> tuple[str, str, str]:
-    table_key, _, pk = text.partition(":")
-    system, _, table = table_key.partition(".")
-    return system, table, pk
-
-
 def matching_customers(cur, ref: str) -> tuple[set[str], str | None]:
     """(customer ids the reference fits, the record key it names if it names one).
 
@@ -209,14 +204,14 @@ def load_target(cur, ref: str) -> ErasureTarget | None:
                     (customer_id,))
         keys = {row[0] for row in cur.fetchall()}
     if record is not None:
-        system, table, pk = _split_key(record)
+        system, table, pk = RecordKey.parse(record)
         cur.execute("SELECT 1 FROM source_records WHERE system = %s AND table_name = %s AND pk = %s",
                     (system, table, pk))
         if cur.fetchone():
             keys.add(record)
     rows, lookups, profile = {}, [], None
     if keys:
-        parts = [_split_key(k) for k in keys]
+        parts = [RecordKey.parse(k) for k in keys]
         cur.execute(
             "SELECT system, table_name, pk, row_data FROM source_records"
             " WHERE (system, table_name, pk) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
@@ -248,7 +243,7 @@ def _existing(cur, request_id: str) -> ErasureResult | None:
 
 def _delete_graph(cur, target: ErasureTarget, request_id: str, run_id: str | None) -> dict:
     keys = sorted(target.record_keys)
-    parts = [_split_key(k) for k in keys]
+    parts = [RecordKey.parse(k) for k in keys]
     systems, tables, pks = [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts]
     counts = {}
     cur.execute(

@@ -54,6 +54,7 @@ from rag_assets.customers.identifiers import (
 )
 from rag_assets.customers.known_identifiers import profile_contacts
 from rag_assets.customers.lookup import record_key_of_reference
+from rag_assets.customers.source_state import RecordKey
 
 # Identifier kinds that the app may use as a feedback `customer_ref` (national ids and
 # passports are erased from the graph but never written to the suppression list).
@@ -80,11 +81,10 @@ class ErasureTarget:
 def record_key_refs(record_key: str) -> set[str]:
     """The reference forms of a record key: `system.table:1` and its short forms (`short:1`
     for every short_reference of the table in the catalogue)."""
-    refs = {record_key}
-    table_key, _, pk = record_key.partition(":")
-    for short, (system, table) in active_catalogue().short_references.items():
-        if f"{system}.{table}" == table_key:
-            refs.add(f"{short}:{pk}")
+    refs, key = {record_key}, RecordKey.parse(record_key)
+    for short, table in active_catalogue().short_references.items():
+        if table == (key.system, key.table):
+            refs.add(f"{short}:{key.pk}")
     return refs
 
 
@@ -195,12 +195,11 @@ def plan_erasure(reference: str, customer_id: str | None, record_keys: Iterable[
     for key in record_keys:
         refs |= record_key_refs(key)
     for key, row in (source_rows or {}).items():
-        table_key, _, _pk = key.partition(":")
-        system, _, table = table_key.partition(".")
-        for kind, raw, normalised in _raw_values(system, table, row, columns):
+        record = RecordKey.parse(key)
+        for kind, raw, normalised in _raw_values(record.system, record.table, row, columns):
             identifiers.add((kind, normalised))
             refs.add(raw)
-        names |= _full_names(system, table, row, columns)
+        names |= _full_names(record.system, record.table, row, columns)
     for kind, value in identifiers:
         if kind in REF_KINDS:
             refs.add(value)

@@ -24,7 +24,6 @@ from rag_assets.customers.identity_store import (
     PostgresIdentityStore,
     lock_graph,
     lookup_pairs,
-    record_key_text,
 )
 from rag_assets.customers.source_state import RecordKey
 from rag_assets.platform.item_guard import apply_in_transaction, is_environment_failure
@@ -121,8 +120,8 @@ def _link_batch(cur, stats: LinkStats, run_id: str | None, limit: int,
     if set_aside:
         _dequeue(cur, [aside.item for aside in set_aside])
         store_dead_letters(cur, [DeadLetter(DEAD_LETTER_SOURCE, aside.reason,
-                                            object_key=record_key_text(aside.item),
-                                            record_key=record_key_text(aside.item))
+                                            object_key=str(aside.item),
+                                            record_key=str(aside.item))
                                  for aside in set_aside], run_id)
         stats.records_set_aside += len(set_aside)
     return len(keys)

@@ -38,19 +38,6 @@ from rag_assets.platform.db import fill_scratch_table
 from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN
 
 
-def record_key_text(key: RecordKey) -> str:
-    return str(key)
-
-
-@lru_cache(maxsize=1 << 18)
-def parse_record_key(text: str) -> RecordKey:
-    """Inverse of `str(RecordKey)`: "system.table:pk" (system and table hold no '.' or ':').
-    Memoised: a batch's prefetch parses the keys of every neighbour, edge end and member."""
-    system, rest = text.split(".", 1)
-    table, pk = rest.split(":", 1)
-    return RecordKey(system, table, pk)
-
-
 _IDENTITY_FIELDS = tuple(f.name for f in fields(PersonIdentity) if f.name != "identifiers")
 
 
@@ -78,7 +65,7 @@ def identity_from_text(text: str) -> PersonIdentity:
 
 
 def _keys(texts: Iterable[str]) -> set[RecordKey]:
-    return {parse_record_key(t) for t in texts}
+    return {RecordKey.parse(t) for t in texts}
 
 
 def lookup_pairs(node: IdentityNode) -> list[tuple[str, str]]:
@@ -200,7 +187,7 @@ class PostgresIdentityStore:
         for pair in pairs:
             self._lookups[pair] = []
         for kind, value, key in self.cur.fetchall():
-            self._lookups[(kind, value)].append(parse_record_key(key))
+            self._lookups[(kind, value)].append(RecordKey.parse(key))
         self._lookup_limit = limit if not self._lookup_limit else min(self._lookup_limit, limit)
 
     def _prefetch_nodes(self, keys: set[RecordKey]) -> None:
@@ -214,7 +201,7 @@ class PostgresIdentityStore:
         if not keys:
             return
         wanted = set(keys)
-        texts = [record_key_text(k) for k in keys]
+        texts = [str(k) for k in keys]
         self.cur.execute(
             "SELECT a_key, b_key, rule, score FROM identity_edges WHERE a_key = ANY(%b)"
             " UNION SELECT a_key, b_key, rule, score FROM identity_edges WHERE b_key = ANY(%b)",
@@ -222,7 +209,7 @@ class PostgresIdentityStore:
         for key in keys:
             self._edges[key] = set()
         for a, b, rule, score in self.cur.fetchall():
-            edge = Edge(parse_record_key(a), parse_record_key(b), rule, score)
+            edge = Edge(RecordKey.parse(a), RecordKey.parse(b), rule, score)
             for end in (edge.a, edge.b):
                 if end in wanted:
                     self._edges[end].add(edge)
@@ -242,7 +229,7 @@ class PostgresIdentityStore:
         for cid in ids:
             self._members[cid] = set()
         for cid, key in self.cur.fetchall():
-            record = parse_record_key(key)
+            record = RecordKey.parse(key)
             self._members[cid].add(record)
             self._customer[record] = cid
 
@@ -256,9 +243,9 @@ class PostgresIdentityStore:
     def _load_nodes(self, keys: list[RecordKey]) -> dict[RecordKey, IdentityNode]:
         self.cur.execute(
             "SELECT record_key, identity::text, first_seen_ts, first_seen_lsn FROM identity_nodes"
-            " WHERE record_key = ANY(%b)", ([record_key_text(k) for k in keys],))
+            " WHERE record_key = ANY(%b)", ([str(k) for k in keys],))
         return {
-            (key := parse_record_key(k)): IdentityNode(key, identity_from_text(i), (ts, lsn))
+            (key := RecordKey.parse(k)): IdentityNode(key, identity_from_text(i), (ts, lsn))
             for k, i, ts, lsn in self.cur.fetchall()
         }
 
@@ -289,18 +276,18 @@ class PostgresIdentityStore:
     def edges_of(self, key: RecordKey) -> set[Edge]:
         if key in self._edges:
             return set(self._edges[key])
-        text = record_key_text(key)
+        text = str(key)
         self.cur.execute(
             "SELECT a_key, b_key, rule, score FROM identity_edges WHERE a_key = %s OR b_key = %s",
             (text, text))
-        return {Edge(parse_record_key(a), parse_record_key(b), rule, score)
+        return {Edge(RecordKey.parse(a), RecordKey.parse(b), rule, score)
                 for a, b, rule, score in self.cur.fetchall()}
 
     def _load_customer_ids(self, keys: list[RecordKey]) -> dict[RecordKey, str]:
         self.cur.execute(
             "SELECT record_key, customer_id FROM customer_assignments WHERE record_key = ANY(%b)",
-            ([record_key_text(k) for k in keys],))
-        return {parse_record_key(k): c for k, c in self.cur.fetchall()}
+            ([str(k) for k in keys],))
+        return {RecordKey.parse(k): c for k, c in self.cur.fetchall()}
 
     def customer_ids(self, keys: Iterable[RecordKey]) -> dict[RecordKey, str]:
         keys = list(keys)
@@ -346,10 +333,10 @@ class PostgresIdentityStore:
         unchanged_since_begin = cur.fetchone()[0] == self._stamp
         self._stamp = None  # until the write is done, the snapshot describes no stored state
         self._remember(delta)
-        replaced = [record_key_text(k) for k in delta.nodes_deleted | set(delta.nodes_upserted)]
+        replaced = [str(k) for k in delta.nodes_deleted | set(delta.nodes_upserted)]
         cur.execute("DELETE FROM identity_nodes WHERE record_key = ANY(%b)", (replaced,))
         nodes = list(delta.nodes_upserted.values())
-        node_keys = [record_key_text(n.key) for n in nodes]
+        node_keys = [str(n.key) for n in nodes]
         if nodes:
             cur.execute(
                 "INSERT INTO identity_nodes (record_key, identity, first_seen_ts, first_seen_lsn)"
@@ -373,7 +360,7 @@ class PostgresIdentityStore:
             cur.execute(
                 "INSERT INTO identity_lookup (kind, value, record_key)"
                 " SELECT kind, value, record_key FROM written_lookup ON CONFLICT DO NOTHING")
-        removed = [(record_key_text(e.a), record_key_text(e.b), e.rule) for e in delta.edges_removed]
+        removed = [(str(e.a), str(e.b), e.rule) for e in delta.edges_removed]
         if removed:
             cur.execute(
                 "DELETE FROM identity_edges e USING unnest(%b::text[], %b::text[], %b::text[])"
@@ -381,7 +368,7 @@ class PostgresIdentityStore:
                 " WHERE e.a_key = d.a_key AND e.b_key = d.b_key AND e.rule = d.rule",
                 _columns(removed, 3))
         # One row per (a, b, rule): an upsert of a set may not touch a row twice.
-        added = {(record_key_text(e.a), record_key_text(e.b), e.rule): e.score
+        added = {(str(e.a), str(e.b), e.rule): e.score
                  for e in sorted(delta.edges_added)}
         if added:
             cur.execute(
@@ -391,14 +378,14 @@ class PostgresIdentityStore:
                 _columns([(*k, score) for k, score in added.items()], 4))
         if delta.unassigned:
             cur.execute("DELETE FROM customer_assignments WHERE record_key = ANY(%b)",
-                        ([record_key_text(k) for k in delta.unassigned],))
+                        ([str(k) for k in delta.unassigned],))
         if delta.assignments:
             cur.execute(
                 "INSERT INTO customer_assignments (record_key, customer_id)"
                 " SELECT * FROM unnest(%b::text[], %b::text[])"
                 " ON CONFLICT (record_key) DO UPDATE SET customer_id = EXCLUDED.customer_id,"
                 " assigned_at = now()",
-                _columns([(record_key_text(k), cid) for k, cid in delta.assignments.items()], 2))
+                _columns([(str(k), cid) for k, cid in delta.assignments.items()], 2))
         if delta.new_customer_ids:
             cur.execute(
                 "INSERT INTO customer_ids (customer_id, rank)"

@@ -8,7 +8,6 @@ from datetime import date, datetime, timezone
 from psycopg.types.json import Jsonb
 
 from rag_assets.customers import source_store
-from rag_assets.customers.identity_store import parse_record_key
 from rag_assets.catalogue import active_catalogue
 from rag_assets.customers.profiles import build_profile
 from rag_assets.customers.source_state import RecordKey
@@ -53,7 +52,7 @@ def _members(cur, customer_ids: list[str]) -> dict[str, list[RecordKey]]:
                 " WHERE customer_id = ANY(%b)", (customer_ids,))
     members: dict[str, list[RecordKey]] = {cid: [] for cid in customer_ids}
     for customer_id, key in cur.fetchall():
-        members[customer_id].append(parse_record_key(key))
+        members[customer_id].append(RecordKey.parse(key))
     return members
 
 

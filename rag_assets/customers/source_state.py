@@ -37,6 +37,7 @@ import enum
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from rag_assets.catalogue import active_catalogue
@@ -51,6 +52,21 @@ class RecordKey(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.system}.{self.table}:{self.pk}"
+
+    @staticmethod
+    def parse(text: str) -> RecordKey:
+        """Inverse of `str(key)`: "system.table:pk" (system and table hold no '.' or ':'; the
+        primary key may). Memoised: a linking batch parses every neighbour's key."""
+        return _parse_record_key(text)
+
+
+@lru_cache(maxsize=1 << 18)
+def _parse_record_key(text: str) -> RecordKey:
+    table_key, colon, pk = text.partition(":")
+    system, dot, table = table_key.partition(".")
+    if not (colon and dot and system and table):
+        raise ValueError(f"not a record key (system.table:pk): {text!r}")
+    return RecordKey(system, table, pk)
 
 
 TableKey = tuple[str, str]

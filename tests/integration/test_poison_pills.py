@@ -29,7 +29,6 @@ import pytest
 
 from rag_assets.customers.cli_commands import add_parsers, customers_cli
 from rag_assets.customers.streaming import CdcMicroBatches
-from rag_assets.customers.identity_store import record_key_text
 from rag_assets.customers.source_state import RecordKey
 from rag_assets.feedback.ingest import IngestStats, apply_range
 from rag_assets.feedback.lake_store import s3_client
@@ -162,7 +161,7 @@ def test_a_record_the_linker_fails_on_is_set_aside_and_every_other_record_linked
     messages.append(loyalty(500, "q5@example.com"))  # joins crm 5
     publish(kafka, messages, partitions=1)
     create_schema(kafka, postgres)
-    poisoned = record_key_text(RecordKey("crm", "customers", "12"))
+    poisoned = str(RecordKey("crm", "customers", "12"))
     refuse(postgres, "identity_nodes", "no_node_12", f"record_key <> '{poisoned}'")
 
     stream_everything(kafka, postgres, len(messages))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rag_assets.customers.cdc_events import ChangeEvent, KafkaPosition
 from rag_assets.customers.source_state import (
@@ -337,3 +339,18 @@ def test_transitions_list_every_intermediate_state_in_order(make_change):
         (200, False),
         (300, True),
     ]
+
+
+_NAME = st.text(st.characters(blacklist_characters=".:", blacklist_categories=("Cs",)), min_size=1)
+
+
+@given(_NAME, _NAME, st.text(st.characters(blacklist_categories=("Cs",))))
+def test_a_record_key_parses_back_from_its_text(system, table, pk):
+    key = RecordKey(system, table, pk)
+    assert RecordKey.parse(str(key)) == key
+
+
+@pytest.mark.parametrize("text", ["crm:1", "crm.customers", ".customers:1", "crm.:1", ""])
+def test_text_that_is_no_record_key_is_refused_by_name(text):
+    with pytest.raises(ValueError, match=r"not a record key \(system\.table:pk\)"):
+        RecordKey.parse(text)
