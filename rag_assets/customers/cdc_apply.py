@@ -23,11 +23,10 @@ from rag_assets.customers.cdc_events import (
 from rag_assets.customers.erase_customer import skip_erased, with_erased_outcomes
 from rag_assets.customers.source_state import RecordKey, apply_change_events
 from rag_assets.customers import source_store
-from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
 from rag_assets.platform.erasure_lock import lock_for_writing
 from rag_assets.platform.item_guard import apply_in_transaction
-from rag_assets.platform.kafka_ingest import OffsetRangeConfig, parts_of
+from rag_assets.platform.kafka_ingest import OffsetRangeConfig, claim_range, parts_of
 from resources.kafka import KafkaResource
 
 CONSUMER = "source_records"
@@ -142,16 +141,12 @@ def apply_range(cur, kafka: KafkaResource, rng: OffsetRangeConfig, stats: ApplyS
     reads the rest (`KafkaResource.read_range` by default, or a `range_reader` of the run)."""
     config = config or parser_config()
     lock_for_writing(cur)
-    parts = offset_ledger.claim(cur, CONSUMER, rng.topic, rng.partition, (rng.start, rng.end), run_id)
-    if not parts:
+    claimed = claim_range(cur, CONSUMER, rng, run_id, read or kafka.read_range, prefetched)
+    if claimed is None:
         stats.ranges_already_applied += 1
         return
-    stats.claimed += parts_of(rng, parts)
-    if prefetched is None:
-        read = read or kafka.read_range
-        records = [r for start, end in parts for r in read(rng.topic, rng.partition, start, end)]
-    else:
-        records = [r for r in prefetched if any(start <= r.offset < end for start, end in parts)]
+    stats.claimed += parts_of(rng, claimed.parts)
+    records = claimed.records
     events, letters = _parse(kafka, records, config)
     letters += apply_events_guarded(cur, events, stats, {r.offset: r.value for r in records})
     stats.dead_letters += store_dead_letters(cur, letters, run_id)

@@ -34,7 +34,6 @@ from rag_assets.customers.erase_customer import (
 )
 from rag_assets.customers.erasure import InvalidErasureRequest, parse_erasure_event
 from rag_assets.customers.lookup import InvalidReference
-from rag_assets.platform import offset_ledger
 from rag_assets.platform.asset_conventions import HOURLY, OWNER, table_schema
 from rag_assets.platform.db import ensure_schema
 from rag_assets.platform.dead_letters import (
@@ -47,6 +46,7 @@ from rag_assets.platform.dead_letters import (
 from rag_assets.platform.kafka_ingest import (
     OffsetRangeConfig,
     OffsetRangesConfig,
+    claim_range,
     rebuild_ranges,
 )
 from resources.kafka import KafkaResource
@@ -63,34 +63,32 @@ RETENTION_JOB = "dead_letter_retention"
 def apply_erasure_range(cur, kafka: KafkaResource, db_schema: str, rng: OffsetRangeConfig,
                         stats: Counter, run_id: str | None) -> None:
     """Erase for every event of the not-yet-applied part of one range (caller's transaction)."""
-    parts = offset_ledger.claim(cur, CONSUMER, rng.topic, rng.partition, (rng.start, rng.end),
-                                run_id)
-    if not parts:
+    claimed = claim_range(cur, CONSUMER, rng, run_id, kafka.read_range)
+    if claimed is None:
         stats["ranges_already_applied"] += 1
         return
     letters = []
-    for start, end in parts:
-        for record in kafka.read_range(rng.topic, rng.partition, start, end):
-            stats["events_read"] += 1
-            position = f"{kafka.logical_topic(record.topic)}/{record.partition}@{record.offset}"
-            try:
-                request = parse_erasure_event(record.value, position)
-                result = erase_in_postgres(cur, db_schema, request.customer_ref,
-                                           request.request_id, "kafka", run_id)
-            except (InvalidErasureRequest, InvalidReference) as error:
-                letters.append(DeadLetter(DEAD_LETTER_SOURCE, f"erasure request: {error}",
-                                          record.value, record.topic, record.partition,
-                                          record.offset))
-                continue
-            if result.already_done:
-                stats["requests_already_done"] += 1
-            elif result.status == AMBIGUOUS:
-                stats["requests_ambiguous"] += 1
-            else:
-                stats["requests_applied"] += 1
-                stats["customers_erased"] += int(result.customer_found)
-                for name, value in result.counts.items():
-                    stats[name] += value
+    for record in claimed.records:
+        stats["events_read"] += 1
+        position = f"{kafka.logical_topic(record.topic)}/{record.partition}@{record.offset}"
+        try:
+            request = parse_erasure_event(record.value, position)
+            result = erase_in_postgres(cur, db_schema, request.customer_ref,
+                                       request.request_id, "kafka", run_id)
+        except (InvalidErasureRequest, InvalidReference) as error:
+            letters.append(DeadLetter(DEAD_LETTER_SOURCE, f"erasure request: {error}",
+                                      record.value, record.topic, record.partition,
+                                      record.offset))
+            continue
+        if result.already_done:
+            stats["requests_already_done"] += 1
+        elif result.status == AMBIGUOUS:
+            stats["requests_ambiguous"] += 1
+        else:
+            stats["requests_applied"] += 1
+            stats["customers_erased"] += int(result.customer_found)
+            for name, value in result.counts.items():
+                stats[name] += value
     stats["dead_letters"] += store_dead_letters(cur, letters, run_id)
     stats["ranges_applied"] += 1
 

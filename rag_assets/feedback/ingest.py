@@ -34,7 +34,7 @@ from rag_assets.platform import offset_ledger
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
 from rag_assets.platform.erasure_lock import lock_for_writing
 from rag_assets.platform.item_guard import apply_in_transaction
-from rag_assets.platform.kafka_ingest import OffsetRangeConfig, parts_of
+from rag_assets.platform.kafka_ingest import OffsetRangeConfig, claim_range, parts_of
 from resources.kafka import KafkaResource
 from resources.s3 import S3Storage
 
@@ -153,17 +153,13 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
     the lake objects of the part are written once, after that, without the turns set aside.
     """
     lock_for_writing(cur)  # before the claim, and the suppression list is read under it
-    parts = offset_ledger.claim(cur, CONSUMER, rng.topic, rng.partition, (rng.start, rng.end), run_id)
-    if not parts:
+    with _timed(stats, "kafka_read"):
+        claimed = claim_range(cur, CONSUMER, rng, run_id, kafka.read_range, prefetched)
+    if claimed is None:
         stats.ranges_already_applied += 1
         return
+    parts, records = claimed.parts, claimed.records
     stats.claimed += parts_of(rng, parts)
-    with _timed(stats, "kafka_read"):
-        if prefetched is None:
-            records = [r for start, end in parts
-                       for r in kafka.read_range(rng.topic, rng.partition, start, end)]
-        else:
-            records = [r for r in prefetched if any(start <= r.offset < end for start, end in parts)]
     stats.events_read += len(records)
     with _timed(stats, "parse"):
         events, letters = parse_records(kafka, records)

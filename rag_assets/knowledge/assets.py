@@ -38,10 +38,9 @@ from rag_assets.knowledge.indexing import (
 )
 from rag_assets.knowledge.listing import scan_listing
 from rag_assets.knowledge.parsing import DEFAULT_MAX_BYTES
-from rag_assets.platform import offset_ledger
 from rag_assets.platform.asset_conventions import HOURLY, OWNER, STREAMED, table_schema
 from rag_assets.platform.dead_letters import store_dead_letters
-from rag_assets.platform.kafka_ingest import OffsetRangesConfig, ranges_as_dicts, read_records
+from rag_assets.platform.kafka_ingest import OffsetRangesConfig, claim_range, ranges_as_dicts
 from resources.embedder import EmbedderResource
 from resources.kafka import KafkaResource
 from resources.lancedb import LanceDBResource
@@ -143,10 +142,9 @@ def documents(context: AssetExecutionContext, config: DocumentsConfig, s3: S3Sto
         if mode == "events":
             records, ranges_applied = [], 0
             for rng in config.ranges:
-                parts = offset_ledger.claim(cur, EVENTS_CONSUMER, rng.topic, rng.partition,
-                                            (rng.start, rng.end), run_id)
-                ranges_applied += bool(parts)
-                records.extend(read_records(kafka, rng.topic, rng.partition, parts))
+                claimed = claim_range(cur, EVENTS_CONSUMER, rng, run_id, kafka.read_range)
+                ranges_applied += claimed is not None
+                records.extend(claimed.records if claimed else [])
             changes, counts = registry.changes_from_notifications(cur, records, bucket, prefix)
             dead_letters = store_dead_letters(cur, counts.dead_letters, run_id)
             seen = counts.events

@@ -1,12 +1,15 @@
-"""Reading the offset ranges a run was asked to apply, or every retained record for a rebuild."""
+"""Offset ranges of Kafka a run or a micro-batch applies: claimed in the ledger with their records,
+or every retained record for a rebuild."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from dagster import Config
 from pydantic import Field
 
+from rag_assets.platform import offset_ledger
 from resources.kafka import KafkaResource
 
 
@@ -41,10 +44,30 @@ def rebuild_ranges(kafka: KafkaResource, logical_pattern: str) -> list[OffsetRan
     ]
 
 
-def read_records(kafka: KafkaResource, topic: str, partition: int,
-                 parts: list[tuple[int, int]]) -> Iterator:
-    for start, end in parts:
-        yield from kafka.read_range(topic, partition, start, end)
+@dataclass(frozen=True)
+class ClaimedRange:
+    """The parts of an offset range the ledger handed to one transaction, with their records."""
+
+    parts: list[tuple[int, int]]
+    records: list
+
+
+def claim_range(cur, consumer: str, rng: OffsetRangeConfig, run_id: str | None,
+                read: Callable[[str, int, int, int], list],
+                prefetched: list | None = None) -> ClaimedRange | None:
+    """Record the parts of `rng` that `consumer` has not applied yet as applied, in the
+    caller's transaction (they commit with what is done with their records, or not at all),
+    and return them with their records: those of `prefetched` inside the parts, else what
+    `read(topic, partition, start, end)` gives. None when every offset was applied before."""
+    parts = offset_ledger.claim(cur, consumer, rng.topic, rng.partition, (rng.start, rng.end),
+                                run_id)
+    if not parts:
+        return None
+    if prefetched is not None:
+        records = [r for r in prefetched if any(start <= r.offset < end for start, end in parts)]
+    else:
+        records = [r for start, end in parts for r in read(rng.topic, rng.partition, start, end)]
+    return ClaimedRange(parts, records)
 
 
 def parts_of(rng: OffsetRangeConfig, parts: list[tuple[int, int]]) -> list[OffsetRangeConfig]:
