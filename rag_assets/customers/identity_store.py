@@ -31,7 +31,7 @@ from functools import lru_cache
 from psycopg.types.json import Jsonb
 
 from rag_assets.customers.identifiers import PersonIdentity
-from rag_assets.customers.identity_graph import Edge, GraphDelta, IdentityNode, Rank
+from rag_assets.customers.identity_graph import Edge, GraphDelta, IdentityNode, Rank, mint_customer_id
 from rag_assets.customers.source_state import RecordKey
 from rag_assets.platform import json_codec
 from rag_assets.platform.db import fill_scratch_table
@@ -160,8 +160,6 @@ class PostgresIdentityStore:
         neighbours = {e.other(k) for k in first for e in self._edges.get(k, ())}
         self._prefetch_customer_ids(first | neighbours)
         customer_ids = {c for k in first | neighbours if (c := self._customer[k]) is not None}
-        from rag_assets.customers.identity_graph import mint_customer_id
-
         # A new record offers the id minted from its key; the graph checks that no one else
         # holds it (members) and reads its rank.
         minted = {mint_customer_id(k) for k in changed}

@@ -32,6 +32,7 @@ from typing import Any
 from rag_assets.demo.people import (
     AIRLINE_CODE,
     EMAIL_DOMAINS,
+    NAMES,
     TIERS,
     Person,
     ascii_fold,
@@ -479,7 +480,6 @@ class SourceChangeGenerator:
             return self._update(CRM, pk, {"address_line1": f"{number} {street}",
                                           "postcode": person.postcode[:-2] + "ZZ"}, "crm_moved_house")
         if what == "last_name":
-            from rag_assets.demo.people import NAMES
             surname = self.rng.choice(NAMES[self.rng.choice(sorted(NAMES))][1])
             return self._update(CRM, pk, {"last_name": surname}, "crm_surname_changed")
         row = self.snapshot.tables[CRM][pk]

@@ -17,6 +17,8 @@ from rag_assets.knowledge.document_diff import (
     DocumentChange,
     RegistryEntry,
     normalise_etag,
+    parse_event_notification,
+    resolve_events,
 )
 from rag_assets.platform.db import ensure_schema
 from rag_assets.platform.dead_letters import DeadLetter
@@ -416,8 +418,6 @@ def changes_from_notifications(
 ) -> tuple[list[DocumentChange], NotificationCounts]:
     """Net document changes of Kafka records holding S3 notifications, resolved against the
     registry exactly like a listing; malformed messages become dead letters."""
-    from rag_assets.knowledge.document_diff import parse_event_notification, resolve_events
-
     counts = NotificationCounts()
     events = []
     for record in records:
