@@ -331,6 +331,19 @@ class PostgresIdentityStore:
         unchanged_since_begin = cur.fetchone()[0] == self._stamp
         self._stamp = None  # until the write is done, the snapshot describes no stored state
         self._remember(delta)
+        self._write_nodes(delta)
+        self._write_edges(delta)
+        self._write_assignments(delta)
+        self._write_consequences(delta, run_id)
+        if unchanged_since_begin:
+            cur.execute("SELECT stamp FROM identity_graph_stamp")
+            self._stamp = cur.fetchone()[0]
+        else:
+            self._forget()
+
+    def _write_nodes(self, delta: GraphDelta) -> None:
+        """The records' nodes and their look-up rows (identifiers and blocking keys)."""
+        cur = self.cur
         replaced = [str(k) for k in delta.nodes_deleted | set(delta.nodes_upserted)]
         cur.execute("DELETE FROM identity_nodes WHERE record_key = ANY(%b)", (replaced,))
         nodes = list(delta.nodes_upserted.values())
@@ -358,9 +371,11 @@ class PostgresIdentityStore:
             cur.execute(
                 "INSERT INTO identity_lookup (kind, value, record_key)"
                 " SELECT kind, value, record_key FROM written_lookup ON CONFLICT DO NOTHING")
+
+    def _write_edges(self, delta: GraphDelta) -> None:
         removed = [(str(e.a), str(e.b), e.rule) for e in delta.edges_removed]
         if removed:
-            cur.execute(
+            self.cur.execute(
                 "DELETE FROM identity_edges e USING unnest(%b::text[], %b::text[], %b::text[])"
                 " AS d(a_key, b_key, rule)"
                 " WHERE e.a_key = d.a_key AND e.b_key = d.b_key AND e.rule = d.rule",
@@ -369,11 +384,15 @@ class PostgresIdentityStore:
         added = {(str(e.a), str(e.b), e.rule): e.score
                  for e in sorted(delta.edges_added)}
         if added:
-            cur.execute(
+            self.cur.execute(
                 "INSERT INTO identity_edges (a_key, b_key, rule, score)"
                 " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::float8[])"
                 " ON CONFLICT (a_key, b_key, rule) DO UPDATE SET score = EXCLUDED.score",
                 _columns([(*k, score) for k, score in added.items()], 4))
+
+    def _write_assignments(self, delta: GraphDelta) -> None:
+        """Records to customers, and the customer ids minted with their ranks."""
+        cur = self.cur
         if delta.unassigned:
             cur.execute("DELETE FROM customer_assignments WHERE record_key = ANY(%b)",
                         ([str(k) for k in delta.unassigned],))
@@ -389,23 +408,21 @@ class PostgresIdentityStore:
                 "INSERT INTO customer_ids (customer_id, rank)"
                 " SELECT * FROM unnest(%b::text[], %b::jsonb[]) ON CONFLICT DO NOTHING",
                 _columns([(cid, Jsonb(list(rank))) for cid, rank in delta.new_customer_ids.items()], 2))
+
+    def _write_consequences(self, delta: GraphDelta, run_id: str | None) -> None:
+        """The clusters' history (merges, splits) and the profiles to rebuild."""
         if delta.events:
             # WITH ORDINALITY and ORDER BY keep the events in the order they happened.
-            cur.execute(
+            self.cur.execute(
                 "INSERT INTO cluster_history (kind, customer_id, other_id, run_id)"
                 " SELECT kind, customer_id, other_id, %s FROM"
                 " unnest(%b::text[], %b::text[], %b::text[]) WITH ORDINALITY"
                 " AS e(kind, customer_id, other_id, n) ORDER BY n",
                 (run_id, *_columns([(e.kind, e.customer_id, e.other_id) for e in delta.events], 3)))
         if delta.affected_customer_ids:
-            cur.execute(
+            self.cur.execute(
                 "INSERT INTO profile_pending (customer_id) SELECT unnest(%b::text[])"
                 f"{QUEUE_CUSTOMER_AGAIN}", (sorted(delta.affected_customer_ids),))
-        if unchanged_since_begin:
-            cur.execute("SELECT stamp FROM identity_graph_stamp")
-            self._stamp = cur.fetchone()[0]
-        else:
-            self._forget()
 
     # --- the snapshot after a write ---
     def _remember(self, delta: GraphDelta) -> None:

@@ -34,6 +34,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,162 +123,98 @@ class _GraphBuilder:
         return output
 
 
-def build_minilm_onnx(model_dir: Path, path: Path, fused: bool = True) -> None:
-    """Write the fp32 ONNX graph of the model in `model_dir` to `path`.
+@dataclass(frozen=True)
+class _Encoder:
+    """The weights and shape of a BERT encoder, and the graph its ops are added to."""
 
-    `fused` writes each encoder layer with ONNX Runtime's contrib ops (domain com.microsoft);
-    otherwise with standard ONNX ops only.
-    """
-    import onnx
-    from onnx import TensorProto, helper
-    from safetensors.numpy import load_file
+    g: _GraphBuilder
+    weights: dict[str, np.ndarray]
+    heads: int
+    eps: float
 
-    config = load_minilm_config(model_dir)
-    hidden = int(config["hidden_size"])
-    heads = int(config["num_attention_heads"])
-    head_width = hidden // heads
-    eps = float(config["layer_norm_eps"])
-    weights = load_file(str(Path(model_dir) / "model.safetensors"))
+    def get(self, name: str) -> np.ndarray:
+        return np.ascontiguousarray(self.weights[name], dtype=np.float32)
 
-    def get(name: str) -> np.ndarray:
-        return np.ascontiguousarray(weights[name], dtype=np.float32)
+    def transposed(self, name: str) -> str:
+        # PyTorch stores Linear weights as (out, in); MatMul wants (in, out).
+        return self.g.constant(name, self.get(name).T)
 
-    g = _GraphBuilder()
-    f32 = lambda value: np.array(value, dtype=np.float32)  # noqa: E731
-    i64 = lambda value: np.array(value, dtype=np.int64)  # noqa: E731
-
-    def layer_norm(x: str, prefix: str) -> str:
-        return g.op(
+    def layer_norm(self, x: str, prefix: str) -> str:
+        return self.g.op(
             "LayerNormalization",
-            [x, g.constant(f"{prefix}.weight", get(f"{prefix}.weight")),
-             g.constant(f"{prefix}.bias", get(f"{prefix}.bias"))],
-            f"{prefix}.out",
-            axis=-1,
-            epsilon=eps,
+            [x, self.g.constant(f"{prefix}.weight", self.get(f"{prefix}.weight")),
+             self.g.constant(f"{prefix}.bias", self.get(f"{prefix}.bias"))],
+            f"{prefix}.out", axis=-1, epsilon=self.eps,
         )
 
-    def linear(x: str, prefix: str) -> str:
-        # PyTorch stores Linear weights as (out, in); MatMul wants (in, out).
-        weight = g.constant(f"{prefix}.weight", get(f"{prefix}.weight").T)
-        product = g.op("MatMul", [x, weight], f"{prefix}.matmul")
-        return g.op("Add", [product, g.constant(f"{prefix}.bias", get(f"{prefix}.bias"))],
-                    f"{prefix}.out")
+    def skip_layer_norm(self, x: str, residual: str, bias_name: str, prefix: str) -> str:
+        """LayerNorm(x + bias + residual) in one kernel."""
+        return self.g.op(
+            "SkipLayerNormalization",
+            [x, residual, self.g.constant(f"{prefix}.weight", self.get(f"{prefix}.weight")),
+             self.g.constant(f"{prefix}.bias", self.get(f"{prefix}.bias")),
+             self.g.constant(bias_name, self.get(bias_name))],
+            f"{prefix}.out", domain="com.microsoft", epsilon=self.eps,
+        )
 
-    # Embeddings: word + position (first `length` rows) + token type 0, then LayerNorm.
-    words = g.op("Gather", [g.constant("word_embeddings", get("embeddings.word_embeddings.weight")),
+
+def _embeddings(enc: _Encoder) -> str:
+    """Word + position (the first `length` rows) + token type 0 embeddings, then LayerNorm."""
+    g, i64 = enc.g, lambda value: np.array(value, dtype=np.int64)
+    words = g.op("Gather", [g.constant("word_embeddings", enc.get("embeddings.word_embeddings.weight")),
                             "input_ids"], "embeddings.words", axis=0)
     shape = g.op("Shape", ["input_ids"], "input_shape")
     length = g.op("Slice", [shape, g.constant("one", i64([1])), g.constant("two", i64([2]))],
                   "sequence_length")
     positions = g.op(
         "Slice",
-        [g.constant("position_embeddings", get("embeddings.position_embeddings.weight")),
+        [g.constant("position_embeddings", enc.get("embeddings.position_embeddings.weight")),
          g.constant("zero", i64([0])), length],
         "embeddings.positions",
     )
     summed = g.op("Add", [words, positions], "embeddings.words_positions")
     summed = g.op("Add", [summed, g.constant(
-        "token_type_embedding", get("embeddings.token_type_embeddings.weight")[0])],
+        "token_type_embedding", enc.get("embeddings.token_type_embeddings.weight")[0])],
         "embeddings.sum")
-    x = layer_norm(summed, "embeddings.LayerNorm")
+    return enc.layer_norm(summed, "embeddings.LayerNorm")
 
-    # Additive attention bias (batch, 1, 1, length): 0 on tokens, -1e9 on padding, as in numpy.
+
+def _encoder_layer(enc: _Encoder, x: str, p: str, mask_index: str) -> str:
+    """One encoder layer in ONNX Runtime's contrib ops: Attention (Q, K, V projections, masked
+    softmax and weighted sum in one kernel; it masks padding from the raw 0/1 mask itself),
+    SkipLayerNormalization, BiasGelu."""
+    g, names = enc.g, ("query", "key", "value")
+    qkv_weight = np.concatenate([enc.get(f"{p}.attention.self.{n}.weight").T for n in names], axis=1)
+    qkv_bias = np.concatenate([enc.get(f"{p}.attention.self.{n}.bias") for n in names])
+    context = g.op(
+        "Attention",
+        [x, g.constant(f"{p}.attention.qkv.weight", qkv_weight),
+         g.constant(f"{p}.attention.qkv.bias", qkv_bias), mask_index],
+        f"{p}.attention.context", domain="com.microsoft", num_heads=enc.heads,
+    )
+    dense = f"{p}.attention.output.dense"
+    projected = g.op("MatMul", [context, enc.transposed(f"{dense}.weight")], f"{dense}.matmul")
+    x = enc.skip_layer_norm(projected, x, f"{dense}.bias", f"{p}.attention.output.LayerNorm")
+    intermediate = f"{p}.intermediate.dense"
+    gelu = g.op(
+        "BiasGelu",
+        [g.op("MatMul", [x, enc.transposed(f"{intermediate}.weight")], f"{intermediate}.matmul"),
+         g.constant(f"{intermediate}.bias", enc.get(f"{intermediate}.bias"))],
+        f"{p}.gelu", domain="com.microsoft",
+    )
+    output = f"{p}.output.dense"
+    projected = g.op("MatMul", [gelu, enc.transposed(f"{output}.weight")], f"{output}.matmul")
+    return enc.skip_layer_norm(projected, x, f"{output}.bias", f"{p}.output.LayerNorm")
+
+
+def _mean_pooled_and_normalised(g: _GraphBuilder, x: str) -> None:
+    """Mean pooling over real tokens, then L2 normalisation (the numpy model's clamps), as the
+    graph's output `sentence_embedding`."""
+    from onnx import TensorProto, helper
+
+    f32, i64 = (lambda value: np.array(value, dtype=np.float32),
+                lambda value: np.array(value, dtype=np.int64))
     mask = g.op("Cast", ["attention_mask"], "mask_float", to=TensorProto.FLOAT)
-    if fused:
-        # Attention takes the raw (batch, length) 0/1 mask and masks padding itself.
-        mask_index = g.op("Cast", ["attention_mask"], "mask_index", to=TensorProto.INT32)
-    else:
-        mask_4d = g.op("Unsqueeze", [mask, g.constant("axes_1_2", i64([1, 2]))], "mask_4d")
-        attention_bias = g.op(
-            "Mul",
-            [g.op("Sub", [g.constant("one_f", f32(1.0)), mask_4d], "mask_inverted"),
-             g.constant("minus_1e9", f32(-1e9))],
-            "attention_bias",
-        )
-
-    def skip_layer_norm(x: str, residual: str, bias_name: str, prefix: str) -> str:
-        # LayerNorm(x + bias + residual) in one kernel.
-        return g.op(
-            "SkipLayerNormalization",
-            [x, residual, g.constant(f"{prefix}.weight", get(f"{prefix}.weight")),
-             g.constant(f"{prefix}.bias", get(f"{prefix}.bias")),
-             g.constant(bias_name, get(bias_name))],
-            f"{prefix}.out", domain="com.microsoft", epsilon=eps,
-        )
-
-    def fused_layer(x: str, p: str) -> str:
-        """One encoder layer in ONNX Runtime's contrib ops: Attention (Q, K, V projections,
-        masked softmax and weighted sum in one kernel), SkipLayerNormalization, BiasGelu."""
-        names = ("query", "key", "value")
-        qkv_weight = np.concatenate(
-            [get(f"{p}.attention.self.{n}.weight").T for n in names], axis=1)
-        qkv_bias = np.concatenate([get(f"{p}.attention.self.{n}.bias") for n in names])
-        context = g.op(
-            "Attention",
-            [x, g.constant(f"{p}.attention.qkv.weight", qkv_weight),
-             g.constant(f"{p}.attention.qkv.bias", qkv_bias), mask_index],
-            f"{p}.attention.context", domain="com.microsoft", num_heads=heads,
-        )
-        dense = f"{p}.attention.output.dense"
-        projected = g.op("MatMul", [context, g.constant(f"{dense}.weight", get(f"{dense}.weight").T)],
-                         f"{dense}.matmul")
-        x = skip_layer_norm(projected, x, f"{dense}.bias", f"{p}.attention.output.LayerNorm")
-        intermediate = f"{p}.intermediate.dense"
-        gelu = g.op(
-            "BiasGelu",
-            [g.op("MatMul", [x, g.constant(f"{intermediate}.weight",
-                                           get(f"{intermediate}.weight").T)],
-                  f"{intermediate}.matmul"),
-             g.constant(f"{intermediate}.bias", get(f"{intermediate}.bias"))],
-            f"{p}.gelu", domain="com.microsoft",
-        )
-        output = f"{p}.output.dense"
-        projected = g.op("MatMul", [gelu, g.constant(f"{output}.weight", get(f"{output}.weight").T)],
-                         f"{output}.matmul")
-        return skip_layer_norm(projected, x, f"{output}.bias", f"{p}.output.LayerNorm")
-
-    if not fused:
-        split_heads = g.constant("split_heads_shape", i64([0, 0, heads, head_width]))
-        merge_heads = g.constant("merge_heads_shape", i64([0, 0, hidden]))
-        scale = g.constant("score_scale", f32(1.0 / np.sqrt(head_width)))
-
-    for index in range(int(config["num_hidden_layers"])):
-        p = f"encoder.layer.{index}"
-        if fused:
-            x = fused_layer(x, p)
-            continue
-
-        def heads_of(name: str, perm: list[int], p: str = p) -> str:
-            projected = linear(x, f"{p}.attention.self.{name}")
-            split = g.op("Reshape", [projected, split_heads], f"{p}.{name}.split")
-            return g.op("Transpose", [split], f"{p}.{name}.heads", perm=perm)
-
-        query = heads_of("query", [0, 2, 1, 3])
-        key_t = heads_of("key", [0, 2, 3, 1])
-        value = heads_of("value", [0, 2, 1, 3])
-        scores = g.op("MatMul", [query, key_t], f"{p}.scores")
-        scores = g.op("Mul", [scores, scale], f"{p}.scores_scaled")
-        scores = g.op("Add", [scores, attention_bias], f"{p}.scores_masked")
-        probabilities = g.op("Softmax", [scores], f"{p}.probabilities", axis=-1)
-        context = g.op("MatMul", [probabilities, value], f"{p}.context_heads")
-        context = g.op("Transpose", [context], f"{p}.context_t", perm=[0, 2, 1, 3])
-        context = g.op("Reshape", [context, merge_heads], f"{p}.context")
-        attended = linear(context, f"{p}.attention.output.dense")
-        x = layer_norm(g.op("Add", [attended, x], f"{p}.attention.residual"),
-                       f"{p}.attention.output.LayerNorm")
-
-        intermediate = linear(x, f"{p}.intermediate.dense")
-        # Exact GELU, x * 0.5 * (1 + erf(x / sqrt(2))); ORT fuses this pattern into one kernel.
-        erf = g.op("Erf", [g.op("Div", [intermediate, g.constant("sqrt2", f32(np.sqrt(2.0)))],
-                                f"{p}.gelu.scaled")], f"{p}.gelu.erf")
-        gelu = g.op("Mul", [intermediate, g.op("Add", [erf, g.constant("one_g", f32(1.0))],
-                                               f"{p}.gelu.one_plus")], f"{p}.gelu.product")
-        gelu = g.op("Mul", [gelu, g.constant("half", f32(0.5))], f"{p}.gelu.out")
-        output = linear(gelu, f"{p}.output.dense")
-        x = layer_norm(g.op("Add", [output, x], f"{p}.output.residual"),
-                       f"{p}.output.LayerNorm")
-
-    # Mean pooling over real tokens, then L2 normalisation (same clamps as the numpy model).
     mask_3d = g.op("Unsqueeze", [mask, g.constant("axis_2", i64([2]))], "mask_3d")
     axis_1 = g.constant("axis_1", i64([1]))
     summed = g.op("ReduceSum", [g.op("Mul", [x, mask_3d], "masked_hidden"), axis_1],
@@ -290,22 +227,19 @@ def build_minilm_onnx(model_dir: Path, path: Path, fused: bool = True) -> None:
     g.nodes.append(helper.make_node("Div", [pooled, norms], ["sentence_embedding"],
                                     name="sentence_embedding"))
 
+
+def _model(g: _GraphBuilder, hidden: int):
+    from onnx import TensorProto, helper
+
+    def tokens(name: str):
+        return helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "sequence"])
+
     graph = helper.make_graph(
-        g.nodes,
-        "all-MiniLM-L6-v2",
-        [
-            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
-            helper.make_tensor_value_info(
-                "attention_mask", TensorProto.INT64, ["batch", "sequence"]
-            ),
-        ],
-        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT,
-                                       ["batch", hidden])],
+        g.nodes, "all-MiniLM-L6-v2", [tokens("input_ids"), tokens("attention_mask")],
+        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden])],
         initializer=g.initializers,
-        value_info=[
-            helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
-            for name in g.contrib_outputs
-        ],
+        value_info=[helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+                    for name in g.contrib_outputs],
     )
     model = helper.make_model(
         graph,
@@ -314,6 +248,26 @@ def build_minilm_onnx(model_dir: Path, path: Path, fused: bool = True) -> None:
         doc_string=f"{MINILM_MODEL_ID} built from model.safetensors, graph version {GRAPH_VERSION}",
     )
     model.ir_version = 8  # readable by every onnxruntime that supports opset 17
+    return model
+
+
+def build_minilm_onnx(model_dir: Path, path: Path) -> None:
+    """Write the fp32 ONNX graph of the model in `model_dir` to `path`: each encoder layer in
+    ONNX Runtime's contrib ops (domain com.microsoft), which OpenVINO reads too."""
+    import onnx
+    from onnx import TensorProto
+    from safetensors.numpy import load_file
+
+    config = load_minilm_config(model_dir)
+    g = _GraphBuilder()
+    enc = _Encoder(g, load_file(str(Path(model_dir) / "model.safetensors")),
+                   int(config["num_attention_heads"]), float(config["layer_norm_eps"]))
+    x = _embeddings(enc)
+    mask_index = g.op("Cast", ["attention_mask"], "mask_index", to=TensorProto.INT32)
+    for index in range(int(config["num_hidden_layers"])):
+        x = _encoder_layer(enc, x, f"encoder.layer.{index}", mask_index)
+    _mean_pooled_and_normalised(g, x)
+    model = _model(g, int(config["hidden_size"]))
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
 
