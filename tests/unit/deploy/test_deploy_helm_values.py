@@ -119,7 +119,7 @@ def test_telemetry_is_off_as_in_dagster_yaml():
 
 def test_the_instance_database_is_the_one_the_product_uses():
     postgres = helm_values()["postgresql"]
-    local = instance()["storage"]["postgres"]["postgres_db"]
+    local = instance()["storage"]["custom"]["config"]["postgres_db"]
     assert postgres["enabled"] is False  # external, not the chart's own PostgreSQL
     assert postgres["postgresqlScheme"] == local["scheme"]
     settings = config_map()
