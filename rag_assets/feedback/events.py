@@ -43,6 +43,7 @@ import json
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
@@ -209,18 +210,18 @@ def _event_from_document(
 ) -> FeedbackEvent:
     rating_up, rating_score = _rating(document.get("rating"))
     return FeedbackEvent(
-        conversation_id=_identifier(document, "conversation_id"),
+        conversation_id=_field(document, "conversation_id", _identifier),
         turn_id=_turn_id(document),
-        customer_ref=_optional_identifier(document, "customer_ref"),
+        customer_ref=_optional_field(document, "customer_ref", _identifier),
         ts=_event_time(_required(document, "ts")),
-        question=_free_text(document, "question"),
-        answer=_free_text(document, "answer"),
-        model_id=_identifier(document, "model_id"),
+        question=_field(document, "question", _free_text),
+        answer=_field(document, "answer", _free_text),
+        model_id=_field(document, "model_id", _identifier),
         latency_ms=_latency(_required(document, "latency_ms")),
         retrieved_ids=_retrieved_ids(_required(document, "retrieved_ids")),
         rating_up=rating_up,
         rating_score=rating_score,
-        comment=_optional_free_text(document, "comment"),
+        comment=_optional_field(document, "comment", _free_text),
         topic=topic,
         partition=partition,
         offset=offset,
@@ -235,26 +236,36 @@ def _required(document: dict[str, Any], field: str) -> Any:
     return document[field]
 
 
-def _identifier(document: dict[str, Any], field: str) -> str:
-    return _checked_identifier(field, _required(document, field))
+def _field(document: dict[str, Any], field: str, check: Callable[[str, Any], str]) -> str:
+    return check(field, _required(document, field))
 
 
-def _optional_identifier(document: dict[str, Any], field: str) -> str | None:
+def _optional_field(document: dict[str, Any], field: str,
+                    check: Callable[[str, Any], str]) -> str | None:
     value = document.get(field)
-    return None if value is None else _checked_identifier(field, value)
+    return None if value is None else check(field, value)
 
 
-def _checked_identifier(field: str, value: Any) -> str:
+def _string(field: str, value: Any) -> str:
     if not isinstance(value, str):
         raise _Rejected(
             RejectReason.WRONG_TYPE,
             f"{field} must be a string, got {_json_type(value)}",
         )
-    if not value.strip():
+    return value
+
+
+def _identifier(field: str, value: Any) -> str:
+    if not _string(field, value).strip():
         raise _Rejected(RejectReason.EMPTY_FIELD, field)
     if len(value) > MAX_ID_CHARS:
         raise _Rejected(RejectReason.FIELD_TOO_LONG, f"{field} has {len(value)} characters")
     _check_characters(field, value, identifier=True)
+    return value
+
+
+def _free_text(field: str, value: Any) -> str:
+    _check_characters(field, _string(field, value), identifier=False)
     return value
 
 
@@ -264,26 +275,7 @@ def _turn_id(document: dict[str, Any]) -> str:
         if value < 0:
             raise _Rejected(RejectReason.WRONG_TYPE, "turn_id must not be negative")
         return str(value)
-    return _checked_identifier("turn_id", value)
-
-
-def _free_text(document: dict[str, Any], field: str) -> str:
-    return _checked_free_text(field, _required(document, field))
-
-
-def _optional_free_text(document: dict[str, Any], field: str) -> str | None:
-    value = document.get(field)
-    return None if value is None else _checked_free_text(field, value)
-
-
-def _checked_free_text(field: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise _Rejected(
-            RejectReason.WRONG_TYPE,
-            f"{field} must be a string, got {_json_type(value)}",
-        )
-    _check_characters(field, value, identifier=False)
-    return value
+    return _identifier("turn_id", value)
 
 
 def _check_characters(field: str, value: str, *, identifier: bool) -> None:
@@ -364,7 +356,7 @@ def _retrieved_ids(value: Any) -> tuple[str, ...]:
             f"retrieved_ids must be a list, got {_json_type(value)}",
         )
     return tuple(
-        _checked_identifier(f"retrieved_ids[{index}]", item) for index, item in enumerate(value)
+        _identifier(f"retrieved_ids[{index}]", item) for index, item in enumerate(value)
     )
 
 
