@@ -11,7 +11,7 @@ from rag_assets.customers.assets import (
 )
 from rag_assets.customers.cdc_apply import CONSUMER, cdc_topic_pattern
 from rag_assets.customers.streaming import MAX_LAG_EVENTS
-from rag_assets.platform.kafka_stream import ledger_lag
+from rag_assets.platform.kafka_stream import ledger_lag_report
 from rag_assets.platform.micro_batch import LagReport
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
@@ -30,11 +30,8 @@ def cdc_lag(kafka: KafkaResource, postgres: PostgresResource) -> AssetCheckResul
 
 
 def cdc_lag_report(kafka: KafkaResource, postgres: PostgresResource) -> LagReport:
-    """The whole source's lag, whichever workers apply it."""
-    with postgres.transaction() as cur:
-        ensure_customer_schema(cur, postgres)
-        lag = ledger_lag(kafka, cur, CONSUMER, cdc_topic_pattern())
-    return lag.report(MAX_LAG_EVENTS)
+    return ledger_lag_report(kafka, postgres, ensure_customer_schema, CONSUMER,
+                             cdc_topic_pattern(), MAX_LAG_EVENTS)
 
 
 @asset_check(asset=identity_graph, description=(

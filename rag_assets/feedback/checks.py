@@ -13,7 +13,7 @@ from rag_assets.feedback.assets import (
 from rag_assets.feedback.events import DEAD_LETTER_SOURCE
 from rag_assets.feedback.streaming import MAX_LAG_EVENTS
 from rag_assets.feedback.windows import Granularity
-from rag_assets.platform.kafka_stream import ledger_lag
+from rag_assets.platform.kafka_stream import ledger_lag_report
 from rag_assets.platform.micro_batch import LagReport
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
@@ -119,11 +119,8 @@ def feedback_lag(kafka: KafkaResource, postgres: PostgresResource) -> AssetCheck
 
 
 def feedback_lag_report(kafka: KafkaResource, postgres: PostgresResource) -> LagReport:
-    """The whole source's lag, whichever workers apply it."""
-    with postgres.transaction() as cur:
-        ensure_feedback_schema(cur, postgres)
-        lag = ledger_lag(kafka, cur, ingest.CONSUMER, ingest.FEEDBACK_TOPIC_PATTERN)
-    return lag.report(MAX_LAG_EVENTS)
+    return ledger_lag_report(kafka, postgres, ensure_feedback_schema, ingest.CONSUMER,
+                             ingest.FEEDBACK_TOPIC_PATTERN, MAX_LAG_EVENTS)
 
 
 feedback_checks = [feedback_lag, late_drop_share, kpi_hourly_counts_every_turn, kpi_daily_counts_every_turn,

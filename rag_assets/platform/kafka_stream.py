@@ -128,6 +128,16 @@ def ledger_lag(kafka: KafkaResource, cur, consumer: str, topic_pattern: str) -> 
     return lag_from(bounds, applied)
 
 
+def ledger_lag_report(kafka: KafkaResource, postgres, ensure_schema: Callable,
+                      consumer: str, topic_pattern: str, max_events: int) -> LagReport:
+    """A source's whole lag (whichever workers apply it) judged against `max_events`; the
+    domain's schema is made sure of first (`ensure_schema(cur, postgres)`)."""
+    with postgres.transaction() as cur:
+        ensure_schema(cur, postgres)
+        lag = ledger_lag(kafka, cur, consumer, topic_pattern)
+    return lag.report(max_events)
+
+
 class LedgerPositionedStream:
     """`open()`, then `poll()` returns [(range, records)] per partition with new records;
     `close()` at the end. Ledger marks are read in transactions from `transaction()`.
