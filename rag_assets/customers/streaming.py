@@ -16,7 +16,11 @@ from rag_assets.customers import cdc_apply, identity_linking, profile_refresh
 from rag_assets.customers.assets import ensure_customer_schema
 from rag_assets.customers.identity_store import PostgresIdentityStore
 from rag_assets.platform.kafka_ingest import ranges_as_dicts
-from rag_assets.platform.kafka_stream import LedgerPositionedStream, apply_each_partition
+from rag_assets.platform.kafka_stream import (
+    GROUP_SESSION_TIMEOUT_MS,
+    LedgerPositionedStream,
+    apply_each_partition,
+)
 from rag_assets.platform.micro_batch import LagReport, MicroBatchSession, always
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
@@ -25,22 +29,40 @@ MAX_LAG_EVENTS = int(os.environ.get("RAG_MAX_CDC_LAG_EVENTS", "50000"))
 POLL_EVENTS = 2000
 CATCH_UP_EVENTS = 1_000_000
 GROUP_CHECK_S = 2.0  # a look at the whole source's lag while waiting for the group
+# A group's lag that reaches no new low for this long is not a rebalance: the session timeout
+# for the coordinator to drop a dead member, as long again for the survivors to take its share.
+GROUP_STALL_S = 2 * GROUP_SESSION_TIMEOUT_MS / 1000
 
 
 @dataclass
 class GroupCatchUp:
     """Whether a consumer group is catching up with a backlog, from the source's lag read now
-    and then (pure): it is while the lag is a poll or more and smaller than at the last look. A
-    lag that stays — a held-back partition, an inflow the group does not outrun — is not
-    waited for."""
+    and then (pure). A wait starts at a lag of a poll or more and lasts while the lag keeps
+    reaching new lows; a lag that reaches none for `patience_s` ends it. The patience is what
+    Kafka's group protocol needs to move a dead member's partitions (its session timeout, then
+    the survivors' rejoin), so a rebalance does not end the wait while a lag that stays for
+    longer — a held-back partition, an inflow the group does not outrun — does. A member that
+    gave up drains after every step until the source is caught up again (less than a poll)."""
 
     poll_events: int
-    last_lag: int | None = None  # the lag at the last look, while catching up
+    patience_s: float
+    lowest: int | None = None  # the lowest lag of the current wait; None when not waiting
+    lowest_at: float = 0.0  # when the lag reached it
+    gave_up: bool = False
 
-    def waiting(self, lag: int) -> bool:
-        shrinking = self.last_lag is None or lag < self.last_lag
-        self.last_lag = lag if lag >= self.poll_events and shrinking else None
-        return self.last_lag is not None
+    def waiting(self, lag: int, now: float) -> bool:
+        if lag < self.poll_events:
+            self.lowest, self.gave_up = None, False
+            return False
+        if self.gave_up:
+            return False
+        if self.lowest is None or lag < self.lowest:
+            self.lowest, self.lowest_at = lag, now
+            return True
+        if now - self.lowest_at < self.patience_s:
+            return True
+        self.lowest, self.gave_up = None, True
+        return False
 
 
 class CdcMicroBatches:
@@ -70,7 +92,7 @@ class CdcMicroBatches:
         self.source = LedgerPositionedStream(
             kafka, cdc_apply.CONSUMER, cdc_apply.cdc_topic_pattern, session.transaction,
             consumer_group=session.consumer_group).open()
-        self._group = GroupCatchUp(max_records)
+        self._group = GroupCatchUp(max_records, GROUP_STALL_S)
         self._derived_waiting = False  # queued work left for the end of the group's catch-up
         self._group_checked_at = 0.0
 
@@ -110,7 +132,7 @@ class CdcMicroBatches:
         now = time.monotonic()
         if now - self._group_checked_at >= GROUP_CHECK_S:
             self._group_checked_at = now
-            self._derived_waiting = self._group.waiting(self.source.source_lag().events)
+            self._derived_waiting = self._group.waiting(self.source.source_lag().events, now)
         return self._derived_waiting
 
     def _apply(self, polled: list) -> int:
