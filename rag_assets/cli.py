@@ -36,7 +36,7 @@ from sensors.mode import STREAM_SOURCES
 DOMAIN_COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("context", "retrieval-serve", "retrieval-clients"), "rag_assets.retrieval.cli:add_retrieval_parsers"),
     (("customer", "dead-letters"), "rag_assets.customers.cli_commands:add_parsers"),
-    (("erase",), "rag_assets.customers.erase_customer:add_erase_parser"),
+    (("erase",), "rag_assets.privacy.cli_commands:add_erase_parser"),
     (("sources",), "rag_assets.catalogue.cli:add_sources_parser"),
 )
 

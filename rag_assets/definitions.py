@@ -7,9 +7,9 @@ from dagster import Definitions, in_process_executor
 from rag_assets.catalogue import active_catalogue
 from rag_assets.catalogue.assets import source_specs
 from rag_assets.customers import definitions as customers
-from rag_assets.customers import erasure_assets
 from rag_assets.feedback import definitions as feedback
 from rag_assets.knowledge import definitions as knowledge
+from rag_assets.privacy import definitions as privacy
 from rag_assets.retrieval import definitions as retrieval
 from resources.defaults import production_resources
 from sensors.definitions import all_sensors
@@ -19,7 +19,7 @@ from sensors.definitions import all_sensors
 defs = Definitions.merge(
     Definitions(assets=source_specs(active_catalogue())),
     customers.defs,
-    erasure_assets.erasure_defs,
+    privacy.defs,
     feedback.defs,
     knowledge.defs,
     retrieval.defs,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag_assets.customers.erasure_assets import ERASURE_JOB, ERASURE_TOPIC_PATTERN
+from rag_assets.privacy.assets import ERASURE_JOB, ERASURE_TOPIC_PATTERN
 from sensors.kafka_ranges import KafkaRangeSensorSpec, build_kafka_range_sensor
 
 ERASURE_RANGES = KafkaRangeSensorSpec(

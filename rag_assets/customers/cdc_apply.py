@@ -20,9 +20,10 @@ from rag_assets.customers.cdc_events import (
     TableRoute,
     parse_cdc_record,
 )
-from rag_assets.customers.erase_customer import skip_erased, with_erased_outcomes
+from rag_assets.customers.erased_records import skip_erased, with_erased_outcomes
 from rag_assets.customers.source_state import RecordKey, apply_change_events
 from rag_assets.customers import source_store
+from rag_assets.customers.dead_letter_ties import ties_of
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
 from rag_assets.platform.erasure_lock import lock_for_writing
 from rag_assets.platform.item_guard import apply_in_transaction
@@ -149,6 +150,6 @@ def apply_range(cur, kafka: KafkaResource, rng: OffsetRangeConfig, stats: ApplyS
     records = claimed.records
     events, letters = _parse(kafka, records, config)
     letters += apply_events_guarded(cur, events, stats, {r.offset: r.value for r in records})
-    stats.dead_letters += store_dead_letters(cur, letters, run_id)
+    stats.dead_letters += store_dead_letters(cur, letters, run_id, ties_of=ties_of)
     stats.events_read += len(records)
     stats.ranges_applied += 1

@@ -2,20 +2,22 @@
 
 A dead letter keeps the raw input the pipeline could not use, which may hold a customer's
 personal data. When it is stored, `letter_ties` records what it can be tied to as keyed hashes
-under the suppression list's HMAC and normalisation (`erasure.hash_identifier`,
-`erasure.ref_keys`, `RAG_ERASURE_HASH_KEY`) — never the identifiers themselves:
+under the suppression list's HMAC and normalisation (`reference_hashes.hash_identifier`,
+`reference_hashes.ref_keys`, `RAG_ERASURE_HASH_KEY`) — never the identifiers themselves:
 
 * the record of a CDC event, when the parser got as far as its table and key
   (`record`, `system.table:pk`);
-* the customer reference of a feedback turn, in every form it stands for (`erasure.ref_digests`,
-  the suppression list's own digests);
+* the customer reference of a feedback turn, in every form it stands for
+  (`reference_hashes.ref_digests`, the suppression list's own digests);
 * the values found in the payload, valid JSON or not (string literals and bare tokens): a value
   holding a digit or an `@` is read as a reference is (email lower-cased, phone in E.164, any
   loyalty number, national id or passport as upper-case letters and digits), and every word of
   a short value is folded like a name (`identifiers.fold_name`) and kept on its own.
 
-An erasure (`erasure_ties`, `name_ties`) deletes every letter sharing a hash with the person's
-record keys, references and identifiers, or holding every word of one of their names — whatever
+Every domain that stores dead letters passes `ties_of` to the platform's `store_dead_letters`,
+which requires a ties function (the platform knows no person, so it cannot tie one). An erasure
+(`privacy/dead_letter_erasure.py`) deletes every letter sharing a hash with the person's record
+keys, references and identifiers, or holding every word of one of their names — whatever
 spelling, casing or spacing the payload used. Erring towards erasure: a letter naming someone
 else with the same name goes too.
 
@@ -28,16 +30,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 
-from rag_assets.customers.erasure import (
-    CUSTOMER_ID,
-    RECORD,
-    ErasureTarget,
-    hash_identifier,
-    ref_digests,
-    ref_keys,
-)
 from rag_assets.customers.identifiers import (
     LOYALTY_NUMBER,
     MAX_IDENTIFIER_CHARS,
@@ -45,6 +38,8 @@ from rag_assets.customers.identifiers import (
     PASSPORT,
     fold_name,
 )
+from rag_assets.customers.reference_hashes import RECORD, hash_identifier, ref_digests, ref_keys
+from rag_assets.platform.dead_letters import DeadLetter
 
 NAME_WORD = "name_word"
 MAX_SCANNED_BYTES = 128 * 1024
@@ -102,21 +97,7 @@ def letter_ties(payload: bytes | None, record_key: str | None = None,
     return sorted(digests | ref_digests(customer_ref, key))
 
 
-def erasure_ties(target: ErasureTarget, key: bytes | None = None) -> list[str]:
-    """The hashes of everything that ties a letter to the erased person: their records,
-    customer id, references (every form) and identifiers."""
-    pairs = {(RECORD, record) for record in target.record_keys}
-    if target.customer_id:
-        pairs.add((CUSTOMER_ID, target.customer_id))
-    for ref in target.refs:
-        pairs |= ref_keys(ref)
-    for kind, value in target.identifiers:
-        pairs.add((LOYALTY_NUMBER if kind in DOCUMENT_KINDS else kind, value))
-    return sorted(hash_identifier(kind, value, key) for kind, value in pairs)
-
-
-def name_ties(names: Iterable[str], key: bytes | None = None) -> list[list[str]]:
-    """Per full name of the person (`given surname`, folded), the hashes of its words: a letter
-    holding all of one name's words is theirs."""
-    return [sorted({hash_identifier(NAME_WORD, word, key) for word in name.split()})
-            for name in sorted(set(names)) if len(name.split()) >= 2]
+def ties_of(letter: DeadLetter) -> list[str]:
+    """A letter's ties (`letter_ties`): what every domain passes to `store_dead_letters`."""
+    return letter_ties(letter.payload and bytes(letter.payload), letter.record_key,
+                       letter.customer_ref)

@@ -28,6 +28,7 @@ from rag_assets.customers.identity_store import (
 from rag_assets.customers.source_state import RecordKey
 from rag_assets.platform.item_guard import apply_in_transaction, is_environment_failure
 from rag_assets.platform.erasure_lock import lock_for_writing
+from rag_assets.customers.dead_letter_ties import ties_of
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
 from rag_assets.platform.work_queue import QUEUE_CUSTOMER_AGAIN, QUEUE_RECORD_AGAIN
 
@@ -122,7 +123,7 @@ def _link_batch(cur, stats: LinkStats, run_id: str | None, limit: int,
         store_dead_letters(cur, [DeadLetter(DEAD_LETTER_SOURCE, aside.reason,
                                             object_key=str(aside.item),
                                             record_key=str(aside.item))
-                                 for aside in set_aside], run_id)
+                                 for aside in set_aside], run_id, ties_of=ties_of)
         stats.records_set_aside += len(set_aside)
     return len(keys)
 

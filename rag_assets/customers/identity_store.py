@@ -480,3 +480,35 @@ class PostgresIdentityStore:
         self.cur.execute(
             "TRUNCATE identity_nodes, identity_lookup, identity_edges, customer_assignments,"
             " customer_ids, cluster_history, profile_pending")
+
+
+# --------------------------------------------------------------------------- erasure
+
+
+def forget_records(cur, keys: Iterable[str], customer_id: str | None) -> dict[str, int]:
+    """Delete the records' nodes, lookup rows and edges, and the assignments of the records
+    and of `customer_id` (an erasure; the caller holds `lock_graph`). Counts by table."""
+    keys = sorted(keys)
+    counts = {}
+    cur.execute("DELETE FROM identity_nodes WHERE record_key = ANY(%s)", (keys,))
+    counts["identity_nodes_deleted"] = cur.rowcount
+    cur.execute("DELETE FROM identity_lookup WHERE record_key = ANY(%s)", (keys,))
+    counts["identity_lookup_rows_deleted"] = cur.rowcount
+    cur.execute("DELETE FROM identity_edges WHERE a_key = ANY(%s) OR b_key = ANY(%s)", (keys, keys))
+    counts["identity_edges_deleted"] = cur.rowcount
+    cur.execute("DELETE FROM customer_assignments WHERE record_key = ANY(%s) OR customer_id = %s",
+                (keys, customer_id))
+    counts["assignments_deleted"] = cur.rowcount
+    return counts
+
+
+def retire_customer(cur, customer_id: str, run_id: str | None) -> int:
+    """Delete a customer's profile, its refresh and its id, recording a `retired` event in
+    `cluster_history`; how many profiles went (0 or 1)."""
+    cur.execute("DELETE FROM customer_profiles WHERE customer_id = %s", (customer_id,))
+    deleted = cur.rowcount
+    cur.execute("DELETE FROM profile_pending WHERE customer_id = %s", (customer_id,))
+    cur.execute("DELETE FROM customer_ids WHERE customer_id = %s", (customer_id,))
+    cur.execute("INSERT INTO cluster_history (kind, customer_id, other_id, run_id)"
+                " VALUES ('retired', %s, NULL, %s)", (customer_id, run_id))
+    return deleted

@@ -33,7 +33,17 @@ class InvalidReference(ValueError):
     """The reference is empty, too long, or holds characters no identifier has."""
 
 
-def _candidate_identifiers(ref: str) -> list[tuple[str, str]]:
+def checked_reference(ref: str) -> str:
+    """The reference without surrounding space; `InvalidReference` when it cannot be one."""
+    ref = ref.strip()
+    if not ref or len(ref) > MAX_REFERENCE_CHARS or any(ord(c) < 32 for c in ref):
+        raise InvalidReference("a customer reference is 1 to 320 printable characters")
+    return ref
+
+
+def candidate_identifiers(ref: str) -> list[tuple[str, str]]:
+    """The (kind, normalised value) identifiers a reference may be: email, loyalty number,
+    phone (each looked up in `identity_lookup`)."""
     candidates = []
     if "@" in ref and (email := normalize_email(ref)):
         candidates.append((EMAIL, email))
@@ -61,16 +71,14 @@ def record_key_of_reference(
 
 
 def resolve_customer_id(cur, ref: str) -> str | None:
-    ref = ref.strip()
-    if not ref or len(ref) > MAX_REFERENCE_CHARS or any(ord(c) < 32 for c in ref):
-        raise InvalidReference("a customer reference is 1 to 320 printable characters")
+    ref = checked_reference(ref)
     if ref.startswith("cus_"):
         cur.execute("SELECT customer_id FROM customer_profiles WHERE customer_id = %s", (ref,))
         row = cur.fetchone()
         if row:
             return row[0]
     keys = [k for k in [record_key_of_reference(ref)] if k]
-    for kind, value in _candidate_identifiers(ref):
+    for kind, value in candidate_identifiers(ref):
         cur.execute("SELECT record_key FROM identity_lookup WHERE kind = %s AND value = %s",
                     (kind, value))
         keys.extend(r[0] for r in cur.fetchall())

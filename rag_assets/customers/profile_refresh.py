@@ -11,6 +11,7 @@ from rag_assets.customers import source_store
 from rag_assets.catalogue import active_catalogue
 from rag_assets.customers.profiles import build_profile
 from rag_assets.customers.source_state import RecordKey
+from rag_assets.customers.dead_letter_ties import ties_of
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
 from rag_assets.platform.erasure_lock import lock_for_writing
 from rag_assets.platform.item_guard import apply_in_transaction
@@ -108,7 +109,7 @@ def refresh_batch(cur, stats: RefreshStats, today: date | None = None,
         _dequeue(cur, [aside.item for aside in set_aside])
         store_dead_letters(cur, [DeadLetter(DEAD_LETTER_SOURCE, aside.reason, object_key=aside.item,
                                             customer_ref=aside.item)  # its customer id
-                                 for aside in set_aside])
+                                 for aside in set_aside], ties_of=ties_of)
         stats.profiles_set_aside += len(set_aside)
     return len(customer_ids)
 

@@ -123,6 +123,7 @@ class Outcome(enum.Enum):
     STALE = "stale"  # older than the stored version
     TRUNCATED = "truncated"  # not newer than the table's truncate watermark
     CONFIRMATION = "confirmation"  # Kafka tombstone: confirms a delete, changes nothing
+    ERASED = "erased"  # its record was erased on request (`erased_records.skip_erased`)
 
 
 @dataclass

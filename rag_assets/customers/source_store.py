@@ -105,3 +105,40 @@ def clear(cur) -> None:
 def live_rows(cur) -> dict[RecordKey, dict]:
     cur.execute("SELECT system, table_name, pk, row_data FROM source_records WHERE row_data IS NOT NULL")
     return {RecordKey(s, t, pk): data for s, t, pk, data in cur.fetchall()}
+
+
+# --------------------------------------------------------------------------- by record key text
+
+# (system, table_name, pk) IN the three arrays given as parameters (`key_arrays`).
+KEY_IN_ARRAYS = ("(system, table_name, pk) IN"
+                 " (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))")
+
+
+def key_arrays(keys: Iterable[str]) -> tuple[list[str], list[str], list[str]]:
+    """Record keys ("system.table:pk") as the three array parameters of `KEY_IN_ARRAYS`."""
+    parts = [RecordKey.parse(key) for key in sorted(keys)]
+    return [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts]
+
+
+def stored_keys(cur, keys: Iterable[str]) -> set[str]:
+    """Those of the record keys that have a row in `source_records` (live or deleted)."""
+    return set(rows_by_key(cur, keys))
+
+
+def rows_by_key(cur, keys: Iterable[str]) -> dict[str, dict | None]:
+    """Record key text -> its stored row data (None for a deleted record)."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    cur.execute(f"SELECT system, table_name, pk, row_data FROM source_records"
+                f" WHERE {KEY_IN_ARRAYS}", key_arrays(keys))
+    return {f"{s}.{t}:{pk}": data for s, t, pk, data in cur.fetchall()}
+
+
+def delete_records(cur, keys: Iterable[str]) -> int:
+    """Delete the records (and their place in the identity queue); how many records went."""
+    arrays = key_arrays(keys)
+    cur.execute(f"DELETE FROM source_records WHERE {KEY_IN_ARRAYS}", arrays)
+    deleted = cur.rowcount
+    cur.execute(f"DELETE FROM identity_pending WHERE {KEY_IN_ARRAYS}", arrays)
+    return deleted

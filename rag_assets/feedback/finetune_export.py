@@ -28,7 +28,7 @@ from psycopg.types.json import Jsonb
 
 from rag_assets.platform.erasure_lock import lock_for_writing
 
-from rag_assets.customers.erase_customer import suppression_list
+from rag_assets.feedback.suppression import suppression_list
 from rag_assets.customers.known_identifiers import KnownIdentifiers
 from rag_assets.customers.lookup import (
     InvalidReference,

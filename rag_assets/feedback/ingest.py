@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from rag_assets.catalogue import active_catalogue
-from rag_assets.customers.erase_customer import suppression_list
+from rag_assets.feedback.suppression import suppression_list
 from rag_assets.feedback import kpi_store, lake_store, turn_store, watermark_store
 from rag_assets.feedback.events import (
     DEAD_LETTER_SOURCE,
@@ -31,6 +31,7 @@ from rag_assets.feedback.events import (
 )
 from rag_assets.feedback.windows import Arrival, LatenessPolicy, classify_batch, windows_of
 from rag_assets.platform import offset_ledger
+from rag_assets.customers.dead_letter_ties import ties_of
 from rag_assets.platform.dead_letters import DeadLetter, store_dead_letters
 from rag_assets.platform.erasure_lock import lock_for_writing
 from rag_assets.platform.item_guard import apply_in_transaction
@@ -188,7 +189,7 @@ def apply_range(cur, kafka: KafkaResource, s3: S3Storage, s3_client, rng: Offset
                            payloads.get(aside.item.offset), aside.item.topic,
                            aside.item.partition, aside.item.offset,
                            customer_ref=aside.item.customer_ref) for aside in set_aside]
-    stats.dead_letters_stored += store_dead_letters(cur, letters, run_id)
+    stats.dead_letters_stored += store_dead_letters(cur, letters, run_id, ties_of=ties_of)
     stats.dead_letter_reasons.update(reason_code(letter.reason) for letter in letters)
     stats.ranges_applied += 1
 

@@ -19,6 +19,7 @@ from rag_assets.feedback.lake_layout import (
     LAKE_PREFIX,
     dedupe_turns,
     frame_to_events,
+    frame_to_parquet,
     parquet_to_frame,
     range_tables,
     table_to_parquet,
@@ -116,9 +117,33 @@ def read_lake_events(s3: S3Storage, client, keys: Sequence[str] | None = None
     """Every turn in the lake, one per turn key (first delivery), read back from Parquet."""
     keys = list_lake_keys(s3, client) if keys is None else [full_key(s3, k) for k in keys]
 
-    def get(key):
-        return parquet_to_frame(client.get_object(Bucket=s3.lake_bucket, Key=key)["Body"].read())
-
     with ThreadPoolExecutor(max_workers=8) as pool:
-        frames = list(pool.map(get, keys))
+        frames = list(pool.map(lambda key: read_object(s3, client, key), keys))
     return frame_to_events(dedupe_turns(frames))
+
+
+def read_object(s3: S3Storage, client, key: str):
+    """One lake object (its full key, as `list_lake_keys` gives it) as a data frame."""
+    return parquet_to_frame(client.get_object(Bucket=s3.lake_bucket, Key=key)["Body"].read())
+
+
+def replace_object(s3: S3Storage, client, key: str, frame) -> int | None:
+    """Overwrite one lake object (full key) with `frame`, or delete it when `frame` is empty.
+    Returns the rows left (None: deleted); register it with `register_rewrites`."""
+    if not len(frame):
+        client.delete_object(Bucket=s3.lake_bucket, Key=key)
+        return None
+    client.put_object(Bucket=s3.lake_bucket, Key=key, Body=frame_to_parquet(frame),
+                      ContentType="application/vnd.apache.parquet")
+    return len(frame)
+
+
+def register_rewrites(cur, s3: S3Storage, changed: dict[str, int | None]) -> None:
+    """Update the registry after `replace_object`s: full key -> rows left (None: deleted)."""
+    for key, rows in changed.items():
+        key = key.removeprefix(s3.lake_prefix)
+        if rows is None:
+            cur.execute("DELETE FROM conversation_lake_objects WHERE object_key = %s", (key,))
+        else:
+            cur.execute("UPDATE conversation_lake_objects SET row_count = %s"
+                        " WHERE object_key = %s", (rows, key))

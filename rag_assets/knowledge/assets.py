@@ -39,6 +39,7 @@ from rag_assets.knowledge.indexing import (
 from rag_assets.knowledge.listing import scan_listing
 from rag_assets.knowledge.parsing import DEFAULT_MAX_BYTES
 from rag_assets.platform.asset_conventions import HOURLY, OWNER, STREAMED, table_schema
+from rag_assets.customers.dead_letter_ties import ties_of
 from rag_assets.platform.dead_letters import store_dead_letters
 from rag_assets.platform.kafka_ingest import OffsetRangesConfig, claim_range, ranges_as_dicts
 from resources.embedder import EmbedderResource
@@ -146,7 +147,8 @@ def documents(context: AssetExecutionContext, config: DocumentsConfig, s3: S3Sto
                 ranges_applied += claimed is not None
                 records.extend(claimed.records if claimed else [])
             changes, counts = registry.changes_from_notifications(cur, records, bucket, prefix)
-            dead_letters = store_dead_letters(cur, counts.dead_letters, run_id)
+            dead_letters = store_dead_letters(cur, counts.dead_letters, run_id,
+                                              ties_of=ties_of)
             seen = counts.events
             extra = {"notifications_read": counts.records, "ranges_applied": ranges_applied,
                      "offset_ranges": MetadataValue.json(ranges_as_dicts(config.ranges))}

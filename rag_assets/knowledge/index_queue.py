@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from rag_assets.knowledge import registry
 from rag_assets.knowledge.indexing import Deleted, Failed, Indexed, Outcome, Rejected
+from rag_assets.customers.dead_letter_ties import ties_of
 from rag_assets.platform.dead_letters import store_dead_letters
 
 _LOCK_POLL_S = 0.02
@@ -99,7 +100,7 @@ def record_outcomes(cur, outcomes: Sequence[Outcome], run_id: str) -> int:
             registry.mark_failed(cur, item, reason=outcome.reason, run_id=run_id)
         elif isinstance(outcome, Deleted):
             registry.remove(cur, item)
-    return store_dead_letters(cur, letters, run_id)
+    return store_dead_letters(cur, letters, run_id, ties_of=ties_of)
 
 
 def outcome_lineage(outcomes: Sequence[Outcome]) -> list[dict]:

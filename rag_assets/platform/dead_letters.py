@@ -4,8 +4,10 @@ Domain parsers return a `DeadLetter` instead of raising; the asset that ran the 
 (see `DeadLetterStore`), counts it in its metadata, and carries on with the rest of the batch.
 
 A payload may hold personal data, so it does not stay forever: each letter is stored with the
-keyed hashes of what ties it to a person (`ties`, `customers/dead_letter_ties.py`) so an erasure
-finds it; a replayed letter's payload is cleared (`mark_replayed`); and every payload is cleared
+keyed hashes of what ties it to a person (`ties`) so an erasure finds it (`delete_tied`,
+`delete_holding`). Which values tie a letter to a person is not the platform's knowledge: the
+caller passes the function that computes them (`ties_of`, required — the domains pass
+`customers/dead_letter_ties.ties_of`), so no letter is stored untied. A replayed letter's payload is cleared (`mark_replayed`); and every payload is cleared
 after the retention (`RAG_DEAD_LETTER_RETENTION_DAYS`, `expire_payloads`); a letter tied to a
 person erased before it arrived is stored without its payload (`remember_erased_ties`). A
 cleared letter keeps its reason and position.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 RETENTION_ENV = "RAG_DEAD_LETTER_RETENTION_DAYS"
@@ -46,13 +48,16 @@ class DeadLetter:
     customer_ref: str | None = field(default=None, repr=False)
 
 
-def store_dead_letters(cur, letters: list[DeadLetter], run_id: str | None = None) -> int:
-    """Insert dead letters with their ties; one already stored for the same position is kept,
-    not duplicated. A letter tied to a person erased before is stored without its payload."""
-    from rag_assets.customers.dead_letter_ties import letter_ties  # the customers' knowledge
+# The keyed hashes that tie a letter to the persons it names.
+LetterTies = Callable[[DeadLetter], list[str]]
 
-    tied = [(letter, letter_ties(letter.payload and bytes(letter.payload), letter.record_key,
-                                 letter.customer_ref)) for letter in letters]
+
+def store_dead_letters(cur, letters: list[DeadLetter], run_id: str | None = None, *,
+                       ties_of: LetterTies) -> int:
+    """Insert dead letters with their ties (`ties_of`); one already stored for the same
+    position is kept, not duplicated. A letter tied to a person erased before is stored
+    without its payload."""
+    tied = [(letter, ties_of(letter)) for letter in letters]
     erased = erased_ties(cur, {tie for _, ties in tied for tie in ties})
     stored = 0
     for letter, ties in tied:
@@ -81,6 +86,28 @@ def remember_erased_ties(cur, ties: Iterable[str], request_id: str) -> None:
     cur.execute("INSERT INTO erased_letter_ties (tie, request_id)"
                 " SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING",
                 (sorted(ties), request_id))
+
+
+def delete_tied(cur, any_of: list[str], all_of: Iterable[list[str]] = ()) -> int:
+    """Delete the letters holding one of the ties `any_of`, or every tie of one of the lists
+    `all_of`; how many went."""
+    cur.execute("DELETE FROM dead_letters WHERE ties && %s::text[]", (any_of,))
+    deleted = cur.rowcount
+    for ties in all_of:
+        cur.execute("DELETE FROM dead_letters WHERE ties @> %s::text[]", (ties,))
+        deleted += cur.rowcount
+    return deleted
+
+
+def delete_holding(cur, needles: list[bytes]) -> int:
+    """Delete the letters whose payload holds one of the byte strings; how many went."""
+    if not needles:
+        return 0
+    cur.execute(
+        "DELETE FROM dead_letters d WHERE d.payload IS NOT NULL AND EXISTS"
+        " (SELECT 1 FROM unnest(%s::bytea[]) AS n(b) WHERE position(n.b IN d.payload) > 0)",
+        (needles,))
+    return cur.rowcount
 
 
 def pending_dead_letters(cur, source: str | None = None) -> list[dict]:

@@ -22,7 +22,7 @@ from rag_assets.customers.cluster_locks import (
     NeighbourhoodLocks,
     NeighbourhoodUnavailable,
 )
-from rag_assets.customers.erase_customer import erase_in_postgres
+from rag_assets.privacy.erasure import erase_in_postgres
 from rag_assets.customers.identity_store import PostgresIdentityStore
 from rag_assets.platform.pg_connection import in_transaction
 from tests.integration.customers.helpers import (

@@ -13,10 +13,11 @@ from datetime import timedelta
 import pytest
 from dagster import materialize
 
-from rag_assets.customers.erase_customer import erase_customer
-from rag_assets.customers.erasure_assets import dead_letter_payload_retention
+from rag_assets.privacy.assets import dead_letter_payload_retention
+from rag_assets.privacy.erasure import erase_customer
 from rag_assets.feedback.assets import conversation_log
 from rag_assets.platform.db import ensure_schema
+from rag_assets.customers.dead_letter_ties import ties_of
 from rag_assets.platform.dead_letters import RETENTION_ENV, DeadLetter, store_dead_letters
 from tests.catalogues import AUDIT_LOG, demo_catalogue_with, use_catalogue
 from tests.integration.customers.bad_events import envelope, raw
@@ -73,7 +74,8 @@ def test_an_erasure_deletes_the_dead_letters_tied_to_the_person_and_no_others(
     with postgres.transaction() as cur:
         store_dead_letters(cur, [
             DeadLetter("cdc", "legacy", b'{"email": "alice.moreau@example.org"}', object_key="a"),
-            DeadLetter("cdc", "legacy", b'{"email": "bob.stone@example.org"}', object_key="b")])
+            DeadLetter("cdc", "legacy", b'{"email": "bob.stone@example.org"}', object_key="b")],
+            ties_of=ties_of)
         cur.execute("UPDATE dead_letters SET ties = NULL WHERE reason = 'legacy'")
     before = letters_by_payload(postgres)
     feedback = {p for p, r in before.items() if r["topic"] and "feedback" in r["topic"]}
@@ -143,7 +145,7 @@ def test_retention_clears_the_payloads_older_than_the_setting_and_keeps_the_lett
     with postgres.transaction() as cur:
         ensure_schema(cur, postgres.db_schema)
         store_dead_letters(cur, [DeadLetter("cdc", f"reason {p.decode()}", p, object_key=p.decode())
-                                 for p in ages])
+                                 for p in ages], ties_of=ties_of)
         for payload, days in ages.items():
             cur.execute("UPDATE dead_letters SET created_at = now() - %s WHERE payload = %s",
                         (timedelta(days=days, minutes=1), payload))

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, materialize
 
-from rag_assets.customers.erase_customer import erase_cli
-from rag_assets.customers.erasure_assets import customer_erasures
+from rag_assets.privacy.assets import customer_erasures
+from rag_assets.privacy.cli_commands import erase_cli
 from rag_assets.customers.lookup import find_profile
 from rag_assets.demo.debezium import DebeziumEncoder
 from rag_assets.feedback.assets import (
@@ -253,7 +253,7 @@ def test_an_export_racing_an_erasure_either_precedes_it_or_leaves_the_person_out
     """An export that reads the lake while an erasure is uncommitted waits for it, then leaves
     the person out: no export is recorded between an erasure's commit and its lake rewrite
     holding the person's turns."""
-    from rag_assets.customers.erase_customer import erase_in_postgres
+    from rag_assets.privacy.erasure import erase_in_postgres
     from rag_assets.feedback import finetune_export, lake_store
 
     publish(kafka, cdc_messages(kafka))

@@ -24,18 +24,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rag_assets.customers.erase_customer import (
-    COMPLETED,
-    LAKE_PENDING,
-    ensure_erasure_schema,
-    erase_in_postgres,
-    rewrite_lake,
-)
 from rag_assets.customers.lookup import find_profile
 from rag_assets.customers.streaming import CdcMicroBatches
 from rag_assets.feedback.lake_store import read_lake_events, s3_client
 from rag_assets.feedback.streaming import FeedbackMicroBatches
 from rag_assets.platform.micro_batch import MicroBatchSession
+from rag_assets.privacy.erasure import erase_in_postgres
+from rag_assets.privacy.lake_rewrite import rewrite_lake
+from rag_assets.privacy.request_log import COMPLETED, LAKE_PENDING, ensure_erasure_schema
 from resources.sentiment import SentimentResource
 from tests.integration.customers.helpers import debezium, publish
 

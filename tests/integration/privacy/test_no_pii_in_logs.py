@@ -21,7 +21,7 @@ from rag_assets.customers.assets import (
     identity_graph,
     source_records,
 )
-from rag_assets.customers.erasure_assets import customer_erasures
+from rag_assets.privacy.assets import customer_erasures
 from rag_assets.demo.debezium import DebeziumEncoder
 from rag_assets.feedback.assets import feedback_assets
 from rag_assets.feedback.checks import feedback_checks

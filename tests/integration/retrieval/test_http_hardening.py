@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from rag_assets.customers.erase_customer import ensure_erasure_schema
+from rag_assets.privacy.request_log import ensure_erasure_schema
 from rag_assets.retrieval.access import INSECURE_NO_AUTH_FLAG
 from rag_assets.retrieval.cli import run_clients_command
 from rag_assets.retrieval.context import RetrievalService

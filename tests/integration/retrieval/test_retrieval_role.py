@@ -10,7 +10,7 @@ import pytest
 from psycopg.errors import InsufficientPrivilege, UndefinedTable
 
 from rag_assets.customers.cli_commands import customers_cli
-from rag_assets.customers.erase_customer import ensure_erasure_schema
+from rag_assets.privacy.request_log import ensure_erasure_schema
 from rag_assets.knowledge.registry import ensure_knowledge_schema
 from rag_assets.platform.db import ensure_schema
 from rag_assets.platform.db_roles import (

@@ -6,14 +6,10 @@ import json
 import pytest
 
 from rag_assets.customers.cdc_events import CdcParserConfig, parse_cdc_record
-from rag_assets.customers.dead_letter_ties import (
-    erasure_ties,
-    letter_ties,
-    name_ties,
-    payload_values,
-)
-from rag_assets.customers.erasure import ErasureTarget, plan_erasure
+from rag_assets.customers.dead_letter_ties import letter_ties, payload_values, ties_of
 from rag_assets.platform.dead_letters import DeadLetter
+from rag_assets.privacy.dead_letter_erasure import erasure_ties, name_ties
+from rag_assets.privacy.plan import ErasureTarget, plan_erasure
 
 KEY = b"test key"
 ALICE = ErasureTarget(
@@ -88,6 +84,14 @@ def test_ties_are_keyed_hashes_without_the_identifiers():
     text = json.dumps(ties).lower()
     assert not any(v in text for v in ("alice", "moreau", "qq123456a", "ly70001", "customers"))
     assert set(ties).isdisjoint(letter_ties(payload, "crm.customers:1", "LY-70001", b"other"))
+
+
+def test_ties_of_a_letter_are_its_payloads_record_keys_and_references(monkeypatch):
+    monkeypatch.setenv("RAG_ERASURE_HASH_KEY", KEY.decode())
+    letter = DeadLetter("cdc", "bad", b'{"email": "alice.moreau@example.org"}',
+                        record_key="crm.customers:1", customer_ref="LY-70001")
+    assert ties_of(letter) == letter_ties(letter.payload, "crm.customers:1", "LY-70001", KEY)
+    assert ties_of(DeadLetter("cdc", "bad")) == []
 
 
 def test_payload_values_reads_literals_and_bare_tokens_of_valid_and_broken_input():

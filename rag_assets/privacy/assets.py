@@ -1,7 +1,7 @@
 """The `customer_erasures` asset: erasure requests from the `privacy.erasure` topic.
 
 Each event `{"customer_ref": ..., "request_id": ...}` erases one customer everywhere
-(`erase_customer.py`). Offset ranges come from `erasure_sensor` (`sensors/privacy.py`) and are
+(`erasure.py`). Offset ranges come from `erasure_sensor` (`sensors/privacy.py`) and are
 claimed in the offsets ledger in the transaction that erases, so a redelivered range erases
 nothing twice; a request id seen before is skipped too. Unusable events become dead letters
 (source `privacy`). After the PostgreSQL step the conversation lake is rewritten; a rewrite that
@@ -18,7 +18,6 @@ from dagster import (
     AssetExecutionContext,
     AssetSelection,
     DefaultScheduleStatus,
-    Definitions,
     MaterializeResult,
     MetadataValue,
     ScheduleDefinition,
@@ -26,13 +25,7 @@ from dagster import (
     define_asset_job,
 )
 
-from rag_assets.customers.erase_customer import (
-    AMBIGUOUS,
-    ensure_erasure_schema,
-    erase_in_postgres,
-    rewrite_lake,
-)
-from rag_assets.customers.erasure import InvalidErasureRequest, parse_erasure_event
+from rag_assets.customers.dead_letter_ties import ties_of
 from rag_assets.customers.lookup import InvalidReference
 from rag_assets.platform.asset_conventions import HOURLY, OWNER, table_schema
 from rag_assets.platform.db import ensure_schema
@@ -49,6 +42,11 @@ from rag_assets.platform.kafka_ingest import (
     claim_range,
     rebuild_ranges,
 )
+from rag_assets.privacy import request_log
+from rag_assets.privacy.erasure import erase_in_postgres
+from rag_assets.privacy.lake_rewrite import rewrite_lake
+from rag_assets.privacy.request_log import AMBIGUOUS, ensure_erasure_schema
+from rag_assets.privacy.requests import InvalidErasureRequest, parse_erasure_event
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
 from resources.s3 import S3Storage
@@ -89,7 +87,7 @@ def apply_erasure_range(cur, kafka: KafkaResource, db_schema: str, rng: OffsetRa
             stats["customers_erased"] += int(result.customer_found)
             for name, value in result.counts.items():
                 stats[name] += value
-    stats["dead_letters"] += store_dead_letters(cur, letters, run_id)
+    stats["dead_letters"] += store_dead_letters(cur, letters, run_id, ties_of=ties_of)
     stats["ranges_applied"] += 1
 
 
@@ -128,15 +126,14 @@ def customer_erasures(context: AssetExecutionContext, config: OffsetRangesConfig
     context.log.info(f"{stats['requests_applied']} erasure request(s) applied, "
                      f"{lake.requests_completed} completed in the lake")
     with postgres.transaction() as cur:
-        cur.execute("SELECT status, count(*) FROM erasure_requests GROUP BY status")
-        by_status = dict(cur.fetchall())
+        by_status = request_log.requests_by_status(cur)
     return MaterializeResult(metadata={
         **{name: int(stats[name]) for name in (
             "events_read", "requests_applied", "requests_already_done", "requests_ambiguous",
             "customers_erased", "dead_letters", "ranges_applied", "ranges_already_applied",
             "records_erased", "feedback_turns_deleted")},
         **lake.as_dict(),
-        "requests_by_status": MetadataValue.json({k: int(v) for k, v in by_status.items()}),
+        "requests_by_status": MetadataValue.json(by_status),
         "mode": "rebuild" if config.is_rebuild else "incremental",
         "offset_ranges": MetadataValue.json([
             {"topic": r.topic, "partition": r.partition, "start": r.start, "end": r.end}
@@ -187,7 +184,3 @@ dead_letter_retention_schedule = ScheduleDefinition(
     default_status=DefaultScheduleStatus.RUNNING,
     description=f"Dead-letter payloads older than `{RETENTION_ENV}` days cleared every hour.",
 )
-
-erasure_defs = Definitions(assets=[customer_erasures, dead_letter_payload_retention],
-                           jobs=[customer_erasure_job, dead_letter_retention_job],
-                           schedules=[dead_letter_retention_schedule])

@@ -4,14 +4,9 @@ import json
 
 import pytest
 
-from rag_assets.customers.erasure import (
-    InvalidErasureRequest,
-    RefMatcher,
-    hash_identifiers,
-    parse_erasure_event,
-    plan_erasure,
-    record_key_refs,
-)
+from rag_assets.feedback.suppression import RefMatcher
+from rag_assets.privacy.plan import hash_identifiers, plan_erasure, record_key_refs
+from rag_assets.privacy.requests import InvalidErasureRequest, parse_erasure_event
 
 ROWS = {
     "crm.customers:1": {"id": 1, "first_name": "Alice", "email": " Alice@Example.org",
@@ -90,12 +85,3 @@ def test_erasure_events_are_validated():
         with pytest.raises(InvalidErasureRequest):
             parse_erasure_event(bad, "fallback")
 
-
-def test_events_of_erased_records_keep_their_place_in_the_outcomes(make_change):
-    from rag_assets.customers.erase_customer import ERASED, with_erased_outcomes
-
-    events = [make_change("1"), make_change("2"), make_change("3")]
-    applied = [(events[0], "applied"), (events[2], "stale")]
-    merged = with_erased_outcomes(events, applied)
-    assert [o for _, o in merged] == ["applied", ERASED, "stale"]
-    assert [e for e, _ in merged] == events and ERASED.value == "erased"
