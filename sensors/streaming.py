@@ -41,10 +41,15 @@ from dagster import (
 from rag_assets.platform import lineage_outbox
 from rag_assets.platform.db import ensure_schema
 from rag_assets.platform.micro_batch import LagReport, MicroBatches, MicroBatchSession
+from rag_assets.platform.pg_connection import in_transaction
 from sensors.deployment import deployment_resources
 from sensors.mode import external_stream_workers
 from sensors.stream_worker import StreamWorker, ensure_worker
 
+
+# How long a tick waits for micro-batches that committed behind an older, still open
+# transaction (another worker's), so that it reports them now rather than a tick later.
+OUTBOX_WAIT_S = 1.0
 
 @dataclass(frozen=True)
 class StreamingSensorSpec:
@@ -67,7 +72,7 @@ class StreamingSensorSpec:
 
 def _load_cursor(raw: str | None) -> dict:
     cursor = json.loads(raw) if raw else {}
-    return {"reported": int(cursor.get("reported", 0)),
+    return {"reported": lineage_outbox.OutboxPosition.parse(cursor.get("reported")),
             "lag_passed": cursor.get("lag_passed"),
             "lag_reported_at": float(cursor.get("lag_reported_at", 0.0))}
 
@@ -109,12 +114,16 @@ def run_tick(spec: StreamingSensorSpec, context: SensorEvaluationContext,
     worker = None if external_stream_workers() else ensure_worker(
         spec.name, resources, spec.open_batches, spec.idle_stop_s)
     postgres = resources["postgres"]
-    with postgres.transaction() as cur:
-        ensure_schema(cur, postgres.db_schema)
-        lineage_outbox.prune(cur, spec.name, cursor["reported"])
-        rows = lineage_outbox.pending(cur, spec.name, cursor["reported"])
+    with postgres.connection() as conn:
+        with in_transaction(conn) as cur:
+            ensure_schema(cur, postgres.db_schema)
+        with in_transaction(conn) as cur:  # no write before the read: see `pending`
+            rows = lineage_outbox.pending(cur, spec.name, cursor["reported"],
+                                          wait_s=OUTBOX_WAIT_S)
+            lineage_outbox.prune(cur, spec.name, cursor["reported"])
     events: list = materialisations(rows)
-    new_cursor = {"reported": max((r.id for r in rows), default=cursor["reported"]),
+    reported = rows[-1].position if rows else cursor["reported"]
+    new_cursor = {"reported": reported.encode(),
                   "lag_passed": cursor["lag_passed"], "lag_reported_at": cursor["lag_reported_at"]}
     lag, now = spec.source_lag(resources) if worker is None else worker_lag(worker), time.time()
     if lag is not None and (lag.passed != cursor["lag_passed"]

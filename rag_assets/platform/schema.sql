@@ -55,6 +55,11 @@ CREATE TABLE IF NOT EXISTS lineage_outbox (
     stream     text        NOT NULL,   -- the streaming sensor, e.g. 'cdc_stream'
     asset_key  text        NOT NULL,
     metadata   jsonb       NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- the writing transaction: rows are read in its order, once every older one has ended
+    -- (lineage_outbox.py: writers commit in any order, ids are drawn before the commit)
+    xid        xid8        NOT NULL DEFAULT pg_current_xact_id()
 );
-CREATE INDEX IF NOT EXISTS lineage_outbox_stream ON lineage_outbox (stream, id);
+ALTER TABLE lineage_outbox ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+DROP INDEX IF EXISTS lineage_outbox_stream;
+CREATE INDEX IF NOT EXISTS lineage_outbox_position ON lineage_outbox (stream, xid, id);

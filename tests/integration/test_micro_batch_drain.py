@@ -35,7 +35,7 @@ def drain_queue(postgres, queue: list[int], **options) -> tuple[int, list[int], 
         session = MicroBatchSession(conn, "drain_test", "drain-session")
         total = session.drain("some_asset", Counted, step, **options)
         with session.transaction() as cur:
-            rows = lineage_outbox.pending(cur, "drain_test", 0)
+            rows = lineage_outbox.pending(cur, "drain_test")
     return total, called, [row.metadata["taken"] for row in rows]
 
 

@@ -161,7 +161,7 @@ def test_under_a_backlog_one_step_applies_many_polls_then_links_once(kafka, post
                     break
             assert batches.step() == 0
         with session.transaction() as cur:
-            rows = lineage_outbox.pending(cur, "cdc_catch_up_test", after_id=0)
+            rows = lineage_outbox.pending(cur, "cdc_catch_up_test")
 
     # Every full poll went into the first step; at most a short poll's worth came after it.
     assert sum(steps) == len(messages)
@@ -199,7 +199,7 @@ def test_two_workers_polling_the_same_offsets_report_each_offset_once(kafka, pos
             for worker in workers:
                 worker.close()
         with sessions[0].transaction() as cur:
-            rows = lineage_outbox.pending(cur, "overlap_test", 0)
+            rows = lineage_outbox.pending(cur, "overlap_test")
     reported = [(r["topic"], r["partition"], r["start"], r["end"]) for row in rows
                 if row.asset_key == "source_records" for r in row.metadata["offset_ranges"]]
     offsets = [(topic, partition, offset) for topic, partition, start, end in reported

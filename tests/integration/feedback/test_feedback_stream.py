@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from rag_assets.feedback.windows import Granularity
+from rag_assets.platform.lineage_outbox import OutboxPosition
 from resources.sentiment import SentimentResource
 from sensors.feedback import FEEDBACK_STREAM
 from tests.integration.feedback.helpers import (
@@ -27,6 +28,10 @@ from tests.streaming import check_evaluations, covered, materialisations, stream
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("streaming_workers")]
 
 DEFAULT_LATENESS = timedelta(hours=24)
+
+
+def reported_position(result) -> OutboxPosition:
+    return OutboxPosition.parse(json.loads(result.cursor)["reported"])
 
 
 def test_streamed_feedback_equals_the_oracle_and_is_in_the_lineage(kafka, s3, postgres):
@@ -67,4 +72,4 @@ def test_streamed_feedback_equals_the_oracle_and_is_in_the_lineage(kafka, s3, po
     # The lag check is reported by the first tick, then again only when it flips (or a minute on).
     assert check_evaluations(reported_1)["feedback_lag"].passed
     assert "feedback_lag" not in check_evaluations(second)
-    assert json.loads(second.cursor)["reported"] > json.loads(reported_1.cursor)["reported"]
+    assert reported_position(second) > reported_position(reported_1)
