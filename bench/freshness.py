@@ -235,6 +235,18 @@ def lineage(url: str) -> dict:
         "lineage_delay_p95_s": round(percentile(delays, 0.95), 2) if delays else None}
 
 
+def settled_lineage(url: str, events_sent: int, timeout_s: float = 90.0) -> dict:
+    """`lineage` once every event sent is in it, or after `timeout_s` (ticks report what the
+    workers committed a few seconds late, later on a loaded machine): read every 5 s."""
+    started = time.monotonic()
+    while True:
+        result = lineage(url)
+        waited = time.monotonic() - started
+        if result["cdc_events_in_lineage"] >= events_sent or waited >= timeout_s:
+            return {**result, "lineage_waited_s": round(waited)}
+        time.sleep(5)
+
+
 def run_configuration(settings: InfraSettings, mode: str, args) -> dict:
     ns = Namespace(settings, mode)
     res = ns.resources()
@@ -295,7 +307,6 @@ def run_configuration(settings: InfraSettings, mode: str, args) -> dict:
         probe.join()
         censor_at = time.monotonic()
         bench_cpu = (time.process_time() - cpu_started) / (censor_at - started)
-        time.sleep(10)  # the last tick's materialisations
         result = {
             "mode": mode, "duration_s": duration, "sent": dict(load.sent),
             "sustained_rate": round(sum(load.sent.values()) / (stopped - started), 1),
@@ -309,7 +320,7 @@ def run_configuration(settings: InfraSettings, mode: str, args) -> dict:
             "cdc_events_sent": sum(publisher.sent[t] for t in publisher.sent if ".cdc." in t),
         }
         try:
-            result.update(lineage(dagster.url))
+            result.update(settled_lineage(dagster.url, result["cdc_events_sent"]))
         except Exception as error:  # the figures above stand without it
             result.update(cdc_events_in_lineage=f"unavailable ({error})", materialisations="?",
                           lineage_delay_p95_s=None)
@@ -407,7 +418,8 @@ def report(result: dict) -> None:
         print(f"           p95 per minute of sending (lag trend): {k['p95_by_minute']}")
     print(f"  lineage: {result['cdc_events_in_lineage']} of {result['cdc_events_sent']} CDC events "
           f"in {result['materialisations']} source_records materialisations; "
-          f"commit -> materialisation p95 {result['lineage_delay_p95_s']} s")
+          f"commit -> materialisation p95 {result['lineage_delay_p95_s']} s; read "
+          f"{result.get('lineage_waited_s', '?')} s after the probe saw every change")
     print(f"  probe: {result['probe_cycles']} cycles, slowest {result['probe_cycle_max_s']} s, "
           f"errors {result['probe_errors']}, look-ups cross-checked against find_profile "
           f"{result['probe_cross_check'][0]} with {result['probe_cross_check'][1]} differences; "
