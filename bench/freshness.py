@@ -164,6 +164,20 @@ def wait_until_linked(res: dict, keys: list[str], timeout_s: float) -> float:
     raise TimeoutError("the bench population was not linked in time")
 
 
+def wait_until_drained(res: dict, timeout_s: float) -> float:
+    """Seconds until the identity and profile queues are empty: the stack has caught up with
+    the seed, so the clock does not start behind its derived work."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        with res["postgres"].transaction() as cur:
+            cur.execute("SELECT (SELECT count(*) FROM identity_pending)"
+                        " + (SELECT count(*) FROM profile_pending)")
+            if cur.fetchone()[0] == 0:
+                return time.monotonic() - started
+        time.sleep(1)
+    raise TimeoutError("the seed's identity and profile work was not done in time")
+
+
 def population_premise(res: dict, population: RealisticCdc) -> dict[str, int]:
     """Customers holding records of two bench people (must be 0: the expectations assume
     people cannot be confused) and bench people spread over several customers (twins apart:
@@ -268,6 +282,7 @@ def run_configuration(settings: InfraSettings, mode: str, args) -> dict:
                                    args.seed_timeout)
         if population is not None:
             seed_s += wait_until_linked(res, list(population.truth), args.seed_timeout)
+            seed_s += wait_until_drained(res, args.seed_timeout)
             premise = population_premise(res, population)
             print(f"[{mode}] population linked: {premise}", flush=True)
             if premise["customers_mixing_people"]:
