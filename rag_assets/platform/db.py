@@ -17,7 +17,7 @@ from typing import Any
 
 from psycopg import sql
 
-from rag_assets.platform.db_roles import grant_retrieval_access
+from rag_assets.platform.db_roles import grant_retrieval_access, retrieval_grants_missing
 from rag_assets.platform.pg_connection import in_transaction
 
 SCHEMA_FILES = (
@@ -33,24 +33,39 @@ def _files(extra_files: tuple) -> dict[str, str]:
 def ensure_schema(cur, schema_name: str, extra_files: tuple = ()) -> None:
     """Create `schema_name` and every table in it; safe and cheap to call on every run. The
     retrieval role, when one is configured, is granted what it lacks on what exists now
-    (`db_roles.py`), so a table created by a later call is granted by that call."""
+    (`db_roles.py`), so a table created by a later call is granted by that call.
+
+    When every file is applied already and no grant is missing, nothing is locked: callers call
+    this first thing in transactions that may last minutes (a fine-tuning export), and a lock
+    held to their commit stopped every other run and sensor tick of the schema behind them
+    (bench/freshness.py, 2026-12-07). Only a call with DDL to run takes the schema's lock."""
+    cur.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(schema_name)))
+    texts = _files(extra_files)
+    files = {name: hashlib.sha256(text.encode()).hexdigest() for name, text in texts.items()}
+    if not _pending_files(cur, schema_name, files) and not retrieval_grants_missing(cur, schema_name):
+        return
     # Serialises concurrent first runs, which would otherwise race on CREATE TABLE.
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"schema:{schema_name}",))
     cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema_name)))
-    cur.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(schema_name)))
     cur.execute("CREATE TABLE IF NOT EXISTS schema_files (name text PRIMARY KEY,"
                 " sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
-    files = _files(extra_files)
-    cur.execute("SELECT name, sha256 FROM schema_files WHERE name = ANY(%s)", (sorted(files),))
-    applied = dict(cur.fetchall())
-    for name, text in files.items():
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        if applied.get(name) == digest:
-            continue
-        cur.execute(sql.SQL(text))  # the package's own DDL, never run-time input
+    for name in _pending_files(cur, schema_name, files):
+        cur.execute(sql.SQL(texts[name]))  # the package's own DDL, never run-time input
         cur.execute("INSERT INTO schema_files (name, sha256) VALUES (%s, %s) ON CONFLICT (name)"
-                    " DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()", (name, digest))
+                    " DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()",
+                    (name, files[name]))
     grant_retrieval_access(cur, schema_name)
+
+
+def _pending_files(cur, schema_name: str, digests: dict[str, str]) -> list[str]:
+    """The files (in the order given) whose content is not the one applied in the schema."""
+    cur.execute("SELECT to_regclass(format('%%I.schema_files', %s::text))", (schema_name,))
+    if cur.fetchone()[0] is None:
+        return list(digests)
+    cur.execute(sql.SQL("SELECT name, sha256 FROM {}.schema_files WHERE name = ANY(%s)").format(
+        sql.Identifier(schema_name)), (sorted(digests),))
+    applied = dict(cur.fetchall())
+    return [name for name, digest in digests.items() if applied.get(name) != digest]
 
 
 def drain(postgres, step) -> None:

@@ -130,6 +130,16 @@ def retrieval_grants_lacking(cur, schema_name: str) -> list[tuple[str, str, str 
     return missing_privileges(cur, schema_name, cur.fetchone()[0], RETRIEVAL_GRANTS)
 
 
+def retrieval_grants_missing(cur, schema_name: str) -> bool:
+    """Whether the configured retrieval role, if one is configured, lacks a grant (or does not
+    exist: `grant_retrieval_access` says so)."""
+    role = retrieval_role()
+    if role is None:
+        return False
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+    return cur.fetchone() is None or bool(missing_privileges(cur, schema_name, role, RETRIEVAL_GRANTS))
+
+
 def grant_retrieval_access(cur, schema_name: str) -> int:
     """`RETRIEVAL_GRANTS` to the configured retrieval role, if one is configured."""
     role = retrieval_role()

@@ -20,6 +20,19 @@ def test_an_unchanged_schema_takes_no_table_lock(postgres):
             ensure_schema(cur, postgres.db_schema, FEEDBACK_SCHEMA_FILES)
 
 
+def test_a_long_transaction_that_ensured_the_schema_holds_no_one_back(postgres):
+    """A fine-tuning export ensures the schema, then works for minutes in the same transaction:
+    meanwhile every other run and sensor tick must still get through `ensure_schema`."""
+    with postgres.transaction() as cur:
+        ensure_schema(cur, postgres.db_schema, FEEDBACK_SCHEMA_FILES)
+    with postgres.transaction() as long_running:
+        ensure_schema(long_running, postgres.db_schema, FEEDBACK_SCHEMA_FILES)
+        with postgres.transaction() as cur:
+            cur.execute("SET LOCAL lock_timeout = '2s'")
+            ensure_schema(cur, postgres.db_schema)
+            ensure_schema(cur, postgres.db_schema, FEEDBACK_SCHEMA_FILES)
+
+
 def test_a_changed_schema_file_is_applied_again(postgres):
     with postgres.transaction() as cur:
         ensure_schema(cur, postgres.db_schema, FEEDBACK_SCHEMA_FILES)
