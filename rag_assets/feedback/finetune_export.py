@@ -103,6 +103,8 @@ def export(cur, s3: S3Storage, client, run_id: str | None,
     events = lake_store.read_lake_events(s3, client, keys) if keys else []
     available, names = profile_names(cur)
     known = known_identifiers_by_ref(cur, (event.customer_ref for event in events))
+    # Every customer's names in the base masker: one name pattern for the whole export.
+    names = sorted({*names, *(name for identifiers in known.values() for name in identifiers.names)})
     # From here to the commit no erasure commits: the suppression list read now holds every
     # person erased before this export is recorded (see the module doc).
     lock_for_writing(cur)
