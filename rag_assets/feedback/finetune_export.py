@@ -10,9 +10,10 @@ Outputs: `finetune/<version>/train.jsonl` and `finetune/<version>/manifest.json`
 `finetune_exports`. The version is a hash of the content, so an unchanged dataset is rewritten
 under the same name instead of being duplicated.
 
-Erasure: an export reads the suppression list under the erasure lock (shared) and records
-itself before releasing it, so an export either finished before an erasure committed or left
-the person out. The erasure's lake rewrite withdraws every export whose source offsets cover a
+Erasure: an export builds its dataset without the erasure lock, then reads the suppression list
+again under it (shared; building again if someone was erased meanwhile) and records itself
+before releasing it, so an export either finished before an erasure committed or left the
+person out, and an erasure waits for an export's writes only, not for its masking. The erasure's lake rewrite withdraws every export whose source offsets cover a
 turn it removes (`withdraw_exports_holding`) before it rewrites the object, then deletes the
 withdrawn exports' objects (`remove_withdrawn_objects`); the next scheduled export rebuilds the
 dataset without the person.
@@ -23,12 +24,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from psycopg.types.json import Jsonb
 
 from rag_assets.platform.erasure_lock import lock_for_writing
 
-from rag_assets.feedback.suppression import suppression_list
+from rag_assets.feedback.suppression import committed_suppressions, suppression_list
 from rag_assets.customers.known_identifiers import KnownIdentifiers
 from rag_assets.customers.lookup import (
     InvalidReference,
@@ -105,13 +107,19 @@ def export(cur, s3: S3Storage, client, run_id: str | None,
     known = known_identifiers_by_ref(cur, (event.customer_ref for event in events))
     # Every customer's names in the base masker: one name pattern for the whole export.
     names = sorted({*names, *(name for identifiers in known.values() for name in identifiers.names)})
+    build = partial(build_finetune_dataset, events, flagged_turns=flagged_turns(cur),
+                    masker=PiiMasker(names), config=config, known_by_ref=known)
+    # Built before the erasure lock is taken: an erasure waiting for this export holds back
+    # every writer queued behind it, so the lock is held for the writes only.
+    erased = committed_suppressions(cur)
+    dataset = build(erased_customers=erased)
     # From here to the commit no erasure commits: the suppression list read now holds every
-    # person erased before this export is recorded (see the module doc).
+    # person erased before this export is recorded (see the module doc). Someone erased while
+    # the dataset was built means building it again.
     lock_for_writing(cur)
-    dataset = build_finetune_dataset(
-        events, erased_customers=suppression_list(cur), flagged_turns=flagged_turns(cur),
-        masker=PiiMasker(names), config=config, known_by_ref=known,
-    )
+    erased_now = suppression_list(cur)
+    if erased_now.digests != erased.digests:
+        dataset = build(erased_customers=erased_now)
     customers_known = len(set(known.values()))
     manifest = {**dataset.manifest, "lake_objects_read": len(keys),
                 "names_for_masking": len(names), "customers_known_for_masking": customers_known}

@@ -54,6 +54,12 @@ def suppression_list(cur) -> RefMatcher:
     legacy = [ref for (ref,) in cur.fetchall()]
     if legacy:
         suppress(cur, legacy)
+    return committed_suppressions(cur)
+
+
+def committed_suppressions(cur) -> RefMatcher:
+    """The suppression list as committed, read without writing anything (so without the erasure
+    lock a writer takes first); `suppression_list` under that lock is what a writer trusts."""
     cur.execute("SELECT digest FROM erased_reference_hashes")
     return RefMatcher(digest for (digest,) in cur.fetchall())
 

@@ -104,3 +104,33 @@ def test_export_masks_personal_data_and_drops_erased_and_near_duplicates(kafka, 
     with postgres.transaction() as cur:
         cur.execute("SELECT count(*) FROM finetune_exports")
         assert cur.fetchone()[0] == 1
+
+
+def test_a_person_erased_while_the_dataset_is_built_is_left_out(kafka, s3, postgres, monkeypatch):
+    """The dataset is built before the erasure lock is taken (an erasure waiting on a long
+    export would hold back every writer); one committed meanwhile makes the export build again."""
+    from rag_assets.feedback import finetune_export
+    from rag_assets.feedback.suppression import suppress
+    from rag_assets.platform.erasure_lock import lock_for_erasure
+
+    publish(kafka, EVENTS)
+    resources = {"kafka": kafka, "s3": s3, "postgres": postgres}
+    assert materialize([conversation_log], resources=resources).success
+    built_with = []
+    real_build = finetune_export.build_finetune_dataset
+
+    def build_while_someone_is_erased(events, **kwargs):
+        if not built_with:  # an erasure commits while the first build runs, not held back
+            with postgres.transaction() as other:
+                other.execute("SET LOCAL lock_timeout = '5s'")
+                lock_for_erasure(other)
+                suppress(other, ["crm:1"])
+        built_with.append(len(kwargs["erased_customers"]))
+        return real_build(events, **kwargs)
+
+    monkeypatch.setattr(finetune_export, "build_finetune_dataset", build_while_someone_is_erased)
+    result = materialize([finetune_dataset], resources=resources)
+    metadata = result.asset_materializations_for_node("finetune_dataset")[0].metadata
+    assert len(built_with) == 2 and built_with[0] == 0 < built_with[1]
+    assert metadata["filtered"].value["erased_customer"] == 6  # every turn of crm:1
+    assert metadata["records_out"].value == 1  # the one well-rated turn of someone else
