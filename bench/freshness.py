@@ -310,6 +310,8 @@ def run_configuration(settings: InfraSettings, mode: str, args) -> dict:
         sampler = threading.Thread(target=_sample_load, args=(loads, load.stop_event), daemon=True)
         duration = args.duration if mode == "streaming" else (args.plain_duration or args.duration)
         started, cpu_started = time.monotonic(), time.process_time()
+        # The wall clock too, to line the per-minute figures up with the deployment's own log.
+        print(f"[{mode}] sending from {time.strftime('%H:%M:%S', time.gmtime())} UTC", flush=True)
         for thread in (probe, load, sampler):
             thread.start()
         time.sleep(duration)
