@@ -13,10 +13,11 @@ under the same name instead of being duplicated.
 Erasure: an export builds its dataset without the erasure lock, then reads the suppression list
 again under it (shared; building again if someone was erased meanwhile) and records itself
 before releasing it, so an export either finished before an erasure committed or left the
-person out, and an erasure waits for an export's writes only, not for its masking. The erasure's lake rewrite withdraws every export whose source offsets cover a
-turn it removes (`withdraw_exports_holding`) before it rewrites the object, then deletes the
-withdrawn exports' objects (`remove_withdrawn_objects`); the next scheduled export rebuilds the
-dataset without the person.
+person out, and an erasure waits for an export's writes only, not for its masking. The
+erasure's lake rewrite withdraws every export whose source offsets cover a turn it removes
+(`withdraw_exports_holding`) before it rewrites the object, then deletes the withdrawn exports'
+objects (`remove_withdrawn_objects`); the next scheduled export rebuilds the dataset without the
+person.
 """
 
 from __future__ import annotations

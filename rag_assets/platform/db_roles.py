@@ -112,8 +112,7 @@ def _grant(privilege: str, kind: str, name: str | None, schema_name: str,
 def grant_missing(cur, schema_name: str, role: str, grants: RoleGrants) -> int:
     """Grant `role` what it lacks of `grants` on `schema_name`; the number of grants made.
     `RoleMissing` when the role does not exist."""
-    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-    if cur.fetchone() is None:
+    if not _role_exists(cur, role):
         raise RoleMissing(f"{RETRIEVAL_ROLE_ENV} names the role {role!r}, which does not exist "
                           "in this PostgreSQL server: create it (docs/operations.md, \"Least "
                           f"privilege\") or unset {RETRIEVAL_ROLE_ENV}")
@@ -136,8 +135,13 @@ def retrieval_grants_missing(cur, schema_name: str) -> bool:
     role = retrieval_role()
     if role is None:
         return False
+    return (not _role_exists(cur, role)
+            or bool(missing_privileges(cur, schema_name, role, RETRIEVAL_GRANTS)))
+
+
+def _role_exists(cur, role: str) -> bool:
     cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-    return cur.fetchone() is None or bool(missing_privileges(cur, schema_name, role, RETRIEVAL_GRANTS))
+    return cur.fetchone() is not None
 
 
 def grant_retrieval_access(cur, schema_name: str) -> int:
