@@ -1,9 +1,9 @@
-"""Keyed hashes of what a customer reference stands for (pure, no I/O).
+"""Keyed hashes of what a customer reference stands for (pure but for the catalogue it reads).
 
 A `customer_ref` (the form the assistant app sends with a feedback turn, or the value a dead
 letter holds) stands for one or more (kind, normalised value) pairs (`ref_keys`): an `@` makes
 it an email; `cus_…` a customer id; `system[.table]:pk` a source record (`lookup`'s rules);
-anything else a loyalty number or a phone. The exact string is always a key of its own, so
+anything else a loyalty number or a phone (read under the catalogue's phone region). The exact string is always a key of its own, so
 `" Alice@Example.org"` and `alice@example.org` share the key of the email they spell.
 
 Those pairs are kept only as keyed hashes (HMAC-SHA256 under `RAG_ERASURE_HASH_KEY`,
@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import os
 
+from rag_assets.catalogue import active_catalogue
 from rag_assets.customers.identifiers import (
     EMAIL,
     LOYALTY_NUMBER,
@@ -61,7 +62,9 @@ def ref_keys(ref: str | None) -> set[tuple[str, str]]:
         return keys
     if loyalty := normalize_document_number(text):
         keys.add((LOYALTY_NUMBER, loyalty))
-    if phone := normalize_phone(text):
+    # Under the deployment's phone region, as the identity graph and the look-up read numbers:
+    # a national number is another number (or none) under another region.
+    if phone := normalize_phone(text, active_catalogue().default_phone_region):
         keys.add((PHONE, phone))
     return keys
 
