@@ -117,9 +117,9 @@ class PiiMasker:
 
     def __init__(self, names: Iterable[str] = (), known: KnownIdentifiers | None = None) -> None:
         self._name_set = frozenset(names)
-        self._names = _name_pattern(self._name_set)
+        self._names = _name_patterns(self._name_set)
         self._known: KnownMasker | None = None
-        self._own_names: re.Pattern[str] | None = None
+        self._own_names: list[re.Pattern[str]] = []
         if known:
             self._add_known(known)
 
@@ -136,7 +136,7 @@ class PiiMasker:
 
     def _add_known(self, known: KnownIdentifiers) -> None:
         self._known = KnownMasker(known)
-        self._own_names = _name_pattern(known.names - self._name_set)
+        self._own_names = _name_patterns(known.names - self._name_set)
 
     def mask(self, text: str) -> str:
         text = _INVISIBLE.sub("", text)
@@ -149,7 +149,7 @@ class PiiMasker:
         text = mask_addresses(text)
         text = _outside_dates(text, _mask_cards)
         text = _outside_dates(text, _mask_phones)
-        return _mask_names([p for p in (self._names, self._own_names) if p is not None], text)
+        return _mask_names([*self._names, *self._own_names], text)
 
 
 def mask_pii(text: str, names: Iterable[str] = ()) -> str:
@@ -171,20 +171,35 @@ def _luhn_valid_ascii(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _name_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
-    """Every name, on word boundaries, the longest first where several start at one place.
-    The names are merged into a trie before they become a pattern: an alternation of tens of
-    thousands of names is tried one by one at every position of a text (an export of 11,663
-    turns took five minutes); the trie's branches fail on their first character."""
+# Longer names (no person's, but a source may hold anything) are one flat alternation: each
+# character of a name is a level of the trie's pattern, and the regular-expression compiler
+# recurses per level.
+MAX_TRIE_ATOMS = 64
+
+
+def _name_patterns(names: Iterable[str]) -> list[re.Pattern[str]]:
+    """Every name, on word boundaries, the longest first where several start at one place
+    (`_mask_names` merges the patterns' matches). The names are merged into a trie before they
+    become a pattern: an alternation of tens of thousands of names is tried one by one at every
+    position of a text (an export of 11,663 turns took five minutes); the trie's branches fail
+    on their first character."""
     trie: dict = {}
+    long_names: list[list[str]] = []
     for name in {name.strip() for name in names}:
         if len(name) < 2:
             continue
+        atoms = _name_atoms(name)
+        if len(atoms) > MAX_TRIE_ATOMS:
+            long_names.append(atoms)
+            continue
         node = trie
-        for atom in _name_atoms(name):
+        for atom in atoms:
             node = node.setdefault(atom, {})
         node[_END] = {}
-    return re.compile(rf"(?<!\w){_trie_pattern(trie)}(?!\w)", re.IGNORECASE) if trie else None
+    bodies = [_trie_pattern(trie)] if trie else []
+    if long_names:
+        bodies.append("|".join("".join(atoms) for atoms in sorted(long_names, key=len, reverse=True)))
+    return [re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE) for body in bodies]
 
 
 def _mask_names(patterns: list[re.Pattern[str]], text: str) -> str:

@@ -60,3 +60,15 @@ def test_a_customers_own_names_are_masked_as_if_in_the_same_alternation(names, o
     mask what one alternation of all the names masks."""
     masker = PiiMasker(names).with_known(KnownIdentifiers(names=frozenset(own)))
     assert masker.mask(text) == masked_by_one_alternation([*names, *own], text)
+
+
+def test_names_of_any_length_are_masked_as_the_specification_says():
+    """A source may hold a "name" of thousands of characters, or names nested in each other
+    far deeper than any person's: the masker must still build and mask as specified."""
+    nested = ["b" * k for k in range(2, 1500)]
+    long_name = "Anna" + "x" * 5000
+    masker = PiiMasker([*nested, long_name, "Anna"])
+    text = f"hi {long_name} and {'b' * 700}, {'b' * 70} or {'B' * 1600} Anna"
+    expected = masked_by_one_alternation([*nested, long_name, "Anna"], text)
+    assert masker.mask(text) == expected
+    assert expected == f"hi {NAME_TOKEN} and {NAME_TOKEN}, {NAME_TOKEN} or {'B' * 1600} {NAME_TOKEN}"
