@@ -7,13 +7,12 @@ A store is meant to live across the batches of a run (or of a streaming worker):
 read stays valid after its own writes, which it applies to its snapshot as well, so the next
 batch reads from PostgreSQL only what no earlier batch loaded. Every write to the graph tables
 changes `identity_graph_stamp` (a trigger); `begin` compares it with the stamp the store's own
-last write left. When other linkers wrote in between, the store forgets what they changed: each
-`write` logs its record keys, customer ids and lookup values in `identity_graph_changes`,
-chained by the stamps before and after it (`changes_between`). When the log does not chain the
-two stamps — a write outside `write` (an erasure, a rebuild), a write of its own rolled back, a
-log pruned — the store forgets everything. With concurrent linkers (`cluster_locks`) another
-linker can also commit between a batch's `begin` and its write; `write` catches up the same way
-first. So linkers taking turns or running at once keep what the others did not change.
+last write left and forgets everything when someone else wrote in between (or a write of its own
+was rolled back). With concurrent linkers (`cluster_locks`) another linker can also commit
+between a batch's `begin` and its write; `write` then forgets the snapshot after writing. So a
+snapshot survives only while this store is the graph's only writer: with linkers taking turns
+or running at once, each batch reads its neighbourhood again (correct, at the cost of the reads
+the snapshot saved).
 
 `seen` collects what the graph read through the store (lookup values, customer ids) since
 `begin`: the neighbourhood the linker must hold locked (`cluster_locks`).
@@ -86,48 +85,6 @@ def lock_graph(cur, *, shared: bool = False) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('identity-graph:' || current_schema()))")
 
 
-@dataclass(frozen=True)
-class LoggedChange:
-    """One `identity_graph_changes` row: what a write changed between two stamps. `items`
-    None: too many to list (everything may have changed)."""
-
-    stamp_before: int
-    stamp_after: int
-    items: GraphChanges | None
-
-
-@dataclass
-class GraphChanges:
-    """What a write changed: records (node, edges or assignment), customers (members or rank)
-    and lookup values (kind, value) whose record list changed."""
-
-    record_keys: set[str] = field(default_factory=set)
-    customer_ids: set[str] = field(default_factory=set)
-    lookup_pairs: set[tuple[str, str]] = field(default_factory=set)
-
-    def __len__(self) -> int:
-        return len(self.record_keys) + len(self.customer_ids) + len(self.lookup_pairs)
-
-    def update(self, other: GraphChanges) -> None:
-        self.record_keys |= other.record_keys
-        self.customer_ids |= other.customer_ids
-        self.lookup_pairs |= other.lookup_pairs
-
-
-def changes_between(log: list[LoggedChange], start: int, end: int) -> GraphChanges | None:
-    """Everything the logged writes changed from stamp `start` to `end`, or None when the log
-    does not account for every write in between: its rows (ordered by `stamp_after`) must chain
-    `start` to `end`, each beginning at the stamp the one before left, and list their items."""
-    changed = GraphChanges()
-    at = start
-    for row in log:
-        if row.stamp_before != at or row.items is None:
-            return None
-        changed.update(row.items)
-        at = row.stamp_after
-    return changed if at == end else None
-
-
 @dataclass
 class Seen:
     """What the graph read through a store: lookup values (kind, value) and customer ids."""
@@ -138,11 +95,6 @@ class Seen:
 
 # Beyond this many nodes a store starts again from an empty snapshot (memory stays bounded).
 MAX_REMEMBERED_NODES = 500_000
-# A write changing more items than this logs none (a backlog's exclusive batch): the other
-# stores forget everything rather than read a list as long as what they would load again.
-MAX_LOGGED_CHANGES = 20_000
-# How long a write's changes stay logged; a store idle for longer forgets its whole snapshot.
-CHANGE_LOG_RETENTION = "10 minutes"
 
 
 class PostgresIdentityStore:
@@ -170,46 +122,14 @@ class PostgresIdentityStore:
         cur.execute("SELECT stamp FROM identity_graph_stamp")
         row = cur.fetchone()
         stamp = row[0] if row else None
-        if stamp is None or len(self._nodes) > MAX_REMEMBERED_NODES:
+        if stamp is None or stamp != self._stamp or len(self._nodes) > MAX_REMEMBERED_NODES:
             self._forget()
-        elif stamp != self._stamp:
-            self._catch_up(stamp)
         self._stamp = stamp
 
     def unchanged_since_begin(self) -> bool:
         """No one wrote the graph since `begin` (committed): what was read since describes it."""
         self.cur.execute("SELECT stamp FROM identity_graph_stamp")
         return self.cur.fetchone()[0] == self._stamp
-
-    def _catch_up(self, stamp: int) -> None:
-        """Forget what other writers changed since the snapshot's stamp, up to `stamp`; all of
-        it when the log does not account for every write in between."""
-        if self._stamp is None or not (self._nodes or self._customer or self._lookups
-                                       or self._ranks or self._edges or self._members):
-            self._forget()
-            return
-        self.cur.execute(
-            "SELECT stamp_before, stamp_after, record_keys, customer_ids, lookup_kinds,"
-            " lookup_values FROM identity_graph_changes"
-            " WHERE stamp_after > %s AND stamp_after <= %s ORDER BY stamp_after",
-            (self._stamp, stamp))
-        log = [LoggedChange(before, after, None if keys is None else GraphChanges(
-                   set(keys), set(ids), set(zip(kinds, values, strict=True))))
-               for before, after, keys, ids, kinds, values in self.cur.fetchall()]
-        changed = changes_between(log, self._stamp, stamp)
-        if changed is None:
-            self._forget()
-            return
-        for text in changed.record_keys:
-            key = RecordKey.parse(text)
-            self._nodes.pop(key, None)
-            self._edges.pop(key, None)
-            self._customer.pop(key, None)
-        for customer_id in changed.customer_ids:
-            self._members.pop(customer_id, None)
-            self._ranks.pop(customer_id, None)
-        for pair in changed.lookup_pairs:
-            self._lookups.pop(pair, None)
 
     def _forget(self) -> None:
         self._nodes: dict[RecordKey, IdentityNode | None] = {}
@@ -408,39 +328,21 @@ class PostgresIdentityStore:
         # Waits for a concurrent writer's commit (the trigger updates this row) and tells
         # whether one committed since `begin`: then the snapshot may hold what it changed.
         cur.execute("SELECT stamp FROM identity_graph_stamp FOR UPDATE")
-        before = cur.fetchone()[0]
-        if before != self._stamp:
-            self._catch_up(before)
+        unchanged_since_begin = cur.fetchone()[0] == self._stamp
         self._stamp = None  # until the write is done, the snapshot describes no stored state
         self._remember(delta)
-        changed = GraphChanges(
-            {str(k) for k in delta.nodes_deleted | set(delta.nodes_upserted)
-             | {end for e in delta.edges_added | delta.edges_removed for end in (e.a, e.b)}
-             | set(delta.assignments) | delta.unassigned},
-            set(delta.assignments.values()) | set(delta.new_customer_ids))
-        changed.lookup_pairs = self._write_nodes(delta)
+        self._write_nodes(delta)
         self._write_edges(delta)
-        changed.customer_ids |= self._write_assignments(delta)
+        self._write_assignments(delta)
         self._write_consequences(delta, run_id)
-        cur.execute("SELECT stamp FROM identity_graph_stamp")
-        self._stamp = cur.fetchone()[0]
-        self._log_changes(before, self._stamp, changed)
+        if unchanged_since_begin:
+            cur.execute("SELECT stamp FROM identity_graph_stamp")
+            self._stamp = cur.fetchone()[0]
+        else:
+            self._forget()
 
-    def _log_changes(self, before: int, after: int, changed: GraphChanges) -> None:
-        listed = len(changed) <= MAX_LOGGED_CHANGES
-        pairs = sorted(changed.lookup_pairs) if listed else []
-        self.cur.execute("DELETE FROM identity_graph_changes"
-                         f" WHERE written_at < now() - interval '{CHANGE_LOG_RETENTION}'")
-        self.cur.execute(
-            "INSERT INTO identity_graph_changes (stamp_before, stamp_after, record_keys,"
-            " customer_ids, lookup_kinds, lookup_values) VALUES (%s, %s, %b, %b, %b, %b)",
-            (before, after, *((sorted(changed.record_keys), sorted(changed.customer_ids),
-                               [k for k, _ in pairs], [v for _, v in pairs])
-                              if listed else (None,) * 4)))
-
-    def _write_nodes(self, delta: GraphDelta) -> set[tuple[str, str]]:
-        """The records' nodes and their look-up rows (identifiers and blocking keys); returns
-        the lookup values whose rows changed."""
+    def _write_nodes(self, delta: GraphDelta) -> None:
+        """The records' nodes and their look-up rows (identifiers and blocking keys)."""
         cur = self.cur
         replaced = [str(k) for k in delta.nodes_deleted | set(delta.nodes_upserted)]
         cur.execute("DELETE FROM identity_nodes WHERE record_key = ANY(%b)", (replaced,))
@@ -463,17 +365,12 @@ class PostgresIdentityStore:
         cur.execute(
             "DELETE FROM identity_lookup l WHERE l.record_key = ANY(%b) AND NOT EXISTS"
             " (SELECT FROM written_lookup n"
-            " WHERE n.kind = l.kind AND n.value = l.value AND n.record_key = l.record_key)"
-            " RETURNING l.kind, l.value",
+            " WHERE n.kind = l.kind AND n.value = l.value AND n.record_key = l.record_key)",
             (replaced,))
-        changed = set(cur.fetchall())
         if lookup:
             cur.execute(
                 "INSERT INTO identity_lookup (kind, value, record_key)"
-                " SELECT kind, value, record_key FROM written_lookup ON CONFLICT DO NOTHING"
-                " RETURNING kind, value")
-            changed.update(cur.fetchall())
-        return changed
+                " SELECT kind, value, record_key FROM written_lookup ON CONFLICT DO NOTHING")
 
     def _write_edges(self, delta: GraphDelta) -> None:
         removed = [(str(e.a), str(e.b), e.rule) for e in delta.edges_removed]
@@ -493,33 +390,24 @@ class PostgresIdentityStore:
                 " ON CONFLICT (a_key, b_key, rule) DO UPDATE SET score = EXCLUDED.score",
                 _columns([(*k, score) for k, score in added.items()], 4))
 
-    def _write_assignments(self, delta: GraphDelta) -> set[str]:
-        """Records to customers, and the customer ids minted with their ranks; returns the
-        customer ids the records had before."""
+    def _write_assignments(self, delta: GraphDelta) -> None:
+        """Records to customers, and the customer ids minted with their ranks."""
         cur = self.cur
-        before = set()
         if delta.unassigned:
-            cur.execute("DELETE FROM customer_assignments WHERE record_key = ANY(%b)"
-                        " RETURNING customer_id", ([str(k) for k in delta.unassigned],))
-            before.update(r[0] for r in cur.fetchall())
+            cur.execute("DELETE FROM customer_assignments WHERE record_key = ANY(%b)",
+                        ([str(k) for k in delta.unassigned],))
         if delta.assignments:
-            # `old` reads the table as it was before the statement's insert.
             cur.execute(
-                "WITH new (record_key, customer_id) AS (SELECT * FROM unnest(%b::text[], %b::text[])),"
-                " old AS (SELECT a.customer_id FROM customer_assignments a JOIN new USING (record_key)),"
-                " written AS (INSERT INTO customer_assignments (record_key, customer_id)"
-                "  SELECT * FROM new"
-                "  ON CONFLICT (record_key) DO UPDATE SET customer_id = EXCLUDED.customer_id,"
-                "  assigned_at = now())"
-                " SELECT DISTINCT customer_id FROM old",
+                "INSERT INTO customer_assignments (record_key, customer_id)"
+                " SELECT * FROM unnest(%b::text[], %b::text[])"
+                " ON CONFLICT (record_key) DO UPDATE SET customer_id = EXCLUDED.customer_id,"
+                " assigned_at = now()",
                 _columns([(str(k), cid) for k, cid in delta.assignments.items()], 2))
-            before.update(r[0] for r in cur.fetchall())
         if delta.new_customer_ids:
             cur.execute(
                 "INSERT INTO customer_ids (customer_id, rank)"
                 " SELECT * FROM unnest(%b::text[], %b::jsonb[]) ON CONFLICT DO NOTHING",
                 _columns([(cid, Jsonb(list(rank))) for cid, rank in delta.new_customer_ids.items()], 2))
-        return before
 
     def _write_consequences(self, delta: GraphDelta, run_id: str | None) -> None:
         """The clusters' history (merges, splits) and the profiles to rebuild."""
@@ -602,7 +490,6 @@ def forget_records(cur, keys: Iterable[str], customer_id: str | None) -> dict[st
     and of `customer_id` (an erasure; the caller holds `lock_graph`). Counts by table."""
     keys = sorted(keys)
     counts = {}
-    cur.execute("DELETE FROM identity_graph_changes")  # it lists identifiers
     cur.execute("DELETE FROM identity_nodes WHERE record_key = ANY(%s)", (keys,))
     counts["identity_nodes_deleted"] = cur.rowcount
     cur.execute("DELETE FROM identity_lookup WHERE record_key = ANY(%s)", (keys,))

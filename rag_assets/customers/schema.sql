@@ -154,23 +154,6 @@ CREATE OR REPLACE TRIGGER customer_assignments_stamp AFTER INSERT OR UPDATE OR D
 CREATE OR REPLACE TRIGGER customer_ids_stamp AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     ON customer_ids FOR EACH STATEMENT EXECUTE FUNCTION stamp_identity_graph();
 
--- What each linker's write changed, so that the other linkers' snapshots forget only that
--- (`PostgresIdentityStore`): the stamp before and after the write chain the rows, so a reader
--- sees whether the log covers every write since its snapshot (a write outside the log, such as
--- an erasure, breaks the chain and it forgets everything). NULL lists: too many to list.
--- Lookup values are identifiers: an erasure empties the table (`forget_records`), and rows go
--- after `identity_store.CHANGE_LOG_RETENTION`.
-CREATE TABLE IF NOT EXISTS identity_graph_changes (
-    stamp_after   bigint      PRIMARY KEY,
-    stamp_before  bigint      NOT NULL,
-    record_keys   text[],
-    customer_ids  text[],
-    lookup_kinds  text[],
-    lookup_values text[],
-    written_at    timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS identity_graph_changes_written_at ON identity_graph_changes (written_at);
-
 -- Blocks of one name's Soundex with the birth year (`ny:`) are no longer built (see
 -- matching.py); rows filed under them before would only cost lookups. Runs once, with this file.
 DELETE FROM identity_lookup WHERE kind = 'block' AND value LIKE 'ny:%';
