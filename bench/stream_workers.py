@@ -46,13 +46,20 @@ class StreamWorkerProcesses:
         """The streaming session id process `index` logged at start."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            log = self.processes[index].log_file
-            found = SESSION_LINE.search(log.read_text(errors="replace")) if log.exists() else None
-            if found:
-                return found.group(1)
-            assert self.processes[index].running_pid(), self.processes[index].log_tail()
+            if session := self.logged_session(index):
+                return session
             time.sleep(0.2)
         raise TimeoutError(f"worker {index} logged no session: {self.processes[index].log_tail()}")
+
+    def logged_session(self, index: int) -> str | None:
+        """The session id process `index` logged once started (its code imported, its
+        connections open), or None yet. Fails if the process is gone."""
+        log = self.processes[index].log_file
+        found = SESSION_LINE.search(log.read_text(errors="replace")) if log.exists() else None
+        if found:
+            return found.group(1)
+        assert self.processes[index].running_pid(), self.processes[index].log_tail()
+        return None
 
     def kill(self, index: int) -> int | None:
         return self.processes[index].kill()

@@ -36,6 +36,11 @@ class WorkerRun:
     verdict_ok: bool
     doubled_offsets: int
     work: dict[str, int]  # the whole catch-up's derived work (lineage outbox), clock or not
+    # The whole backlog, clock or not: CPU-seconds by part from each worker's start-up on
+    # (services from before the workers started), and the workers' start-up CPU-seconds.
+    whole_events: int
+    whole_cpu: dict[str, float]
+    start_up_cpu: float
     gap_s: float | None = None  # the rebalance gap, for a run with a kill
 
 
@@ -64,9 +69,10 @@ def measure_catch_up(env: dict, counts: list[int], events: int, partitions: int,
           f"in {time.perf_counter() - published:.1f} s before the clocks; load average "
           f"{os.getloadavg()}", flush=True)
     print("| workers | events timed | seconds | events/s | vs 1 worker | CPU-s / 1,000 events: "
-          "workers | PostgreSQL | Kafka | all | vs 1 worker | records linked | profiles built | "
+          "workers | PostgreSQL | Kafka | all | vs 1 worker | whole backlog: CPU-s / 1,000 "
+          "events | vs 1 worker | start-up CPU-s per worker | records linked | profiles built | "
           "rebalance gap | end state |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     baseline: WorkerRun | None = None
     consistent = True
     try:
@@ -166,16 +172,21 @@ def catch_up(env: dict, kafka: KafkaResource, load: ChaosLoad, ends: dict, count
              kill: bool) -> WorkerRun:
     """N workers on a fresh schema apply the whole backlog. The clock (and the CPU reading)
     starts once every worker has applied a range — the group has formed; what the first members
-    applied before is left out. With `kill`, the worker with the most events left in its
-    partitions is SIGKILLed a third of the way through what was left then."""
+    applied before is left out. That window holds all of the linking and profile work (done
+    after the backlog is applied) but not all of the applying, and a group that forms later
+    leaves more applying out: so the whole backlog is also counted, each worker's CPU from the
+    moment it has started (its start-up, the same for any N, reported apart). With `kill`, the
+    worker with the most events left in its partitions is SIGKILLed a third of the way through
+    what was left then."""
     postgres = _fresh_schema(env)
     worker_env = {**env, "RAG_TOPIC_PREFIX": kafka.topic_prefix,
                   "RAG_PG_SCHEMA": postgres.db_schema}
     with tempfile.TemporaryDirectory(prefix="stream-workers-") as directory:
         workers = StreamWorkerProcesses("cdc", count, worker_env, Path(directory))
+        services_at_start = {name: tree_cpu_seconds(pid) for name, pid in service_pids().items()}
         workers.start()
         try:
-            sessions = [workers.session_of(i, timeout_s=120) for i in range(count)]
+            sessions, start_up = _started(workers, count)
             pids = {f"worker {i}": p.running_pid() for i, p in enumerate(workers.processes)}
             parts = {**pids, **service_pids()}
             wait_until(lambda: set(sessions) <= {r.session for r in _applied(postgres)},
@@ -195,9 +206,29 @@ def catch_up(env: dict, kafka: KafkaResource, load: ChaosLoad, ends: dict, count
                        f"{count} workers caught up with the backlog")
             seconds = time.perf_counter() - started
             cpu = cpu_by_part(parts, cpu_before)
+            whole = cpu_by_part(parts, {**start_up, **services_at_start})
         finally:
             workers.stop()
-        return _judge(postgres, load, count, left, seconds, cpu, gap)
+        return _judge(postgres, load, count, left, seconds, cpu, gap, sum(ends.values()), whole,
+                      sum(start_up.values()) / count)
+
+
+def _started(workers: StreamWorkerProcesses, count: int,
+             timeout_s: float = 120.0) -> tuple[list[str], dict[str, float]]:
+    """Each worker's session and its CPU-seconds when it logged it (its start-up: imports and
+    connections), read as soon as each appears, before it has applied much."""
+    sessions: dict[int, str] = {}
+    start_up: dict[str, float] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(sessions) < count:
+        for i in set(range(count)) - set(sessions):
+            if session := workers.logged_session(i):
+                start_up[f"worker {i}"] = tree_cpu_seconds(workers.processes[i].running_pid())
+                sessions[i] = session
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{count - len(sessions)} workers logged no session")
+        time.sleep(0.05)
+    return [sessions[i] for i in range(count)], start_up
 
 
 def _fresh_schema(env: dict) -> PostgresResource:
@@ -218,14 +249,16 @@ def _applied(postgres: PostgresResource) -> list:
 
 
 def _judge(postgres: PostgresResource, load: ChaosLoad, count: int, events: int,
-           seconds: float, cpu: dict, gap: float | None) -> WorkerRun:
+           seconds: float, cpu: dict, gap: float | None, whole_events: int, whole_cpu: dict,
+           start_up_cpu: float) -> WorkerRun:
     try:
         actual = read_customers(postgres)
         with postgres.transaction() as cur:
             doubled = len(overlaps(applied_ranges(cur, STREAM)))
             work = derived_work(cur)
         return WorkerRun(count, events, seconds, cpu, end_state_digest(actual),
-                         compare_customers(load.truth, actual).ok, doubled, work, gap)
+                         compare_customers(load.truth, actual).ok, doubled, work,
+                         whole_events, whole_cpu, start_up_cpu, gap)
     finally:
         _drop(postgres)
 
@@ -318,8 +351,10 @@ def print_row(run: WorkerRun, baseline: WorkerRun) -> None:
     gap = f"{run.gap_s:.1f} s" if run.gap_s is not None else "—"
     state = "equal" if run.verdict_ok and run.digest == baseline.digest else "DIFFERS"
     rate, base_rate = run.events / run.seconds, baseline.events / baseline.seconds
+    whole, base_whole = (sum(r.whole_cpu.values()) / r.whole_events * 1000 for r in (run, baseline))
     print(f"| {run.workers} | {run.events:,} | {run.seconds:.1f} | **{rate:,.0f}** | "
           f"{rate / base_rate:.2f}x | {per_k['workers']:.2f} | "
           f"{per_k.get('PostgreSQL', 0):.2f} | {per_k.get('Kafka', 0):.2f} | {every:.2f} | "
-          f"{every / base_every:.2f}x | {run.work['records linked']:,} | "
+          f"{every / base_every:.2f}x | {whole:.2f} | **{whole / base_whole:.2f}x** | "
+          f"{run.start_up_cpu:.1f} | {run.work['records linked']:,} | "
           f"{run.work['profiles built']:,} | {gap} | {state} ({run.digest}) |", flush=True)
