@@ -22,7 +22,9 @@ of `--worker-partitions` partitions; then, for each worker count N, N `rag-asset
 --source cdc` processes on a fresh schema (and consumer group) catch up with it. Printed per N:
 events/s from the moment every process has imported its code until every partition is applied
 and the identity and profile queues are drained; CPU-seconds per 1,000 events of the workers
-and of each service; and, for N >= 2, a second catch-up on another fresh schema in which one
+and of each service in that window; the same over the whole backlog, from each worker's
+start-up on (its start-up CPU printed apart), which does not depend on when the group formed;
+and, for N >= 2, a second catch-up on another fresh schema in which one
 worker is SIGKILLed a third of the way in — the rebalance gap is the time from the kill until
 each partition the victim held is applied again by another worker (the worst partition). Every
 end state is compared with the generator's ground truth and with the single-worker one.
