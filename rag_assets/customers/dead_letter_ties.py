@@ -38,7 +38,8 @@ from rag_assets.customers.identifiers import (
     PASSPORT,
     fold_name,
 )
-from rag_assets.customers.reference_hashes import RECORD, hash_identifier, ref_digests, ref_keys
+from rag_assets.customers.lookup import RECORD
+from rag_assets.customers.reference_hashes import hash_identifier, ref_digests, ref_keys
 from rag_assets.platform.dead_letters import DeadLetter
 
 NAME_WORD = "name_word"

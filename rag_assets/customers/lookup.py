@@ -26,6 +26,9 @@ from rag_assets.customers.identity_store import identity_from_text
 from rag_assets.customers.known_identifiers import KnownIdentifiers, known_identifiers
 
 MAX_REFERENCE_CHARS = 320
+CUSTOMER_ID = "customer_id"
+RECORD = "record"
+IDENTIFIER_KINDS = (EMAIL, LOYALTY_NUMBER, PHONE)
 RECORD_REF = re.compile(r"^(?P<system>[a-z][a-z0-9_]*)(?:\.(?P<table>[a-z][a-z0-9_]*))?:(?P<pk>.+)$")
 
 
@@ -41,17 +44,30 @@ def checked_reference(ref: str) -> str:
     return ref
 
 
-def candidate_identifiers(ref: str) -> list[tuple[str, str]]:
-    """The (kind, normalised value) identifiers a reference may be: email, loyalty number,
-    phone (each looked up in `identity_lookup`)."""
-    candidates = []
-    if "@" in ref and (email := normalize_email(ref)):
-        candidates.append((EMAIL, email))
+def reference_meanings(ref: str) -> set[tuple[str, str]]:
+    """What a (stripped) reference stands for, as (kind, normalised value) pairs — the one
+    reading of a reference, shared by the look-up, erasure and the suppression list's hashes
+    (`reference_hashes.ref_keys`). An `@` makes it an email and nothing else; `cus_…` a
+    customer id; `system[.table]:pk` a source record; anything else a loyalty number or a phone
+    (under the catalogue's phone region, as the identity graph reads numbers)."""
+    if "@" in ref:
+        return {(EMAIL, email)} if (email := normalize_email(ref)) else set()
+    if ref.startswith("cus_"):
+        return {(CUSTOMER_ID, ref)}
+    if record := record_key_of_reference(ref):
+        return {(RECORD, record)}
+    meanings = set()
     if loyalty := normalize_document_number(ref):
-        candidates.append((LOYALTY_NUMBER, loyalty))
+        meanings.add((LOYALTY_NUMBER, loyalty))
     if phone := normalize_phone(ref, active_catalogue().default_phone_region):
-        candidates.append((PHONE, phone))
-    return candidates
+        meanings.add((PHONE, phone))
+    return meanings
+
+
+def candidate_identifiers(ref: str) -> list[tuple[str, str]]:
+    """The (kind, normalised value) identifiers a reference may be (`reference_meanings`), each
+    looked up in `identity_lookup`."""
+    return sorted(pair for pair in reference_meanings(ref) if pair[0] in IDENTIFIER_KINDS)
 
 
 def record_key_of_reference(

@@ -22,51 +22,20 @@ import hashlib
 import hmac
 import os
 
-from rag_assets.catalogue import active_catalogue
-from rag_assets.customers.identifiers import (
-    EMAIL,
-    LOYALTY_NUMBER,
-    PHONE,
-    normalize_document_number,
-    normalize_email,
-    normalize_phone,
-)
-from rag_assets.customers.lookup import record_key_of_reference
+from rag_assets.customers.lookup import reference_meanings
 
-CUSTOMER_ID = "customer_id"
-RECORD = "record"
 HASH_KEY_ENV = "RAG_ERASURE_HASH_KEY"
 
 
 def ref_keys(ref: str | None) -> set[tuple[str, str]]:
-    """What a `customer_ref` stands for, as (kind, normalised value) pairs.
-
-    An `@` makes it an email; `cus_…` a customer id; `system[.table]:pk` a source record;
-    anything else a loyalty number or a phone. The exact string is always a key of its own.
-    """
+    """What a `customer_ref` stands for (`lookup.reference_meanings`), as (kind, normalised
+    value) pairs, and the exact string as a key of its own."""
     if ref is None or not isinstance(ref, str):
         return set()
     text = ref.strip()
     if not text:
         return set()
-    keys = {("ref", text)}
-    if "@" in text:
-        if email := normalize_email(text):
-            keys.add((EMAIL, email))
-        return keys
-    if text.startswith("cus_"):
-        keys.add((CUSTOMER_ID, text))
-        return keys
-    if record := record_key_of_reference(text):
-        keys.add((RECORD, record))
-        return keys
-    if loyalty := normalize_document_number(text):
-        keys.add((LOYALTY_NUMBER, loyalty))
-    # Under the deployment's phone region, as the identity graph and the look-up read numbers:
-    # a national number is another number (or none) under another region.
-    if phone := normalize_phone(text, active_catalogue().default_phone_region):
-        keys.add((PHONE, phone))
-    return keys
+    return {("ref", text)} | reference_meanings(text)
 
 
 def ref_digests(ref: str | None, key: bytes | None = None) -> set[str]:

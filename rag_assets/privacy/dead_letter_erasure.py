@@ -15,7 +15,8 @@ from collections.abc import Iterable
 
 from rag_assets.customers.dead_letter_ties import DOCUMENT_KINDS, NAME_WORD
 from rag_assets.customers.identifiers import EMAIL, LOYALTY_NUMBER, PHONE
-from rag_assets.customers.reference_hashes import CUSTOMER_ID, RECORD, hash_identifier, ref_keys
+from rag_assets.customers.lookup import CUSTOMER_ID, RECORD
+from rag_assets.customers.reference_hashes import hash_identifier, ref_keys
 from rag_assets.platform.dead_letters import delete_holding, delete_tied, remember_erased_ties
 from rag_assets.privacy.plan import ErasureTarget
 
