@@ -1,11 +1,12 @@
 """Finding a customer's profile by customer id, email, phone, loyalty number or record, and
 what the product knows of a customer (`customer_known_identifiers`, for masking their turns).
 
-A reference is resolved, in order, as: a customer id (`cus_…`), a source record
-(`system.table:pk`, or `short:pk` with a table's `short_reference` in the catalogue), an email,
-a loyalty number, a phone number. Every identifier is normalised the way the identity graph
-normalised it, and the query is parameterised: a reference is data, never SQL. A reference that fits more than one customer
-resolves to none.
+A reference is read one way (`reference_meanings`, also the suppression hashes' reading): a
+customer id (`cus_…`), a source record (`system.table:pk`, or `short:pk` with a table's
+`short_reference` in the catalogue), an email (anything with an `@`), or else a loyalty number
+or a phone number. Every identifier is normalised the way the identity graph normalised it, and
+the query is parameterised: a reference is data, never SQL. A reference that fits more than one
+customer resolves to none.
 """
 
 from __future__ import annotations
