@@ -24,6 +24,8 @@ from rag_assets.knowledge import index_queue, registry
 from rag_assets.knowledge.chunk_store import (
     DEFAULT_TABLE_NAME,
     DEFAULT_VECTOR_INDEX_MIN_ROWS,
+    MAX_UNINDEXED_ROWS,
+    TableUpkeep,
     fragment_count,
     maintain_table,
     open_chunk_table,
@@ -204,6 +206,10 @@ class DocumentChunksConfig(Config):
     embed_retry_base_seconds: float = Field(default=0.5, description="First backoff delay.")
     max_document_bytes: int = Field(default=DEFAULT_MAX_BYTES,
                                     description="Larger objects are rejected unread.")
+    max_unindexed_rows: int = Field(
+        default=MAX_UNINDEXED_ROWS,
+        description="Compact and bring the indexes up to date after a commit that leaves this "
+        "many rows outside the full-text index (every text query scans those one by one).")
 
 
 @asset(
@@ -250,7 +256,8 @@ def document_chunks(context: AssetExecutionContext, config: DocumentChunksConfig
         base_delay_seconds=config.embed_retry_base_seconds))
     indexer = DocumentIndexer(table, model, s3.get_client(), s3.knowledge_bucket, run_id,
                               settings)
-    orphans_removed = dead_letters = 0
+    orphans_removed = dead_letters = upkeeps = 0
+    upkeep = TableUpkeep(max_unindexed_rows=config.max_unindexed_rows)
     processed: set[str] = set()
     with postgres.transaction() as lock:
         index_queue.writer_lock(lock, postgres.db_schema)
@@ -271,6 +278,7 @@ def document_chunks(context: AssetExecutionContext, config: DocumentChunksConfig
             if not items:
                 break
             outcomes = indexer.process_batch(items)
+            upkeeps += upkeep.after_commit(table) is not None
             with postgres.transaction() as cur:
                 dead_letters += index_queue.record_outcomes(cur, outcomes, run_id)
             processed.update(item.key for item in items)
@@ -296,6 +304,7 @@ def document_chunks(context: AssetExecutionContext, config: DocumentChunksConfig
         "documents_backing_off": queue["backing_off"],
         "embedding_model": model.model_id,
         "table_version": table.version,
+        "compactions": upkeeps,
         "fragment_count": fragment_count(table),
         "rows_total": table.count_rows(),
     })

@@ -5,8 +5,9 @@ written in ONE table commit (`merge_insert` with a by-source delete scoped to th
 a reader sees either the old set or the new set, never a mix and never nothing. Vectors are
 reused for chunks whose content hash is unchanged, so only edited chunks are re-embedded.
 
-One writer per table (`index_queue.writer_lock`), a BTREE index on the keys, and compaction as scheduled
-maintenance (`maintain_table`) rather than after every write.
+One writer per table (`index_queue.writer_lock`), a BTREE index on the keys, and compaction
+(`maintain_table`) as scheduled maintenance and, when the writer has left enough behind, by the
+writer itself (`TableUpkeep`) rather than after every write.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from rag_assets.knowledge.chunking import Chunk
 
 DEFAULT_TABLE_NAME = "knowledge_chunks"
 DEFAULT_VECTOR_INDEX_MIN_ROWS = 100_000
+# Every text query scans the rows its full-text index does not cover yet, one by one: about
+# 22 µs a row on this project's 2-core machine (docs/benchmarks.md), so 1,000 add ~20 ms.
+MAX_UNINDEXED_ROWS = 1_000
+# Every commit adds a fragment; hundreds of them slow every query and merge (`checks.py`).
+COMPACT_EVERY_COMMITS = 60
 KEY_COLUMNS = ("doc_key", "chunk_id")
 
 
@@ -334,3 +340,33 @@ def maintain_table(
         indexes=sorted(index_names(table)),
         vector_index_built=vector_index_built,
     )
+
+
+def unindexed_text_rows(table: Any) -> int:
+    """Rows the full-text index does not cover yet (every row while there is no such index)."""
+    for index in table.list_indices():
+        if list(index.columns) == ["text"]:
+            return int(index.num_unindexed_rows)
+    return table.count_rows()
+
+
+@dataclass
+class TableUpkeep:
+    """The writer's own maintenance, under the writer lock it holds: after a commit, the table
+    is compacted and its indexes brought up to date (`maintain_table`) once `every_commits`
+    commits added their fragments, or as soon as `max_unindexed_rows` rows are outside the
+    full-text index. Without the second rule a freshly indexed corpus is scanned row by row by
+    every text and hybrid query until the hourly maintenance run."""
+
+    every_commits: int = COMPACT_EVERY_COMMITS
+    max_unindexed_rows: int = MAX_UNINDEXED_ROWS
+    commits_since: int = 0
+
+    def after_commit(self, table: Any) -> MaintenanceReport | None:
+        """The maintenance report when this commit made it due, else None."""
+        self.commits_since += 1
+        if self.commits_since < self.every_commits \
+                and unindexed_text_rows(table) < self.max_unindexed_rows:
+            return None
+        self.commits_since = 0
+        return maintain_table(table)

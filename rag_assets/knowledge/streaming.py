@@ -30,7 +30,7 @@ from datetime import timedelta
 
 from rag_assets.knowledge import index_queue, registry
 from rag_assets.knowledge.assets import open_table
-from rag_assets.knowledge.chunk_store import maintain_table
+from rag_assets.knowledge.chunk_store import TableUpkeep
 from rag_assets.knowledge.indexing import DocumentIndexer, IndexStats, Outcome
 from rag_assets.knowledge.listing import scan_listing
 from rag_assets.knowledge.registry import QueuedDocument
@@ -47,7 +47,8 @@ class DocumentMicroBatches:
     def __init__(self, session: MicroBatchSession, s3: S3Storage, postgres: PostgresResource,
                  lancedb: LanceDBResource, embedder: EmbedderResource,
                  listing_interval_s: float = 0.5, batch_size: int = 20,
-                 max_changes_per_listing: int = 200, compact_every_commits: int = 60,
+                 max_changes_per_listing: int = 200,
+                 upkeep: TableUpkeep | None = None,
                  claim_lease_s: float = 300.0, commit_wait_s: float = 30.0) -> None:
         self.session = session
         self.s3 = s3
@@ -56,11 +57,10 @@ class DocumentMicroBatches:
         self.listing_interval_s = listing_interval_s
         self.batch_size = batch_size
         self.max_changes = max_changes_per_listing
-        self.compact_every_commits = compact_every_commits
+        self.upkeep = upkeep or TableUpkeep()
         self.claim_lease = timedelta(seconds=claim_lease_s)
         self.commit_wait_s = commit_wait_s
         self.worker_id = f"{session.run_id}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
-        self._commits_since_compaction = 0
         self._last_listing = 0.0
         self._start_after: str | None = None
         model = embedder.get_embedder()
@@ -160,23 +160,13 @@ class DocumentMicroBatches:
     def _write(self, cur, current: Sequence[Outcome], stale: Sequence[Outcome]) -> None:
         self.indexer.write(current)
         dead_letters = index_queue.record_outcomes(cur, current, self.session.run_id)
-        compacted = bool(current) and self._compact_when_due()
+        compacted = bool(current) and self.upkeep.after_commit(self.table) is not None
         self.session.record(cur, "document_chunks", {
             **self.indexer.stats.metadata(), "dead_letters": dead_letters,
             "documents": index_queue.outcome_lineage(current),
             "documents_stale": len(stale),
             "table_version": self.table.version, "compactions": int(compacted),
         })
-
-    def _compact_when_due(self) -> bool:
-        """Every commit adds a fragment; hundreds of them slow every query and merge (`checks.py`),
-        so the stream compacts the table itself, under the writer lock it already holds."""
-        self._commits_since_compaction += 1
-        if self._commits_since_compaction < self.compact_every_commits:
-            return False
-        maintain_table(self.table)
-        self._commits_since_compaction = 0
-        return True
 
     def lag(self) -> LagReport:
         with self.session.transaction() as cur:

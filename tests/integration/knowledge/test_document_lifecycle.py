@@ -7,8 +7,9 @@ import pytest
 
 from rag_assets.knowledge import registry
 from rag_assets.knowledge.assets import open_table
-from rag_assets.knowledge.chunk_store import read_document_rows
+from rag_assets.knowledge.chunk_store import read_document_rows, unindexed_text_rows
 from rag_assets.knowledge.indexing import table_doc_keys
+from rag_assets.knowledge.search import text_search
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +141,16 @@ def test_materialised_by_hand_it_backfills_from_a_full_listing_and_a_rebuild_agr
     assert kb.embedder.texts_embedded == embedded
     # The sensor's first pass then finds the registry up to date.
     assert not kb.tick().run_requests
+
+
+def test_a_run_keeps_the_rows_outside_the_text_index_below_its_bound(kb):
+    names = [f"notice-{n}.md" for n in range(12)]
+    kb.put_many({name: f"# Notice {n}\n\nGate change notice number {n}.\n"
+                 for n, name in enumerate(names)})
+    result = kb.tick_and_run({"batch_size": 2, "max_unindexed_rows": 5})
+    table = table_of(kb)
+    assert table.count_rows() == 12  # one chunk per notice, two per commit
+    assert kb.metadata(result, "document_chunks")["compactions"] == 2  # after 6 and 12 rows
+    assert unindexed_text_rows(table) == 0
+    hits = text_search(table, "gate change notice", k=20)
+    assert {hit.doc_key for hit in hits} == {kb.prefix + name for name in names}

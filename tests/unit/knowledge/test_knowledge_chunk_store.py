@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from rag_assets.knowledge.chunk_store import (
+    TableUpkeep,
     build_document_rows,
     delete_document,
     fragment_count,
@@ -14,8 +15,10 @@ from rag_assets.knowledge.chunk_store import (
     plan_document_update,
     read_document_rows,
     replace_document,
+    unindexed_text_rows,
 )
 from rag_assets.knowledge.chunking import Chunk, content_hash
+from rag_assets.knowledge.search import text_search
 
 DIM = 8
 MODEL = "test-model"
@@ -249,6 +252,34 @@ def test_vector_index_is_built_only_past_the_threshold(lance_dir):
     assert not maintain_table(table, vector_index_min_rows=301).vector_index_built
     report = maintain_table(table, vector_index_min_rows=300)
     assert report.vector_index_built and index_names(table)["vector"] == "IvfHnswSq"
+
+
+def test_the_writer_indexes_the_rows_as_soon_as_enough_are_outside_the_text_index(lance_dir):
+    table = open_chunk_table(lance_dir, DIM)
+    upkeep = TableUpkeep(every_commits=1_000, max_unindexed_rows=7)
+    due = []
+    for number in range(8):  # two chunks per commit
+        _write(table, f"kb/doc-{number}.md", "v1",
+               [f"Refund rule {number}.", f"Baggage allowance {number}."])
+        due.append(upkeep.after_commit(table) is not None)
+        assert unindexed_text_rows(table) < 7
+    assert due == [False, False, False, True, False, False, False, True]
+    assert unindexed_text_rows(table) == 0
+    hits = text_search(table, "baggage allowance", k=20)
+    assert {hit.doc_key for hit in hits} == {f"kb/doc-{n}.md" for n in range(8)}
+
+
+def test_the_writer_compacts_every_n_commits_whatever_the_index(lance_dir):
+    table = open_chunk_table(lance_dir, DIM)
+    upkeep = TableUpkeep(every_commits=3, max_unindexed_rows=1_000)
+    reports = []
+    for number in range(6):
+        _write(table, f"kb/doc-{number}.md", "v1", [f"Document {number} text."])
+        reports.append(upkeep.after_commit(table))
+    assert [report is not None for report in reports] == [False, False, True, False, False, True]
+    assert all(report.fragments_after < report.fragments_before
+               for report in reports if report is not None)
+    assert unindexed_text_rows(table) == 0
 
 
 def test_a_table_of_another_dimension_is_refused(lance_dir):
