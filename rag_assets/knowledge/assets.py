@@ -331,7 +331,8 @@ class ChunkMaintenanceConfig(Config):
     description=(
         "Scheduled maintenance of `knowledge_chunks`: compacts the fragments that per-batch "
         "commits leave, prunes old table versions, folds new rows into the BTREE (doc_key, "
-        "chunk_id) and full-text indexes, and builds the vector index once the table is large. "
+        "chunk_id) and full-text indexes, builds the vector index once the table is large and "
+        "rebuilds it once new rows have split it into too many segments. "
         "Takes the same writer lock as `document_chunks`."
     ),
 )
@@ -351,6 +352,7 @@ def document_chunks_maintenance(context: AssetExecutionContext, config: ChunkMai
         "rows_total": report.rows,
         "indexes": MetadataValue.json(report.indexes),
         "vector_index_built": report.vector_index_built,
+        "vector_index_segments": report.vector_index_segments,
         "table_version": table.version,
     })
 

@@ -29,6 +29,10 @@ DEFAULT_VECTOR_INDEX_MIN_ROWS = 100_000
 MAX_UNINDEXED_ROWS = 1_000
 # Every commit adds a fragment; hundreds of them slow every query and merge (`checks.py`).
 COMPACT_EVERY_COMMITS = 60
+# Each `optimize` after the first adds the rows it folds into the vector index as one more
+# segment, and a vector query searches every segment: 41 of them made vector search 2.6x slower
+# at 100,000 rows (docs/benchmarks.md). Past this many, scheduled maintenance rebuilds the index.
+MAX_VECTOR_INDEX_SEGMENTS = 8
 KEY_COLUMNS = ("doc_key", "chunk_id")
 
 
@@ -262,6 +266,7 @@ class MaintenanceReport:
     rows: int
     indexes: list[str]
     vector_index_built: bool
+    vector_index_segments: int
 
 
 def fragment_count(table: Any) -> int:
@@ -302,10 +307,21 @@ def create_index_once(table: Any, column: str, config: Any) -> None:
             table.checkout_latest()
 
 
+def index_segments(table: Any, column: str) -> int:
+    """Segments of the index on `column` (0: no index)."""
+    for index in table.list_indices():
+        if list(index.columns) == [column]:
+            return int(index.num_segments)
+    return 0
+
+
 def ensure_indexes(
-    table: Any, vector_index_min_rows: int = DEFAULT_VECTOR_INDEX_MIN_ROWS
+    table: Any, vector_index_min_rows: int = DEFAULT_VECTOR_INDEX_MIN_ROWS,
+    max_vector_segments: int | None = MAX_VECTOR_INDEX_SEGMENTS,
 ) -> bool:
-    """Create missing indexes: BTREE on the keys, FTS on text, a vector index once large enough.
+    """Create missing indexes: BTREE on the keys, FTS on text, a vector index once large enough,
+    and rebuild the vector index as one once it has more than `max_vector_segments` segments
+    (None: never).
 
     Below `vector_index_min_rows` an exact (flat) vector scan is fast and exact, and an IVF index
     trained on few rows would only cost recall. Returns whether a vector index was built now.
@@ -314,11 +330,15 @@ def ensure_indexes(
 
     ensure_key_and_text_indexes(table)
     rows = table.count_rows()
-    if "vector" in index_names(table) or rows < vector_index_min_rows:
+    segments = index_segments(table, "vector")
+    if segments == 0 and rows < vector_index_min_rows:
+        return False
+    if segments and (max_vector_segments is None or segments <= max_vector_segments):
         return False
     table.create_index(
         "vector",
         config=IvfHnswSq(distance_type="cosine", num_partitions=max(1, rows // 50_000)),
+        replace=True,
     )
     return True
 
@@ -327,18 +347,25 @@ def maintain_table(
     table: Any,
     vector_index_min_rows: int = DEFAULT_VECTOR_INDEX_MIN_ROWS,
     cleanup_older_than: timedelta = timedelta(days=7),
+    max_vector_segments: int | None = MAX_VECTOR_INDEX_SEGMENTS,
 ) -> MaintenanceReport:
     """Compact fragments, prune old versions, bring indexes up to date (lancedb's optimize folds
-    new rows into existing indexes) and create any missing index."""
+    new rows into existing indexes) and create any missing index (`ensure_indexes`)."""
     before = fragment_count(table)
     table.optimize(cleanup_older_than=cleanup_older_than)
-    vector_index_built = ensure_indexes(table, vector_index_min_rows)
+    vector_index_built = ensure_indexes(table, vector_index_min_rows, max_vector_segments)
+    if vector_index_built:
+        # The first `optimize` after a vector index is built rewrites it, new rows or not
+        # (~60 s at 100,000 rows here; later ones take a second): done now, not in a writer's
+        # next upkeep.
+        table.optimize(cleanup_older_than=cleanup_older_than)
     return MaintenanceReport(
         fragments_before=before,
         fragments_after=fragment_count(table),
         rows=table.count_rows(),
         indexes=sorted(index_names(table)),
         vector_index_built=vector_index_built,
+        vector_index_segments=index_segments(table, "vector"),
     )
 
 
@@ -356,7 +383,9 @@ class TableUpkeep:
     is compacted and its indexes brought up to date (`maintain_table`) once `every_commits`
     commits added their fragments, or as soon as `max_unindexed_rows` rows are outside the
     full-text index. Without the second rule a freshly indexed corpus is scanned row by row by
-    every text and hybrid query until the hourly maintenance run."""
+    every text and hybrid query until the hourly maintenance run. The writer never rebuilds a
+    vector index of many segments: at 100,000 rows that held the writer lock for ~2 minutes
+    (the rebuild, then the first `optimize` after it); the scheduled maintenance does."""
 
     every_commits: int = COMPACT_EVERY_COMMITS
     max_unindexed_rows: int = MAX_UNINDEXED_ROWS
@@ -369,4 +398,4 @@ class TableUpkeep:
                 and unindexed_text_rows(table) < self.max_unindexed_rows:
             return None
         self.commits_since = 0
-        return maintain_table(table)
+        return maintain_table(table, max_vector_segments=None)

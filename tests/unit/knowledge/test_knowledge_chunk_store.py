@@ -10,6 +10,7 @@ from rag_assets.knowledge.chunk_store import (
     delete_document,
     fragment_count,
     index_names,
+    index_segments,
     maintain_table,
     open_chunk_table,
     plan_document_update,
@@ -18,7 +19,7 @@ from rag_assets.knowledge.chunk_store import (
     unindexed_text_rows,
 )
 from rag_assets.knowledge.chunking import Chunk, content_hash
-from rag_assets.knowledge.search import text_search
+from rag_assets.knowledge.search import text_search, vector_search
 
 DIM = 8
 MODEL = "test-model"
@@ -252,6 +253,25 @@ def test_vector_index_is_built_only_past_the_threshold(lance_dir):
     assert not maintain_table(table, vector_index_min_rows=301).vector_index_built
     report = maintain_table(table, vector_index_min_rows=300)
     assert report.vector_index_built and index_names(table)["vector"] == "IvfHnswSq"
+
+
+def test_maintenance_rebuilds_a_vector_index_split_into_too_many_segments(lance_dir):
+    table = open_chunk_table(lance_dir, DIM)
+    _write(table, "kb/big.md", "v1", [f"Chunk {n}." for n in range(300)])
+    assert maintain_table(table, vector_index_min_rows=300).vector_index_built
+    upkeep = TableUpkeep(every_commits=1)
+    for number in range(5):  # the writer folds new rows in, one segment at a time
+        _write(table, f"kb/late-{number}.md", "v1", [f"Late chunk {number}."])
+        assert not upkeep.after_commit(table).vector_index_built
+    split = index_segments(table, "vector")
+    assert split >= 3
+    assert not maintain_table(table, vector_index_min_rows=300,
+                              max_vector_segments=split).vector_index_built
+    report = maintain_table(table, vector_index_min_rows=300, max_vector_segments=split - 1)
+    assert report.vector_index_built and report.vector_index_segments == 1
+    late = _vectors(1, seed=1)[0]  # the vector `_write` gave every one-chunk document
+    hits = vector_search(table, late, k=5, where="doc_key LIKE 'kb/late-%'")
+    assert {hit.doc_key for hit in hits} == {f"kb/late-{n}.md" for n in range(5)}
 
 
 def test_the_writer_indexes_the_rows_as_soon_as_enough_are_outside_the_text_index(lance_dir):
