@@ -307,12 +307,16 @@ def create_index_once(table: Any, column: str, config: Any) -> None:
             table.checkout_latest()
 
 
+def _index_on(table: Any, column: str) -> Any | None:
+    """The index on `column` as `list_indices` describes it (None: there is none)."""
+    return next((index for index in table.list_indices() if list(index.columns) == [column]),
+                None)
+
+
 def index_segments(table: Any, column: str) -> int:
     """Segments of the index on `column` (0: no index)."""
-    for index in table.list_indices():
-        if list(index.columns) == [column]:
-            return int(index.num_segments)
-    return 0
+    index = _index_on(table, column)
+    return int(index.num_segments) if index else 0
 
 
 def ensure_indexes(
@@ -371,10 +375,8 @@ def maintain_table(
 
 def unindexed_text_rows(table: Any) -> int:
     """Rows the full-text index does not cover yet (every row while there is no such index)."""
-    for index in table.list_indices():
-        if list(index.columns) == ["text"]:
-            return int(index.num_unindexed_rows)
-    return table.count_rows()
+    index = _index_on(table, "text")
+    return int(index.num_unindexed_rows) if index else table.count_rows()
 
 
 @dataclass
