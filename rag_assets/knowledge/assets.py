@@ -212,6 +212,18 @@ class DocumentChunksConfig(Config):
         "many rows outside the full-text index (every text query scans those one by one).")
 
 
+def _requeue_all_and_remove_orphans(postgres: PostgresResource, table, run_id: str) -> int:
+    """A rebuild's start: every registered document queued again, and the chunks of documents
+    the registry does not know deleted. Returns how many such documents there were."""
+    with postgres.transaction() as cur:
+        registry.requeue_all(cur, run_id)
+        known = registry.all_keys(cur)
+    orphans = sorted(table_doc_keys(table) - known)
+    if orphans:
+        table.delete(doc_keys_filter(orphans))
+    return len(orphans)
+
+
 @asset(
     group_name="knowledge",
     freshness_policy=STREAMED,
@@ -262,13 +274,7 @@ def document_chunks(context: AssetExecutionContext, config: DocumentChunksConfig
     with postgres.transaction() as lock:
         index_queue.writer_lock(lock, postgres.db_schema)
         if config.rebuild:
-            with postgres.transaction() as cur:
-                registry.requeue_all(cur, run_id)
-                known = registry.all_keys(cur)
-            orphans = sorted(table_doc_keys(table) - known)
-            if orphans:
-                table.delete(doc_keys_filter(orphans))
-            orphans_removed = len(orphans)
+            orphans_removed = _requeue_all_and_remove_orphans(postgres, table, run_id)
         while not config.max_documents or len(processed) < config.max_documents:
             limit = config.batch_size
             if config.max_documents:
