@@ -94,18 +94,24 @@ def resolve_customer_id(cur, ref: str) -> str | None:
         row = cur.fetchone()
         if row:
             return row[0]
-    keys = [k for k in [record_key_of_reference(ref)] if k]
+    found = customers_named(cur, ref)
+    # A reference that fits two customers answers for neither: never guess whose data to show.
+    return next(iter(found)) if len(found) == 1 else None
+
+
+def customers_named(cur, ref: str) -> set[str]:
+    """The customers holding the records a checked reference names: the source record it is,
+    or every record holding an identifier it may be (`candidate_identifiers`)."""
+    keys = [key for key in [record_key_of_reference(ref)] if key]
     for kind, value in candidate_identifiers(ref):
         cur.execute("SELECT record_key FROM identity_lookup WHERE kind = %s AND value = %s",
                     (kind, value))
-        keys.extend(r[0] for r in cur.fetchall())
+        keys.extend(row[0] for row in cur.fetchall())
     if not keys:
-        return None
+        return set()
     cur.execute("SELECT DISTINCT customer_id FROM customer_assignments WHERE record_key = ANY(%s)",
                 (keys,))
-    found = [row[0] for row in cur.fetchall()]
-    # A reference that fits two customers answers for neither: never guess whose data to show.
-    return found[0] if len(found) == 1 else None
+    return {row[0] for row in cur.fetchall()}
 
 
 def find_profile(cur, ref: str) -> dict | None:

@@ -1,7 +1,7 @@
 """Resolving an erasure's reference to one person, and reading what the stores hold of them.
 
-`matching_customers` follows `lookup.resolve_customer_id`'s rules (customer id, record,
-email, loyalty number, phone) but reports every customer the reference fits, so an ambiguous
+`matching_customers` reads a reference as `lookup.resolve_customer_id` does (customer id, then
+`lookup.customers_named`) but reports every customer the reference fits, so an ambiguous
 reference is refused instead of erasing the wrong person. `load_target` reads the person's
 member records, their rows, identity-lookup rows and profile, and plans the erasure
 (`plan.plan_erasure`).
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from rag_assets.customers import source_store
 from rag_assets.customers.lookup import (
-    candidate_identifiers,
     checked_reference,
+    customers_named,
     record_key_of_reference,
 )
 from rag_assets.privacy.plan import ErasureTarget, plan_erasure
@@ -29,17 +29,7 @@ def matching_customers(cur, ref: str) -> tuple[set[str], str | None]:
         found = {row[0] for row in cur.fetchall()}
         if found:
             return found, None
-    record = record_key_of_reference(ref)
-    keys = [record] if record else []
-    for kind, value in candidate_identifiers(ref):
-        cur.execute("SELECT record_key FROM identity_lookup WHERE kind = %s AND value = %s",
-                    (kind, value))
-        keys.extend(row[0] for row in cur.fetchall())
-    if not keys:
-        return set(), None
-    cur.execute("SELECT DISTINCT customer_id FROM customer_assignments WHERE record_key = ANY(%s)",
-                (keys,))
-    return {row[0] for row in cur.fetchall()}, record
+    return customers_named(cur, ref), record_key_of_reference(ref)
 
 
 def load_target(cur, ref: str) -> ErasureTarget | None:
